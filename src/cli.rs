@@ -1,0 +1,60 @@
+//! The command line. Each field's doc comment is its `--help` text.
+
+use clap::{ArgAction, Parser, ValueEnum};
+use std::path::PathBuf;
+
+/// Copy the result of a MySQL query into a SQLite file or Azure Database for MySQL,
+/// replacing the target table atomically: it holds either yesterday's rows or all of
+/// today's, never a half-loaded table.
+///
+/// Exit codes: 0 copied from the primary source; 3 copied from (or kept) the fallback
+/// SQLite table because the primary was unreachable; 1 failed, target unchanged;
+/// 2 usage or config error, nothing touched.
+#[derive(Debug, Parser)]
+#[command(name = "dbsync", version)]
+pub struct Cli {
+    /// Path of the config file (the Python tool's config.ini format).
+    #[arg(long, short = 'c', value_name = "PATH", default_value = "config.ini")]
+    pub config: PathBuf,
+
+    /// Where to write, overriding [general] default_target; allowed only when
+    /// [general] target_argument_enabled is true.
+    #[arg(long, short = 't', value_enum)]
+    pub target: Option<TargetArg>,
+
+    /// Print what would be done (source, fallback, target, table, column types) and change
+    /// nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Write one JSON object describing the run (source used, target, table, rows, seconds,
+    /// rows/s, exit code, error) to PATH, or to stdout with `-`.
+    #[arg(long, value_name = "PATH")]
+    pub summary_json: Option<PathBuf>,
+
+    /// More log output (-v debug, -vv trace). RUST_LOG, when set, takes precedence.
+    #[arg(long, short = 'v', action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only warnings and errors on stderr; no progress line.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TargetArg {
+    /// [azure_mysql_db]: Azure Database for MySQL (any MySQL/MariaDB server).
+    Azure,
+    /// [local_db]: the SQLite file.
+    #[value(name = "local_sqlite")]
+    LocalSqlite,
+}
+
+impl TargetArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetArg::Azure => "azure",
+            TargetArg::LocalSqlite => "local_sqlite",
+        }
+    }
+}

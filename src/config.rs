@@ -1,0 +1,269 @@
+//! Reading `config.ini` (the Python tool's format, unchanged) plus `DBSYNC_*` environment
+//! overrides into typed settings.
+//!
+//! Parsing follows Python's `configparser` defaults, because that is what wrote and read
+//! these files until now: values are taken verbatim (no quotes or escapes are interpreted),
+//! keys are case-insensitive, and indented lines continue a value. One addition: an inline
+//! comment (`; ...` or `# ...` after white space) is stripped from every key except
+//! `password`, which is always taken to the end of the line.
+
+use ini::{Ini, ParseOption};
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+pub const GENERAL: &str = "general";
+pub const EXTERNAL_DB: &str = "external_db";
+pub const LOCAL_DB: &str = "local_db";
+pub const AZURE_DB: &str = "azure_mysql_db";
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid INI: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config is missing section [{0}] (set it in the config file)")]
+    MissingSection(String),
+    #[error("config is missing key `{key}` in section [{section}] (or set {env})")]
+    MissingKey {
+        section: String,
+        key: String,
+        env: String,
+    },
+    #[error("[{section}] {key} = {value:?} is not valid: {expected}")]
+    Invalid {
+        section: String,
+        key: String,
+        value: String,
+        expected: String,
+    },
+    #[error("--target {requested} is not allowed: [general] target_argument_enabled is false (set it to true, or change default_target)")]
+    TargetArgumentDisabled { requested: String },
+}
+
+/// A password: kept out of `Debug` and `Display` so it cannot reach a log by accident.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Name of the environment variable that overrides `key` in `section`.
+pub fn env_name(section: &str, key: &str) -> String {
+    format!("DBSYNC_{}_{}", section, key).to_ascii_uppercase()
+}
+
+/// The config file's sections with environment overrides applied, keys lower-cased.
+#[derive(Debug, Default)]
+pub struct RawConfig {
+    sections: HashMap<String, HashMap<String, String>>,
+    env: HashMap<String, String>,
+}
+
+impl RawConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let env = std::env::vars()
+            .filter(|(k, _)| k.starts_with("DBSYNC_"))
+            .collect();
+        Self::parse(&text, env).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    pub fn parse(text: &str, env: HashMap<String, String>) -> Result<Self, String> {
+        let opts = ParseOption {
+            enabled_quote: false,
+            enabled_escape: false,
+            enabled_indented_mutiline_value: true,
+            enabled_preserve_key_leading_whitespace: false,
+        };
+        let ini = Ini::load_from_str_opt(text, opts).map_err(|e| e.to_string())?;
+        let mut sections: HashMap<String, HashMap<String, String>> = HashMap::new();
+        for (name, props) in ini.iter() {
+            let Some(name) = name else { continue };
+            let entry = sections.entry(name.trim().to_string()).or_default();
+            for (k, v) in props.iter() {
+                let key = k.trim().to_ascii_lowercase();
+                let value = if key == "password" {
+                    v.to_string()
+                } else {
+                    strip_inline_comment(v).to_string()
+                };
+                entry.insert(key, value);
+            }
+        }
+        Ok(RawConfig { sections, env })
+    }
+
+    /// True when the file has the section or any environment variable provides a key of it.
+    pub fn has_section(&self, section: &str) -> bool {
+        let prefix = format!("DBSYNC_{}_", section.to_ascii_uppercase());
+        self.sections.contains_key(section) || self.env.keys().any(|k| k.starts_with(&prefix))
+    }
+
+    /// A key's value: the environment override, else the file's, else `None`.
+    pub fn get(&self, section: &str, key: &str) -> Option<String> {
+        if let Some(v) = self.env.get(&env_name(section, key)) {
+            return Some(v.clone());
+        }
+        self.sections.get(section)?.get(key).cloned()
+    }
+
+    pub fn require(&self, section: &str, key: &str) -> Result<String, ConfigError> {
+        if !self.has_section(section) {
+            return Err(ConfigError::MissingSection(section.to_string()));
+        }
+        match self.get(section, key) {
+            Some(v) if !v.trim().is_empty() || key == "password" => Ok(v),
+            _ => Err(ConfigError::MissingKey {
+                section: section.to_string(),
+                key: key.to_string(),
+                env: env_name(section, key),
+            }),
+        }
+    }
+
+    /// An optional key parsed with `parse`; `expected` describes valid values for the error.
+    pub fn parsed<T>(
+        &self,
+        section: &str,
+        key: &str,
+        expected: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Option<T>, ConfigError> {
+        match self.get(section, key) {
+            None => Ok(None),
+            Some(v) if v.trim().is_empty() => Ok(None),
+            Some(v) => parse(v.trim()).map(Some).ok_or_else(|| ConfigError::Invalid {
+                section: section.to_string(),
+                key: key.to_string(),
+                value: v.clone(),
+                expected: expected.to_string(),
+            }),
+        }
+    }
+
+    pub fn bool(&self, section: &str, key: &str, default: bool) -> Result<bool, ConfigError> {
+        Ok(self
+            .parsed(section, key, "one of true/false, yes/no, on/off, 1/0", parse_bool)?
+            .unwrap_or(default))
+    }
+
+    pub fn port(&self, section: &str) -> Result<u16, ConfigError> {
+        Ok(self
+            .parsed(section, "port", "a TCP port number (1-65535)", |s| {
+                s.parse::<u16>().ok().filter(|p| *p > 0)
+            })?
+            .unwrap_or(3306))
+    }
+
+    pub fn positive(&self, section: &str, key: &str, default: usize) -> Result<usize, ConfigError> {
+        Ok(self
+            .parsed(section, key, "a whole number greater than 0", |s| {
+                s.replace('_', "").parse::<usize>().ok().filter(|n| *n > 0)
+            })?
+            .unwrap_or(default))
+    }
+}
+
+/// configparser's `getboolean` vocabulary.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" => Some(true),
+        "0" | "no" | "false" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Cuts `value ; comment` / `value # comment` where the marker follows white space.
+fn strip_inline_comment(v: &str) -> &str {
+    let bytes = v.as_bytes();
+    for i in 1..bytes.len() {
+        if (bytes[i] == b';' || bytes[i] == b'#') && bytes[i - 1].is_ascii_whitespace() {
+            return v[..i].trim_end();
+        }
+    }
+    v.trim_end()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> RawConfig {
+        RawConfig::parse(text, HashMap::new()).unwrap()
+    }
+
+    #[test]
+    fn reads_python_tool_format_with_inline_comments() {
+        let c = raw("[general]\ndefault_target = azure            ; azure | local_sqlite\nTarget_Argument_Enabled = True\n");
+        assert_eq!(c.get("general", "default_target").unwrap(), "azure");
+        assert!(c.bool("general", "target_argument_enabled", false).unwrap());
+    }
+
+    #[test]
+    fn password_is_verbatim() {
+        let c = raw("[azure_mysql_db]\npassword = p;a #s=\"w\\'d\n");
+        assert_eq!(c.get("azure_mysql_db", "password").unwrap(), "p;a #s=\"w\\'d");
+    }
+
+    #[test]
+    fn multiline_query_continues() {
+        let c = raw("[external_db]\nquery = SELECT *\n    FROM t\n    WHERE a = 1\n");
+        let q = c.get("external_db", "query").unwrap();
+        assert!(q.contains("FROM t") && q.contains("WHERE a = 1"), "{q}");
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let env = HashMap::from([(
+            "DBSYNC_EXTERNAL_DB_HOST".to_string(),
+            "10.0.0.9".to_string(),
+        )]);
+        let c = RawConfig::parse("[external_db]\nhost = a\n", env).unwrap();
+        assert_eq!(c.get("external_db", "host").unwrap(), "10.0.0.9");
+    }
+
+    #[test]
+    fn missing_key_names_section_key_and_env() {
+        let c = raw("[external_db]\nhost = a\n");
+        let e = c.require("external_db", "user").unwrap_err().to_string();
+        assert!(e.contains("`user`") && e.contains("[external_db]") && e.contains("DBSYNC_EXTERNAL_DB_USER"), "{e}");
+        let e = c.require("local_db", "db_path").unwrap_err().to_string();
+        assert!(e.contains("section [local_db]"), "{e}");
+    }
+
+    #[test]
+    fn port_must_be_a_number() {
+        let c = raw("[external_db]\nport = 33o6\n");
+        let e = c.port("external_db").unwrap_err().to_string();
+        assert!(e.contains("port") && e.contains("33o6"), "{e}");
+    }
+
+    #[test]
+    fn secret_debug_hides_value() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
+    }
+}

@@ -1,0 +1,334 @@
+//! MySQL endpoints: the TLS modes of MySQL's `--ssl-mode`, connection options for the
+//! mysql crate and connectorx, and the one rule that tells "unreachable" (fallback may
+//! serve) from every other connection failure (it must not).
+
+use crate::config::Secret;
+use mysql::{Conn, OptsBuilder, SslOpts};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// MySQL's `--ssl-mode`, spelled any way users write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    Disabled,
+    /// TLS when the server offers it, plaintext otherwise; the certificate is not checked.
+    Preferred,
+    /// TLS or nothing; the certificate is not checked.
+    Required,
+    /// TLS; the certificate must chain to `ssl_ca` (or a system root).
+    VerifyCa,
+    /// As `VerifyCa`, and the host name must match the certificate.
+    VerifyIdentity,
+}
+
+impl TlsMode {
+    pub fn parse(s: &str) -> Option<TlsMode> {
+        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "disabled" | "disable" | "false" | "off" | "0" => Some(TlsMode::Disabled),
+            "preferred" | "prefer" => Some(TlsMode::Preferred),
+            "required" | "require" | "true" | "on" | "1" => Some(TlsMode::Required),
+            "verify_ca" => Some(TlsMode::VerifyCa),
+            "verify_identity" | "verify_full" => Some(TlsMode::VerifyIdentity),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::Disabled => "disabled",
+            TlsMode::Preferred => "preferred",
+            TlsMode::Required => "required",
+            TlsMode::VerifyCa => "verify_ca",
+            TlsMode::VerifyIdentity => "verify_identity",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub mode: TlsMode,
+    pub ca: Option<PathBuf>,
+    /// Client certificate and key (PEM), for users created `REQUIRE X509`.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+/// Where a MySQL server is and how to log in. `Debug` never shows the password.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The config section it came from, for error messages.
+    pub section: &'static str,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Secret,
+    pub database: String,
+    pub tls: Tls,
+    pub connect_timeout: Duration,
+}
+
+impl Endpoint {
+    pub fn describe(&self) -> String {
+        format!("{}@{}:{}/{}", self.user, self.host, self.port, self.database)
+    }
+
+    fn ssl_opts(&self, mode: TlsMode) -> Option<SslOpts> {
+        let (accept_invalid, skip_domain) = match mode {
+            TlsMode::Disabled => return None,
+            TlsMode::Preferred | TlsMode::Required => (true, true),
+            TlsMode::VerifyCa => (false, true),
+            TlsMode::VerifyIdentity => (false, false),
+        };
+        let ssl = SslOpts::default()
+            .with_danger_accept_invalid_certs(accept_invalid)
+            .with_danger_skip_domain_validation(skip_domain)
+            .with_root_cert_path(self.tls.ca.clone());
+        Some(ssl)
+    }
+
+    /// Options for one connection with the given TLS mode (never `Preferred`: see `connect`).
+    pub fn opts(&self, mode: TlsMode, with_db: bool) -> OptsBuilder {
+        OptsBuilder::new()
+            .ip_or_hostname(Some(self.host.clone()))
+            .tcp_port(self.port)
+            .user(Some(self.user.clone()))
+            .pass(Some(self.password.expose().to_string()))
+            .db_name(if with_db { Some(self.database.clone()) } else { None })
+            .prefer_socket(false)
+            .tcp_connect_timeout(Some(self.connect_timeout))
+            .ssl_opts(self.ssl_opts(mode))
+            .init(vec![
+                "SET NAMES utf8mb4",
+                // Pinned so TIMESTAMP values read and written mean the same instant.
+                "SET time_zone = '+00:00'",
+            ])
+    }
+
+    /// Connects, resolving `Preferred` into the mode that worked, which is returned so later
+    /// connections (connectorx's, the writers') use the same.
+    pub fn connect(&self, with_db: bool) -> Result<(Conn, TlsMode), ConnectError> {
+        let mode = self.tls.mode;
+        let first = if mode == TlsMode::Preferred {
+            TlsMode::Required
+        } else {
+            mode
+        };
+        match Conn::new(self.opts(first, with_db)) {
+            Ok(c) => Ok((c, first)),
+            Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
+                if mode == TlsMode::Preferred =>
+            {
+                Conn::new(self.opts(TlsMode::Disabled, with_db))
+                    .map(|c| (c, TlsMode::Disabled))
+                    .map_err(|e| classify(self, e))
+            }
+            Err(e) => Err(classify(self, e)),
+        }
+    }
+
+    /// `mysql://` URL for connectorx, with user, password and database percent-encoded.
+    pub fn connectorx_url(&self, mode: TlsMode) -> String {
+        let mut url = url::Url::parse("mysql://placeholder/").expect("static URL");
+        let host = if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let _ = url.set_host(Some(&host));
+        let _ = url.set_port(Some(self.port));
+        let _ = url.set_username(&self.user);
+        let _ = url.set_password(Some(self.password.expose()));
+        url.path_segments_mut()
+            .expect("mysql URL has a path")
+            .clear()
+            .push(&self.database);
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("prefer_socket", "false");
+            q.append_pair(
+                "tcp_connect_timeout_ms",
+                &self.connect_timeout.as_millis().to_string(),
+            );
+            if mode != TlsMode::Disabled {
+                q.append_pair("ssl-mode", mode.as_str());
+                if let Some(ca) = &self.tls.ca {
+                    q.append_pair("ssl-ca", &ca.to_string_lossy());
+                }
+            }
+        }
+        url.to_string()
+    }
+}
+
+/// Why a connection could not be made. Only `Unreachable` lets the fallback serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot reach {where_} ([{section}] host/port): {cause}")]
+    Unreachable {
+        section: &'static str,
+        where_: String,
+        cause: String,
+    },
+    #[error("TLS with {where_} failed under ssl_mode = {mode} ([{section}] ssl_mode / ssl_ca): {cause}")]
+    Tls {
+        section: &'static str,
+        where_: String,
+        mode: &'static str,
+        cause: String,
+    },
+    #[error("{where_} refused the login ([{section}] user / password): {cause}")]
+    Auth {
+        section: &'static str,
+        where_: String,
+        cause: String,
+    },
+    #[error("{where_} refused the connection: {cause}{hint}")]
+    Server {
+        where_: String,
+        cause: String,
+        hint: String,
+    },
+}
+
+impl ConnectError {
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ConnectError::Unreachable { .. })
+    }
+}
+
+/// Sorts a connect-time failure. Refused, timed out and unresolvable hosts are unreachable;
+/// a TLS failure or a server's "no" is not, so a wrong CA never silently falls back.
+pub fn classify(ep: &Endpoint, e: mysql::Error) -> ConnectError {
+    let where_ = ep.describe();
+    let section = ep.section;
+    match e {
+        mysql::Error::IoError(io) => {
+            let cause = io.to_string();
+            if looks_like_tls(&cause) {
+                ConnectError::Tls {
+                    section,
+                    where_,
+                    mode: ep.tls.mode.as_str(),
+                    cause,
+                }
+            } else {
+                ConnectError::Unreachable {
+                    section,
+                    where_,
+                    cause,
+                }
+            }
+        }
+        mysql::Error::DriverError(
+            d @ (mysql::DriverError::ConnectTimeout | mysql::DriverError::CouldNotConnect(_)),
+        ) => ConnectError::Unreachable {
+            section,
+            where_,
+            cause: d.to_string(),
+        },
+        mysql::Error::DriverError(mysql::DriverError::TlsNotSupported) => ConnectError::Tls {
+            section,
+            where_,
+            mode: ep.tls.mode.as_str(),
+            cause: "the server does not support TLS; set ssl_mode = disabled only if the network is trusted".into(),
+        },
+        mysql::Error::TlsError(t) => ConnectError::Tls {
+            section,
+            where_,
+            mode: ep.tls.mode.as_str(),
+            cause: tls_hint(ep, &t.to_string()),
+        },
+        mysql::Error::MySqlError(m) if m.code == 1045 || m.code == 1044 || m.code == 1698 => {
+            ConnectError::Auth {
+                section,
+                where_,
+                cause: m.to_string(),
+            }
+        }
+        mysql::Error::MySqlError(m) => {
+            let hint = if m.code == 3159 || m.message.contains("secure transport") {
+                format!(
+                    " (the server accepts only TLS connections: set [{section}] ssl_mode = verify_identity with ssl_ca, or at least required)"
+                )
+            } else if m.code == 1049 {
+                format!(" (check [{section}] database)")
+            } else {
+                String::new()
+            };
+            ConnectError::Server {
+                where_,
+                cause: m.to_string(),
+                hint,
+            }
+        }
+        other => ConnectError::Unreachable {
+            section,
+            where_,
+            cause: other.to_string(),
+        },
+    }
+}
+
+fn looks_like_tls(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    m.contains("certificate") || m.contains("ssl") || m.contains("tls") || m.contains("handshake")
+}
+
+fn tls_hint(ep: &Endpoint, cause: &str) -> String {
+    let m = cause.to_ascii_lowercase();
+    if m.contains("hostname mismatch") || m.contains("host name") || m.contains("subject") {
+        format!(
+            "{cause} (the certificate is not for host `{}`: connect by the name in the certificate, or use ssl_mode = verify_ca)",
+            ep.host
+        )
+    } else if m.contains("verify") || m.contains("certificate") {
+        format!("{cause} (the server's certificate does not chain to ssl_ca: point ssl_ca at the CA that signed it)")
+    } else {
+        cause.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssl_mode_spellings() {
+        for s in ["require", "REQUIRED", "Required"] {
+            assert_eq!(TlsMode::parse(s), Some(TlsMode::Required));
+        }
+        for s in ["verify-ca", "VERIFY_CA", "verify_ca"] {
+            assert_eq!(TlsMode::parse(s), Some(TlsMode::VerifyCa));
+        }
+        assert_eq!(TlsMode::parse("Verify-Identity"), Some(TlsMode::VerifyIdentity));
+        assert_eq!(TlsMode::parse("DISABLED"), Some(TlsMode::Disabled));
+        assert_eq!(TlsMode::parse("preferred"), Some(TlsMode::Preferred));
+        assert_eq!(TlsMode::parse("sometimes"), None);
+    }
+
+    #[test]
+    fn url_encodes_password_and_debug_hides_it() {
+        let ep = Endpoint {
+            section: "external_db",
+            host: "db.example.com".into(),
+            port: 3307,
+            user: "re@der".into(),
+            password: Secret::new("p;a#s=\"w\\'d/?"),
+            database: "veh icles".into(),
+            tls: Tls {
+                mode: TlsMode::Disabled,
+                ca: None,
+                cert: None,
+                key: None,
+            },
+            connect_timeout: Duration::from_secs(5),
+        };
+        let url = ep.connectorx_url(TlsMode::Disabled);
+        let opts = mysql::Opts::from_url(&url).unwrap();
+        assert_eq!(opts.get_pass(), Some("p;a#s=\"w\\'d/?"));
+        assert_eq!(opts.get_user(), Some("re@der"));
+        assert_eq!(opts.get_db_name(), Some("veh icles"));
+        assert_eq!(opts.get_tcp_port(), 3307);
+        assert!(!format!("{ep:?}").contains("p;a#s"));
+    }
+}

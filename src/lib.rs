@@ -1,0 +1,170 @@
+//! dbsync: copy the result of a MySQL query into SQLite or MySQL, replacing the target
+//! table atomically. `run` turns the command line and the config into a plan and carries
+//! it out; everything below it works on domain types only.
+
+pub mod cli;
+pub mod config;
+pub mod connect;
+pub mod pipeline;
+pub mod plan;
+pub mod report;
+pub mod sink;
+pub mod source;
+pub mod transform;
+
+use crate::config::{ConfigError, RawConfig};
+use crate::pipeline::CopyError;
+use crate::plan::{Plan, SqliteTable, Target};
+use crate::report::{Exit, SourceUsed, Summary};
+use crate::sink::Sink;
+use crate::source::{Source, SourceError};
+use std::time::Instant;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Copy(#[from] CopyError),
+}
+
+impl Error {
+    fn exit(&self) -> Exit {
+        match self {
+            Error::Config(_) => Exit::Usage,
+            _ => Exit::Failed,
+        }
+    }
+}
+
+/// Carries out one run; never panics out (see `main`), always returns a summary.
+pub fn run(cli: &cli::Cli, progress: bool) -> Summary {
+    let start = Instant::now();
+    let raw = RawConfig::load(&cli.config);
+    let plan = raw.and_then(|raw| Plan::from_config(&raw, cli.target.map(|t| t.as_str())));
+    let mut summary = match &plan {
+        Ok(p) => Summary::new(p.target.kind().as_str(), p.target.table()),
+        Err(_) => Summary::new(cli.target.map(|t| t.as_str()).unwrap_or(""), ""),
+    };
+    let result = plan
+        .map_err(Error::from)
+        .and_then(|plan| execute(&plan, cli.dry_run, progress, &mut summary));
+    summary.seconds = start.elapsed().as_secs_f64();
+    match result {
+        Ok(exit) => summary.exit = exit,
+        Err(e) => {
+            summary.exit = e.exit();
+            summary.error = Some(error_chain(&e));
+        }
+    }
+    summary
+}
+
+/// The error and its causes, each once, as one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        cause = c.source();
+    }
+    msg
+}
+
+fn execute(plan: &Plan, dry_run: bool, progress: bool, summary: &mut Summary) -> Result<Exit, Error> {
+    let t0 = Instant::now();
+    let (source, used): (Box<dyn Source>, SourceUsed) =
+        match source::mysql::MySqlSource::open(&plan.source, &plan.query, plan.batch_rows) {
+            Ok(s) => (Box::new(s), SourceUsed::Primary),
+            Err(SourceError::Connect(e)) if e.is_unreachable() && plan.fallback.is_some() => {
+                let fallback = plan.fallback.as_ref().expect("checked");
+                log::warn!("primary source unreachable, using the fallback {fallback}: {e}");
+                summary.source = SourceUsed::Fallback;
+                if let Target::Sqlite(t) = &plan.target {
+                    if t == fallback {
+                        return keep_fallback_table(fallback, dry_run, summary);
+                    }
+                }
+                (Box::new(source::sqlite::SqliteSource::open(fallback, plan.batch_rows)?), SourceUsed::Fallback)
+            }
+            Err(e) => return Err(e.into()),
+        };
+    summary.source = used;
+    log::info!(
+        "source: {} ({} columns, described in {:.2} s)",
+        source.describe(),
+        source.columns().len(),
+        t0.elapsed().as_secs_f64()
+    );
+    let exit = if used == SourceUsed::Fallback { Exit::Fallback } else { Exit::Ok };
+    if dry_run {
+        print_plan(plan, source.as_ref());
+        summary.action = "planned";
+        return Ok(exit);
+    }
+    let mut sink: Box<dyn Sink> = match &plan.target {
+        Target::Sqlite(t) => Box::new(sink::sqlite::SqliteSink::new(&t.path, &t.table)),
+        Target::MySql(_) => {
+            return Err(Error::Copy(CopyError::Sink(sink::SinkError::Mysql {
+                where_: "azure".into(),
+                action: "connecting".into(),
+                message: "not available yet".into(),
+            })))
+        }
+    };
+    let t1 = Instant::now();
+    let rows = pipeline::copy(source, sink.as_mut(), progress)?;
+    let secs = t1.elapsed().as_secs_f64();
+    log::info!(
+        "target: {} replaced with {rows} rows in {secs:.2} s ({:.0} rows/s)",
+        sink.describe(),
+        rows as f64 / secs.max(1e-9)
+    );
+    summary.rows = rows;
+    summary.action = "replaced";
+    Ok(exit)
+}
+
+/// The target is the fallback table itself: there is nothing newer to copy into it.
+fn keep_fallback_table(t: &SqliteTable, dry_run: bool, summary: &mut Summary) -> Result<Exit, Error> {
+    let rows = source::sqlite::count_rows(t)?;
+    summary.rows = rows;
+    summary.action = if dry_run { "planned" } else { "kept" };
+    if dry_run {
+        println!("source:   fallback {t} (the primary is unreachable)");
+        println!("target:   the same table: kept as it is ({rows} rows)");
+    }
+    log::warn!("the target is the fallback table itself: kept as it is ({rows} rows), nothing copied");
+    Ok(Exit::Fallback)
+}
+
+fn print_plan(plan: &Plan, source: &dyn Source) {
+    println!("source:   {}", source.describe());
+    match &plan.fallback {
+        Some(f) => println!("fallback: {f} (if the source is unreachable)"),
+        None => println!("fallback: none"),
+    }
+    let target = match &plan.target {
+        Target::Sqlite(t) => t.to_string(),
+        Target::MySql(t) => format!("MySQL {} table {}", t.endpoint.describe(), t.table),
+    };
+    println!("target:   {target} (replaced atomically)");
+    println!("columns:");
+    for c in source.columns() {
+        let to = match &plan.target {
+            Target::Sqlite(_) => match transform::sqlite_type(&c.ty) {
+                "" => "(no declared type)".to_string(),
+                t => t.to_string(),
+            },
+            Target::MySql(_) => c.exact_mysql_type.clone().unwrap_or_else(|| transform::mysql_type(&c.ty)),
+        };
+        println!("  {:<30} {:<24} -> {}", c.name, c.ty.to_string(), to);
+    }
+}

@@ -1,0 +1,52 @@
+use clap::Parser;
+use dbsync::cli::Cli;
+use dbsync::report::Exit;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { Exit::Usage as u8 } else { 0 });
+        }
+    };
+    init_logging(&cli);
+    // connectorx reports failures by panicking; they are caught and reported as errors,
+    // so the default hook's backtrace note would only confuse.
+    std::panic::set_hook(Box::new(|info| log::debug!("panic: {info}")));
+    let progress = !cli.quiet && std::io::stderr().is_terminal();
+    let summary = std::panic::catch_unwind(|| dbsync::run(&cli, progress)).unwrap_or_else(|p| {
+        let mut s = dbsync::report::Summary::new("", "");
+        s.error = Some(format!(
+            "internal error (please report it): {}",
+            dbsync::source::mysql::panic_message(p.as_ref())
+        ));
+        s
+    });
+    if let Some(error) = &summary.error {
+        eprintln!("dbsync: error: {error}");
+    }
+    if let Some(path) = &cli.summary_json {
+        if let Err(e) = summary.write_json(path) {
+            eprintln!("dbsync: error: cannot write --summary-json {}: {e}", path.display());
+        }
+    }
+    ExitCode::from(summary.exit as u8)
+}
+
+fn init_logging(cli: &Cli) {
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => log::LevelFilter::Warn,
+        (false, 0) => log::LevelFilter::Info,
+        (false, 1) => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    };
+    env_logger::Builder::new()
+        .filter_level(log::LevelFilter::Warn)
+        .filter_module("dbsync", level)
+        .parse_env("RUST_LOG")
+        .format_target(false)
+        .init();
+}

@@ -1,0 +1,222 @@
+//! What one run will do, decided once from the config and the command line: the source,
+//! the fallback, the target and its table.
+
+use crate::config::{
+    ConfigError, RawConfig, Secret, AZURE_DB, EXTERNAL_DB, GENERAL, LOCAL_DB,
+};
+use crate::connect::{Endpoint, Tls, TlsMode};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    Azure,
+    LocalSqlite,
+}
+
+impl TargetKind {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "azure" => Some(TargetKind::Azure),
+            "local_sqlite" => Some(TargetKind::LocalSqlite),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Azure => "azure",
+            TargetKind::LocalSqlite => "local_sqlite",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteTable {
+    pub path: PathBuf,
+    pub table: String,
+}
+
+impl fmt::Display for SqliteTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SQLite {} table {}", self.path.display(), self.table)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MySqlTarget {
+    pub endpoint: Endpoint,
+    pub table: String,
+    /// Connections inserting at once.
+    pub writers: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum Target {
+    Sqlite(SqliteTable),
+    MySql(MySqlTarget),
+}
+
+impl Target {
+    pub fn kind(&self) -> TargetKind {
+        match self {
+            Target::Sqlite(_) => TargetKind::LocalSqlite,
+            Target::MySql(_) => TargetKind::Azure,
+        }
+    }
+    pub fn table(&self) -> &str {
+        match self {
+            Target::Sqlite(t) => &t.table,
+            Target::MySql(t) => &t.table,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub source: Endpoint,
+    pub query: String,
+    pub batch_rows: usize,
+    /// The `[local_db]` table, read when the primary is unreachable (if enabled).
+    pub fallback: Option<SqliteTable>,
+    pub target: Target,
+}
+
+impl Plan {
+    /// Resolves the config (and `--target`, if given) into a plan.
+    pub fn from_config(raw: &RawConfig, cli_target: Option<&str>) -> Result<Plan, ConfigError> {
+        let kind = target_kind(raw, cli_target)?;
+        let fallback_enabled = raw.bool(GENERAL, "fallback_to_local_source_on_failure", false)?;
+        let local = if kind == TargetKind::LocalSqlite || fallback_enabled {
+            Some(sqlite_table(raw)?)
+        } else {
+            None
+        };
+        let target = match kind {
+            TargetKind::LocalSqlite => Target::Sqlite(local.clone().expect("read above")),
+            TargetKind::Azure => Target::MySql(MySqlTarget {
+                endpoint: endpoint(raw, AZURE_DB, TlsMode::Required)?,
+                table: raw.require(AZURE_DB, "table_name")?.trim().to_string(),
+                writers: raw.positive(AZURE_DB, "writers", 2)?,
+            }),
+        };
+        Ok(Plan {
+            source: endpoint(raw, EXTERNAL_DB, TlsMode::Preferred)?,
+            query: raw.require(EXTERNAL_DB, "query")?,
+            batch_rows: raw.positive(EXTERNAL_DB, "batch_rows", 16_384)?,
+            fallback: if fallback_enabled { local } else { None },
+            target,
+        })
+    }
+}
+
+fn target_kind(raw: &RawConfig, cli: Option<&str>) -> Result<TargetKind, ConfigError> {
+    let invalid = |key: &str, value: &str| ConfigError::Invalid {
+        section: GENERAL.into(),
+        key: key.into(),
+        value: value.into(),
+        expected: "azure or local_sqlite".into(),
+    };
+    let default = raw.require(GENERAL, "default_target")?;
+    let default_kind = TargetKind::parse(&default).ok_or_else(|| invalid("default_target", &default))?;
+    match cli {
+        None => Ok(default_kind),
+        Some(requested) => {
+            let kind = TargetKind::parse(requested).ok_or_else(|| invalid("--target", requested))?;
+            if kind != default_kind && !raw.bool(GENERAL, "target_argument_enabled", false)? {
+                return Err(ConfigError::TargetArgumentDisabled {
+                    requested: requested.to_string(),
+                });
+            }
+            Ok(kind)
+        }
+    }
+}
+
+fn sqlite_table(raw: &RawConfig) -> Result<SqliteTable, ConfigError> {
+    let path = raw.require(LOCAL_DB, "db_path")?;
+    Ok(SqliteTable {
+        path: PathBuf::from(path.trim()),
+        table: raw.require(LOCAL_DB, "table_name")?.trim().to_string(),
+    })
+}
+
+fn endpoint(raw: &RawConfig, section: &'static str, default_tls: TlsMode) -> Result<Endpoint, ConfigError> {
+    let ty = raw.get(section, "type").unwrap_or_else(|| "mysql".into());
+    if !matches!(ty.trim().to_ascii_lowercase().as_str(), "mysql" | "mariadb") {
+        return Err(ConfigError::Invalid {
+            section: section.into(),
+            key: "type".into(),
+            value: ty,
+            expected: "mysql (the only kind of server dbsync talks to)".into(),
+        });
+    }
+    let mode = raw
+        .parsed(
+            section,
+            "ssl_mode",
+            "disabled, preferred, required, verify_ca or verify_identity",
+            TlsMode::parse,
+        )?
+        .unwrap_or(default_tls);
+    let path = |key| raw.get(section, key).map(|p| PathBuf::from(p.trim())).filter(|p| !p.as_os_str().is_empty());
+    Ok(Endpoint {
+        section,
+        host: raw.require(section, "host")?.trim().to_string(),
+        port: raw.port(section)?,
+        user: raw.require(section, "user")?.trim().to_string(),
+        password: Secret::new(raw.get(section, "password").unwrap_or_default()),
+        database: raw.require(section, "database")?.trim().to_string(),
+        tls: Tls {
+            mode,
+            ca: path("ssl_ca"),
+            cert: path("ssl_cert"),
+            key: path("ssl_key"),
+        },
+        connect_timeout: Duration::from_secs(raw.positive(section, "connect_timeout", 10)? as u64),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const BASE: &str = "[general]\ndefault_target = local_sqlite\ntarget_argument_enabled = false\n\
+        fallback_to_local_source_on_failure = true\n\
+        [external_db]\ntype = mysql\nhost = h\nport = 3306\nuser = u\npassword = p\ndatabase = d\nquery = SELECT 1\n\
+        [local_db]\ndb_path = data/x.db\ntable_name = t\n";
+
+    fn plan(text: &str, target: Option<&str>) -> Result<Plan, ConfigError> {
+        Plan::from_config(&RawConfig::parse(text, HashMap::new()).unwrap(), target)
+    }
+
+    #[test]
+    fn local_plan_with_fallback() {
+        let p = plan(BASE, None).unwrap();
+        assert_eq!(p.target.kind(), TargetKind::LocalSqlite);
+        assert_eq!(p.fallback.unwrap().table, "t");
+        assert_eq!(p.source.tls.mode, TlsMode::Preferred);
+    }
+
+    #[test]
+    fn target_argument_obeys_the_switch() {
+        let e = plan(BASE, Some("azure")).unwrap_err().to_string();
+        assert!(e.contains("target_argument_enabled"), "{e}");
+        // Naming the default target is always allowed.
+        assert!(plan(BASE, Some("local_sqlite")).is_ok());
+    }
+
+    #[test]
+    fn azure_section_required_only_for_azure() {
+        let text = BASE.replace("target_argument_enabled = false", "target_argument_enabled = true");
+        let e = plan(&text, Some("azure")).unwrap_err().to_string();
+        assert!(e.contains("[azure_mysql_db]"), "{e}");
+    }
+
+    #[test]
+    fn unknown_type_is_refused() {
+        let e = plan(&BASE.replace("type = mysql", "type = postgres"), None).unwrap_err().to_string();
+        assert!(e.contains("type") && e.contains("postgres"), "{e}");
+    }
+}

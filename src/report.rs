@@ -1,0 +1,114 @@
+//! What a run tells its caller: the exit code, the one-line result on stderr, and the
+//! `--summary-json` object for scripts.
+
+use crate::connect::Endpoint;
+use serde_json::json;
+use std::io::Write;
+use std::path::Path;
+
+/// Exit codes. Fixed once chosen: scripts depend on them (README, "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Rows came from the primary source and the target holds them.
+    Ok = 0,
+    /// The run failed; the target is as it was before the run.
+    Failed = 1,
+    /// The command line or the config is wrong; nothing was touched.
+    Usage = 2,
+    /// The primary source was unreachable; the fallback served (the target holds the
+    /// fallback's rows, or it is the fallback table itself and was kept as it was).
+    Fallback = 3,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceUsed {
+    Primary,
+    Fallback,
+    None,
+}
+
+impl SourceUsed {
+    fn as_str(self) -> &'static str {
+        match self {
+            SourceUsed::Primary => "primary",
+            SourceUsed::Fallback => "fallback",
+            SourceUsed::None => "none",
+        }
+    }
+}
+
+/// Everything the summary says about one run.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub source: SourceUsed,
+    pub target: String,
+    pub table: String,
+    /// `replaced`, `kept` (fallback onto itself), `planned` (dry run) or `none` (failed).
+    pub action: &'static str,
+    pub rows: u64,
+    pub seconds: f64,
+    pub exit: Exit,
+    pub error: Option<String>,
+}
+
+impl Summary {
+    pub fn new(target: &str, table: &str) -> Self {
+        Summary {
+            source: SourceUsed::None,
+            target: target.to_string(),
+            table: table.to_string(),
+            action: "none",
+            rows: 0,
+            seconds: 0.0,
+            exit: Exit::Failed,
+            error: None,
+        }
+    }
+
+    pub fn rows_per_second(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.rows as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "source": self.source.as_str(),
+            "target": self.target,
+            "table": self.table,
+            "action": self.action,
+            "rows": self.rows,
+            "seconds": (self.seconds * 1000.0).round() / 1000.0,
+            "rows_per_second": self.rows_per_second().round(),
+            "exit_code": self.exit as i32,
+            "error": self.error,
+        })
+    }
+
+    /// Writes the JSON object to `path`, or to stdout for `-`.
+    pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
+        let mut text = serde_json::to_string(&self.to_json()).expect("summary serialises");
+        text.push('\n');
+        if path == Path::new("-") {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()
+        } else {
+            std::fs::write(path, text)
+        }
+    }
+}
+
+/// Hides an endpoint's password in text that came from a library (and so might echo it).
+pub fn redact(msg: &str, ep: &Endpoint) -> String {
+    let pass = ep.password.expose();
+    // Very short passwords would blank out ordinary letters; they are also never echoed
+    // by the libraries used, which print URLs and options without them.
+    if pass.len() < 3 {
+        return msg.to_string();
+    }
+    let encoded: String = url::form_urlencoded::byte_serialize(pass.as_bytes()).collect();
+    msg.replace(pass, "***").replace(&encoded, "***")
+}

@@ -1,0 +1,49 @@
+//! Sinks: a target table that is replaced as a whole, or not at all.
+
+pub mod sqlite;
+
+use crate::transform::SourceColumn;
+use arrow::record_batch::RecordBatch;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum SinkError {
+    #[error("SQLite {path}: {action}: {source}{hint}")]
+    Sqlite {
+        path: String,
+        action: String,
+        source: rusqlite::Error,
+        hint: &'static str,
+    },
+    #[error("cannot create the directory for {path}: {source} (check [local_db] db_path)")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("MySQL target {where_}: {action}: {message}")]
+    Mysql {
+        where_: String,
+        action: String,
+        message: String,
+    },
+    #[error("row {row} of batch {batch}, column `{column}`: {message}")]
+    Value {
+        batch: u64,
+        row: usize,
+        column: String,
+        message: String,
+    },
+    #[error("the staged table has {staged} rows but {read} were read; the old table is kept")]
+    Count { staged: u64, read: u64 },
+}
+
+/// A target table being replaced: `begin` prepares a new table nobody sees yet, `write`
+/// fills it, `commit` swaps it in whole; `abort` (or a crash) leaves the old one.
+pub trait Sink {
+    fn describe(&self) -> String;
+    fn begin(&mut self, columns: &[SourceColumn]) -> Result<(), SinkError>;
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError>;
+    /// Checks the staged row count against `rows_read`, then makes the new table visible.
+    fn commit(&mut self, rows_read: u64) -> Result<(), SinkError>;
+    fn abort(&mut self);
+}

@@ -1,0 +1,53 @@
+//! Sources: something that knows its columns and can stream its rows as Arrow batches.
+
+pub mod mysql;
+pub mod sqlite;
+
+use crate::connect::ConnectError;
+use crate::transform::SourceColumn;
+use arrow::record_batch::RecordBatch;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("the query in [{section}] query failed on the server: {message}")]
+    Query {
+        section: &'static str,
+        message: String,
+    },
+    #[error("the query returns column `{0}` more than once: give each column a distinct alias (AS ...)")]
+    DuplicateColumn(String),
+    #[error("column {index} of the query has no name: give it an alias (AS ...)")]
+    UnnamedColumn { index: usize },
+    #[error("column `{column}` has type {ty}, which dbsync cannot copy: {fix}")]
+    Unsupported {
+        column: String,
+        ty: String,
+        fix: String,
+    },
+    #[error("reading the query result failed after {rows} rows (batch {batch}): {message}")]
+    Read {
+        rows: u64,
+        batch: u64,
+        message: String,
+    },
+    #[error("cannot read the fallback table {table} in {path}: {message}")]
+    Fallback {
+        path: String,
+        table: String,
+        message: String,
+    },
+}
+
+/// Where a source's rows go; `false` means the receiver has stopped and reading may end.
+pub type Emit<'a> = dyn FnMut(RecordBatch) -> bool + 'a;
+
+pub trait Source: Send {
+    /// What the source says about itself in logs and the summary.
+    fn describe(&self) -> String;
+    fn columns(&self) -> &[SourceColumn];
+    /// Streams every row through `emit`; returns how many rows were read.
+    fn read(self: Box<Self>, emit: &mut Emit<'_>) -> Result<u64, SourceError>;
+}

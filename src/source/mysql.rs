@@ -1,0 +1,322 @@
+//! The primary source: a query on MySQL, described from its metadata with the mysql crate,
+//! then streamed as Arrow batches by connectorx.
+
+use super::{Emit, Source, SourceError};
+use crate::connect::{Endpoint, TlsMode};
+use crate::transform::{self, quote_mysql, SourceColumn, SqlType};
+use connectorx::prelude::{new_record_batch_iter, CXQuery, SourceConn};
+use mysql::consts::{ColumnFlags, ColumnType};
+use mysql::prelude::Queryable;
+use mysql::{Column, Conn};
+use std::collections::{HashMap, HashSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+pub struct MySqlSource {
+    endpoint: Endpoint,
+    mode: TlsMode,
+    read_query: String,
+    columns: Vec<SourceColumn>,
+    batch_rows: usize,
+}
+
+impl MySqlSource {
+    /// Connects and describes the query without running it. A connection failure comes
+    /// back as `SourceError::Connect`, whose `is_unreachable` decides the fallback.
+    pub fn open(ep: &Endpoint, query: &str, batch_rows: usize) -> Result<Self, SourceError> {
+        let (mut conn, mode) = ep.connect(true)?;
+        let query = clean_query(query);
+        let columns = describe(&mut conn, &query, ep.section)?;
+        let read_query = read_query(&query, &columns);
+        log::debug!("source query: {read_query}");
+        Ok(MySqlSource {
+            endpoint: ep.clone(),
+            mode,
+            read_query,
+            columns,
+            batch_rows,
+        })
+    }
+}
+
+/// The user's query without trailing `;` (a derived table cannot end in one).
+pub fn clean_query(q: &str) -> String {
+    q.trim().trim_end_matches(|c: char| c == ';' || c.is_whitespace()).to_string()
+}
+
+/// The query as read: the user's own when every column arrives exactly as it is, else
+/// wrapped so the columns that need it are cast on the server.
+fn read_query(query: &str, columns: &[SourceColumn]) -> String {
+    let exprs: Vec<Option<String>> = columns.iter().map(transform::read_expr).collect();
+    if exprs.iter().all(Option::is_none) {
+        return query.to_string();
+    }
+    let list: Vec<String> = columns
+        .iter()
+        .zip(exprs)
+        .map(|(c, e)| match e {
+            Some(e) => format!("{e} AS {}", quote_mysql(&c.name)),
+            None => quote_mysql(&c.name),
+        })
+        .collect();
+    format!("SELECT {} FROM ({query}) AS `dbsync_src`", list.join(", "))
+}
+
+fn describe(conn: &mut Conn, query: &str, section: &'static str) -> Result<Vec<SourceColumn>, SourceError> {
+    let query_err = |e: mysql::Error| SourceError::Query {
+        section,
+        message: e.to_string(),
+    };
+    let meta: Vec<Column> = match conn.prep(query) {
+        Ok(stmt) => {
+            let cols = stmt.columns().to_vec();
+            let _ = conn.close(stmt);
+            cols
+        }
+        // 1295: this statement cannot be prepared; an empty run tells the columns instead.
+        Err(mysql::Error::MySqlError(e)) if e.code == 1295 => {
+            let probe = format!("SELECT * FROM ({query}) AS `dbsync_probe` LIMIT 0");
+            let result = conn.query_iter(probe).map_err(query_err)?;
+            result.columns().as_ref().to_vec()
+        }
+        Err(e) => return Err(query_err(e)),
+    };
+    if meta.is_empty() {
+        return Err(SourceError::Query {
+            section,
+            message: "the statement returns no result set (it must be a SELECT)".into(),
+        });
+    }
+    let exact = exact_types(conn, &meta);
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(meta.len());
+    for (i, col) in meta.iter().enumerate() {
+        let name = col.name_str().to_string();
+        if name.is_empty() {
+            return Err(SourceError::UnnamedColumn { index: i + 1 });
+        }
+        if !seen.insert(name.to_lowercase()) {
+            return Err(SourceError::DuplicateColumn(name));
+        }
+        let ty = sql_type(col).map_err(|ty| SourceError::Unsupported {
+            column: name.clone(),
+            ty,
+            fix: format!(
+                "select it as text instead, e.g. CAST({} AS CHAR) AS {}",
+                quote_mysql(&name),
+                quote_mysql(&name)
+            ),
+        })?;
+        let key = origin(col);
+        out.push(SourceColumn {
+            name,
+            ty,
+            exact_mysql_type: key.and_then(|k| exact.get(&k).cloned()),
+        });
+    }
+    Ok(out)
+}
+
+type Origin = (String, String, String);
+
+fn origin(col: &Column) -> Option<Origin> {
+    let (s, t, c) = (col.schema_str(), col.org_table_str(), col.org_name_str());
+    if s.is_empty() || t.is_empty() || c.is_empty() {
+        return None;
+    }
+    Some((s.into_owned(), t.into_owned(), c.into_owned()))
+}
+
+/// The source's own COLUMN_TYPE for columns that are plain table columns, so the MySQL
+/// target can declare `enum('a','b')` or `decimal(65,30)` exactly. Best effort: without
+/// rights on information_schema the types derived from metadata serve.
+fn exact_types(conn: &mut Conn, meta: &[Column]) -> HashMap<Origin, String> {
+    let tables: HashSet<(String, String)> = meta
+        .iter()
+        .filter_map(origin)
+        .map(|(s, t, _)| (s, t))
+        .collect();
+    let mut out = HashMap::new();
+    for (schema, table) in tables {
+        let rows: Result<Vec<(String, String)>, _> = conn.exec(
+            "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (&schema, &table),
+        );
+        match rows {
+            Ok(rows) => {
+                for (col, ty) in rows {
+                    out.insert((schema.clone(), table.clone(), col), ty);
+                }
+            }
+            Err(e) => log::debug!("no column types for {schema}.{table}: {e}"),
+        }
+    }
+    out
+}
+
+/// Characters per byte of a result column's character set, to turn a byte length into the
+/// declared length. Unknown sets count as 1, which can only make a VARCHAR longer.
+fn mbmaxlen(charset: u16) -> u32 {
+    match charset {
+        45 | 46 | 224..=247 | 255..=323 => 4,
+        33 | 83 | 192..=215 | 223 => 3,
+        _ => 1,
+    }
+}
+
+/// MySQL result metadata to [`SqlType`]; `Err` carries the type's name when unsupported.
+pub fn sql_type(col: &Column) -> Result<SqlType, String> {
+    use ColumnType::*;
+    let flags = col.flags();
+    let unsigned = flags.contains(ColumnFlags::UNSIGNED_FLAG);
+    let len = col.column_length();
+    let decimals = col.decimals();
+    let fsp = if decimals > 6 { 6 } else { decimals };
+    let binary = col.character_set() == 63;
+    let int = |bytes| SqlType::Int { bytes, unsigned };
+    Ok(match col.column_type() {
+        MYSQL_TYPE_TINY if len == 1 && !unsigned => SqlType::Bool,
+        MYSQL_TYPE_TINY => int(1),
+        MYSQL_TYPE_SHORT => int(2),
+        MYSQL_TYPE_INT24 => int(3),
+        MYSQL_TYPE_LONG => int(4),
+        MYSQL_TYPE_LONGLONG => int(8),
+        MYSQL_TYPE_FLOAT => SqlType::Float,
+        MYSQL_TYPE_DOUBLE => SqlType::Double,
+        MYSQL_TYPE_DECIMAL | MYSQL_TYPE_NEWDECIMAL => {
+            let scale = decimals.min(30);
+            let overhead = u32::from(scale > 0) + u32::from(!unsigned);
+            let precision = len.saturating_sub(overhead).clamp(1, 65) as u8;
+            SqlType::Decimal {
+                precision,
+                scale,
+                unsigned,
+            }
+        }
+        MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE => SqlType::Date,
+        MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2 => SqlType::DateTime { fsp },
+        MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2 => SqlType::Timestamp { fsp },
+        MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => SqlType::Time { fsp },
+        MYSQL_TYPE_YEAR => SqlType::Year,
+        MYSQL_TYPE_ENUM => SqlType::Enum,
+        MYSQL_TYPE_SET => SqlType::Set,
+        MYSQL_TYPE_JSON => SqlType::Json,
+        MYSQL_TYPE_BIT => SqlType::Bit {
+            bits: len.clamp(1, 64) as u8,
+        },
+        MYSQL_TYPE_GEOMETRY => SqlType::Geometry,
+        MYSQL_TYPE_NULL => SqlType::Null,
+        t @ (MYSQL_TYPE_STRING | MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_VARCHAR
+        | MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_BLOB | MYSQL_TYPE_MEDIUM_BLOB
+        | MYSQL_TYPE_LONG_BLOB) => {
+            let fixed = t == MYSQL_TYPE_STRING;
+            if flags.contains(ColumnFlags::ENUM_FLAG) {
+                SqlType::Enum
+            } else if flags.contains(ColumnFlags::SET_FLAG) {
+                SqlType::Set
+            } else if binary {
+                SqlType::Binary {
+                    max_bytes: u64::from(len),
+                    fixed,
+                }
+            } else {
+                SqlType::Text {
+                    max_chars: u64::from(len / mbmaxlen(col.character_set())),
+                    fixed,
+                }
+            }
+        }
+        other => return Err(format!("{other:?}")),
+    })
+}
+
+impl Source for MySqlSource {
+    fn describe(&self) -> String {
+        format!("MySQL {}", self.endpoint.describe())
+    }
+
+    fn columns(&self) -> &[SourceColumn] {
+        &self.columns
+    }
+
+    fn read(self: Box<Self>, emit: &mut Emit<'_>) -> Result<u64, SourceError> {
+        let url = self.endpoint.connectorx_url(self.mode);
+        let read_err = |rows, batch, message| SourceError::Read {
+            rows,
+            batch,
+            message,
+        };
+        let conn = SourceConn::try_from(url.as_str())
+            .map_err(|e| read_err(0, 0, crate::report::redact(&e.to_string(), &self.endpoint)))?;
+        let queries = [CXQuery::naked(&self.read_query)];
+        let pre = [
+            "SET NAMES utf8mb4".to_string(),
+            "SET time_zone = '+00:00'".to_string(),
+        ];
+        // connectorx reports most failures by panicking (in its reader thread, re-raised
+        // by `next`); each call is fenced so a failure becomes an error naming the batch.
+        let mut iter = guarded(|| new_record_batch_iter(&conn, None, &queries, self.batch_rows, Some(&pre)))
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(|m| read_err(0, 0, crate::report::redact(&m, &self.endpoint)))?;
+        guarded(|| iter.prepare()).map_err(|m| read_err(0, 0, crate::report::redact(&m, &self.endpoint)))?;
+        let (mut rows, mut batch) = (0u64, 0u64);
+        loop {
+            match guarded(|| iter.next_batch()) {
+                Ok(Some(b)) => {
+                    batch += 1;
+                    rows += b.num_rows() as u64;
+                    if !emit(b) {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(m) => {
+                    return Err(read_err(rows, batch + 1, crate::report::redact(&m, &self.endpoint)))
+                }
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// Runs `f`, turning a panic into its message.
+pub fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| panic_message(payload.as_ref()))
+}
+
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "failed without a message".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailing_semicolons_are_dropped() {
+        assert_eq!(clean_query("  SELECT 1 ;; \n"), "SELECT 1");
+    }
+
+    #[test]
+    fn wraps_only_when_a_column_needs_a_cast() {
+        let col = |name: &str, ty| SourceColumn {
+            name: name.into(),
+            ty,
+            exact_mysql_type: None,
+        };
+        let ints = [col("id", SqlType::Int { bytes: 4, unsigned: true })];
+        assert_eq!(read_query("SELECT id FROM t", &ints), "SELECT id FROM t");
+        let mixed = [
+            col("id", SqlType::Int { bytes: 4, unsigned: true }),
+            col("p v", SqlType::Decimal { precision: 12, scale: 2, unsigned: false }),
+        ];
+        assert_eq!(
+            read_query("SELECT * FROM t", &mixed),
+            "SELECT `id`, CAST(`p v` AS CHAR) AS `p v` FROM (SELECT * FROM t) AS `dbsync_src`"
+        );
+    }
+}

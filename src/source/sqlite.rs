@@ -1,0 +1,290 @@
+//! The fallback source: the `[local_db]` table in the SQLite file, read with rusqlite.
+//!
+//! SQLite columns can hold any storage class in any row, so the column types are decided
+//! from what the table actually holds (one scan before reading): only integers → BIGINT,
+//! reals (with or without integers) → DOUBLE, any text → text (numbers rendered as SQLite
+//! renders them), any blob → bytes. A column of only NULLs follows its declared type.
+
+use super::{Emit, Source, SourceError};
+use crate::plan::SqliteTable;
+use crate::transform::{quote_sqlite, SourceColumn, SqlType};
+use arrow::array::{ArrayRef, Float64Builder, Int64Builder, LargeBinaryBuilder, LargeStringBuilder};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use std::sync::Arc;
+
+pub struct SqliteSource {
+    table: SqliteTable,
+    conn: Connection,
+    columns: Vec<SourceColumn>,
+    batch_rows: usize,
+}
+
+fn open_read_only(t: &SqliteTable) -> Result<Connection, SourceError> {
+    let err = |message: String| SourceError::Fallback {
+        path: t.path.display().to_string(),
+        table: t.table.clone(),
+        message,
+    };
+    if !t.path.exists() {
+        return Err(err("the file does not exist (check [local_db] db_path)".into()));
+    }
+    let conn = Connection::open_with_flags(&t.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| err(e.to_string()))?;
+    let exists: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?1",
+            [&t.table],
+            |r| r.get(0),
+        )
+        .map_err(|e| err(e.to_string()))?;
+    if !exists {
+        return Err(err("no such table (check [local_db] table_name; a first successful run creates it)".into()));
+    }
+    Ok(conn)
+}
+
+/// Rows in the fallback table; fails, naming the setting, when the file or table is missing.
+pub fn count_rows(t: &SqliteTable) -> Result<u64, SourceError> {
+    let conn = open_read_only(t)?;
+    conn.query_row(&format!("SELECT count(*) FROM {}", quote_sqlite(&t.table)), [], |r| r.get::<_, i64>(0))
+        .map(|n| n as u64)
+        .map_err(|e| SourceError::Fallback {
+            path: t.path.display().to_string(),
+            table: t.table.clone(),
+            message: e.to_string(),
+        })
+}
+
+/// What one column holds, from the scan.
+#[derive(Default, Debug)]
+struct Holds {
+    integer: bool,
+    real: bool,
+    text: bool,
+    blob: bool,
+    max_len: u64,
+}
+
+impl SqliteSource {
+    pub fn open(t: &SqliteTable, batch_rows: usize) -> Result<Self, SourceError> {
+        let conn = open_read_only(t)?;
+        let err = |e: rusqlite::Error| SourceError::Fallback {
+            path: t.path.display().to_string(),
+            table: t.table.clone(),
+            message: e.to_string(),
+        };
+        let table = quote_sqlite(&t.table);
+        let (names, decls): (Vec<String>, Vec<String>) = {
+            let stmt = conn.prepare(&format!("SELECT * FROM {table}")).map_err(err)?;
+            stmt.columns()
+                .iter()
+                .map(|c| (c.name().to_string(), c.decl_type().unwrap_or("").to_string()))
+                .unzip()
+        };
+        let scan: Vec<String> = names
+            .iter()
+            .map(|n| {
+                let q = quote_sqlite(n);
+                format!(
+                    "max(typeof({q}) = 'integer'), max(typeof({q}) = 'real'), \
+                     max(typeof({q}) = 'text'), max(typeof({q}) = 'blob'), max(length(CAST({q} AS BLOB)))"
+                )
+            })
+            .collect();
+        let holds: Vec<Holds> = conn
+            .query_row(&format!("SELECT {} FROM {table}", scan.join(", ")), [], |r| {
+                (0..names.len())
+                    .map(|i| {
+                        let flag = |k: usize| r.get::<_, Option<i64>>(i * 5 + k).map(|v| v == Some(1));
+                        Ok(Holds {
+                            integer: flag(0)?,
+                            real: flag(1)?,
+                            text: flag(2)?,
+                            blob: flag(3)?,
+                            max_len: r.get::<_, Option<i64>>(i * 5 + 4)?.unwrap_or(0) as u64,
+                        })
+                    })
+                    .collect()
+            })
+            .map_err(err)?;
+        let columns = names
+            .into_iter()
+            .zip(decls.iter().zip(&holds))
+            .map(|(name, (decl, h))| SourceColumn {
+                name,
+                ty: column_type(decl, h),
+                exact_mysql_type: None,
+            })
+            .collect();
+        Ok(SqliteSource {
+            table: t.clone(),
+            conn,
+            columns,
+            batch_rows,
+        })
+    }
+}
+
+fn column_type(decl: &str, h: &Holds) -> SqlType {
+    let text = SqlType::Text {
+        max_chars: h.max_len.max(1),
+        fixed: false,
+    };
+    let binary = SqlType::Binary {
+        max_bytes: u64::from(u32::MAX),
+        fixed: false,
+    };
+    match (h.integer, h.real, h.text, h.blob) {
+        (_, _, _, true) => binary,
+        (_, _, true, false) => text,
+        (_, true, false, false) => SqlType::Double,
+        (true, false, false, false) => SqlType::Int {
+            bytes: 8,
+            unsigned: false,
+        },
+        // Only NULLs: the declared type's affinity decides.
+        _ => {
+            let d = decl.to_ascii_uppercase();
+            if d.contains("INT") {
+                SqlType::Int {
+                    bytes: 8,
+                    unsigned: false,
+                }
+            } else if d.contains("REAL") || d.contains("FLOA") || d.contains("DOUB") {
+                SqlType::Double
+            } else if d.contains("BLOB") {
+                binary
+            } else {
+                text
+            }
+        }
+    }
+}
+
+enum Builder {
+    Int(Int64Builder),
+    Real(Float64Builder),
+    Text(LargeStringBuilder),
+    Bytes(LargeBinaryBuilder),
+}
+
+impl Builder {
+    fn for_type(ty: &SqlType) -> Self {
+        match ty {
+            SqlType::Int { .. } => Builder::Int(Int64Builder::new()),
+            SqlType::Double => Builder::Real(Float64Builder::new()),
+            SqlType::Binary { .. } => Builder::Bytes(LargeBinaryBuilder::new()),
+            _ => Builder::Text(LargeStringBuilder::new()),
+        }
+    }
+
+    fn data_type(&self) -> DataType {
+        match self {
+            Builder::Int(_) => DataType::Int64,
+            Builder::Real(_) => DataType::Float64,
+            Builder::Text(_) => DataType::LargeUtf8,
+            Builder::Bytes(_) => DataType::LargeBinary,
+        }
+    }
+
+    /// Appends one value; the column type was chosen so that every value fits exactly.
+    fn push(&mut self, v: ValueRef<'_>) {
+        match (self, v) {
+            (Builder::Int(b), ValueRef::Integer(i)) => b.append_value(i),
+            (Builder::Real(b), ValueRef::Integer(i)) => b.append_value(i as f64),
+            (Builder::Real(b), ValueRef::Real(f)) => b.append_value(f),
+            (Builder::Text(b), ValueRef::Integer(i)) => b.append_value(i.to_string()),
+            (Builder::Text(b), ValueRef::Real(f)) => b.append_value(render_real(f)),
+            (Builder::Text(b), ValueRef::Text(t)) => b.append_value(String::from_utf8_lossy(t)),
+            (Builder::Bytes(b), ValueRef::Integer(i)) => b.append_value(i.to_string()),
+            (Builder::Bytes(b), ValueRef::Real(f)) => b.append_value(render_real(f)),
+            (Builder::Bytes(b), ValueRef::Text(t)) => b.append_value(t),
+            (Builder::Bytes(b), ValueRef::Blob(x)) => b.append_value(x),
+            (Builder::Int(b), _) => b.append_null(),
+            (Builder::Real(b), _) => b.append_null(),
+            (Builder::Text(b), _) => b.append_null(),
+            (Builder::Bytes(b), _) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Builder::Int(b) => Arc::new(b.finish()),
+            Builder::Real(b) => Arc::new(b.finish()),
+            Builder::Text(b) => Arc::new(b.finish()),
+            Builder::Bytes(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// A REAL as SQLite's own text conversion shows it (`1.0`, not `1`).
+fn render_real(f: f64) -> String {
+    let s = f.to_string();
+    if f.is_finite() && !s.contains(['.', 'e', 'E']) {
+        format!("{s}.0")
+    } else {
+        s
+    }
+}
+
+impl Source for SqliteSource {
+    fn describe(&self) -> String {
+        format!("fallback {}", self.table)
+    }
+
+    fn columns(&self) -> &[SourceColumn] {
+        &self.columns
+    }
+
+    fn read(self: Box<Self>, emit: &mut Emit<'_>) -> Result<u64, SourceError> {
+        let err = |rows: u64, batch: u64, e: rusqlite::Error| SourceError::Read {
+            rows,
+            batch,
+            message: format!("{}: {e}", self.table),
+        };
+        let mut builders: Vec<Builder> = self.columns.iter().map(|c| Builder::for_type(&c.ty)).collect();
+        let schema = Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .zip(&builders)
+                .map(|(c, b)| Field::new(&c.name, b.data_type(), true))
+                .collect::<Vec<_>>(),
+        ));
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT * FROM {}", quote_sqlite(&self.table.table)))
+            .map_err(|e| err(0, 0, e))?;
+        let mut rows = stmt.query([]).map_err(|e| err(0, 0, e))?;
+        let (mut total, mut batch, mut in_batch) = (0u64, 0u64, 0usize);
+        let flush = |builders: &mut Vec<Builder>| {
+            let arrays = builders.iter_mut().map(Builder::finish).collect();
+            RecordBatch::try_new(schema.clone(), arrays).expect("arrays match the schema")
+        };
+        loop {
+            let row = match rows.next() {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(e) => return Err(err(total, batch + 1, e)),
+            };
+            for (i, b) in builders.iter_mut().enumerate() {
+                b.push(row.get_ref(i).map_err(|e| err(total, batch + 1, e))?);
+            }
+            in_batch += 1;
+            total += 1;
+            if in_batch == self.batch_rows {
+                batch += 1;
+                in_batch = 0;
+                if !emit(flush(&mut builders)) {
+                    return Ok(total);
+                }
+            }
+        }
+        if in_batch > 0 {
+            emit(flush(&mut builders));
+        }
+        Ok(total)
+    }
+}
