@@ -72,9 +72,9 @@ impl Endpoint {
         format!("{}@{}:{}/{}", self.user, self.host, self.port, self.database)
     }
 
-    fn ssl_opts(&self, mode: TlsMode) -> Option<SslOpts> {
+    fn ssl_opts(&self, mode: TlsMode) -> Result<Option<SslOpts>, ConnectError> {
         let (accept_invalid, skip_domain) = match mode {
-            TlsMode::Disabled => return None,
+            TlsMode::Disabled => return Ok(None),
             TlsMode::Preferred | TlsMode::Required => (true, true),
             TlsMode::VerifyCa => (false, true),
             TlsMode::VerifyIdentity => (false, false),
@@ -83,12 +83,45 @@ impl Endpoint {
             .with_danger_accept_invalid_certs(accept_invalid)
             .with_danger_skip_domain_validation(skip_domain)
             .with_root_cert_path(self.tls.ca.clone());
-        Some(ssl)
+        Ok(Some(ssl.with_client_identity(self.client_identity()?)))
+    }
+
+    /// The client certificate and key as the PKCS#12 file native-tls wants, made once per
+    /// process in a private temp file.
+    fn client_identity(&self) -> Result<Option<mysql::ClientIdentity>, ConnectError> {
+        use std::collections::HashMap;
+        use std::sync::{Mutex, OnceLock};
+        static MADE: OnceLock<Mutex<HashMap<(PathBuf, PathBuf), tempfile::TempPath>>> = OnceLock::new();
+        let (cert, key) = match (&self.tls.cert, &self.tls.key) {
+            (None, None) => return Ok(None),
+            (Some(c), Some(k)) => (c.clone(), k.clone()),
+            _ => {
+                return Err(self.tls_error("ssl_cert and ssl_key go together: set both, or neither".into()));
+            }
+        };
+        let mut made = MADE.get_or_init(Default::default).lock().expect("identity lock");
+        if !made.contains_key(&(cert.clone(), key.clone())) {
+            let p12 = pkcs12(&cert, &key).map_err(|e| self.tls_error(e))?;
+            let mut file = tempfile::NamedTempFile::new().map_err(|e| self.tls_error(e.to_string()))?;
+            std::io::Write::write_all(&mut file, &p12).map_err(|e| self.tls_error(e.to_string()))?;
+            made.insert((cert.clone(), key.clone()), file.into_temp_path());
+        }
+        let path = made[&(cert, key)].to_path_buf();
+        Ok(Some(mysql::ClientIdentity::new(path).with_password("")))
+    }
+
+    fn tls_error(&self, cause: String) -> ConnectError {
+        ConnectError::Tls {
+            section: self.section,
+            where_: self.describe(),
+            mode: self.tls.mode.as_str(),
+            cause,
+        }
     }
 
     /// Options for one connection with the given TLS mode (never `Preferred`: see `connect`).
-    pub fn opts(&self, mode: TlsMode, with_db: bool) -> OptsBuilder {
-        OptsBuilder::new()
+    pub fn opts(&self, mode: TlsMode, with_db: bool) -> Result<OptsBuilder, ConnectError> {
+        Ok(OptsBuilder::new()
             .ip_or_hostname(Some(self.host.clone()))
             .tcp_port(self.port)
             .user(Some(self.user.clone()))
@@ -96,12 +129,12 @@ impl Endpoint {
             .db_name(if with_db { Some(self.database.clone()) } else { None })
             .prefer_socket(false)
             .tcp_connect_timeout(Some(self.connect_timeout))
-            .ssl_opts(self.ssl_opts(mode))
+            .ssl_opts(self.ssl_opts(mode)?)
             .init(vec![
                 "SET NAMES utf8mb4",
                 // Pinned so TIMESTAMP values read and written mean the same instant.
                 "SET time_zone = '+00:00'",
-            ])
+            ]))
     }
 
     /// Connects, resolving `Preferred` into the mode that worked, which is returned so later
@@ -113,12 +146,12 @@ impl Endpoint {
         } else {
             mode
         };
-        match Conn::new(self.opts(first, with_db)) {
+        match Conn::new(self.opts(first, with_db)?) {
             Ok(c) => Ok((c, first)),
             Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
                 if mode == TlsMode::Preferred =>
             {
-                Conn::new(self.opts(TlsMode::Disabled, with_db))
+                Conn::new(self.opts(TlsMode::Disabled, with_db)?)
                     .map(|c| (c, TlsMode::Disabled))
                     .map_err(|e| classify(self, e))
             }
@@ -239,10 +272,17 @@ pub fn classify(ep: &Endpoint, e: mysql::Error) -> ConnectError {
             cause: tls_hint(ep, &t.to_string()),
         },
         mysql::Error::MySqlError(m) if m.code == 1045 || m.code == 1044 || m.code == 1698 => {
+            let mut cause = m.to_string();
+            if ep.tls.mode == TlsMode::Disabled {
+                cause.push_str(&format!(
+                    " (with [{section}] ssl_mode = disabled: a server that requires secure transport, as Azure does, \
+                     refuses every plaintext login like this; set ssl_mode = verify_identity with ssl_ca)"
+                ));
+            }
             ConnectError::Auth {
                 section,
                 where_,
-                cause: m.to_string(),
+                cause,
             }
         }
         mysql::Error::MySqlError(m) => {
@@ -267,6 +307,26 @@ pub fn classify(ep: &Endpoint, e: mysql::Error) -> ConnectError {
             cause: other.to_string(),
         },
     }
+}
+
+/// PEM certificate + key → PKCS#12 (empty password), naming the file that is wrong.
+fn pkcs12(cert: &std::path::Path, key: &std::path::Path) -> Result<Vec<u8>, String> {
+    let read = |p: &std::path::Path, what: &str| {
+        std::fs::read(p).map_err(|e| format!("cannot read {what} {}: {e}", p.display()))
+    };
+    let cert_pem = read(cert, "ssl_cert")?;
+    let key_pem = read(key, "ssl_key")?;
+    let x509 = openssl::x509::X509::from_pem(&cert_pem)
+        .map_err(|e| format!("ssl_cert {} is not a PEM certificate: {e}", cert.display()))?;
+    let pkey = openssl::pkey::PKey::private_key_from_pem(&key_pem)
+        .map_err(|e| format!("ssl_key {} is not a PEM private key: {e}", key.display()))?;
+    openssl::pkcs12::Pkcs12::builder()
+        .name("dbsync")
+        .pkey(&pkey)
+        .cert(&x509)
+        .build2("")
+        .and_then(|p| p.to_der())
+        .map_err(|e| format!("cannot combine ssl_cert and ssl_key: {e}"))
 }
 
 fn looks_like_tls(msg: &str) -> bool {

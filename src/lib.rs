@@ -111,13 +111,7 @@ fn execute(plan: &Plan, dry_run: bool, progress: bool, summary: &mut Summary) ->
     }
     let mut sink: Box<dyn Sink> = match &plan.target {
         Target::Sqlite(t) => Box::new(sink::sqlite::SqliteSink::new(&t.path, &t.table)),
-        Target::MySql(_) => {
-            return Err(Error::Copy(CopyError::Sink(sink::SinkError::Mysql {
-                where_: "azure".into(),
-                action: "connecting".into(),
-                message: "not available yet".into(),
-            })))
-        }
+        Target::MySql(t) => Box::new(sink::mysql::MySqlSink::new(t)),
     };
     let t1 = Instant::now();
     let rows = pipeline::copy(source, sink.as_mut(), progress)?;

@@ -48,6 +48,8 @@ pub enum SqlType {
 pub struct SourceColumn {
     pub name: String,
     pub ty: SqlType,
+    /// False when the source guarantees no NULLs (NOT NULL); the MySQL target keeps it.
+    pub nullable: bool,
     /// The source's own column type (e.g. `enum('a','b')`), when the column is a plain
     /// table column; the MySQL target then uses it verbatim.
     pub exact_mysql_type: Option<String>,
@@ -311,7 +313,7 @@ mod tests {
 
     #[test]
     fn risky_types_are_read_as_text() {
-        let col = |ty| SourceColumn { name: "p`x".into(), ty, exact_mysql_type: None };
+        let col = |ty| SourceColumn { name: "p`x".into(), ty, nullable: true, exact_mysql_type: None };
         assert_eq!(
             read_expr(&col(SqlType::Decimal { precision: 65, scale: 30, unsigned: false })).unwrap(),
             "CAST(`p``x` AS CHAR)"

@@ -1,5 +1,6 @@
 //! Sinks: a target table that is replaced as a whole, or not at all.
 
+pub mod mysql;
 pub mod sqlite;
 
 use crate::transform::SourceColumn;

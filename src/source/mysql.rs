@@ -110,6 +110,7 @@ fn describe(conn: &mut Conn, query: &str, section: &'static str) -> Result<Vec<S
         out.push(SourceColumn {
             name,
             ty,
+            nullable: !col.flags().contains(ColumnFlags::NOT_NULL_FLAG),
             exact_mysql_type: key.and_then(|k| exact.get(&k).cloned()),
         });
     }
@@ -306,6 +307,7 @@ mod tests {
         let col = |name: &str, ty| SourceColumn {
             name: name.into(),
             ty,
+            nullable: true,
             exact_mysql_type: None,
         };
         let ints = [col("id", SqlType::Int { bytes: 4, unsigned: true })];

@@ -116,6 +116,7 @@ impl SqliteSource {
             .map(|(name, (decl, h))| SourceColumn {
                 name,
                 ty: column_type(decl, h),
+                nullable: true,
                 exact_mysql_type: None,
             })
             .collect();

@@ -1,0 +1,109 @@
+# Shared by the project's scripts: make sure the tools and servers the job and the tests
+# need are there. Every function is idempotent.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SERVERS="$ROOT/.test-servers"
+TLS_PORT="${DBSYNC_TLS_PORT:-3307}"
+
+say() { printf '%s\n' "== $*" >&2; }
+
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null && apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+ensure_tools() {
+    apt_install mariadb-server mariadb-client openssl
+    command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }
+}
+
+# The local MariaDB at 127.0.0.1:3306, root with an empty password (the source server).
+ensure_mariadb() {
+    if mariadb-admin -h127.0.0.1 -P3306 -uroot ping >/dev/null 2>&1; then return 0; fi
+    say "starting MariaDB on 127.0.0.1:3306"
+    mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+    for _ in $(seq 1 60); do
+        mariadb-admin -h127.0.0.1 -P3306 -uroot ping >/dev/null 2>&1 && return 0
+        sleep 1
+    done
+    echo "MariaDB did not start on 127.0.0.1:3306" >&2; exit 1
+}
+
+# Seeds database $1 with $2 rows of the benchmark fixture table vehicles_stock.
+seed_fixture() {
+    local db="$1" rows="$2"
+    mariadb -h127.0.0.1 -uroot -e "CREATE DATABASE IF NOT EXISTS \`$db\` CHARACTER SET utf8mb4"
+    sed "s/@ROWS@/$rows/" "$ROOT/scripts/fixtures/vehicles_stock.sql" | mariadb -h127.0.0.1 -uroot "$db" >/dev/null
+}
+
+# A second MariaDB standing in for Azure Database for MySQL: its own data directory and
+# port, a private CA, TLS 1.2+ only and require_secure_transport=ON. Certificates are
+# made once under .test-servers/tls/certs (server for localhost and 127.0.0.1; a client
+# certificate for a REQUIRE X509 user; a second, unrelated CA for refusal tests).
+ensure_tls_mariadb() {
+    local dir="$SERVERS/tls" certs="$SERVERS/tls/certs"
+    mkdir -p "$certs"
+    if [ ! -f "$certs/server-cert.pem" ]; then
+        say "making a private CA and certificates in $certs"
+        (
+            cd "$certs"
+            openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=dbsync test CA" \
+                -keyout ca-key.pem -out ca.pem 2>/dev/null
+            openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=unrelated CA" \
+                -keyout other-ca-key.pem -out other-ca.pem 2>/dev/null
+            openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+                -keyout server-key.pem -out server.csr 2>/dev/null
+            printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > server.ext
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial \
+                -days 3650 -extfile server.ext -out server-cert.pem 2>/dev/null
+            openssl req -newkey rsa:2048 -nodes -subj "/CN=dbsync_x509" \
+                -keyout client-key.pem -out client.csr 2>/dev/null
+            printf 'extendedKeyUsage=clientAuth\n' > client.ext
+            openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial \
+                -days 3650 -extfile client.ext -out client-cert.pem 2>/dev/null
+            # A bundle with several roots, as Azure's rotation needs.
+            cat other-ca.pem ca.pem > bundle.pem
+            chmod 644 ./*.pem
+        )
+    fi
+    if mariadb-admin --protocol=socket -S "$dir/mysqld.sock" -uroot ping >/dev/null 2>&1; then
+        return 0
+    fi
+    if [ ! -d "$dir/data/mysql" ]; then
+        say "initialising the TLS MariaDB data directory"
+        mariadb-install-db --no-defaults --user=root --datadir="$dir/data" \
+            --auth-root-authentication-method=socket >/dev/null
+    fi
+    say "starting the TLS-only MariaDB on 127.0.0.1:$TLS_PORT"
+    # 127.0.0.2 is bound too, so a test can reach it by an address not in the certificate.
+    /usr/sbin/mariadbd --no-defaults --user=root --datadir="$dir/data" \
+        --socket="$dir/mysqld.sock" --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" \
+        --port="$TLS_PORT" --bind-address=127.0.0.1,127.0.0.2 --skip-name-resolve \
+        --ssl-ca="$certs/ca.pem" --ssl-cert="$certs/server-cert.pem" --ssl-key="$certs/server-key.pem" \
+        --tls-version=TLSv1.2,TLSv1.3 --require-secure-transport=ON \
+        --innodb-buffer-pool-size=512M --innodb-flush-log-at-trx-commit=2 \
+        --max-allowed-packet=64M --local-infile=1 >/dev/null 2>&1 &
+    for _ in $(seq 1 60); do
+        if mariadb-admin --protocol=socket -S "$dir/mysqld.sock" -uroot ping >/dev/null 2>&1; then
+            # The dbsync user's password holds ; # = " \ ' on purpose: it must work as is.
+            mariadb --protocol=socket -S "$dir/mysqld.sock" -uroot <<'SQL'
+DELETE FROM mysql.global_priv WHERE User = '';
+FLUSH PRIVILEGES;
+CREATE USER IF NOT EXISTS 'dbsync'@'%' IDENTIFIED BY 'Azure;#=pa"ss\\w''rd';
+GRANT ALL PRIVILEGES ON *.* TO 'dbsync'@'%';
+CREATE USER IF NOT EXISTS 'dbsync_x509'@'%' REQUIRE X509;
+GRANT ALL PRIVILEGES ON *.* TO 'dbsync_x509'@'%';
+CREATE USER IF NOT EXISTS 'dbsync_ro'@'%' IDENTIFIED BY 'readonly';
+GRANT SELECT, INSERT ON *.* TO 'dbsync_ro'@'%';
+SQL
+            return 0
+        fi
+        sleep 1
+    done
+    echo "the TLS MariaDB did not start; see $dir/error.log" >&2; tail -20 "$dir/error.log" >&2; exit 1
+}
