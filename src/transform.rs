@@ -145,9 +145,7 @@ pub fn mysql_type(ty: &SqlType) -> String {
         } => format!("DECIMAL({precision},{scale}){}", uns(unsigned)),
         SqlType::Date => "DATE".into(),
         SqlType::DateTime { fsp } => frac("DATETIME", fsp),
-        // NULL DEFAULT NULL: without it the first TIMESTAMP column would silently get
-        // DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP on some servers.
-        SqlType::Timestamp { fsp } => format!("{} NULL DEFAULT NULL", frac("TIMESTAMP", fsp)),
+        SqlType::Timestamp { fsp } => frac("TIMESTAMP", fsp),
         SqlType::Time { fsp } => frac("TIME", fsp),
         SqlType::Year => "YEAR".into(),
         SqlType::Text { max_chars, fixed } => match max_chars {

@@ -195,9 +195,10 @@ impl Sink for MySqlSink {
         self.mode = mode;
         if mode == TlsMode::Required {
             log::warn!(
-                "[{}] ssl_mode = required: the connection is encrypted but the server's certificate is not verified; \
+                "[{}] ssl_mode = {}: the connection is encrypted but the server's certificate is not verified; \
                  set ssl_mode = verify_identity and ssl_ca to the CA bundle (see README, Connecting to Azure)",
-                self.ep().section
+                self.ep().section,
+                self.ep().tls.mode.as_str()
             );
         }
         let db = quote_mysql(&self.ep().database);
@@ -230,7 +231,13 @@ impl Sink for MySqlSink {
             .iter()
             .map(|c| {
                 let ty = c.exact_mysql_type.clone().unwrap_or_else(|| transform::mysql_type(&c.ty));
-                let null = if c.nullable { "" } else { " NOT NULL" };
+                let null = match (c.nullable, &c.ty) {
+                    (false, _) => " NOT NULL",
+                    // Explicit, or servers without explicit_defaults_for_timestamp would
+                    // make the column NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE ...
+                    (true, transform::SqlType::Timestamp { .. }) => " NULL DEFAULT NULL",
+                    (true, _) => "",
+                };
                 format!("{} {ty}{}{null}", quote_mysql(&c.name), charset_clause(&ty))
             })
             .collect();

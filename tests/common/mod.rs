@@ -170,3 +170,50 @@ pub fn sqlite_count(path: &Path, table: &str) -> i64 {
     c.query_row(&format!("SELECT count(*) FROM \"{}\"", table.replace('"', "\"\"")), [], |r| r.get(0))
         .unwrap()
 }
+
+// ---- the TLS-only MariaDB standing in for Azure (scripts/lib.sh ensure_tls_mariadb) ----
+
+pub fn tls_port() -> u16 {
+    std::env::var("DBSYNC_TEST_TLS_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3307)
+}
+
+pub fn tls_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".test-servers/tls")
+}
+
+pub fn cert(name: &str) -> String {
+    tls_dir().join("certs").join(name).display().to_string()
+}
+
+/// The password of the TLS server's `dbsync` user, as written in a config file.
+pub const AZURE_PASSWORD: &str = "Azure;#=pa\"ss\\w'rd";
+
+/// Root on the TLS server, over its unix socket.
+pub fn tls_root(db: Option<&str>) -> Conn {
+    let opts = OptsBuilder::new()
+        .socket(Some(tls_dir().join("mysqld.sock").display().to_string()))
+        .user(Some("root"))
+        .db_name(db)
+        .init(vec!["SET NAMES utf8mb4", "SET time_zone = '+00:00'"]);
+    Conn::new(opts).expect("the TLS MariaDB (scripts/test.sh starts it)")
+}
+
+/// A config reading `query` from database `db` on the source and writing `[azure_mysql_db]`
+/// database `target_db`, table `table`, with the given extra lines in that section.
+pub fn azure_config(db: &str, query: &str, target_db: &str, table: &str, azure_extra: &str) -> String {
+    format!(
+        "[general]\ndefault_target = azure\ntarget_argument_enabled = true\n\
+         fallback_to_local_source_on_failure = true\n\n\
+         [external_db]\ntype = mysql\nhost = 127.0.0.1\nport = {port}\nuser = root\npassword =\n\
+         database = {db}\nquery = {query}\n\n\
+         [local_db]\ndb_path = data/local.db\ntable_name = {table}\n\n\
+         [azure_mysql_db]\ntype = mysql\nhost = localhost\nport = {tls}\nuser = dbsync\npassword = {AZURE_PASSWORD}\n\
+         database = {target_db}\ntable_name = {table}\n{azure_extra}\n",
+        port = mysql_port(),
+        tls = tls_port()
+    )
+}
+
+pub fn verified(ca: &str) -> String {
+    format!("ssl_mode = verify_identity\nssl_ca = {}", cert(ca))
+}
