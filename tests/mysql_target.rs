@@ -221,7 +221,9 @@ fn connection_cut_mid_load_keeps_the_old_table() {
     let mut killed = 0;
     let t0 = Instant::now();
     while killed == 0 && t0.elapsed() < Duration::from_secs(30) {
-        let ids: Vec<u64> = root.query("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'dbsync'").unwrap();
+        let ids: Vec<u64> = root
+            .query(format!("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'dbsync' AND DB = '{db}'"))
+            .unwrap();
         for id in ids {
             if root.query_drop(format!("KILL CONNECTION {id}")).is_ok() {
                 killed += 1;

@@ -75,7 +75,10 @@ impl MySqlSink {
     }
 
     fn err(&self, action: &str, e: impl std::fmt::Display) -> SinkError {
-        let message = crate::report::redact(&e.to_string(), self.ep());
+        let mut message = crate::report::redact(&e.to_string(), self.ep());
+        if message.contains("IoError") {
+            message = format!("the connection to the server was lost ({message})");
+        }
         let hint = if message.contains("command denied") || message.contains("Access denied") {
             format!(
                 " (the user needs CREATE, DROP, ALTER and INSERT on `{}`: GRANT them, or use another [azure_mysql_db] user)",
