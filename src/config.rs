@@ -156,18 +156,25 @@ impl RawConfig {
         match self.get(section, key) {
             None => Ok(None),
             Some(v) if v.trim().is_empty() => Ok(None),
-            Some(v) => parse(v.trim()).map(Some).ok_or_else(|| ConfigError::Invalid {
-                section: section.to_string(),
-                key: key.to_string(),
-                value: v.clone(),
-                expected: expected.to_string(),
-            }),
+            Some(v) => parse(v.trim())
+                .map(Some)
+                .ok_or_else(|| ConfigError::Invalid {
+                    section: section.to_string(),
+                    key: key.to_string(),
+                    value: v.clone(),
+                    expected: expected.to_string(),
+                }),
         }
     }
 
     pub fn bool(&self, section: &str, key: &str, default: bool) -> Result<bool, ConfigError> {
         Ok(self
-            .parsed(section, key, "one of true/false, yes/no, on/off, 1/0", parse_bool)?
+            .parsed(
+                section,
+                key,
+                "one of true/false, yes/no, on/off, 1/0",
+                parse_bool,
+            )?
             .unwrap_or(default))
     }
 
@@ -226,7 +233,10 @@ mod tests {
     #[test]
     fn password_is_verbatim() {
         let c = raw("[azure_mysql_db]\npassword = p;a #s=\"w\\'d\n");
-        assert_eq!(c.get("azure_mysql_db", "password").unwrap(), "p;a #s=\"w\\'d");
+        assert_eq!(
+            c.get("azure_mysql_db", "password").unwrap(),
+            "p;a #s=\"w\\'d"
+        );
     }
 
     #[test]
@@ -250,7 +260,12 @@ mod tests {
     fn missing_key_names_section_key_and_env() {
         let c = raw("[external_db]\nhost = a\n");
         let e = c.require("external_db", "user").unwrap_err().to_string();
-        assert!(e.contains("`user`") && e.contains("[external_db]") && e.contains("DBSYNC_EXTERNAL_DB_USER"), "{e}");
+        assert!(
+            e.contains("`user`")
+                && e.contains("[external_db]")
+                && e.contains("DBSYNC_EXTERNAL_DB_USER"),
+            "{e}"
+        );
         let e = c.require("local_db", "db_path").unwrap_err().to_string();
         assert!(e.contains("section [local_db]"), "{e}");
     }

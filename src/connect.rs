@@ -69,7 +69,10 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn describe(&self) -> String {
-        format!("{}@{}:{}/{}", self.user, self.host, self.port, self.database)
+        format!(
+            "{}@{}:{}/{}",
+            self.user, self.host, self.port, self.database
+        )
     }
 
     fn ssl_opts(&self, mode: TlsMode) -> Result<Option<SslOpts>, ConnectError> {
@@ -91,22 +94,33 @@ impl Endpoint {
     fn client_identity(&self) -> Result<Option<mysql::ClientIdentity>, ConnectError> {
         use std::collections::HashMap;
         use std::sync::{Mutex, OnceLock};
-        static MADE: OnceLock<Mutex<HashMap<(PathBuf, PathBuf), tempfile::TempPath>>> = OnceLock::new();
+        static MADE: OnceLock<Mutex<HashMap<(PathBuf, PathBuf), tempfile::TempPath>>> =
+            OnceLock::new();
         let (cert, key) = match (&self.tls.cert, &self.tls.key) {
             (None, None) => return Ok(None),
             (Some(c), Some(k)) => (c.clone(), k.clone()),
             _ => {
-                return Err(self.tls_error("ssl_cert and ssl_key go together: set both, or neither".into()));
+                return Err(
+                    self.tls_error("ssl_cert and ssl_key go together: set both, or neither".into())
+                );
             }
         };
-        let mut made = MADE.get_or_init(Default::default).lock().expect("identity lock");
-        if !made.contains_key(&(cert.clone(), key.clone())) {
-            let p12 = pkcs12(&cert, &key).map_err(|e| self.tls_error(e))?;
-            let mut file = tempfile::NamedTempFile::new().map_err(|e| self.tls_error(e.to_string()))?;
-            std::io::Write::write_all(&mut file, &p12).map_err(|e| self.tls_error(e.to_string()))?;
-            made.insert((cert.clone(), key.clone()), file.into_temp_path());
-        }
-        let path = made[&(cert, key)].to_path_buf();
+        let mut made = MADE
+            .get_or_init(Default::default)
+            .lock()
+            .expect("identity lock");
+        let path = match made.entry((cert, key)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.get().to_path_buf(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let (cert, key) = e.key();
+                let p12 = pkcs12(cert, key).map_err(|m| self.tls_error(m))?;
+                let mut file =
+                    tempfile::NamedTempFile::new().map_err(|m| self.tls_error(m.to_string()))?;
+                std::io::Write::write_all(&mut file, &p12)
+                    .map_err(|m| self.tls_error(m.to_string()))?;
+                e.insert(file.into_temp_path()).to_path_buf()
+            }
+        };
         Ok(Some(mysql::ClientIdentity::new(path).with_password("")))
     }
 
@@ -126,7 +140,11 @@ impl Endpoint {
             .tcp_port(self.port)
             .user(Some(self.user.clone()))
             .pass(Some(self.password.expose().to_string()))
-            .db_name(if with_db { Some(self.database.clone()) } else { None })
+            .db_name(if with_db {
+                Some(self.database.clone())
+            } else {
+                None
+            })
             .prefer_socket(false)
             .tcp_connect_timeout(Some(self.connect_timeout))
             .ssl_opts(self.ssl_opts(mode)?)
@@ -202,7 +220,9 @@ pub enum ConnectError {
         where_: String,
         cause: String,
     },
-    #[error("TLS with {where_} failed under ssl_mode = {mode} ([{section}] ssl_mode / ssl_ca): {cause}")]
+    #[error(
+        "TLS with {where_} failed under ssl_mode = {mode} ([{section}] ssl_mode / ssl_ca): {cause}"
+    )]
     Tls {
         section: &'static str,
         where_: String,
@@ -360,7 +380,10 @@ mod tests {
         for s in ["verify-ca", "VERIFY_CA", "verify_ca"] {
             assert_eq!(TlsMode::parse(s), Some(TlsMode::VerifyCa));
         }
-        assert_eq!(TlsMode::parse("Verify-Identity"), Some(TlsMode::VerifyIdentity));
+        assert_eq!(
+            TlsMode::parse("Verify-Identity"),
+            Some(TlsMode::VerifyIdentity)
+        );
         assert_eq!(TlsMode::parse("DISABLED"), Some(TlsMode::Disabled));
         assert_eq!(TlsMode::parse("preferred"), Some(TlsMode::Preferred));
         assert_eq!(TlsMode::parse("sometimes"), None);

@@ -78,7 +78,12 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     msg
 }
 
-fn execute(plan: &Plan, dry_run: bool, progress: bool, summary: &mut Summary) -> Result<Exit, Error> {
+fn execute(
+    plan: &Plan,
+    dry_run: bool,
+    progress: bool,
+    summary: &mut Summary,
+) -> Result<Exit, Error> {
     let t0 = Instant::now();
     let (source, used): (Box<dyn Source>, SourceUsed) =
         match source::mysql::MySqlSource::open(&plan.source, &plan.query, plan.batch_rows) {
@@ -92,7 +97,13 @@ fn execute(plan: &Plan, dry_run: bool, progress: bool, summary: &mut Summary) ->
                         return keep_fallback_table(fallback, dry_run, summary);
                     }
                 }
-                (Box::new(source::sqlite::SqliteSource::open(fallback, plan.batch_rows)?), SourceUsed::Fallback)
+                (
+                    Box::new(source::sqlite::SqliteSource::open(
+                        fallback,
+                        plan.batch_rows,
+                    )?),
+                    SourceUsed::Fallback,
+                )
             }
             Err(e) => return Err(e.into()),
         };
@@ -103,7 +114,11 @@ fn execute(plan: &Plan, dry_run: bool, progress: bool, summary: &mut Summary) ->
         source.columns().len(),
         t0.elapsed().as_secs_f64()
     );
-    let exit = if used == SourceUsed::Fallback { Exit::Fallback } else { Exit::Ok };
+    let exit = if used == SourceUsed::Fallback {
+        Exit::Fallback
+    } else {
+        Exit::Ok
+    };
     if dry_run {
         print_plan(plan, source.as_ref());
         summary.action = "planned";
@@ -127,7 +142,11 @@ fn execute(plan: &Plan, dry_run: bool, progress: bool, summary: &mut Summary) ->
 }
 
 /// The target is the fallback table itself: there is nothing newer to copy into it.
-fn keep_fallback_table(t: &SqliteTable, dry_run: bool, summary: &mut Summary) -> Result<Exit, Error> {
+fn keep_fallback_table(
+    t: &SqliteTable,
+    dry_run: bool,
+    summary: &mut Summary,
+) -> Result<Exit, Error> {
     let rows = source::sqlite::count_rows(t)?;
     summary.rows = rows;
     summary.action = if dry_run { "planned" } else { "kept" };
@@ -135,7 +154,9 @@ fn keep_fallback_table(t: &SqliteTable, dry_run: bool, summary: &mut Summary) ->
         println!("source:   fallback {t} (the primary is unreachable)");
         println!("target:   the same table: kept as it is ({rows} rows)");
     }
-    log::warn!("the target is the fallback table itself: kept as it is ({rows} rows), nothing copied");
+    log::warn!(
+        "the target is the fallback table itself: kept as it is ({rows} rows), nothing copied"
+    );
     Ok(Exit::Fallback)
 }
 
@@ -157,7 +178,10 @@ fn print_plan(plan: &Plan, source: &dyn Source) {
                 "" => "(no declared type)".to_string(),
                 t => t.to_string(),
             },
-            Target::MySql(_) => c.exact_mysql_type.clone().unwrap_or_else(|| transform::mysql_type(&c.ty)),
+            Target::MySql(_) => c
+                .exact_mysql_type
+                .clone()
+                .unwrap_or_else(|| transform::mysql_type(&c.ty)),
         };
         println!("  {:<30} {:<24} -> {}", c.name, c.ty.to_string(), to);
     }

@@ -30,7 +30,10 @@ fn main() -> ExitCode {
     }
     if let Some(path) = &cli.summary_json {
         if let Err(e) = summary.write_json(path) {
-            eprintln!("dbsync: error: cannot write --summary-json {}: {e}", path.display());
+            eprintln!(
+                "dbsync: error: cannot write --summary-json {}: {e}",
+                path.display()
+            );
         }
     }
     ExitCode::from(summary.exit as u8)

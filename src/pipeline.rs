@@ -1,8 +1,8 @@
 //! Moving batches from a source to a sink: a reader thread, a bounded channel (the
 //! backpressure that keeps memory flat), and the writer on the calling thread.
 
-use crate::source::{Source, SourceError};
 use crate::sink::{Sink, SinkError};
+use crate::source::{Source, SourceError};
 use arrow::record_batch::RecordBatch;
 use std::io::Write;
 use std::sync::mpsc::sync_channel;
@@ -20,7 +20,11 @@ pub enum CopyError {
 }
 
 /// Copies every row of `source` into `sink`, all or nothing. Returns the rows copied.
-pub fn copy(source: Box<dyn Source>, sink: &mut dyn Sink, progress: bool) -> Result<u64, CopyError> {
+pub fn copy(
+    source: Box<dyn Source>,
+    sink: &mut dyn Sink,
+    progress: bool,
+) -> Result<u64, CopyError> {
     let columns = source.columns().to_vec();
     if let Err(e) = sink.begin(&columns) {
         sink.abort();

@@ -1,9 +1,7 @@
 //! What one run will do, decided once from the config and the command line: the source,
 //! the fallback, the target and its table.
 
-use crate::config::{
-    ConfigError, RawConfig, Secret, AZURE_DB, EXTERNAL_DB, GENERAL, LOCAL_DB,
-};
+use crate::config::{ConfigError, RawConfig, Secret, AZURE_DB, EXTERNAL_DB, GENERAL, LOCAL_DB};
 use crate::connect::{Endpoint, Tls, TlsMode};
 use std::fmt;
 use std::path::PathBuf;
@@ -118,11 +116,13 @@ fn target_kind(raw: &RawConfig, cli: Option<&str>) -> Result<TargetKind, ConfigE
         expected: "azure or local_sqlite".into(),
     };
     let default = raw.require(GENERAL, "default_target")?;
-    let default_kind = TargetKind::parse(&default).ok_or_else(|| invalid("default_target", &default))?;
+    let default_kind =
+        TargetKind::parse(&default).ok_or_else(|| invalid("default_target", &default))?;
     match cli {
         None => Ok(default_kind),
         Some(requested) => {
-            let kind = TargetKind::parse(requested).ok_or_else(|| invalid("--target", requested))?;
+            let kind =
+                TargetKind::parse(requested).ok_or_else(|| invalid("--target", requested))?;
             if kind != default_kind && !raw.bool(GENERAL, "target_argument_enabled", false)? {
                 return Err(ConfigError::TargetArgumentDisabled {
                     requested: requested.to_string(),
@@ -141,7 +141,11 @@ fn sqlite_table(raw: &RawConfig) -> Result<SqliteTable, ConfigError> {
     })
 }
 
-fn endpoint(raw: &RawConfig, section: &'static str, default_tls: TlsMode) -> Result<Endpoint, ConfigError> {
+fn endpoint(
+    raw: &RawConfig,
+    section: &'static str,
+    default_tls: TlsMode,
+) -> Result<Endpoint, ConfigError> {
     let ty = raw.get(section, "type").unwrap_or_else(|| "mysql".into());
     if !matches!(ty.trim().to_ascii_lowercase().as_str(), "mysql" | "mariadb") {
         return Err(ConfigError::Invalid {
@@ -159,7 +163,11 @@ fn endpoint(raw: &RawConfig, section: &'static str, default_tls: TlsMode) -> Res
             TlsMode::parse,
         )?
         .unwrap_or(default_tls);
-    let path = |key| raw.get(section, key).map(|p| PathBuf::from(p.trim())).filter(|p| !p.as_os_str().is_empty());
+    let path = |key| {
+        raw.get(section, key)
+            .map(|p| PathBuf::from(p.trim()))
+            .filter(|p| !p.as_os_str().is_empty())
+    };
     Ok(Endpoint {
         section,
         host: raw.require(section, "host")?.trim().to_string(),
@@ -209,14 +217,32 @@ mod tests {
 
     #[test]
     fn azure_section_required_only_for_azure() {
-        let text = BASE.replace("target_argument_enabled = false", "target_argument_enabled = true");
+        let text = BASE.replace(
+            "target_argument_enabled = false",
+            "target_argument_enabled = true",
+        );
         let e = plan(&text, Some("azure")).unwrap_err().to_string();
         assert!(e.contains("[azure_mysql_db]"), "{e}");
     }
 
     #[test]
+    fn the_example_config_is_valid_for_both_targets() {
+        let text = include_str!("../config.example.ini");
+        let p = plan(text, None).unwrap();
+        assert_eq!(p.target.kind(), TargetKind::LocalSqlite);
+        let p = plan(text, Some("azure")).unwrap();
+        let Target::MySql(t) = p.target else {
+            panic!("azure target")
+        };
+        assert_eq!(t.endpoint.tls.mode, TlsMode::VerifyIdentity);
+        assert_eq!(t.writers, 2);
+    }
+
+    #[test]
     fn unknown_type_is_refused() {
-        let e = plan(&BASE.replace("type = mysql", "type = postgres"), None).unwrap_err().to_string();
+        let e = plan(&BASE.replace("type = mysql", "type = postgres"), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("type") && e.contains("postgres"), "{e}");
     }
 }

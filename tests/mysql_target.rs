@@ -14,7 +14,9 @@ fn target_rows(db: &str, query: &str) -> Vec<Vec<Option<String>>> {
 }
 
 fn drop_target_db(db: &str) {
-    tls_root(None).query_drop(format!("DROP DATABASE IF EXISTS `{db}`")).unwrap();
+    tls_root(None)
+        .query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
+        .unwrap();
 }
 
 #[test]
@@ -23,16 +25,37 @@ fn copies_the_fixture_over_verified_tls_with_a_ca_bundle() {
     let db = "dbsync_a_fixture";
     let mut src = fixture_db(db, 5000);
     drop_target_db(db);
-    let job = Job::new(&azure_config(db, "SELECT * FROM vehicles_stock", db, "vehicles_stock", &verified("bundle.pem")));
+    let job = Job::new(&azure_config(
+        db,
+        "SELECT * FROM vehicles_stock",
+        db,
+        "vehicles_stock",
+        &verified("bundle.pem"),
+    ));
     let run = job.run(&["--summary-json", "-"]).expect(0);
     assert!(!run.stderr().contains("not verified"), "{}", run.stderr());
     let summary: serde_json::Value = serde_json::from_str(run.stdout().trim()).unwrap();
-    assert_eq!((summary["target"].as_str(), summary["rows"].as_u64()), (Some("azure"), Some(5000)));
+    assert_eq!(
+        (summary["target"].as_str(), summary["rows"].as_u64()),
+        (Some("azure"), Some(5000))
+    );
     let want = mysql_rows(&mut src, "SELECT * FROM vehicles_stock ORDER BY id");
-    assert_eq!(target_rows(db, "SELECT * FROM vehicles_stock ORDER BY id"), want);
+    assert_eq!(
+        target_rows(db, "SELECT * FROM vehicles_stock ORDER BY id"),
+        want
+    );
     // The DDL keeps the source's types.
-    let ddl: (String, String) = tls_root(Some(db)).query_first("SHOW CREATE TABLE vehicles_stock").unwrap().unwrap();
-    for piece in ["`pvp_api` decimal(12,2)", "`id` int(10) unsigned NOT NULL", "`vin` char(17)", "`fecha_matriculacion` datetime", "`disponible` tinyint(1) NOT NULL"] {
+    let ddl: (String, String) = tls_root(Some(db))
+        .query_first("SHOW CREATE TABLE vehicles_stock")
+        .unwrap()
+        .unwrap();
+    for piece in [
+        "`pvp_api` decimal(12,2)",
+        "`id` int(10) unsigned NOT NULL",
+        "`vin` char(17)",
+        "`fecha_matriculacion` datetime",
+        "`disponible` tinyint(1) NOT NULL",
+    ] {
         assert!(ddl.1.contains(piece), "{piece} missing in\n{}", ddl.1);
     }
     // Nothing left behind.
@@ -44,25 +67,51 @@ fn copies_the_fixture_over_verified_tls_with_a_ca_bundle() {
 fn every_ssl_mode_succeeds_or_refuses_as_mysql_does() {
     let _g = SERVER_GLOBALS.read().unwrap();
     let db = "dbsync_a_modes";
-    fresh_db(db, "CREATE TABLE m (id INT); INSERT INTO m VALUES (1), (2);");
+    fresh_db(
+        db,
+        "CREATE TABLE m (id INT); INSERT INTO m VALUES (1), (2);",
+    );
     drop_target_db(db);
     let ok: &[(&str, &str)] = &[
         ("", "not verified"), // no ssl_mode: required, as the Python tool did
         ("ssl_mode = preferred", "not verified"),
         ("ssl_mode = REQUIRED", "not verified"),
         ("ssl_mode = require", "not verified"),
-        (&format!("ssl_mode = verify-ca\nssl_ca = {}", cert("ca.pem")), ""),
-        (&format!("ssl_mode = VERIFY_IDENTITY\nssl_ca = {}", cert("bundle.pem")), ""),
+        (
+            &format!("ssl_mode = verify-ca\nssl_ca = {}", cert("ca.pem")),
+            "",
+        ),
+        (
+            &format!(
+                "ssl_mode = VERIFY_IDENTITY\nssl_ca = {}",
+                cert("bundle.pem")
+            ),
+            "",
+        ),
     ];
     for (extra, warning) in ok {
         let job = Job::new(&azure_config(db, "SELECT * FROM m", db, "m", extra));
         let run = job.run(&[]).expect(0);
-        assert_eq!(run.stderr().contains("not verified"), !warning.is_empty(), "{extra}: {}", run.stderr());
-        assert_eq!(target_rows(db, "SELECT count(*) FROM m"), vec![vec![Some("2".into())]]);
+        assert_eq!(
+            run.stderr().contains("not verified"),
+            !warning.is_empty(),
+            "{extra}: {}",
+            run.stderr()
+        );
+        assert_eq!(
+            target_rows(db, "SELECT count(*) FROM m"),
+            vec![vec![Some("2".into())]]
+        );
     }
     let refused: &[(String, &str)] = &[
-        ("ssl_mode = disabled".into(), "refuses every plaintext login"),
-        (format!("ssl_mode = verify_ca\nssl_ca = {}", cert("other-ca.pem")), "does not chain to ssl_ca"),
+        (
+            "ssl_mode = disabled".into(),
+            "refuses every plaintext login",
+        ),
+        (
+            format!("ssl_mode = verify_ca\nssl_ca = {}", cert("other-ca.pem")),
+            "does not chain to ssl_ca",
+        ),
     ];
     for (extra, needle) in refused {
         let job = Job::new(&azure_config(db, "SELECT * FROM m", db, "m", extra));
@@ -70,9 +119,14 @@ fn every_ssl_mode_succeeds_or_refuses_as_mysql_does() {
         assert!(run.stderr().contains(needle), "{extra}: {}", run.stderr());
     }
     // Host name not in the certificate (it names localhost and 127.0.0.1 only).
-    let cfg = azure_config(db, "SELECT * FROM m", db, "m", &verified("ca.pem")).replace("host = localhost", "host = 127.0.0.2");
+    let cfg = azure_config(db, "SELECT * FROM m", db, "m", &verified("ca.pem"))
+        .replace("host = localhost", "host = 127.0.0.2");
     let run = Job::new(&cfg).run(&[]).expect(1);
-    assert!(run.stderr().contains("TLS with dbsync@127.0.0.2"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("TLS with dbsync@127.0.0.2"),
+        "{}",
+        run.stderr()
+    );
     // The same address under verify_ca is fine: the chain is checked, the name is not.
     let cfg = cfg.replace("verify_identity", "verify_ca");
     Job::new(&cfg).run(&[]).expect(0);
@@ -90,9 +144,16 @@ fn tls_refusal_never_falls_back() {
         tls_port(),
         cert("other-ca.pem")
     ));
-    rusqlite::Connection::open(job.path("local.db")).unwrap().execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);").unwrap();
+    rusqlite::Connection::open(job.path("local.db"))
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+        .unwrap();
     let run = job.run(&[]).expect(1);
-    assert!(run.stderr().contains("TLS with dbsync@localhost"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("TLS with dbsync@localhost"),
+        "{}",
+        run.stderr()
+    );
     assert!(!run.stderr().contains("fallback"), "{}", run.stderr());
 }
 
@@ -106,10 +167,21 @@ fn client_certificate_user() {
         .replace("user = dbsync\n", "user = dbsync_x509\n")
         .replace(&format!("password = {AZURE_PASSWORD}"), "password =");
     let run = Job::new(&base).run(&[]).expect(1);
-    assert!(run.stderr().contains("refused the login"), "without a certificate: {}", run.stderr());
-    let with_cert = format!("{base}ssl_cert = {}\nssl_key = {}\n", cert("client-cert.pem"), cert("client-key.pem"));
+    assert!(
+        run.stderr().contains("refused the login"),
+        "without a certificate: {}",
+        run.stderr()
+    );
+    let with_cert = format!(
+        "{base}ssl_cert = {}\nssl_key = {}\n",
+        cert("client-cert.pem"),
+        cert("client-key.pem")
+    );
     Job::new(&with_cert).run(&[]).expect(0);
-    assert_eq!(target_rows(db, "SELECT * FROM x"), vec![vec![Some("7".into())]]);
+    assert_eq!(
+        target_rows(db, "SELECT * FROM x"),
+        vec![vec![Some("7".into())]]
+    );
 }
 
 #[test]
@@ -122,8 +194,18 @@ fn password_from_environment_and_wrong_password() {
     let no_pass = cfg.replace(&format!("password = {AZURE_PASSWORD}"), "password = wrong");
     let job = Job::new(&no_pass);
     let run = job.run(&["-vv"]).expect(1);
-    assert!(run.stderr().contains("refused the login ([azure_mysql_db] user / password)"), "{}", run.stderr());
-    let run = Run(job.cmd(&["-vv"]).env("DBSYNC_AZURE_MYSQL_DB_PASSWORD", AZURE_PASSWORD).output().unwrap()).expect(0);
+    assert!(
+        run.stderr()
+            .contains("refused the login ([azure_mysql_db] user / password)"),
+        "{}",
+        run.stderr()
+    );
+    let run = Run(job
+        .cmd(&["-vv"])
+        .env("DBSYNC_AZURE_MYSQL_DB_PASSWORD", AZURE_PASSWORD)
+        .output()
+        .unwrap())
+    .expect(0);
     assert!(!run.stderr().contains(AZURE_PASSWORD));
 }
 
@@ -135,20 +217,38 @@ fn missing_database_is_created_and_missing_rights_are_named() {
     drop_target_db(db);
     let cfg = azure_config(db, "SELECT * FROM r", db, "r", &verified("ca.pem"));
     Job::new(&cfg).run(&[]).expect(0); // created the database
-    let ro = cfg.replace("user = dbsync\n", "user = dbsync_ro\n").replace(&format!("password = {AZURE_PASSWORD}"), "password = readonly");
+    let ro = cfg
+        .replace("user = dbsync\n", "user = dbsync_ro\n")
+        .replace(
+            &format!("password = {AZURE_PASSWORD}"),
+            "password = readonly",
+        );
     let run = Job::new(&ro).run(&[]).expect(1);
     assert!(run.stderr().contains("GRANT"), "{}", run.stderr());
-    assert_eq!(target_rows(db, "SELECT * FROM r"), vec![vec![Some("1".into())]]);
-    let ro_new_db = ro.replace(&format!("database = {db}\ntable_name"), "database = dbsync_a_never\ntable_name");
+    assert_eq!(
+        target_rows(db, "SELECT * FROM r"),
+        vec![vec![Some("1".into())]]
+    );
+    let ro_new_db = ro.replace(
+        &format!("database = {db}\ntable_name"),
+        "database = dbsync_a_never\ntable_name",
+    );
     let run = Job::new(&ro_new_db).run(&[]).expect(1);
-    assert!(run.stderr().contains("could not be created"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("could not be created"),
+        "{}",
+        run.stderr()
+    );
 }
 
 /// Waits until `cond` holds, polling; panics after 60 s.
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !cond() {
-        assert!(t0.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -169,24 +269,42 @@ fn readers_see_the_old_table_during_the_load_and_a_kill_leaves_it() {
     let db = "dbsync_a_swap";
     fixture_db(db, 300_000);
     drop_target_db(db);
-    let small = azure_config(db, "SELECT * FROM vehicles_stock WHERE id <= 1000", db, "vehicles_stock", &verified("ca.pem"));
+    let small = azure_config(
+        db,
+        "SELECT * FROM vehicles_stock WHERE id <= 1000",
+        db,
+        "vehicles_stock",
+        &verified("ca.pem"),
+    );
     let job = Job::new(&small);
     job.run(&[]).expect(0);
     let before = target_rows(db, "SELECT * FROM vehicles_stock ORDER BY id");
-    std::fs::write(job.path("config.ini"), small.replace(" WHERE id <= 1000", "")).unwrap();
+    std::fs::write(
+        job.path("config.ini"),
+        small.replace(" WHERE id <= 1000", ""),
+    )
+    .unwrap();
 
     // A reader polls while the load runs: it must only ever see the old 1000 rows or all 300000.
     let mut child = job.cmd(&["-q"]).spawn().unwrap();
     let mut reader = tls_root(Some(db));
     let mut seen = std::collections::BTreeSet::new();
     while child.try_wait().unwrap().is_none() {
-        let n: Option<u64> = reader.query_first("SELECT COUNT(*) FROM vehicles_stock").unwrap();
+        let n: Option<u64> = reader
+            .query_first("SELECT COUNT(*) FROM vehicles_stock")
+            .unwrap();
         seen.insert(n.unwrap());
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(child.wait().unwrap().success());
-    assert!(seen.iter().all(|n| *n == 1000 || *n == 300_000), "a reader saw {seen:?}");
-    assert!(seen.contains(&1000), "the reader never saw the old table during the load");
+    assert!(
+        seen.iter().all(|n| *n == 1000 || *n == 300_000),
+        "a reader saw {seen:?}"
+    );
+    assert!(
+        seen.contains(&1000),
+        "the reader never saw the old table during the load"
+    );
 
     // SIGKILL mid-load: the old (now 300000-row) table is untouched, the next run cleans up.
     let full = target_rows(db, "SELECT COUNT(*), SUM(id), MAX(vin) FROM vehicles_stock");
@@ -194,14 +312,27 @@ fn readers_see_the_old_table_during_the_load_and_a_kill_leaves_it() {
     wait_for("the staging table", || staging_exists(db, "vehicles_stock"));
     std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap();
-    assert!(child.wait().unwrap().code().is_none(), "dbsync finished before the kill");
-    assert_eq!(target_rows(db, "SELECT COUNT(*), SUM(id), MAX(vin) FROM vehicles_stock"), full);
+    assert!(
+        child.wait().unwrap().code().is_none(),
+        "dbsync finished before the kill"
+    );
+    assert_eq!(
+        target_rows(db, "SELECT COUNT(*), SUM(id), MAX(vin) FROM vehicles_stock"),
+        full
+    );
     let run = job.run(&[]).expect(0);
-    assert!(run.stderr().contains("left by an earlier run"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("left by an earlier run"),
+        "{}",
+        run.stderr()
+    );
     assert!(!staging_exists(db, "vehicles_stock"));
     std::fs::write(job.path("config.ini"), small).unwrap();
     job.run(&[]).expect(0);
-    assert_eq!(target_rows(db, "SELECT * FROM vehicles_stock ORDER BY id"), before);
+    assert_eq!(
+        target_rows(db, "SELECT * FROM vehicles_stock ORDER BY id"),
+        before
+    );
 }
 
 #[test]
@@ -210,11 +341,21 @@ fn connection_cut_mid_load_keeps_the_old_table() {
     let db = "dbsync_a_cut";
     fixture_db(db, 300_000);
     drop_target_db(db);
-    let cfg = azure_config(db, "SELECT * FROM vehicles_stock WHERE id <= 500", db, "vehicles_stock", &verified("ca.pem"));
+    let cfg = azure_config(
+        db,
+        "SELECT * FROM vehicles_stock WHERE id <= 500",
+        db,
+        "vehicles_stock",
+        &verified("ca.pem"),
+    );
     let job = Job::new(&cfg);
     job.run(&[]).expect(0);
     std::fs::write(job.path("config.ini"), cfg.replace(" WHERE id <= 500", "")).unwrap();
-    let child = job.cmd(&[]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = job
+        .cmd(&[])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     wait_for("the staging table", || staging_exists(db, "vehicles_stock"));
     // Cut every connection of the dbsync user on the target, as a network failure would.
     let mut root = tls_root(None);
@@ -231,10 +372,21 @@ fn connection_cut_mid_load_keeps_the_old_table() {
         }
     }
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(target_rows(db, "SELECT COUNT(*) FROM vehicles_stock"), vec![vec![Some("500".into())]]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        target_rows(db, "SELECT COUNT(*) FROM vehicles_stock"),
+        vec![vec![Some("500".into())]]
+    );
     job.run(&[]).expect(0);
-    assert_eq!(target_rows(db, "SELECT COUNT(*) FROM vehicles_stock"), vec![vec![Some("300000".into())]]);
+    assert_eq!(
+        target_rows(db, "SELECT COUNT(*) FROM vehicles_stock"),
+        vec![vec![Some("300000".into())]]
+    );
 }
 
 #[test]
@@ -245,15 +397,24 @@ fn a_row_larger_than_max_allowed_packet_is_named() {
     drop_target_db(db);
     let cfg = azure_config(db, "SELECT * FROM big", db, "big", &verified("ca.pem"));
     let mut root = tls_root(None);
-    root.query_drop("SET GLOBAL max_allowed_packet = 2097152").unwrap();
+    root.query_drop("SET GLOBAL max_allowed_packet = 2097152")
+        .unwrap();
     let run = Job::new(&cfg).run(&[]);
-    root.query_drop("SET GLOBAL max_allowed_packet = 67108864").unwrap();
+    root.query_drop("SET GLOBAL max_allowed_packet = 67108864")
+        .unwrap();
     let run = run.expect(1);
     let err = run.stderr();
-    assert!(err.contains("row 1 of batch 1, column `payload`") && err.contains("max_allowed_packet is 2097152"), "{err}");
+    assert!(
+        err.contains("row 1 of batch 1, column `payload`")
+            && err.contains("max_allowed_packet is 2097152"),
+        "{err}"
+    );
     // With the server's usual limit the same rows go through.
     Job::new(&cfg).run(&[]).expect(0);
-    assert_eq!(target_rows(db, "SELECT id, LENGTH(payload) FROM big ORDER BY id")[1], vec![Some("2".into()), Some("3000000".into())]);
+    assert_eq!(
+        target_rows(db, "SELECT id, LENGTH(payload) FROM big ORDER BY id")[1],
+        vec![Some("2".into()), Some("3000000".into())]
+    );
 }
 
 #[test]
@@ -261,8 +422,10 @@ fn fallback_sqlite_table_goes_to_azure_with_exact_values() {
     let _g = SERVER_GLOBALS.read().unwrap();
     let db = "dbsync_a_fallback";
     drop_target_db(db);
-    let cfg = azure_config("nowhere", "SELECT 1", db, "stock", &verified("ca.pem"))
-        .replace(&format!("port = {}\nuser = root", mysql_port()), &format!("port = {}\nuser = root", closed_port()));
+    let cfg = azure_config("nowhere", "SELECT 1", db, "stock", &verified("ca.pem")).replace(
+        &format!("port = {}\nuser = root", mysql_port()),
+        &format!("port = {}\nuser = root", closed_port()),
+    );
     let job = Job::new(&cfg);
     std::fs::create_dir_all(job.path("data")).unwrap();
     rusqlite::Connection::open(job.path("data/local.db"))
@@ -276,15 +439,35 @@ fn fallback_sqlite_table_goes_to_azure_with_exact_values() {
         .unwrap();
     let run = job.run(&["--summary-json", "-"]).expect(3);
     let summary: serde_json::Value = serde_json::from_str(run.stdout().trim()).unwrap();
-    assert_eq!((summary["source"].as_str(), summary["rows"].as_u64()), (Some("fallback"), Some(3)));
-    let got = target_rows(db, "SELECT id, name, price, mixed, late_int, HEX(raw) FROM stock ORDER BY id");
+    assert_eq!(
+        (summary["source"].as_str(), summary["rows"].as_u64()),
+        (Some("fallback"), Some(3))
+    );
+    let got = target_rows(
+        db,
+        "SELECT id, name, price, mixed, late_int, HEX(raw) FROM stock ORDER BY id",
+    );
     let s = |v: &str| Some(v.to_string());
     assert_eq!(
         got,
         vec![
-            vec![s("1"), s("Seat 🚗"), s("12.5"), s("text"), None, s("00FF00")],
+            vec![
+                s("1"),
+                s("Seat 🚗"),
+                s("12.5"),
+                s("text"),
+                None,
+                s("00FF00")
+            ],
             vec![s("2"), None, None, s("42"), None, None],
-            vec![s("3"), s("it's"), s("-0.25"), s("1.5"), s("9223372036854775807"), s("")],
+            vec![
+                s("3"),
+                s("it's"),
+                s("-0.25"),
+                s("1.5"),
+                s("9223372036854775807"),
+                s("")
+            ],
         ]
     );
 }

@@ -13,7 +13,7 @@ pub enum SinkError {
     Sqlite {
         path: String,
         action: String,
-        source: rusqlite::Error,
+        source: Box<rusqlite::Error>,
         hint: &'static str,
     },
     #[error("cannot create the directory for {path}: {source} (check [local_db] db_path)")]

@@ -46,7 +46,9 @@ fn derived_name(name: &str, suffix: &str) -> String {
     if full.chars().count() <= 64 {
         return full;
     }
-    let hash = name.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    let hash = name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
     let keep: String = name.chars().take(64 - suffix.len() - 9).collect();
     format!("{keep}_{:08x}{suffix}", hash as u32)
 }
@@ -110,11 +112,15 @@ impl MySqlSink {
             "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
             (db, name),
         );
-        r.map(|n| n.unwrap_or(0) > 0).map_err(|e| self.err("looking up the table", e))
+        r.map(|n| n.unwrap_or(0) > 0)
+            .map_err(|e| self.err("looking up the table", e))
     }
 
     fn connect_writer(&self) -> Result<Conn, SinkError> {
-        let opts = self.ep().opts(self.mode, true).map_err(|e| self.err("opening a writer connection", e))?;
+        let opts = self
+            .ep()
+            .opts(self.mode, true)
+            .map_err(|e| self.err("opening a writer connection", e))?;
         let mut conn = Conn::new(opts).map_err(|e| {
             let e: ConnectError = crate::connect::classify(self.ep(), e);
             self.err("opening a writer connection", e)
@@ -172,7 +178,12 @@ impl MySqlSink {
 }
 
 /// One writer connection: executes statements until the channel closes or one fails.
-fn writer(mut conn: Conn, rx: &Mutex<Receiver<String>>, failure: &Mutex<Option<String>>, ep: &Endpoint) -> Result<(), String> {
+fn writer(
+    mut conn: Conn,
+    rx: &Mutex<Receiver<String>>,
+    failure: &Mutex<Option<String>>,
+    ep: &Endpoint,
+) -> Result<(), String> {
     loop {
         let next = rx.lock().expect("receiver lock").recv();
         let Ok(sql) = next else { return Ok(()) };
@@ -181,7 +192,10 @@ fn writer(mut conn: Conn, rx: &Mutex<Receiver<String>>, failure: &Mutex<Option<S
         }
         if let Err(e) = conn.query_drop(&sql) {
             let msg = crate::report::redact(&e.to_string(), ep);
-            failure.lock().expect("failure lock").get_or_insert(msg.clone());
+            failure
+                .lock()
+                .expect("failure lock")
+                .get_or_insert(msg.clone());
             return Err(msg);
         }
     }
@@ -193,7 +207,10 @@ impl Sink for MySqlSink {
     }
 
     fn begin(&mut self, columns: &[SourceColumn]) -> Result<(), SinkError> {
-        let (conn, mode) = self.ep().connect(false).map_err(|e| self.err("connecting", e))?;
+        let (conn, mode) = self
+            .ep()
+            .connect(false)
+            .map_err(|e| self.err("connecting", e))?;
         self.control = Some(conn);
         self.mode = mode;
         if mode == TlsMode::Required {
@@ -205,7 +222,9 @@ impl Sink for MySqlSink {
             );
         }
         let db = quote_mysql(&self.ep().database);
-        let created = self.control().query_drop(format!("CREATE DATABASE IF NOT EXISTS {db} CHARACTER SET utf8mb4"));
+        let created = self.control().query_drop(format!(
+            "CREATE DATABASE IF NOT EXISTS {db} CHARACTER SET utf8mb4"
+        ));
         if let Err(e) = created {
             return Err(self.err(
                 &format!(
@@ -222,18 +241,26 @@ impl Sink for MySqlSink {
             .map_err(|e| self.err("reading max_allowed_packet", e))?;
         self.max_packet = packet.unwrap_or(4 << 20) as usize;
         // Room for the packet header and the statement's own overhead.
-        self.statement_limit = MAX_STATEMENT_BYTES.min(self.max_packet.saturating_sub(1024)).max(1024);
+        self.statement_limit = MAX_STATEMENT_BYTES
+            .min(self.max_packet.saturating_sub(1024))
+            .max(1024);
 
         for leftover in [self.staging.clone(), self.old.clone()] {
             if self.table_exists(&leftover)? {
                 log::warn!("dropping `{leftover}`, left by an earlier run that did not finish");
-                self.exec("dropping a leftover staging table", &format!("DROP TABLE {}", quote_mysql(&leftover)))?;
+                self.exec(
+                    "dropping a leftover staging table",
+                    &format!("DROP TABLE {}", quote_mysql(&leftover)),
+                )?;
             }
         }
         let defs: Vec<String> = columns
             .iter()
             .map(|c| {
-                let ty = c.exact_mysql_type.clone().unwrap_or_else(|| transform::mysql_type(&c.ty));
+                let ty = c
+                    .exact_mysql_type
+                    .clone()
+                    .unwrap_or_else(|| transform::mysql_type(&c.ty));
                 let null = match (c.nullable, &c.ty) {
                     (false, _) => " NOT NULL",
                     // Explicit, or servers without explicit_defaults_for_timestamp would
@@ -272,7 +299,10 @@ impl Sink for MySqlSink {
                 message,
             })?;
         let n = batch.num_rows();
-        let tasks: Vec<(usize, usize)> = (0..n).step_by(ROWS_PER_TASK).map(|s| (s, (s + ROWS_PER_TASK).min(n))).collect();
+        let tasks: Vec<(usize, usize)> = (0..n)
+            .step_by(ROWS_PER_TASK)
+            .map(|s| (s, (s + ROWS_PER_TASK).min(n)))
+            .collect();
         let ctx = Encoding {
             head: &self.insert_head,
             limit: self.statement_limit,
@@ -280,8 +310,10 @@ impl Sink for MySqlSink {
             batch: self.batches,
             names: &self.column_names,
         };
-        let encoded: Vec<Result<Vec<String>, SinkError>> =
-            tasks.par_iter().map(|&(s, e)| ctx.encode(&views, s, e)).collect();
+        let encoded: Vec<Result<Vec<String>, SinkError>> = tasks
+            .par_iter()
+            .map(|&(s, e)| ctx.encode(&views, s, e))
+            .collect();
         let tx = self.tx.clone().expect("begin() started the writers");
         for statements in encoded {
             for sql in statements? {
@@ -307,15 +339,28 @@ impl Sink for MySqlSink {
         };
         let staged = staged.unwrap_or(0);
         if staged != rows_read {
-            return Err(SinkError::Count { staged, read: rows_read });
+            return Err(SinkError::Count {
+                staged,
+                read: rows_read,
+            });
         }
-        let (table, staging, old) = (quote_mysql(&self.target.table), quote_mysql(&self.staging), quote_mysql(&self.old));
+        let (table, staging, old) = (
+            quote_mysql(&self.target.table),
+            quote_mysql(&self.staging),
+            quote_mysql(&self.old),
+        );
         if self.table_exists(&self.target.table.clone())? {
             // One statement, so readers see the old table or the new one, never neither.
-            self.exec("swapping in the new table", &format!("RENAME TABLE {table} TO {old}, {staging} TO {table}"))?;
+            self.exec(
+                "swapping in the new table",
+                &format!("RENAME TABLE {table} TO {old}, {staging} TO {table}"),
+            )?;
             self.exec("dropping the old table", &format!("DROP TABLE {old}"))
         } else {
-            self.exec("renaming the new table", &format!("RENAME TABLE {staging} TO {table}"))
+            self.exec(
+                "renaming the new table",
+                &format!("RENAME TABLE {staging} TO {table}"),
+            )
         }
     }
 
@@ -324,7 +369,10 @@ impl Sink for MySqlSink {
         if self.control.is_some() {
             let sql = format!("DROP TABLE IF EXISTS {}", quote_mysql(&self.staging));
             if let Err(e) = self.control().query_drop(sql) {
-                log::warn!("could not drop the staging table `{}` (the next run will): {e}", self.staging);
+                log::warn!(
+                    "could not drop the staging table `{}` (the next run will): {e}",
+                    self.staging
+                );
             }
         }
     }
@@ -333,7 +381,10 @@ impl Sink for MySqlSink {
 /// ` CHARACTER SET utf8mb4` for text column types, so every source text fits.
 fn charset_clause(ty: &str) -> &'static str {
     let t = ty.to_ascii_lowercase();
-    let texty = ["char", "text", "enum", "set("].iter().any(|k| t.contains(k)) && !t.contains("binary");
+    let texty = ["char", "text", "enum", "set("]
+        .iter()
+        .any(|k| t.contains(k))
+        && !t.contains("binary");
     if texty && !t.contains("character set") {
         " CHARACTER SET utf8mb4"
     } else {
@@ -353,7 +404,12 @@ struct Encoding<'a> {
 impl Encoding<'_> {
     /// Rows `start..end` as INSERT statements of at most `limit` bytes each (a single
     /// larger row gets a statement of its own, if the server's packet allows it).
-    fn encode(&self, views: &[ColumnView<'_>], start: usize, end: usize) -> Result<Vec<String>, SinkError> {
+    fn encode(
+        &self,
+        views: &[ColumnView<'_>],
+        start: usize,
+        end: usize,
+    ) -> Result<Vec<String>, SinkError> {
         let mut out = Vec::new();
         let mut sql = String::with_capacity(self.limit.min(1 << 20));
         let mut row_buf = String::new();
@@ -364,7 +420,8 @@ impl Encoding<'_> {
                 if i > 0 {
                     row_buf.push(',');
                 }
-                push_value(&mut row_buf, v.cell(row)).map_err(|message| self.value_error(row, i, message))?;
+                push_value(&mut row_buf, v.cell(row))
+                    .map_err(|message| self.value_error(row, i, message))?;
             }
             row_buf.push(')');
             if self.head.len() + row_buf.len() > self.max_packet.saturating_sub(1024) {
@@ -433,7 +490,11 @@ fn push_value(out: &mut String, cell: Cell<'_>) -> Result<(), String> {
             // Rust's shortest round-trip form; `e` notation is valid MySQL.
             let _ = write!(out, "{f:e}");
         }
-        Cell::Float(f) => return Err(format!("{f} cannot be stored in MySQL (no infinities or NaN)")),
+        Cell::Float(f) => {
+            return Err(format!(
+                "{f} cannot be stored in MySQL (no infinities or NaN)"
+            ))
+        }
         Cell::Text(s) => {
             out.push('\'');
             for ch in s.chars() {

@@ -58,7 +58,7 @@ impl SqliteSink {
         SinkError::Sqlite {
             path: self.path.display().to_string(),
             action: action.into(),
-            source,
+            source: Box::new(source),
             hint,
         }
     }
@@ -76,7 +76,12 @@ impl SqliteSink {
         )
     }
 
-    fn insert_rows(&self, views: &[ColumnView<'_>], start: usize, n: usize) -> Result<(), SinkError> {
+    fn insert_rows(
+        &self,
+        views: &[ColumnView<'_>],
+        start: usize,
+        n: usize,
+    ) -> Result<(), SinkError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(&self.insert_sql(n))
@@ -89,8 +94,16 @@ impl SqliteSink {
                 idx += 1;
             }
         }
-        stmt.raw_execute()
-            .map_err(|e| self.err(format!("inserting rows {start}..{} of batch {}", start + n, self.batches), e))?;
+        stmt.raw_execute().map_err(|e| {
+            self.err(
+                format!(
+                    "inserting rows {start}..{} of batch {}",
+                    start + n,
+                    self.batches
+                ),
+                e,
+            )
+        })?;
         Ok(())
     }
 }
@@ -128,7 +141,8 @@ impl Sink for SqliteSink {
             })?;
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
-        let conn = Connection::open_with_flags(&self.path, flags).map_err(|e| self.err("opening", e))?;
+        let conn =
+            Connection::open_with_flags(&self.path, flags).map_err(|e| self.err("opening", e))?;
         conn.busy_timeout(Duration::from_secs(30))
             .map_err(|e| self.err("setting busy_timeout", e))?;
         // A large page cache keeps the writer from spilling (and so from taking the
@@ -143,7 +157,9 @@ impl Sink for SqliteSink {
             .iter()
             .map(|c| {
                 let ty = transform::sqlite_type(&c.ty);
-                format!("{} {ty}", quote_sqlite(&c.name)).trim_end().to_string()
+                format!("{} {ty}", quote_sqlite(&c.name))
+                    .trim_end()
+                    .to_string()
             })
             .collect();
         let sql = format!(
@@ -151,7 +167,9 @@ impl Sink for SqliteSink {
             staging = quote_sqlite(&self.staging),
             defs = defs.join(", ")
         );
-        self.conn().execute_batch(&sql).map_err(|e| self.err("creating the new table", e))
+        self.conn()
+            .execute_batch(&sql)
+            .map_err(|e| self.err("creating the new table", e))
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
@@ -183,7 +201,11 @@ impl Sink for SqliteSink {
     fn commit(&mut self, rows_read: u64) -> Result<(), SinkError> {
         let staged: i64 = self
             .conn()
-            .query_row(&format!("SELECT count(*) FROM {}", quote_sqlite(&self.staging)), [], |r| r.get(0))
+            .query_row(
+                &format!("SELECT count(*) FROM {}", quote_sqlite(&self.staging)),
+                [],
+                |r| r.get(0),
+            )
             .map_err(|e| self.err("counting the new table", e))?;
         if staged as u64 != rows_read || self.rows != rows_read {
             return Err(SinkError::Count {
@@ -196,7 +218,9 @@ impl Sink for SqliteSink {
             table = quote_sqlite(&self.table),
             staging = quote_sqlite(&self.staging)
         );
-        self.conn().execute_batch(&sql).map_err(|e| self.err("swapping in the new table", e))
+        self.conn()
+            .execute_batch(&sql)
+            .map_err(|e| self.err("swapping in the new table", e))
     }
 
     fn abort(&mut self) {

@@ -17,7 +17,9 @@ pub enum SourceError {
         section: &'static str,
         message: String,
     },
-    #[error("the query returns column `{0}` more than once: give each column a distinct alias (AS ...)")]
+    #[error(
+        "the query returns column `{0}` more than once: give each column a distinct alias (AS ...)"
+    )]
     DuplicateColumn(String),
     #[error("column {index} of the query has no name: give it an alias (AS ...)")]
     UnnamedColumn { index: usize },

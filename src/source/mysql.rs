@@ -40,7 +40,9 @@ impl MySqlSource {
 
 /// The user's query without trailing `;` (a derived table cannot end in one).
 pub fn clean_query(q: &str) -> String {
-    q.trim().trim_end_matches(|c: char| c == ';' || c.is_whitespace()).to_string()
+    q.trim()
+        .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
+        .to_string()
 }
 
 /// The query as read: the user's own when every column arrives exactly as it is, else
@@ -61,7 +63,11 @@ fn read_query(query: &str, columns: &[SourceColumn]) -> String {
     format!("SELECT {} FROM ({query}) AS `dbsync_src`", list.join(", "))
 }
 
-fn describe(conn: &mut Conn, query: &str, section: &'static str) -> Result<Vec<SourceColumn>, SourceError> {
+fn describe(
+    conn: &mut Conn,
+    query: &str,
+    section: &'static str,
+) -> Result<Vec<SourceColumn>, SourceError> {
     let query_err = |e: mysql::Error| SourceError::Query {
         section,
         message: e.to_string(),
@@ -207,8 +213,12 @@ pub fn sql_type(col: &Column) -> Result<SqlType, String> {
         },
         MYSQL_TYPE_GEOMETRY => SqlType::Geometry,
         MYSQL_TYPE_NULL => SqlType::Null,
-        t @ (MYSQL_TYPE_STRING | MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_VARCHAR
-        | MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_BLOB | MYSQL_TYPE_MEDIUM_BLOB
+        t @ (MYSQL_TYPE_STRING
+        | MYSQL_TYPE_VAR_STRING
+        | MYSQL_TYPE_VARCHAR
+        | MYSQL_TYPE_TINY_BLOB
+        | MYSQL_TYPE_BLOB
+        | MYSQL_TYPE_MEDIUM_BLOB
         | MYSQL_TYPE_LONG_BLOB) => {
             let fixed = t == MYSQL_TYPE_STRING;
             if flags.contains(ColumnFlags::ENUM_FLAG) {
@@ -256,10 +266,12 @@ impl Source for MySqlSource {
         ];
         // connectorx reports most failures by panicking (in its reader thread, re-raised
         // by `next`); each call is fenced so a failure becomes an error naming the batch.
-        let mut iter = guarded(|| new_record_batch_iter(&conn, None, &queries, self.batch_rows, Some(&pre)))
-            .and_then(|r| r.map_err(|e| e.to_string()))
+        let mut iter =
+            guarded(|| new_record_batch_iter(&conn, None, &queries, self.batch_rows, Some(&pre)))
+                .and_then(|r| r.map_err(|e| e.to_string()))
+                .map_err(|m| read_err(0, 0, crate::report::redact(&m, &self.endpoint)))?;
+        guarded(|| iter.prepare())
             .map_err(|m| read_err(0, 0, crate::report::redact(&m, &self.endpoint)))?;
-        guarded(|| iter.prepare()).map_err(|m| read_err(0, 0, crate::report::redact(&m, &self.endpoint)))?;
         let (mut rows, mut batch) = (0u64, 0u64);
         loop {
             match guarded(|| iter.next_batch()) {
@@ -272,7 +284,11 @@ impl Source for MySqlSource {
                 }
                 Ok(None) => break,
                 Err(m) => {
-                    return Err(read_err(rows, batch + 1, crate::report::redact(&m, &self.endpoint)))
+                    return Err(read_err(
+                        rows,
+                        batch + 1,
+                        crate::report::redact(&m, &self.endpoint),
+                    ))
                 }
             }
         }
@@ -310,11 +326,30 @@ mod tests {
             nullable: true,
             exact_mysql_type: None,
         };
-        let ints = [col("id", SqlType::Int { bytes: 4, unsigned: true })];
+        let ints = [col(
+            "id",
+            SqlType::Int {
+                bytes: 4,
+                unsigned: true,
+            },
+        )];
         assert_eq!(read_query("SELECT id FROM t", &ints), "SELECT id FROM t");
         let mixed = [
-            col("id", SqlType::Int { bytes: 4, unsigned: true }),
-            col("p v", SqlType::Decimal { precision: 12, scale: 2, unsigned: false }),
+            col(
+                "id",
+                SqlType::Int {
+                    bytes: 4,
+                    unsigned: true,
+                },
+            ),
+            col(
+                "p v",
+                SqlType::Decimal {
+                    precision: 12,
+                    scale: 2,
+                    unsigned: false,
+                },
+            ),
         ];
         assert_eq!(
             read_query("SELECT * FROM t", &mixed),

@@ -8,7 +8,9 @@
 use super::{Emit, Source, SourceError};
 use crate::plan::SqliteTable;
 use crate::transform::{quote_sqlite, SourceColumn, SqlType};
-use arrow::array::{ArrayRef, Float64Builder, Int64Builder, LargeBinaryBuilder, LargeStringBuilder};
+use arrow::array::{
+    ArrayRef, Float64Builder, Int64Builder, LargeBinaryBuilder, LargeStringBuilder,
+};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use rusqlite::types::ValueRef;
@@ -29,7 +31,9 @@ fn open_read_only(t: &SqliteTable) -> Result<Connection, SourceError> {
         message,
     };
     if !t.path.exists() {
-        return Err(err("the file does not exist (check [local_db] db_path)".into()));
+        return Err(err(
+            "the file does not exist (check [local_db] db_path)".into()
+        ));
     }
     let conn = Connection::open_with_flags(&t.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| err(e.to_string()))?;
@@ -41,7 +45,9 @@ fn open_read_only(t: &SqliteTable) -> Result<Connection, SourceError> {
         )
         .map_err(|e| err(e.to_string()))?;
     if !exists {
-        return Err(err("no such table (check [local_db] table_name; a first successful run creates it)".into()));
+        return Err(err(
+            "no such table (check [local_db] table_name; a first successful run creates it)".into(),
+        ));
     }
     Ok(conn)
 }
@@ -49,13 +55,17 @@ fn open_read_only(t: &SqliteTable) -> Result<Connection, SourceError> {
 /// Rows in the fallback table; fails, naming the setting, when the file or table is missing.
 pub fn count_rows(t: &SqliteTable) -> Result<u64, SourceError> {
     let conn = open_read_only(t)?;
-    conn.query_row(&format!("SELECT count(*) FROM {}", quote_sqlite(&t.table)), [], |r| r.get::<_, i64>(0))
-        .map(|n| n as u64)
-        .map_err(|e| SourceError::Fallback {
-            path: t.path.display().to_string(),
-            table: t.table.clone(),
-            message: e.to_string(),
-        })
+    conn.query_row(
+        &format!("SELECT count(*) FROM {}", quote_sqlite(&t.table)),
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as u64)
+    .map_err(|e| SourceError::Fallback {
+        path: t.path.display().to_string(),
+        table: t.table.clone(),
+        message: e.to_string(),
+    })
 }
 
 /// What one column holds, from the scan.
@@ -78,10 +88,17 @@ impl SqliteSource {
         };
         let table = quote_sqlite(&t.table);
         let (names, decls): (Vec<String>, Vec<String>) = {
-            let stmt = conn.prepare(&format!("SELECT * FROM {table}")).map_err(err)?;
+            let stmt = conn
+                .prepare(&format!("SELECT * FROM {table}"))
+                .map_err(err)?;
             stmt.columns()
                 .iter()
-                .map(|c| (c.name().to_string(), c.decl_type().unwrap_or("").to_string()))
+                .map(|c| {
+                    (
+                        c.name().to_string(),
+                        c.decl_type().unwrap_or("").to_string(),
+                    )
+                })
                 .unzip()
         };
         let scan: Vec<String> = names
@@ -95,20 +112,25 @@ impl SqliteSource {
             })
             .collect();
         let holds: Vec<Holds> = conn
-            .query_row(&format!("SELECT {} FROM {table}", scan.join(", ")), [], |r| {
-                (0..names.len())
-                    .map(|i| {
-                        let flag = |k: usize| r.get::<_, Option<i64>>(i * 5 + k).map(|v| v == Some(1));
-                        Ok(Holds {
-                            integer: flag(0)?,
-                            real: flag(1)?,
-                            text: flag(2)?,
-                            blob: flag(3)?,
-                            max_len: r.get::<_, Option<i64>>(i * 5 + 4)?.unwrap_or(0) as u64,
+            .query_row(
+                &format!("SELECT {} FROM {table}", scan.join(", ")),
+                [],
+                |r| {
+                    (0..names.len())
+                        .map(|i| {
+                            let flag =
+                                |k: usize| r.get::<_, Option<i64>>(i * 5 + k).map(|v| v == Some(1));
+                            Ok(Holds {
+                                integer: flag(0)?,
+                                real: flag(1)?,
+                                text: flag(2)?,
+                                blob: flag(3)?,
+                                max_len: r.get::<_, Option<i64>>(i * 5 + 4)?.unwrap_or(0) as u64,
+                            })
                         })
-                    })
-                    .collect()
-            })
+                        .collect()
+                },
+            )
             .map_err(err)?;
         let columns = names
             .into_iter()
@@ -246,7 +268,11 @@ impl Source for SqliteSource {
             batch,
             message: format!("{}: {e}", self.table),
         };
-        let mut builders: Vec<Builder> = self.columns.iter().map(|c| Builder::for_type(&c.ty)).collect();
+        let mut builders: Vec<Builder> = self
+            .columns
+            .iter()
+            .map(|c| Builder::for_type(&c.ty))
+            .collect();
         let schema = Arc::new(Schema::new(
             self.columns
                 .iter()
@@ -256,7 +282,10 @@ impl Source for SqliteSource {
         ));
         let mut stmt = self
             .conn
-            .prepare(&format!("SELECT * FROM {}", quote_sqlite(&self.table.table)))
+            .prepare(&format!(
+                "SELECT * FROM {}",
+                quote_sqlite(&self.table.table)
+            ))
             .map_err(|e| err(0, 0, e))?;
         let mut rows = stmt.query([]).map_err(|e| err(0, 0, e))?;
         let (mut total, mut batch, mut in_batch) = (0u64, 0u64, 0usize);

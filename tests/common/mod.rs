@@ -10,7 +10,10 @@ use std::process::{Command, Output};
 pub const FIXTURE: &str = include_str!("../../scripts/fixtures/vehicles_stock.sql");
 
 pub fn mysql_port() -> u16 {
-    std::env::var("DBSYNC_TEST_MYSQL_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3306)
+    std::env::var("DBSYNC_TEST_MYSQL_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3306)
 }
 
 /// A root connection to the test MariaDB, optionally in `db`.
@@ -28,8 +31,10 @@ pub fn root(db: Option<&str>) -> Conn {
 /// A fresh database named after the test, with `sql` run in it.
 pub fn fresh_db(name: &str, sql: &str) -> Conn {
     let mut c = root(None);
-    c.query_drop(format!("DROP DATABASE IF EXISTS `{name}`")).unwrap();
-    c.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4")).unwrap();
+    c.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+        .unwrap();
+    c.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+        .unwrap();
     let mut c = root(Some(name));
     if !sql.is_empty() {
         run_all(&mut c, sql);
@@ -71,7 +76,9 @@ impl Job {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dbsync"));
-        cmd.current_dir(self.dir.path()).args(args).env_remove("RUST_LOG");
+        cmd.current_dir(self.dir.path())
+            .args(args)
+            .env_remove("RUST_LOG");
         for (k, _) in std::env::vars() {
             if k.starts_with("DBSYNC_") {
                 cmd.env_remove(k);
@@ -99,7 +106,13 @@ impl Run {
     }
     /// Asserts the exit code, showing the output when it differs.
     pub fn expect(self, code: i32) -> Self {
-        assert_eq!(self.code(), code, "stdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
+        assert_eq!(
+            self.code(),
+            code,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
         self
     }
 }
@@ -125,7 +138,10 @@ pub fn closed_port() -> u16 {
 /// Every row of `table` in the SQLite file, each value rendered as text (None for NULL).
 pub fn sqlite_rows(path: &Path, table: &str, order_by: &str) -> Vec<Vec<Option<String>>> {
     let c = rusqlite::Connection::open(path).unwrap();
-    let sql = format!("SELECT * FROM \"{}\" ORDER BY {order_by}", table.replace('"', "\"\""));
+    let sql = format!(
+        "SELECT * FROM \"{}\" ORDER BY {order_by}",
+        table.replace('"', "\"\"")
+    );
     let mut stmt = c.prepare(&sql).unwrap();
     let n = stmt.column_count();
     let rows = stmt
@@ -135,7 +151,9 @@ pub fn sqlite_rows(path: &Path, table: &str, order_by: &str) -> Vec<Vec<Option<S
                     rusqlite::types::ValueRef::Null => None,
                     rusqlite::types::ValueRef::Integer(v) => Some(v.to_string()),
                     rusqlite::types::ValueRef::Real(v) => Some(v.to_string()),
-                    rusqlite::types::ValueRef::Text(t) => Some(String::from_utf8(t.to_vec()).unwrap()),
+                    rusqlite::types::ValueRef::Text(t) => {
+                        Some(String::from_utf8(t.to_vec()).unwrap())
+                    }
                     rusqlite::types::ValueRef::Blob(b) => Some(format!("blob:{}", hex(b))),
                 })
                 .collect())
@@ -167,14 +185,21 @@ pub fn mysql_rows(c: &mut Conn, query: &str) -> Vec<Vec<Option<String>>> {
 
 pub fn sqlite_count(path: &Path, table: &str) -> i64 {
     let c = rusqlite::Connection::open(path).unwrap();
-    c.query_row(&format!("SELECT count(*) FROM \"{}\"", table.replace('"', "\"\"")), [], |r| r.get(0))
-        .unwrap()
+    c.query_row(
+        &format!("SELECT count(*) FROM \"{}\"", table.replace('"', "\"\"")),
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
 }
 
 // ---- the TLS-only MariaDB standing in for Azure (scripts/lib.sh ensure_tls_mariadb) ----
 
 pub fn tls_port() -> u16 {
-    std::env::var("DBSYNC_TEST_TLS_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3307)
+    std::env::var("DBSYNC_TEST_TLS_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3307)
 }
 
 pub fn tls_dir() -> PathBuf {
@@ -200,7 +225,13 @@ pub fn tls_root(db: Option<&str>) -> Conn {
 
 /// A config reading `query` from database `db` on the source and writing `[azure_mysql_db]`
 /// database `target_db`, table `table`, with the given extra lines in that section.
-pub fn azure_config(db: &str, query: &str, target_db: &str, table: &str, azure_extra: &str) -> String {
+pub fn azure_config(
+    db: &str,
+    query: &str,
+    target_db: &str,
+    table: &str,
+    azure_extra: &str,
+) -> String {
     format!(
         "[general]\ndefault_target = azure\ntarget_argument_enabled = true\n\
          fallback_to_local_source_on_failure = true\n\n\
