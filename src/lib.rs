@@ -129,7 +129,24 @@ fn execute(
         Target::MySql(t) => Box::new(sink::mysql::MySqlSink::new(t)),
     };
     let t1 = Instant::now();
-    let rows = pipeline::copy(source, sink.as_mut(), progress)?;
+    let opts = pipeline::CopyOptions {
+        progress,
+        zero_dates: plan.zero_dates,
+    };
+    let stats = pipeline::copy(source, sink.as_mut(), opts)?;
+    let rows = stats.rows;
+    if stats.zero_dates > 0 {
+        log::warn!(
+            "{} zero or partial dates in the source ({}; [external_db] zero_dates)",
+            stats.zero_dates,
+            match plan.zero_dates {
+                transform::ZeroDates::Keep => "copied as they are",
+                transform::ZeroDates::Null => "written as NULL",
+                transform::ZeroDates::Error => "refused",
+            }
+        );
+    }
+    summary.zero_dates = stats.zero_dates;
     let secs = t1.elapsed().as_secs_f64();
     log::info!(
         "target: {} replaced with {rows} rows in {secs:.2} s ({:.0} rows/s)",

@@ -3,6 +3,7 @@
 
 use crate::sink::{Sink, SinkError};
 use crate::source::{Source, SourceError};
+use crate::transform::{self, ZeroDates};
 use arrow::record_batch::RecordBatch;
 use std::io::Write;
 use std::sync::mpsc::sync_channel;
@@ -19,21 +20,35 @@ pub enum CopyError {
     Sink(#[from] SinkError),
 }
 
-/// Copies every row of `source` into `sink`, all or nothing. Returns the rows copied.
+#[derive(Debug, Clone, Copy)]
+pub struct CopyOptions {
+    /// Show a progress line (the caller knows whether stderr is a terminal).
+    pub progress: bool,
+    pub zero_dates: ZeroDates,
+}
+
+/// What a finished copy counted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CopyStats {
+    pub rows: u64,
+    /// Zero or partial dates seen (kept, nulled, or the first one refused).
+    pub zero_dates: u64,
+}
+
+/// Copies every row of `source` into `sink`, all or nothing.
 pub fn copy(
     source: Box<dyn Source>,
     sink: &mut dyn Sink,
-    progress: bool,
-) -> Result<u64, CopyError> {
+    opts: CopyOptions,
+) -> Result<CopyStats, CopyError> {
     let columns = source.columns().to_vec();
     if let Err(e) = sink.begin(&columns) {
         sink.abort();
         return Err(e.into());
     }
-    let result = stream(source, sink, progress);
-    let result = result.and_then(|rows| {
-        sink.commit(rows)?;
-        Ok(rows)
+    let result = stream(source, sink, opts).and_then(|stats| {
+        sink.commit(stats.rows)?;
+        Ok(stats)
     });
     if result.is_err() {
         sink.abort();
@@ -41,13 +56,17 @@ pub fn copy(
     result
 }
 
-fn stream(source: Box<dyn Source>, sink: &mut dyn Sink, progress: bool) -> Result<u64, CopyError> {
+fn stream(
+    source: Box<dyn Source>,
+    sink: &mut dyn Sink,
+    opts: CopyOptions,
+) -> Result<CopyStats, CopyError> {
     let (tx, rx) = sync_channel::<RecordBatch>(CHANNEL_BATCHES);
     let reader = std::thread::Builder::new()
         .name("dbsync-reader".into())
-        .spawn(move || source.read(&mut |batch| tx.send(batch).is_ok()))
+        .spawn(move || read_and_transform(source, &tx, opts.zero_dates))
         .expect("spawning the reader thread");
-    let mut meter = Progress::new(progress);
+    let mut meter = Progress::new(opts.progress);
     let mut written = Ok(());
     for batch in &rx {
         if let Err(e) = sink.write(&batch) {
@@ -69,6 +88,44 @@ fn stream(source: Box<dyn Source>, sink: &mut dyn Sink, progress: bool) -> Resul
     });
     written?;
     Ok(read?)
+}
+
+/// The reader thread: source batches, through the transform, into the channel.
+fn read_and_transform(
+    source: Box<dyn Source>,
+    tx: &std::sync::mpsc::SyncSender<RecordBatch>,
+    zero_dates: ZeroDates,
+) -> Result<CopyStats, SourceError> {
+    let columns = source.columns().to_vec();
+    let mut stats = CopyStats::default();
+    let mut refused = None;
+    let mut batches = 0u64;
+    let rows = source.read(&mut |batch| {
+        batches += 1;
+        let offset = stats.rows;
+        stats.rows += batch.num_rows() as u64;
+        match transform::apply_zero_dates(batch, &columns, zero_dates) {
+            Ok((batch, zeros)) => {
+                stats.zero_dates += zeros;
+                tx.send(batch).is_ok()
+            }
+            Err(r) => {
+                refused = Some(SourceError::Value {
+                    column: r.column,
+                    row: offset + r.row as u64 + 1,
+                    batch: batches,
+                    value: r.value,
+                    fix: "set [external_db] zero_dates = keep (copy as is) or null".into(),
+                });
+                false
+            }
+        }
+    })?;
+    if let Some(e) = refused {
+        return Err(e);
+    }
+    stats.rows = rows;
+    Ok(stats)
 }
 
 /// A single updating line on a terminal: rows, rows/s, elapsed.

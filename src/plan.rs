@@ -3,6 +3,7 @@
 
 use crate::config::{ConfigError, RawConfig, Secret, AZURE_DB, EXTERNAL_DB, GENERAL, LOCAL_DB};
 use crate::connect::{Endpoint, Tls, TlsMode};
+use crate::transform::ZeroDates;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -75,6 +76,7 @@ pub struct Plan {
     pub source: Endpoint,
     pub query: String,
     pub batch_rows: usize,
+    pub zero_dates: ZeroDates,
     /// The `[local_db]` table, read when the primary is unreachable (if enabled).
     pub fallback: Option<SqliteTable>,
     pub target: Target,
@@ -102,6 +104,14 @@ impl Plan {
             source: endpoint(raw, EXTERNAL_DB, TlsMode::Preferred)?,
             query: raw.require(EXTERNAL_DB, "query")?,
             batch_rows: raw.positive(EXTERNAL_DB, "batch_rows", 16_384)?,
+            zero_dates: raw
+                .parsed(
+                    EXTERNAL_DB,
+                    "zero_dates",
+                    "keep, null or error",
+                    ZeroDates::parse,
+                )?
+                .unwrap_or(ZeroDates::Keep),
             fallback: if fallback_enabled { local } else { None },
             target,
         })

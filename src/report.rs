@@ -46,6 +46,8 @@ pub struct Summary {
     /// `replaced`, `kept` (fallback onto itself), `planned` (dry run) or `none` (failed).
     pub action: &'static str,
     pub rows: u64,
+    /// Zero or partial dates met in the source (see `[external_db] zero_dates`).
+    pub zero_dates: u64,
     pub seconds: f64,
     pub exit: Exit,
     pub error: Option<String>,
@@ -59,6 +61,7 @@ impl Summary {
             table: table.to_string(),
             action: "none",
             rows: 0,
+            zero_dates: 0,
             seconds: 0.0,
             exit: Exit::Failed,
             error: None,
@@ -80,6 +83,7 @@ impl Summary {
             "table": self.table,
             "action": self.action,
             "rows": self.rows,
+            "zero_dates": self.zero_dates,
             "seconds": (self.seconds * 1000.0).round() / 1000.0,
             "rows_per_second": self.rows_per_second().round(),
             "exit_code": self.exit as i32,

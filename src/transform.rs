@@ -14,6 +14,7 @@ use arrow::datatypes::{
     DataType, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt64Type,
     UInt8Type,
 };
+use arrow::record_batch::RecordBatch;
 use std::fmt;
 
 /// A source column's type, as precise as the source tells it.
@@ -193,6 +194,15 @@ pub fn mysql_type(ty: &SqlType) -> String {
     }
 }
 
+/// The MySQL target's column type: the source's own when known, except for what is read
+/// in another form (GEOMETRY arrives as WKB bytes).
+pub fn mysql_target_type(col: &SourceColumn) -> String {
+    match (&col.ty, &col.exact_mysql_type) {
+        (SqlType::Geometry, _) | (_, None) => mysql_type(&col.ty),
+        (_, Some(exact)) => exact.clone(),
+    }
+}
+
 /// One value, borrowed from a batch, as a sink needs it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Cell<'a> {
@@ -200,6 +210,8 @@ pub enum Cell<'a> {
     Int(i64),
     UInt(u64),
     Float(f64),
+    /// A MySQL FLOAT: each sink decides how to keep it (see `float_as_shown`).
+    Float32(f32),
     Text(&'a str),
     Bytes(&'a [u8]),
 }
@@ -282,9 +294,7 @@ impl<'a> ColumnView<'a> {
             ColumnView::U16(a) => Cell::Int(a.value(row) as i64),
             ColumnView::U32(a) => Cell::Int(a.value(row) as i64),
             ColumnView::U64(a) => Cell::UInt(a.value(row)),
-            // MySQL shows a FLOAT by its shortest decimal form (2.71, not 2.7100000381469727);
-            // going through that form keeps the value the user sees.
-            ColumnView::F32(a) => Cell::Float(shortest_f32(a.value(row))),
+            ColumnView::F32(a) => Cell::Float32(a.value(row)),
             ColumnView::F64(a) => Cell::Float(a.value(row)),
             ColumnView::Bool(a) => Cell::Int(a.value(row) as i64),
             ColumnView::Utf8(a) => Cell::Text(a.value(row)),
@@ -296,11 +306,117 @@ impl<'a> ColumnView<'a> {
     }
 }
 
-fn shortest_f32(v: f32) -> f64 {
-    if !v.is_finite() {
+/// A FLOAT as MySQL and MariaDB show it: rounded to 6 significant digits (FLT_DIG), so
+/// 16777217 stored as FLOAT reads back as 16777200 and 3.14159265 as 3.14159. A target that
+/// only holds doubles (SQLite) gets this value, the one users see; a MySQL target gets the
+/// exact single-precision bits instead.
+pub fn float_as_shown(v: f32) -> f64 {
+    if !v.is_finite() || v == 0.0 {
         return v as f64;
     }
-    v.to_string().parse().unwrap_or(v as f64)
+    format!("{:.5e}", v as f64).parse().unwrap_or(v as f64)
+}
+
+/// What to do with zero and partial dates (`0000-00-00`, `2024-00-00`), which MySQL allows
+/// and most tools reject. `[external_db] zero_dates`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZeroDates {
+    /// Copy them as the source has them (SQLite: the text; MySQL: the same zero date).
+    Keep,
+    /// Write NULL instead.
+    Null,
+    /// Fail the run, naming the first one.
+    Error,
+}
+
+impl ZeroDates {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "keep" => Some(ZeroDates::Keep),
+            "null" => Some(ZeroDates::Null),
+            "error" => Some(ZeroDates::Error),
+            _ => None,
+        }
+    }
+}
+
+/// A zero or partial date: year, month or day is zero (the date part of DATE, DATETIME,
+/// TIMESTAMP as MySQL renders them).
+pub fn is_zero_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && (&b[0..4] == b"0000" || &b[5..7] == b"00" || &b[8..10] == b"00")
+}
+
+/// A value the policy refuses: where it is and what it was.
+#[derive(Debug)]
+pub struct Refused {
+    pub column: String,
+    pub row: usize,
+    pub value: String,
+}
+
+/// Applies the zero-date policy to one batch; returns the batch (changed only under
+/// `Null`) and how many zero or partial dates it held.
+pub fn apply_zero_dates(
+    batch: RecordBatch,
+    columns: &[SourceColumn],
+    policy: ZeroDates,
+) -> Result<(RecordBatch, u64), Refused> {
+    let mut found = 0u64;
+    let mut arrays: Vec<ArrayRef> = batch.columns().to_vec();
+    let mut changed = false;
+    for (i, col) in columns.iter().enumerate() {
+        if !matches!(
+            col.ty,
+            SqlType::Date | SqlType::DateTime { .. } | SqlType::Timestamp { .. }
+        ) {
+            continue;
+        }
+        let Some(text) = arrays[i].as_string_opt::<i64>() else {
+            continue;
+        };
+        let zero: Vec<usize> = (0..text.len())
+            .filter(|&r| text.is_valid(r) && is_zero_date(text.value(r)))
+            .collect();
+        if zero.is_empty() {
+            continue;
+        }
+        found += zero.len() as u64;
+        match policy {
+            ZeroDates::Keep => {}
+            ZeroDates::Error => {
+                return Err(Refused {
+                    column: col.name.clone(),
+                    row: zero[0],
+                    value: text.value(zero[0]).to_string(),
+                })
+            }
+            ZeroDates::Null => {
+                let nulled: arrow::array::LargeStringArray = (0..text.len())
+                    .map(|r| {
+                        (text.is_valid(r) && !is_zero_date(text.value(r))).then(|| text.value(r))
+                    })
+                    .collect();
+                arrays[i] = std::sync::Arc::new(nulled);
+                changed = true;
+            }
+        }
+    }
+    if !changed {
+        return Ok((batch, found));
+    }
+    let fields: Vec<arrow::datatypes::Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(fields));
+    let batch = RecordBatch::try_new(schema, arrays).expect("same shape as the input batch");
+    Ok((batch, found))
 }
 
 #[cfg(test)]
@@ -408,6 +524,57 @@ mod tests {
         assert_eq!(v.cell(0), Cell::UInt(u64::MAX));
         assert_eq!(v.cell(1), Cell::Null);
         let f: ArrayRef = Arc::new(Float32Array::from(vec![2.71f32]));
-        assert_eq!(ColumnView::new(&f).unwrap().cell(0), Cell::Float(2.71));
+        assert_eq!(ColumnView::new(&f).unwrap().cell(0), Cell::Float32(2.71));
+    }
+
+    #[test]
+    fn zero_and_partial_dates() {
+        for z in [
+            "0000-00-00",
+            "2024-00-00",
+            "2024-05-00 10:00:00",
+            "0000-01-01",
+        ] {
+            assert!(is_zero_date(z), "{z}");
+        }
+        for d in ["2024-05-01", "1000-01-01 00:00:00", "838:59:59", ""] {
+            assert!(!is_zero_date(d), "{d}");
+        }
+    }
+
+    #[test]
+    fn zero_date_policy() {
+        use arrow::array::LargeStringArray;
+        use arrow::datatypes::{Field, Schema};
+        let col = SourceColumn {
+            name: "d".into(),
+            ty: SqlType::Date,
+            nullable: true,
+            exact_mysql_type: None,
+        };
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "d",
+            DataType::LargeUtf8,
+            false,
+        )]));
+        let arr: ArrayRef = Arc::new(LargeStringArray::from(vec!["2024-01-01", "0000-00-00"]));
+        let batch = RecordBatch::try_new(schema, vec![arr]).unwrap();
+        let cols = [col];
+        let (b, n) = apply_zero_dates(batch.clone(), &cols, ZeroDates::Keep).unwrap();
+        assert_eq!((n, b.column(0).null_count()), (1, 0));
+        let (b, n) = apply_zero_dates(batch.clone(), &cols, ZeroDates::Null).unwrap();
+        assert_eq!((n, b.column(0).null_count()), (1, 1));
+        let e = apply_zero_dates(batch, &cols, ZeroDates::Error).unwrap_err();
+        assert_eq!((e.row, e.value.as_str()), (1, "0000-00-00"));
+    }
+
+    #[test]
+    fn floats_are_shown_with_six_digits() {
+        assert_eq!(float_as_shown(16777217.0), 16777200.0);
+        assert_eq!(float_as_shown(3.14159265), 3.14159);
+        assert_eq!(float_as_shown(3.4028234e38), 3.40282e38);
+        assert_eq!(float_as_shown(1.17549435e-38), 1.17549e-38);
+        assert_eq!(float_as_shown(0.1), 0.1);
+        assert_eq!(float_as_shown(-0.0), 0.0);
     }
 }

@@ -486,6 +486,15 @@ fn push_value(out: &mut String, cell: Cell<'_>) -> Result<(), String> {
         Cell::UInt(u) => {
             let _ = write!(out, "{u}");
         }
+        // The shortest form that reads back as the same single-precision value.
+        Cell::Float32(f) if f.is_finite() => {
+            let _ = write!(out, "{f:e}");
+        }
+        Cell::Float32(f) => {
+            return Err(format!(
+                "{f} cannot be stored in MySQL (no infinities or NaN)"
+            ))
+        }
         Cell::Float(f) if f.is_finite() => {
             // Rust's shortest round-trip form; `e` notation is valid MySQL.
             let _ = write!(out, "{f:e}");

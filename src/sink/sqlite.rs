@@ -122,6 +122,7 @@ impl rusqlite::ToSql for SqliteCell<'_> {
                 Err(_) => ToSqlOutput::Owned(Value::Text(u.to_string())),
             },
             Cell::Float(f) => ToSqlOutput::Owned(Value::Real(f)),
+            Cell::Float32(f) => ToSqlOutput::Owned(Value::Real(transform::float_as_shown(f))),
             Cell::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
             Cell::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
         })

@@ -35,6 +35,14 @@ pub enum SourceError {
         batch: u64,
         message: String,
     },
+    #[error("row {row} (batch {batch}), column `{column}`: the value {value:?} is a zero or partial date; {fix}")]
+    Value {
+        column: String,
+        row: u64,
+        batch: u64,
+        value: String,
+        fix: String,
+    },
     #[error("cannot read the fallback table {table} in {path}: {message}")]
     Fallback {
         path: String,
