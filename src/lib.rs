@@ -195,10 +195,7 @@ fn print_plan(plan: &Plan, source: &dyn Source) {
                 "" => "(no declared type)".to_string(),
                 t => t.to_string(),
             },
-            Target::MySql(_) => c
-                .exact_mysql_type
-                .clone()
-                .unwrap_or_else(|| transform::mysql_type(&c.ty)),
+            Target::MySql(_) => transform::mysql_target_type(c),
         };
         println!("  {:<30} {:<24} -> {}", c.name, c.ty.to_string(), to);
     }

@@ -358,6 +358,31 @@ pub struct Refused {
     pub value: String,
 }
 
+/// The zero dates of one text column: the first (row, value), how many, and under `Null`
+/// the column with them replaced by NULL. `None` when there are none.
+#[allow(clippy::type_complexity)]
+fn zero_dates_in<O: arrow::array::OffsetSizeTrait>(
+    array: &ArrayRef,
+    policy: ZeroDates,
+) -> Option<((usize, String), u64, Option<ArrayRef>)> {
+    let text = array.as_string::<O>();
+    let zero: Vec<usize> = (0..text.len())
+        .filter(|&r| text.is_valid(r) && is_zero_date(text.value(r)))
+        .collect();
+    let first = *zero.first()?;
+    let replaced = (policy == ZeroDates::Null).then(|| {
+        let nulled: arrow::array::GenericStringArray<O> = (0..text.len())
+            .map(|r| (text.is_valid(r) && !is_zero_date(text.value(r))).then(|| text.value(r)))
+            .collect();
+        std::sync::Arc::new(nulled) as ArrayRef
+    });
+    Some((
+        (first, text.value(first).to_string()),
+        zero.len() as u64,
+        replaced,
+    ))
+}
+
 /// Applies the zero-date policy to one batch; returns the batch (changed only under
 /// `Null`) and how many zero or partial dates it held.
 pub fn apply_zero_dates(
@@ -375,32 +400,26 @@ pub fn apply_zero_dates(
         ) {
             continue;
         }
-        let Some(text) = arrays[i].as_string_opt::<i64>() else {
+        let zeros = match arrays[i].data_type() {
+            DataType::Utf8 => zero_dates_in::<i32>(&arrays[i], policy),
+            DataType::LargeUtf8 => zero_dates_in::<i64>(&arrays[i], policy),
+            _ => continue,
+        };
+        let Some((first, count, replaced)) = zeros else {
             continue;
         };
-        let zero: Vec<usize> = (0..text.len())
-            .filter(|&r| text.is_valid(r) && is_zero_date(text.value(r)))
-            .collect();
-        if zero.is_empty() {
-            continue;
-        }
-        found += zero.len() as u64;
+        found += count;
         match policy {
             ZeroDates::Keep => {}
             ZeroDates::Error => {
                 return Err(Refused {
                     column: col.name.clone(),
-                    row: zero[0],
-                    value: text.value(zero[0]).to_string(),
+                    row: first.0,
+                    value: first.1,
                 })
             }
             ZeroDates::Null => {
-                let nulled: arrow::array::LargeStringArray = (0..text.len())
-                    .map(|r| {
-                        (text.is_valid(r) && !is_zero_date(text.value(r))).then(|| text.value(r))
-                    })
-                    .collect();
-                arrays[i] = std::sync::Arc::new(nulled);
+                arrays[i] = replaced.expect("built under Null");
                 changed = true;
             }
         }

@@ -257,10 +257,7 @@ impl Sink for MySqlSink {
         let defs: Vec<String> = columns
             .iter()
             .map(|c| {
-                let ty = c
-                    .exact_mysql_type
-                    .clone()
-                    .unwrap_or_else(|| transform::mysql_type(&c.ty));
+                let ty = transform::mysql_target_type(c);
                 let null = match (c.nullable, &c.ty) {
                     (false, _) => " NOT NULL",
                     // Explicit, or servers without explicit_defaults_for_timestamp would

@@ -112,18 +112,39 @@ fn describe(
                 quote_mysql(&name)
             ),
         })?;
-        let key = origin(col);
+        let exact_type = origin(col).and_then(|k| exact.get(&k).cloned());
+        // Some servers describe spatial columns as plain BLOBs; their own type says better.
+        let ty = match &exact_type {
+            Some(t) if is_spatial(t) => SqlType::Geometry,
+            _ => ty,
+        };
         out.push(SourceColumn {
             name,
             ty,
             nullable: !col.flags().contains(ColumnFlags::NOT_NULL_FLAG),
-            exact_mysql_type: key.and_then(|k| exact.get(&k).cloned()),
+            exact_mysql_type: exact_type,
         });
     }
     Ok(out)
 }
 
 type Origin = (String, String, String);
+
+fn is_spatial(column_type: &str) -> bool {
+    let t = column_type.to_ascii_lowercase();
+    [
+        "geometry",
+        "point",
+        "linestring",
+        "polygon",
+        "multipoint",
+        "multilinestring",
+        "multipolygon",
+        "geometrycollection",
+        "geomcollection",
+    ]
+    .contains(&t.as_str())
+}
 
 fn origin(col: &Column) -> Option<Origin> {
     let (s, t, c) = (col.schema_str(), col.org_table_str(), col.org_name_str());
