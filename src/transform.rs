@@ -307,7 +307,7 @@ impl<'a> ColumnView<'a> {
 }
 
 /// A FLOAT as MySQL and MariaDB show it: rounded to 6 significant digits (FLT_DIG), so
-/// 16777217 stored as FLOAT reads back as 16777200 and 2.7182817 as 2.71828. A target that
+/// 16777217 stored as FLOAT reads back as 16777200 and 1.2345678 as 1.23457. A target that
 /// only holds doubles (SQLite) gets this value, the one users see; a MySQL target gets the
 /// exact single-precision bits instead.
 pub fn float_as_shown(v: f32) -> f64 {
@@ -590,9 +590,9 @@ mod tests {
     #[test]
     fn floats_are_shown_with_six_digits() {
         assert_eq!(float_as_shown(16777217.0), 16777200.0);
-        assert_eq!(float_as_shown(2.7182817), 2.71828);
+        assert_eq!(float_as_shown(1.2345678), 1.23457);
         assert_eq!(float_as_shown(3.4028234e38), 3.40282e38);
-        assert_eq!(float_as_shown(1.17549435e-38), 1.17549e-38);
+        assert_eq!(float_as_shown(1.175_494_4e-38), 1.17549e-38);
         assert_eq!(float_as_shown(0.1), 0.1);
         assert_eq!(float_as_shown(-0.0), 0.0);
     }

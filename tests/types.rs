@@ -59,7 +59,9 @@ const SELECT_AS_READ: &str =
     bn, vb, tb, bl, mb, lb, j, e, st, ST_AsBinary(g) AS g FROM alltypes ORDER BY k";
 
 /// Rows as raw bytes (None for NULL), for types that are not UTF-8.
-fn mysql_raw(c: &mut mysql::Conn, q: &str) -> (Vec<String>, Vec<Vec<Option<Vec<u8>>>>) {
+type RawRows = Vec<Vec<Option<Vec<u8>>>>;
+
+fn mysql_raw(c: &mut mysql::Conn, q: &str) -> (Vec<String>, RawRows) {
     let result = c.query_iter(q).unwrap();
     let names = result
         .columns()
