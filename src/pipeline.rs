@@ -10,7 +10,7 @@ use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
 /// Batches in flight between reader and writer.
-const CHANNEL_BATCHES: usize = 2;
+const CHANNEL_BATCHES: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
@@ -46,8 +46,16 @@ pub fn copy(
         sink.abort();
         return Err(e.into());
     }
+    let t0 = Instant::now();
     let result = stream(source, sink, opts).and_then(|stats| {
+        let t1 = Instant::now();
+        log::debug!(
+            "all {} rows written in {:.2} s; committing",
+            stats.rows,
+            (t1 - t0).as_secs_f64()
+        );
         sink.commit(stats.rows)?;
+        log::debug!("committed in {:.2} s", t1.elapsed().as_secs_f64());
         Ok(stats)
     });
     if result.is_err() {
@@ -68,13 +76,22 @@ fn stream(
         .expect("spawning the reader thread");
     let mut meter = Progress::new(opts.progress);
     let mut written = Ok(());
-    for batch in &rx {
+    // Time spent waiting for the reader: tells which side limits the copy (-v).
+    let mut waited = Duration::ZERO;
+    loop {
+        let t = Instant::now();
+        let Ok(batch) = rx.recv() else { break };
+        waited += t.elapsed();
         if let Err(e) = sink.write(&batch) {
             written = Err(e);
             break;
         }
         meter.add(batch.num_rows() as u64);
     }
+    log::debug!(
+        "the writer waited {:.2} s for the reader",
+        waited.as_secs_f64()
+    );
     // Dropping the receiver makes the reader's next send fail, so it stops early.
     drop(rx);
     meter.finish();

@@ -6,21 +6,42 @@
 //! kill at any instant, leaves the old table as it was.
 
 use super::{Sink, SinkError};
-use crate::transform::{self, quote_sqlite, Cell, ColumnView, SourceColumn};
+use crate::transform::{self, quote_sqlite, ColumnView, SourceColumn};
+use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
-use rusqlite::types::{ToSqlOutput, Value, ValueRef};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{ffi, Connection, OpenFlags};
+use std::ffi::{c_int, CString};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Most rows one INSERT binds; SQLite allows 32766 parameters per statement.
-const MAX_ROWS_PER_INSERT: usize = 64;
+const MAX_ROWS_PER_INSERT: usize = 128;
 const MAX_PARAMS: usize = 32_766;
+
+/// A prepared INSERT owned outside rusqlite, so values can be bound without a copy
+/// (SQLITE_STATIC: the batch outlives the statement's step).
+struct RawInsert {
+    stmt: *mut ffi::sqlite3_stmt,
+    rows: usize,
+}
+
+impl Drop for RawInsert {
+    fn drop(&mut self) {
+        // SAFETY: `stmt` came from sqlite3_prepare_v2 and is finalized exactly once; the
+        // sink drops its statements before its connection (field order).
+        unsafe {
+            ffi::sqlite3_finalize(self.stmt);
+        }
+    }
+}
 
 pub struct SqliteSink {
     path: PathBuf,
     table: String,
     staging: String,
+    /// Declared before `conn`: statements are finalized before the connection closes.
+    full: Option<RawInsert>,
+    tail: Option<RawInsert>,
     conn: Option<Connection>,
     ncols: usize,
     rows_per_insert: usize,
@@ -34,6 +55,8 @@ impl SqliteSink {
             path: path.to_path_buf(),
             table: table.to_string(),
             staging: format!("{table}__dbsync_new"),
+            full: None,
+            tail: None,
             conn: None,
             ncols: 0,
             rows_per_insert: 1,
@@ -76,56 +99,168 @@ impl SqliteSink {
         )
     }
 
+    fn sqlite_error(&self, action: String) -> SinkError {
+        // SAFETY: the connection is open; errcode/errmsg read its last error.
+        let (code, msg) = unsafe {
+            let db = self.conn().handle();
+            let msg = std::ffi::CStr::from_ptr(ffi::sqlite3_errmsg(db))
+                .to_string_lossy()
+                .into_owned();
+            (ffi::sqlite3_extended_errcode(db), msg)
+        };
+        self.err(
+            action,
+            rusqlite::Error::SqliteFailure(ffi::Error::new(code), Some(msg)),
+        )
+    }
+
+    fn prepare(&self, rows: usize) -> Result<RawInsert, SinkError> {
+        let sql = CString::new(self.insert_sql(rows)).expect("no NUL in quoted SQL");
+        let mut stmt = std::ptr::null_mut();
+        // SAFETY: a valid connection handle and NUL-terminated SQL; the statement is owned
+        // by the returned RawInsert.
+        let rc = unsafe {
+            ffi::sqlite3_prepare_v2(
+                self.conn().handle(),
+                sql.as_ptr(),
+                -1,
+                &mut stmt,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(self.sqlite_error("preparing INSERT".into()));
+        }
+        Ok(RawInsert { stmt, rows })
+    }
+
+    /// Inserts rows `start..start + ins.rows` with one execution of `ins`.
     fn insert_rows(
         &self,
+        ins: &RawInsert,
         views: &[ColumnView<'_>],
         start: usize,
-        n: usize,
     ) -> Result<(), SinkError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached(&self.insert_sql(n))
-            .map_err(|e| self.err("preparing INSERT", e))?;
-        let mut idx = 1;
-        for row in start..start + n {
-            for view in views {
-                let r = stmt.raw_bind_parameter(idx, SqliteCell(view.cell(row)));
-                r.map_err(|e| self.err(format!("binding row {row} of batch {}", self.batches), e))?;
-                idx += 1;
+        let ncols = views.len();
+        let mut rc = ffi::SQLITE_OK;
+        for (col, view) in views.iter().enumerate() {
+            // SAFETY: `ins.stmt` is a live statement with ins.rows * ncols parameters; bound
+            // text and blobs point into `views`' arrays, which outlive the step below.
+            rc = unsafe { bind_column(ins.stmt, view, start, ins.rows, ncols, col) };
+            if rc != ffi::SQLITE_OK {
+                break;
             }
         }
-        stmt.raw_execute().map_err(|e| {
-            self.err(
-                format!(
-                    "inserting rows {start}..{} of batch {}",
-                    start + n,
-                    self.batches
-                ),
-                e,
-            )
-        })?;
-        Ok(())
+        if rc == ffi::SQLITE_OK {
+            // SAFETY: as above; reset makes the statement reusable.
+            rc = unsafe { ffi::sqlite3_step(ins.stmt) };
+            unsafe { ffi::sqlite3_reset(ins.stmt) };
+            if rc == ffi::SQLITE_DONE {
+                return Ok(());
+            }
+        }
+        Err(self.sqlite_error(format!(
+            "inserting rows {start}..{} of batch {}",
+            start + ins.rows,
+            self.batches
+        )))
     }
 }
 
-/// A value as SQLite stores it; see `transform::sqlite_type` for why each lands where.
-struct SqliteCell<'a>(Cell<'a>);
-
-impl rusqlite::ToSql for SqliteCell<'_> {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(match self.0 {
-            Cell::Null => ToSqlOutput::Borrowed(ValueRef::Null),
-            Cell::Int(i) => ToSqlOutput::Owned(Value::Integer(i)),
-            Cell::UInt(u) => match i64::try_from(u) {
-                Ok(i) => ToSqlOutput::Owned(Value::Integer(i)),
-                // Above SQLite's INTEGER range: kept exact as its decimal text.
-                Err(_) => ToSqlOutput::Owned(Value::Text(u.to_string())),
-            },
-            Cell::Float(f) => ToSqlOutput::Owned(Value::Real(f)),
-            Cell::Float32(f) => ToSqlOutput::Owned(Value::Real(transform::float_as_shown(f))),
-            Cell::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
-            Cell::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
-        })
+/// Binds one column of rows `start..start + rows`; parameter of (row r, column c) is
+/// `r * ncols + c + 1`. See `transform::sqlite_type` for why each value lands where it does.
+///
+/// # Safety
+/// `stmt` must be a live statement with at least `rows * ncols` parameters, and the arrays
+/// behind `view` must outlive its next step (values are bound SQLITE_STATIC).
+unsafe fn bind_column(
+    stmt: *mut ffi::sqlite3_stmt,
+    view: &ColumnView<'_>,
+    start: usize,
+    rows: usize,
+    ncols: usize,
+    col: usize,
+) -> c_int {
+    let param = |r: usize| ((r - start) * ncols + col + 1) as c_int;
+    macro_rules! each {
+        ($arr:expr, |$i:ident, $v:ident| $bind:expr) => {{
+            for r in start..start + rows {
+                let $i = param(r);
+                let rc = if $arr.is_null(r) {
+                    ffi::sqlite3_bind_null(stmt, $i)
+                } else {
+                    let $v = $arr.value(r);
+                    $bind
+                };
+                if rc != ffi::SQLITE_OK {
+                    return rc;
+                }
+            }
+            ffi::SQLITE_OK
+        }};
+    }
+    let text = |i: c_int, s: &str| {
+        ffi::sqlite3_bind_text64(
+            stmt,
+            i,
+            s.as_ptr().cast(),
+            s.len() as u64,
+            ffi::SQLITE_STATIC(),
+            ffi::SQLITE_UTF8 as u8,
+        )
+    };
+    let blob = |i: c_int, b: &[u8]| {
+        ffi::sqlite3_bind_blob64(
+            stmt,
+            i,
+            b.as_ptr().cast(),
+            b.len() as u64,
+            ffi::SQLITE_STATIC(),
+        )
+    };
+    match view {
+        ColumnView::I8(a) => each!(a, |i, v| ffi::sqlite3_bind_int64(stmt, i, v as i64)),
+        ColumnView::I16(a) => each!(a, |i, v| ffi::sqlite3_bind_int64(stmt, i, v as i64)),
+        ColumnView::I32(a) => each!(a, |i, v| ffi::sqlite3_bind_int64(stmt, i, v as i64)),
+        ColumnView::I64(a) => each!(a, |i, v| ffi::sqlite3_bind_int64(stmt, i, v)),
+        ColumnView::U8(a) => each!(a, |i, v| ffi::sqlite3_bind_int64(stmt, i, v as i64)),
+        ColumnView::U16(a) => each!(a, |i, v| ffi::sqlite3_bind_int64(stmt, i, v as i64)),
+        ColumnView::U32(a) => each!(a, |i, v| ffi::sqlite3_bind_int64(stmt, i, v as i64)),
+        ColumnView::U64(a) => each!(a, |i, v| match i64::try_from(v) {
+            Ok(v) => ffi::sqlite3_bind_int64(stmt, i, v),
+            // Above SQLite's INTEGER range: kept exact as its decimal text (copied).
+            Err(_) => {
+                let s = v.to_string();
+                ffi::sqlite3_bind_text64(
+                    stmt,
+                    i,
+                    s.as_ptr().cast(),
+                    s.len() as u64,
+                    ffi::SQLITE_TRANSIENT(),
+                    ffi::SQLITE_UTF8 as u8,
+                )
+            }
+        }),
+        ColumnView::F32(a) => each!(a, |i, v| ffi::sqlite3_bind_double(
+            stmt,
+            i,
+            transform::float_as_shown(v)
+        )),
+        ColumnView::F64(a) => each!(a, |i, v| ffi::sqlite3_bind_double(stmt, i, v)),
+        ColumnView::Bool(a) => each!(a, |i, v| ffi::sqlite3_bind_int64(stmt, i, v as i64)),
+        ColumnView::Utf8(a) => each!(a, |i, v| text(i, v)),
+        ColumnView::LargeUtf8(a) => each!(a, |i, v| text(i, v)),
+        ColumnView::Bin(a) => each!(a, |i, v| blob(i, v)),
+        ColumnView::LargeBin(a) => each!(a, |i, v| blob(i, v)),
+        ColumnView::AllNull(_) => {
+            for r in start..start + rows {
+                let rc = ffi::sqlite3_bind_null(stmt, param(r));
+                if rc != ffi::SQLITE_OK {
+                    return rc;
+                }
+            }
+            ffi::SQLITE_OK
+        }
     }
 }
 
@@ -141,7 +276,10 @@ impl Sink for SqliteSink {
                 source,
             })?;
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+        // One thread uses this connection: SQLite's own locking would only cost time.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn =
             Connection::open_with_flags(&self.path, flags).map_err(|e| self.err("opening", e))?;
         conn.busy_timeout(Duration::from_secs(30))
@@ -170,7 +308,9 @@ impl Sink for SqliteSink {
         );
         self.conn()
             .execute_batch(&sql)
-            .map_err(|e| self.err("creating the new table", e))
+            .map_err(|e| self.err("creating the new table", e))?;
+        self.full = Some(self.prepare(self.rows_per_insert)?);
+        Ok(())
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
@@ -189,17 +329,27 @@ impl Sink for SqliteSink {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let n = batch.num_rows();
+        let full = self.full.as_ref().expect("begin() prepared the INSERT");
         let mut start = 0;
-        while start < n {
-            let take = self.rows_per_insert.min(n - start);
-            self.insert_rows(&views, start, take)?;
-            start += take;
+        while start + full.rows <= n {
+            self.insert_rows(full, &views, start)?;
+            start += full.rows;
+        }
+        if start < n {
+            let rest = n - start;
+            if self.tail.as_ref().map(|t| t.rows) != Some(rest) {
+                self.tail = Some(self.prepare(rest)?);
+            }
+            self.insert_rows(self.tail.as_ref().expect("prepared above"), &views, start)?;
         }
         self.rows += n as u64;
         Ok(())
     }
 
     fn commit(&mut self, rows_read: u64) -> Result<(), SinkError> {
+        // Finalized first: a pending statement would block the DROP below.
+        self.full = None;
+        self.tail = None;
         let staged: i64 = self
             .conn()
             .query_row(
@@ -225,6 +375,8 @@ impl Sink for SqliteSink {
     }
 
     fn abort(&mut self) {
+        self.full = None;
+        self.tail = None;
         if let Some(conn) = self.conn.take() {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");

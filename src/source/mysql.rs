@@ -1,15 +1,22 @@
 //! The primary source: a query on MySQL, described from its metadata with the mysql crate,
-//! then streamed as Arrow batches by connectorx.
+//! then read with connectorx's MySQL parser into Arrow batches (see `batch`).
+
+mod batch;
 
 use super::{Emit, Source, SourceError};
 use crate::connect::{Endpoint, TlsMode};
 use crate::transform::{self, quote_mysql, SourceColumn, SqlType};
-use connectorx::prelude::{new_record_batch_iter, CXQuery, SourceConn};
+use arrow::datatypes::{Field, Schema};
+use arrow::record_batch::RecordBatch;
+use connectorx::prelude::CXQuery;
+use connectorx::sources::mysql::{BinaryProtocol, MySQLSource};
+use connectorx::sources::{Source as _, SourcePartition as _};
 use mysql::consts::{ColumnFlags, ColumnType};
 use mysql::prelude::Queryable;
 use mysql::{Column, Conn};
 use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 pub struct MySqlSource {
     endpoint: Endpoint,
@@ -272,48 +279,81 @@ impl Source for MySqlSource {
     }
 
     fn read(self: Box<Self>, emit: &mut Emit<'_>) -> Result<u64, SourceError> {
+        let redact = |m: &str| crate::report::redact(m, &self.endpoint);
         let url = self.endpoint.connectorx_url(self.mode);
-        let read_err = |rows, batch, message| SourceError::Read {
-            rows,
-            batch,
-            message,
-        };
-        let conn = SourceConn::try_from(url.as_str())
-            .map_err(|e| read_err(0, 0, crate::report::redact(&e.to_string(), &self.endpoint)))?;
-        let queries = [CXQuery::naked(&self.read_query)];
-        let pre = [
+        let mut source = guarded(|| MySQLSource::<BinaryProtocol>::new(&url, 1))
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(|m| read_error(0, 0, redact(&m)))?;
+        source.set_queries(&[CXQuery::naked(&self.read_query)]);
+        source.set_pre_execution_queries(Some(&[
             "SET NAMES utf8mb4".to_string(),
             "SET time_zone = '+00:00'".to_string(),
-        ];
-        // connectorx reports most failures by panicking (in its reader thread, re-raised
-        // by `next`); each call is fenced so a failure becomes an error naming the batch.
-        let mut iter =
-            guarded(|| new_record_batch_iter(&conn, None, &queries, self.batch_rows, Some(&pre)))
-                .and_then(|r| r.map_err(|e| e.to_string()))
-                .map_err(|m| read_err(0, 0, crate::report::redact(&m, &self.endpoint)))?;
-        guarded(|| iter.prepare())
-            .map_err(|m| read_err(0, 0, crate::report::redact(&m, &self.endpoint)))?;
-        let (mut rows, mut batch) = (0u64, 0u64);
+        ]));
+        guarded(|| source.fetch_metadata())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(|m| read_error(0, 0, redact(&m)))?;
+        let types = source.schema();
+        let mut partition = guarded(|| source.partition())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(|m| read_error(0, 0, redact(&m)))?
+            .pop()
+            .expect("one query, one partition");
+        let mut parser = partition
+            .parser()
+            .map_err(|e| read_error(0, 0, redact(&e.to_string())))?;
+        let schema = Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .zip(&types)
+                .map(|(c, t)| Field::new(&c.name, batch::arrow_type(*t), true))
+                .collect::<Vec<_>>(),
+        ));
+        let mut reader = batch::BatchReader::new(&types, self.batch_rows);
+        let (mut rows, mut batches) = (0u64, 0u64);
         loop {
-            match guarded(|| iter.next_batch()) {
-                Ok(Some(b)) => {
-                    batch += 1;
-                    rows += b.num_rows() as u64;
-                    if !emit(b) {
-                        break;
-                    }
+            // The parser reports a value it cannot convert by panicking; the fence turns
+            // that into an error naming the column and row it was on.
+            let filled = guarded(|| reader.fill(&mut parser))
+                .unwrap_or_else(|m| Err(batch::ReadFailure::Panic(m)));
+            let done = match filled {
+                Ok(done) => done,
+                Err(f) => {
+                    let (row, col) = reader.position();
+                    let column = self
+                        .columns
+                        .get(col)
+                        .map(|c| c.name.as_str())
+                        .unwrap_or("?");
+                    let message = format!(
+                        "column `{column}`, row {}: {}; if the value cannot be read as its type, select the column as text (CAST(`{column}` AS CHAR))",
+                        rows + row as u64 + 1,
+                        redact(&f.to_string())
+                    );
+                    return Err(read_error(rows, batches + 1, message));
                 }
-                Ok(None) => break,
-                Err(m) => {
-                    return Err(read_err(
-                        rows,
-                        batch + 1,
-                        crate::report::redact(&m, &self.endpoint),
-                    ))
+            };
+            let n = reader.len();
+            if n > 0 {
+                batches += 1;
+                rows += n as u64;
+                let b = RecordBatch::try_new(schema.clone(), reader.finish())
+                    .expect("arrays match the schema");
+                if !emit(b) {
+                    return Ok(rows);
                 }
             }
+            if done {
+                return Ok(rows);
+            }
         }
-        Ok(rows)
+    }
+}
+
+fn read_error(rows: u64, batch: u64, message: String) -> SourceError {
+    SourceError::Read {
+        rows,
+        batch,
+        message,
     }
 }
 
