@@ -15,7 +15,13 @@ fn main() {
     let raw = RawConfig::load(path.as_ref()).expect("config");
     let plan = Plan::from_config(&raw, None).expect("plan");
     let t0 = Instant::now();
-    let source = MySqlSource::open(&plan.source, &plan.query, plan.batch_rows).expect("source");
+    let source = MySqlSource::open(
+        &plan.source,
+        &plan.query,
+        plan.batch_rows,
+        plan.partitioning.as_ref(),
+    )
+    .expect("source");
     let rows = Box::new(source).read(&mut |_batch| true).expect("read");
     eprintln!("read {rows} rows in {:.2} s", t0.elapsed().as_secs_f64());
 }

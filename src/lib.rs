@@ -85,28 +85,32 @@ fn execute(
     summary: &mut Summary,
 ) -> Result<Exit, Error> {
     let t0 = Instant::now();
-    let (source, used): (Box<dyn Source>, SourceUsed) =
-        match source::mysql::MySqlSource::open(&plan.source, &plan.query, plan.batch_rows) {
-            Ok(s) => (Box::new(s), SourceUsed::Primary),
-            Err(SourceError::Connect(e)) if e.is_unreachable() && plan.fallback.is_some() => {
-                let fallback = plan.fallback.as_ref().expect("checked");
-                log::warn!("primary source unreachable, using the fallback {fallback}: {e}");
-                summary.source = SourceUsed::Fallback;
-                if let Target::Sqlite(t) = &plan.target {
-                    if t == fallback {
-                        return keep_fallback_table(fallback, dry_run, summary);
-                    }
+    let (source, used): (Box<dyn Source>, SourceUsed) = match source::mysql::MySqlSource::open(
+        &plan.source,
+        &plan.query,
+        plan.batch_rows,
+        plan.partitioning.as_ref(),
+    ) {
+        Ok(s) => (Box::new(s), SourceUsed::Primary),
+        Err(SourceError::Connect(e)) if e.is_unreachable() && plan.fallback.is_some() => {
+            let fallback = plan.fallback.as_ref().expect("checked");
+            log::warn!("primary source unreachable, using the fallback {fallback}: {e}");
+            summary.source = SourceUsed::Fallback;
+            if let Target::Sqlite(t) = &plan.target {
+                if t == fallback {
+                    return keep_fallback_table(fallback, dry_run, summary);
                 }
-                (
-                    Box::new(source::sqlite::SqliteSource::open(
-                        fallback,
-                        plan.batch_rows,
-                    )?),
-                    SourceUsed::Fallback,
-                )
             }
-            Err(e) => return Err(e.into()),
-        };
+            (
+                Box::new(source::sqlite::SqliteSource::open(
+                    fallback,
+                    plan.batch_rows,
+                )?),
+                SourceUsed::Fallback,
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
     summary.source = used;
     log::info!(
         "source: {} ({} columns, described in {:.2} s)",

@@ -3,6 +3,7 @@
 
 use crate::config::{ConfigError, RawConfig, Secret, AZURE_DB, EXTERNAL_DB, GENERAL, LOCAL_DB};
 use crate::connect::{Endpoint, Tls, TlsMode};
+use crate::source::mysql::Partitioning;
 use crate::transform::ZeroDates;
 use std::fmt;
 use std::path::PathBuf;
@@ -77,6 +78,8 @@ pub struct Plan {
     pub query: String,
     pub batch_rows: usize,
     pub zero_dates: ZeroDates,
+    /// Split the read into ranges of an integer column (`partition_column`, `partitions`).
+    pub partitioning: Option<Partitioning>,
     /// The `[local_db]` table, read when the primary is unreachable (if enabled).
     pub fallback: Option<SqliteTable>,
     pub target: Target,
@@ -104,6 +107,7 @@ impl Plan {
             source: endpoint(raw, EXTERNAL_DB, TlsMode::Preferred)?,
             query: raw.require(EXTERNAL_DB, "query")?,
             batch_rows: raw.positive(EXTERNAL_DB, "batch_rows", 16_384)?,
+            partitioning: partitioning(raw)?,
             zero_dates: raw
                 .parsed(
                     EXTERNAL_DB,
@@ -140,6 +144,23 @@ fn target_kind(raw: &RawConfig, cli: Option<&str>) -> Result<TargetKind, ConfigE
             }
             Ok(kind)
         }
+    }
+}
+
+fn partitioning(raw: &RawConfig) -> Result<Option<Partitioning>, ConfigError> {
+    let partitions = raw.positive(EXTERNAL_DB, "partitions", 1)?;
+    let column = raw
+        .get(EXTERNAL_DB, "partition_column")
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty());
+    match column {
+        Some(column) if partitions > 1 => Ok(Some(Partitioning { column, partitions })),
+        None if partitions > 1 => Err(ConfigError::MissingKey {
+            section: EXTERNAL_DB.into(),
+            key: "partition_column".into(),
+            env: crate::config::env_name(EXTERNAL_DB, "partition_column"),
+        }),
+        _ => Ok(None),
     }
 }
 

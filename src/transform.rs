@@ -2,9 +2,10 @@
 //! the way, and which column type each target gets. Sinks read values through [`Cell`].
 //!
 //! Values that Arrow (or connectorx) cannot carry exactly travel as MySQL's own text
-//! rendering, asked for on the server with `CAST(... AS CHAR)`: DECIMAL (connectorx would
-//! squeeze it into Decimal128(38,10)), the temporal types (zero dates and TIME beyond 24 h
-//! make connectorx panic), JSON (connectorx would re-serialise it with sorted keys).
+//! rendering. DECIMAL and JSON already come as text in the binary protocol and are taken
+//! as that text (connectorx would squeeze DECIMAL into Decimal128(38,10) and re-serialise
+//! JSON with sorted keys). The temporal types are asked for as text on the server with
+//! `CAST(... AS CHAR)`: zero dates and TIME beyond 24 h make connectorx panic.
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Float32Array, Float64Array,
@@ -98,12 +99,10 @@ pub fn quote_mysql(ident: &str) -> String {
 pub fn read_expr(col: &SourceColumn) -> Option<String> {
     let q = quote_mysql(&col.name);
     match col.ty {
-        SqlType::Decimal { .. }
-        | SqlType::Date
+        SqlType::Date
         | SqlType::DateTime { .. }
         | SqlType::Timestamp { .. }
         | SqlType::Time { .. }
-        | SqlType::Json
         | SqlType::Null => Some(format!("CAST({q} AS CHAR)")),
         SqlType::Geometry => Some(format!("ST_AsBinary({q})")),
         _ => None,
@@ -493,15 +492,16 @@ mod tests {
             exact_mysql_type: None,
         };
         assert_eq!(
-            read_expr(&col(SqlType::Decimal {
-                precision: 65,
-                scale: 30,
-                unsigned: false
-            }))
-            .unwrap(),
+            read_expr(&col(SqlType::Time { fsp: 0 })).unwrap(),
             "CAST(`p``x` AS CHAR)"
         );
-        assert!(read_expr(&col(SqlType::Time { fsp: 0 })).is_some());
+        // DECIMAL arrives as text in the binary protocol already.
+        assert!(read_expr(&col(SqlType::Decimal {
+            precision: 65,
+            scale: 30,
+            unsigned: false
+        }))
+        .is_none());
         assert!(read_expr(&col(SqlType::Int {
             bytes: 8,
             unsigned: true

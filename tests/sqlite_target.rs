@@ -487,3 +487,51 @@ fn help_explains_every_flag() {
         );
     }
 }
+
+#[test]
+fn partitioned_reads_keep_every_row_with_nulls_and_gaps() {
+    let db = "dbsync_t_partitions";
+    let mut c = fresh_db(
+        db,
+        "CREATE TABLE p (k INT, v VARCHAR(10));
+         INSERT INTO p VALUES (-5, 'neg'), (1, 'a'), (2, 'b'), (1000, 'gap'), (1001, 'c'), (NULL, 'null1'),
+           (999999, 'far'), (NULL, 'null2'), (7, NULL);",
+    );
+    let want = mysql_rows(&mut c, "SELECT * FROM p ORDER BY v");
+    for partitions in [2, 3, 7, 50] {
+        let cfg = sqlite_config(db, "SELECT * FROM p", "p").replace(
+            "[local_db]",
+            &format!("partition_column = k\npartitions = {partitions}\n\n[local_db]"),
+        );
+        let job = Job::new(&cfg);
+        job.run(&[]).expect(EXIT_OK);
+        assert_eq!(
+            sqlite_rows(&job.path("data/out.db"), "p", "v"),
+            want,
+            "partitions = {partitions}"
+        );
+    }
+    // A column that cannot be split is refused, naming it; so is a missing one.
+    for (column, needle) in [("v", "only integer columns"), ("nope", "no such column")] {
+        let cfg = sqlite_config(db, "SELECT * FROM p", "p").replace(
+            "[local_db]",
+            &format!("partition_column = {column}\npartitions = 2\n\n[local_db]"),
+        );
+        let run = Job::new(&cfg).run(&[]).expect(EXIT_FAILED);
+        assert!(
+            run.stderr()
+                .contains(&format!("partition_column = {column}"))
+                && run.stderr().contains(needle),
+            "{}",
+            run.stderr()
+        );
+    }
+    let cfg = sqlite_config(db, "SELECT * FROM p", "p")
+        .replace("[local_db]", "partitions = 2\n\n[local_db]");
+    let run = Job::new(&cfg).run(&[]).expect(EXIT_USAGE);
+    assert!(
+        run.stderr().contains("partition_column"),
+        "{}",
+        run.stderr()
+    );
+}

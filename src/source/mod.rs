@@ -43,6 +43,8 @@ pub enum SourceError {
         value: String,
         fix: String,
     },
+    #[error("cannot read in partitions by [external_db] partition_column = {column}: {why}")]
+    Partition { column: String, why: String },
     #[error("cannot read the fallback table {table} in {path}: {message}")]
     Fallback {
         path: String,

@@ -2,6 +2,9 @@
 //! then read with connectorx's MySQL parser into Arrow batches (see `batch`).
 
 mod batch;
+pub mod partition;
+
+pub use partition::Partitioning;
 
 use super::{Emit, Source, SourceError};
 use crate::connect::{Endpoint, TlsMode};
@@ -21,7 +24,8 @@ use std::sync::Arc;
 pub struct MySqlSource {
     endpoint: Endpoint,
     mode: TlsMode,
-    read_query: String,
+    /// One query, or one per partition.
+    read_queries: Vec<String>,
     columns: Vec<SourceColumn>,
     batch_rows: usize,
 }
@@ -29,16 +33,27 @@ pub struct MySqlSource {
 impl MySqlSource {
     /// Connects and describes the query without running it. A connection failure comes
     /// back as `SourceError::Connect`, whose `is_unreachable` decides the fallback.
-    pub fn open(ep: &Endpoint, query: &str, batch_rows: usize) -> Result<Self, SourceError> {
+    pub fn open(
+        ep: &Endpoint,
+        query: &str,
+        batch_rows: usize,
+        partitioning: Option<&Partitioning>,
+    ) -> Result<Self, SourceError> {
         let (mut conn, mode) = ep.connect(true)?;
         let query = clean_query(query);
         let columns = describe(&mut conn, &query, ep.section)?;
         let read_query = read_query(&query, &columns);
-        log::debug!("source query: {read_query}");
+        let read_queries = match partitioning {
+            Some(p) => partition::split(&mut conn, &read_query, &columns, p)?,
+            None => vec![read_query],
+        };
+        for q in &read_queries {
+            log::debug!("source query: {q}");
+        }
         Ok(MySqlSource {
             endpoint: ep.clone(),
             mode,
-            read_query,
+            read_queries,
             columns,
             batch_rows,
         })
@@ -279,12 +294,54 @@ impl Source for MySqlSource {
     }
 
     fn read(self: Box<Self>, emit: &mut Emit<'_>) -> Result<u64, SourceError> {
+        if let [query] = self.read_queries.as_slice() {
+            return self.read_one(query, emit);
+        }
+        self.read_partitions(emit)
+    }
+}
+
+impl MySqlSource {
+    /// Reads the partitions on as many connections, one thread each, into `emit`.
+    fn read_partitions(&self, emit: &mut Emit<'_>) -> Result<u64, SourceError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<RecordBatch, SourceError>>(2);
+        std::thread::scope(|scope| {
+            for query in &self.read_queries {
+                let tx = tx.clone();
+                scope.spawn(move || {
+                    let r = self.read_one(query, &mut |b| tx.send(Ok(b)).is_ok());
+                    if let Err(e) = r {
+                        let _ = tx.send(Err(e));
+                    }
+                });
+            }
+            drop(tx);
+            let mut rows = 0u64;
+            let result = loop {
+                match rx.recv() {
+                    Ok(Ok(b)) => {
+                        rows += b.num_rows() as u64;
+                        if !emit(b) {
+                            break Ok(rows);
+                        }
+                    }
+                    Ok(Err(e)) => break Err(e),
+                    Err(_) => break Ok(rows),
+                }
+            };
+            // Dropping the receiver stops the other partitions' readers at their next send.
+            drop(rx);
+            result
+        })
+    }
+
+    fn read_one(&self, query: &str, emit: &mut Emit<'_>) -> Result<u64, SourceError> {
         let redact = |m: &str| crate::report::redact(m, &self.endpoint);
         let url = self.endpoint.connectorx_url(self.mode);
         let mut source = guarded(|| MySQLSource::<BinaryProtocol>::new(&url, 1))
             .and_then(|r| r.map_err(|e| e.to_string()))
             .map_err(|m| read_error(0, 0, redact(&m)))?;
-        source.set_queries(&[CXQuery::naked(&self.read_query)]);
+        source.set_queries(&[CXQuery::naked(query)]);
         source.set_pre_execution_queries(Some(&[
             "SET NAMES utf8mb4".to_string(),
             "SET time_zone = '+00:00'".to_string(),
@@ -403,14 +460,7 @@ mod tests {
                     unsigned: true,
                 },
             ),
-            col(
-                "p v",
-                SqlType::Decimal {
-                    precision: 12,
-                    scale: 2,
-                    unsigned: false,
-                },
-            ),
+            col("p v", SqlType::DateTime { fsp: 0 }),
         ];
         assert_eq!(
             read_query("SELECT * FROM t", &mixed),

@@ -36,9 +36,9 @@ impl From<MySQLSourceError> for ReadFailure {
     }
 }
 
-/// The Arrow type each connectorx MySQL type is read into. Temporal and DECIMAL columns
-/// are cast to text on the server (see `transform::read_expr`); should one arrive anyway,
-/// it is rendered as text here too.
+/// The Arrow type each connectorx MySQL type is read into. DECIMAL and JSON are taken as
+/// the text the binary protocol carries them in. Temporal columns are cast to text on the
+/// server (see `transform::read_expr`); should one arrive anyway, it is rendered here.
 pub fn arrow_type(t: MySQLTypeSystem) -> DataType {
     use MySQLTypeSystem as T;
     match t {
@@ -173,11 +173,9 @@ impl BatchReader {
             + for<'r> Produce<'r, Option<f64>, Error = MySQLSourceError>
             + for<'r> Produce<'r, Option<String>, Error = MySQLSourceError>
             + for<'r> Produce<'r, Option<Vec<u8>>, Error = MySQLSourceError>
-            + for<'r> Produce<'r, Option<serde_json::Value>, Error = MySQLSourceError>
             + for<'r> Produce<'r, Option<chrono::NaiveDate>, Error = MySQLSourceError>
             + for<'r> Produce<'r, Option<chrono::NaiveTime>, Error = MySQLSourceError>
-            + for<'r> Produce<'r, Option<chrono::NaiveDateTime>, Error = MySQLSourceError>
-            + for<'r> Produce<'r, Option<rust_decimal::Decimal>, Error = MySQLSourceError>,
+            + for<'r> Produce<'r, Option<chrono::NaiveDateTime>, Error = MySQLSourceError>,
     {
         use MySQLTypeSystem as T;
         while self.rows < self.capacity {
@@ -200,10 +198,7 @@ impl BatchReader {
                         (Col::Bytes(b), _) => {
                             b.append_option(Produce::<Option<Vec<u8>>>::produce(parser)?)
                         }
-                        (Col::Text(b), T::Json(_)) => {
-                            let v: Option<serde_json::Value> = parser.produce()?;
-                            b.append_option(v.map(|v| v.to_string()))
-                        }
+
                         (Col::Text(b), T::Date(_)) => {
                             let v: Option<chrono::NaiveDate> = parser.produce()?;
                             b.append_option(v.map(|v| v.format("%Y-%m-%d").to_string()))
@@ -215,10 +210,6 @@ impl BatchReader {
                         (Col::Text(b), T::Datetime(_) | T::Timestamp(_)) => {
                             let v: Option<chrono::NaiveDateTime> = parser.produce()?;
                             b.append_option(v.map(|v| v.format("%Y-%m-%d %H:%M:%S%.f").to_string()))
-                        }
-                        (Col::Text(b), T::Decimal(_)) => {
-                            let v: Option<rust_decimal::Decimal> = parser.produce()?;
-                            b.append_option(v.map(|v| v.to_string()))
                         }
                         (Col::Text(b), _) => {
                             b.append_option(Produce::<Option<String>>::produce(parser)?)

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: seeds ROWS rows (default 1,000,000) of the benchmark fixture, then,
+# in one run on the same rows, times dbsync -> SQLite and dbsync -> the TLS MariaDB beside
+# the original pandas + SQLAlchemy stack and DuckDB (mysql/sqlite extensions), plus the
+# limits: a connectorx read-only pass and LOAD DATA LOCAL INFILE. Prints one table.
+#
+#   bash scripts/bench.sh                 # 1,000,000 rows, every tool
+#   ROWS=4000000 ONLY=dbsync bash scripts/bench.sh
+#   PARTITIONS=2 bash scripts/bench.sh    # dbsync with [external_db] partitions = 2
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+ROWS="${ROWS:-1000000}"
+ONLY="${ONLY:-}"          # dbsync: only dbsync and the limits
+PARTITIONS="${PARTITIONS:-1}"
+OUT="$ROOT/bench-out"
+CERTS="$SERVERS/tls/certs"
+mkdir -p "$OUT"
+
+ensure_tools
+apt_install time
+ensure_mariadb
+ensure_tls_mariadb
+tls_sql() { mariadb --protocol=socket -S "$SERVERS/tls/mysqld.sock" -uroot "$@"; }
+tls_sql -e "CREATE USER IF NOT EXISTS 'bench'@'%' IDENTIFIED BY 'bench'; GRANT ALL ON *.* TO 'bench'@'%';"
+
+if [ -z "$ONLY" ] && [ ! -x .bench-venv/bin/python ]; then
+    say "installing the peers (pandas, SQLAlchemy, mysql-connector-python, DuckDB 1.5) in .bench-venv"
+    python3 -m venv .bench-venv
+    .bench-venv/bin/pip install -q "duckdb==1.5.*" "duckdb-extension-mysql-scanner==1.5.*" \
+        "duckdb-extension-sqlite-scanner==1.5.*" pandas sqlalchemy mysql-connector-python
+fi
+
+have=$(mariadb -h127.0.0.1 -uroot -N -e "SELECT COUNT(*) FROM dbsync_bench.vehicles_stock" 2>/dev/null || echo 0)
+if [ "$have" != "$ROWS" ]; then
+    say "seeding dbsync_bench.vehicles_stock with $ROWS rows"
+    seed_fixture dbsync_bench "$ROWS"
+fi
+say "building dbsync (release)"
+cargo build --release --quiet --bin dbsync --example read_only
+
+cat > "$OUT/config.ini" <<EOF
+[general]
+default_target = local_sqlite
+target_argument_enabled = true
+fallback_to_local_source_on_failure = false
+[external_db]
+host = 127.0.0.1
+port = 3306
+user = root
+password =
+database = dbsync_bench
+query = SELECT * FROM vehicles_stock
+partition_column = id
+partitions = $PARTITIONS
+[local_db]
+db_path = $OUT/dbsync.db
+table_name = vehicles_stock
+[azure_mysql_db]
+host = localhost
+port = $TLS_PORT
+user = bench
+password = bench
+database = bench_dbsync
+table_name = vehicles_stock
+ssl_mode = verify_identity
+ssl_ca = $CERTS/ca.pem
+EOF
+
+RESULTS="$OUT/results.tsv"
+: > "$RESULTS"
+# run NAME COMMAND...: wall seconds and peak RSS of the command (and its children).
+run() {
+    local name="$1"; shift
+    sync
+    if /usr/bin/time -f "%e %M" -o "$OUT/time.txt" "$@" > "$OUT/last.log" 2>&1; then
+        read -r secs kb < "$OUT/time.txt"
+        printf '%s\t%s\t%s\n' "$name" "$secs" "$kb" >> "$RESULTS"
+        say "$name: $secs s, $((kb / 1024)) MB"
+    else
+        printf '%s\tfailed\t-\n' "$name" >> "$RESULTS"
+        say "$name failed:"; tail -5 "$OUT/last.log" >&2
+    fi
+}
+
+say "MySQL -> SQLite"
+rm -f "$OUT/dbsync.db" && target/release/dbsync -q --config "$OUT/config.ini"   # a previous table to replace
+run "dbsync -> SQLite" target/release/dbsync -q --config "$OUT/config.ini"
+if [ -z "$ONLY" ]; then
+    rm -f "$OUT/duckdb.db"
+    run "DuckDB 1.5 -> SQLite" .bench-venv/bin/python scripts/bench/duckdb_copy.py sqlite dbsync_bench "$OUT/duckdb.db"
+    rm -f "$OUT/pandas.db"
+    run "pandas + SQLAlchemy -> SQLite" .bench-venv/bin/python scripts/bench/pandas_copy.py sqlite dbsync_bench "$OUT/pandas.db"
+fi
+
+say "MySQL -> TLS MariaDB"
+target/release/dbsync -q --config "$OUT/config.ini" --target azure   # a previous table to replace
+run "dbsync -> TLS MariaDB" target/release/dbsync -q --config "$OUT/config.ini" --target azure
+if [ -z "$ONLY" ]; then
+    tls_sql -e "DROP DATABASE IF EXISTS bench_duckdb; CREATE DATABASE bench_duckdb; DROP DATABASE IF EXISTS bench_pandas; CREATE DATABASE bench_pandas"
+    run "DuckDB 1.5 -> TLS MariaDB" .bench-venv/bin/python scripts/bench/duckdb_copy.py mysql dbsync_bench "$CERTS/ca.pem"
+    run "pandas to_sql(chunksize=20000) -> TLS MariaDB" .bench-venv/bin/python scripts/bench/pandas_copy.py mysql dbsync_bench "$CERTS/ca.pem"
+fi
+
+say "limits"
+run "limit: connectorx read only (batches dropped)" target/release/examples/read_only "$OUT/config.ini"
+rm -f "$OUT/rows.tsv"
+mariadb -h127.0.0.1 -uroot dbsync_bench -e "SELECT * INTO OUTFILE '$OUT/rows.tsv' FROM vehicles_stock"
+tls_sql -e "DROP DATABASE IF EXISTS bench_load; CREATE DATABASE bench_load; CREATE TABLE bench_load.vehicles_stock LIKE bench_dbsync.vehicles_stock"
+run "limit: LOAD DATA LOCAL INFILE -> TLS MariaDB" mariadb -h localhost -P "$TLS_PORT" -ubench -pbench \
+    --ssl-ca="$CERTS/ca.pem" --ssl-verify-server-cert --local-infile=1 bench_load \
+    -e "LOAD DATA LOCAL INFILE '$OUT/rows.tsv' INTO TABLE vehicles_stock CHARACTER SET utf8mb4"
+
+echo
+echo "$ROWS rows of the benchmark fixture, $(nproc) cores, $(date -u +%Y-%m-%d)"
+awk -F'\t' -v rows="$ROWS" '
+    $1 == "dbsync -> SQLite" { base["SQLite"] = $2 }
+    $1 == "dbsync -> TLS MariaDB" { base["MySQL"] = $2 }
+    { name[NR] = $1; secs[NR] = $2; kb[NR] = $3 }
+    END {
+        printf "| %-46s | %8s | %10s | %9s | %12s |\n", "copy", "wall s", "rows/s", "peak RSS", "× dbsync"
+        printf "|%s|%s|%s|%s|%s|\n", "------------------------------------------------", "----------", "------------", "-----------", "--------------"
+        for (i = 1; i <= NR; i++) {
+            b = (name[i] ~ /MariaDB/) ? base["MySQL"] : base["SQLite"]
+            if (name[i] ~ /read only/) b = base["SQLite"]
+            if (secs[i] == "failed") { printf "| %-46s | %8s | %10s | %9s | %12s |\n", name[i], "failed", "-", "-", "-"; continue }
+            printf "| %-46s | %8.2f | %10.0f | %6.0f MB | %12.2f |\n", name[i], secs[i], rows / secs[i], kb[i] / 1024, secs[i] / b
+        }
+    }' "$RESULTS"
