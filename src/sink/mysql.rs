@@ -3,17 +3,21 @@
 //!
 //! MySQL DDL commits on its own, so nothing here can be rolled back: instead the old
 //! table is not touched until the staging table is complete and its row count checked.
-//! Rows go in as multi-row INSERTs sized in bytes under `max_allowed_packet`, encoded in
-//! parallel (rayon) and sent by several connections at once.
+//! Rows go in as prepared multi-row INSERTs sized in bytes under `max_allowed_packet`,
+//! encoded in parallel (rayon) and sent by several connections at once.
+
+mod encode;
 
 use super::{Sink, SinkError};
 use crate::connect::{ConnectError, Endpoint, TlsMode};
 use crate::plan::MySqlTarget;
-use crate::transform::{self, quote_mysql, Cell, ColumnView, SourceColumn};
+use crate::transform::{self, quote_mysql, ColumnView, SourceColumn};
 use arrow::record_batch::RecordBatch;
+use encode::{Chunk, Encoding};
 use mysql::prelude::Queryable;
-use mysql::Conn;
+use mysql::{Conn, Params, Statement};
 use rayon::prelude::*;
+use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -23,6 +27,8 @@ use std::thread::JoinHandle;
 const MAX_STATEMENT_BYTES: usize = 4 << 20;
 /// Rows one encoding task takes from a batch.
 const ROWS_PER_TASK: usize = 2048;
+/// Most rows one INSERT takes (within MySQL's 65535 parameters a statement).
+const MAX_ROWS_PER_INSERT: usize = 2048;
 
 pub struct MySqlSink {
     target: MySqlTarget,
@@ -32,7 +38,7 @@ pub struct MySqlSink {
     mode: TlsMode,
     statement_limit: usize,
     max_packet: usize,
-    tx: Option<SyncSender<String>>,
+    tx: Option<SyncSender<Chunk>>,
     writers: Vec<JoinHandle<Result<(), String>>>,
     failure: Arc<Mutex<Option<String>>>,
     insert_head: String,
@@ -136,16 +142,18 @@ impl MySqlSink {
     }
 
     fn start_writers(&mut self) -> Result<(), SinkError> {
-        let (tx, rx) = sync_channel::<String>(self.target.writers * 2);
+        let (tx, rx) = sync_channel::<Chunk>(self.target.writers * 2);
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..self.target.writers {
             let conn = self.connect_writer()?;
             let rx = Arc::clone(&rx);
             let failure = Arc::clone(&self.failure);
             let ep = self.ep().clone();
+            let insert_head = self.insert_head.clone();
+            let ncols = self.column_names.len();
             let handle = std::thread::Builder::new()
                 .name(format!("dbsync-writer-{i}"))
-                .spawn(move || writer(conn, &rx, &failure, &ep))
+                .spawn(move || writer(conn, &rx, &failure, &ep, &insert_head, ncols))
                 .expect("spawning a writer thread");
             self.writers.push(handle);
         }
@@ -177,20 +185,46 @@ impl MySqlSink {
     }
 }
 
-/// One writer connection: executes statements until the channel closes or one fails.
+/// One writer connection: executes chunks until the channel closes or one fails. The
+/// statement for a full chunk is prepared once; odd sizes (a batch's tail) are prepared,
+/// used and closed.
 fn writer(
     mut conn: Conn,
-    rx: &Mutex<Receiver<String>>,
+    rx: &Mutex<Receiver<Chunk>>,
     failure: &Mutex<Option<String>>,
     ep: &Endpoint,
+    insert_head: &str,
+    ncols: usize,
 ) -> Result<(), String> {
+    let sql = |rows: usize| {
+        let one = format!("({})", vec!["?"; ncols].join(","));
+        format!("{insert_head}{}", vec![one.as_str(); rows].join(","))
+    };
+    let mut prepared: HashMap<usize, Statement> = HashMap::new();
+    let mut run = |conn: &mut Conn, chunk: Chunk| -> Result<(), mysql::Error> {
+        let stmt = match prepared.get(&chunk.rows) {
+            Some(s) => s.clone(),
+            None => {
+                let s = conn.prep(sql(chunk.rows))?;
+                if prepared.len() < 4 {
+                    prepared.insert(chunk.rows, s.clone());
+                }
+                s
+            }
+        };
+        conn.exec_drop(&stmt, Params::Positional(chunk.params))?;
+        if !prepared.contains_key(&chunk.rows) {
+            conn.close(stmt)?;
+        }
+        Ok(())
+    };
     loop {
         let next = rx.lock().expect("receiver lock").recv();
-        let Ok(sql) = next else { return Ok(()) };
+        let Ok(chunk) = next else { return Ok(()) };
         if failure.lock().expect("failure lock").is_some() {
             return Ok(());
         }
-        if let Err(e) = conn.query_drop(&sql) {
+        if let Err(e) = run(&mut conn, chunk) {
             let msg = crate::report::redact(&e.to_string(), ep);
             failure
                 .lock()
@@ -301,20 +335,22 @@ impl Sink for MySqlSink {
             .map(|s| (s, (s + ROWS_PER_TASK).min(n)))
             .collect();
         let ctx = Encoding {
-            head: &self.insert_head,
             limit: self.statement_limit,
+            max_rows: MAX_ROWS_PER_INSERT
+                .min(65_535 / self.column_names.len().max(1))
+                .max(1),
             max_packet: self.max_packet,
             batch: self.batches,
             names: &self.column_names,
         };
-        let encoded: Vec<Result<Vec<String>, SinkError>> = tasks
+        let encoded: Vec<Result<Vec<Chunk>, SinkError>> = tasks
             .par_iter()
             .map(|&(s, e)| ctx.encode(&views, s, e))
             .collect();
         let tx = self.tx.clone().expect("begin() started the writers");
-        for statements in encoded {
-            for sql in statements? {
-                if tx.send(sql).is_err() {
+        for chunks in encoded {
+            for chunk in chunks? {
+                if tx.send(chunk).is_err() {
                     break;
                 }
             }
@@ -386,175 +422,5 @@ fn charset_clause(ty: &str) -> &'static str {
         " CHARACTER SET utf8mb4"
     } else {
         ""
-    }
-}
-
-/// What encoding needs to know, shared by the rayon tasks of one batch.
-struct Encoding<'a> {
-    head: &'a str,
-    limit: usize,
-    max_packet: usize,
-    batch: u64,
-    names: &'a [String],
-}
-
-impl Encoding<'_> {
-    /// Rows `start..end` as INSERT statements of at most `limit` bytes each (a single
-    /// larger row gets a statement of its own, if the server's packet allows it).
-    fn encode(
-        &self,
-        views: &[ColumnView<'_>],
-        start: usize,
-        end: usize,
-    ) -> Result<Vec<String>, SinkError> {
-        let mut out = Vec::new();
-        let mut sql = String::with_capacity(self.limit.min(1 << 20));
-        let mut row_buf = String::new();
-        for row in start..end {
-            row_buf.clear();
-            row_buf.push('(');
-            for (i, v) in views.iter().enumerate() {
-                if i > 0 {
-                    row_buf.push(',');
-                }
-                push_value(&mut row_buf, v.cell(row))
-                    .map_err(|message| self.value_error(row, i, message))?;
-            }
-            row_buf.push(')');
-            if self.head.len() + row_buf.len() > self.max_packet.saturating_sub(1024) {
-                return Err(self.row_too_big(views, row, self.head.len() + row_buf.len()));
-            }
-            if !sql.is_empty() && sql.len() + 1 + row_buf.len() > self.limit {
-                out.push(std::mem::take(&mut sql));
-            }
-            if sql.is_empty() {
-                sql.push_str(self.head);
-            } else {
-                sql.push(',');
-            }
-            sql.push_str(&row_buf);
-        }
-        if !sql.is_empty() {
-            out.push(sql);
-        }
-        Ok(out)
-    }
-
-    fn value_error(&self, row: usize, col: usize, message: String) -> SinkError {
-        SinkError::Value {
-            batch: self.batch,
-            row,
-            column: self.names.get(col).cloned().unwrap_or_default(),
-            message,
-        }
-    }
-
-    fn row_too_big(&self, views: &[ColumnView<'_>], row: usize, bytes: usize) -> SinkError {
-        let (col, size) = views
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let mut s = String::new();
-                let _ = push_value(&mut s, v.cell(row));
-                (i, s.len())
-            })
-            .max_by_key(|(_, n)| *n)
-            .unwrap_or((0, 0));
-        self.value_error(
-            row,
-            col,
-            format!(
-                "the row needs a {bytes}-byte INSERT (this column {size} bytes) but the server's max_allowed_packet is {} bytes; \
-                 raise max_allowed_packet on the target server (on Azure: server parameters) or leave the column out of the query",
-                self.max_packet
-            ),
-        )
-    }
-}
-
-/// Appends one value as a MySQL literal.
-fn push_value(out: &mut String, cell: Cell<'_>) -> Result<(), String> {
-    use std::fmt::Write;
-    match cell {
-        Cell::Null => out.push_str("NULL"),
-        Cell::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Cell::UInt(u) => {
-            let _ = write!(out, "{u}");
-        }
-        // The shortest form that reads back as the same single-precision value.
-        Cell::Float32(f) if f.is_finite() => {
-            let _ = write!(out, "{f:e}");
-        }
-        Cell::Float32(f) => {
-            return Err(format!(
-                "{f} cannot be stored in MySQL (no infinities or NaN)"
-            ))
-        }
-        Cell::Float(f) if f.is_finite() => {
-            // Rust's shortest round-trip form; `e` notation is valid MySQL.
-            let _ = write!(out, "{f:e}");
-        }
-        Cell::Float(f) => {
-            return Err(format!(
-                "{f} cannot be stored in MySQL (no infinities or NaN)"
-            ))
-        }
-        Cell::Text(s) => {
-            out.push('\'');
-            for ch in s.chars() {
-                match ch {
-                    '\\' => out.push_str("\\\\"),
-                    '\'' => out.push_str("\\'"),
-                    '\0' => out.push_str("\\0"),
-                    '\x1a' => out.push_str("\\Z"),
-                    c => out.push(c),
-                }
-            }
-            out.push('\'');
-        }
-        Cell::Bytes(b) => {
-            if b.is_empty() {
-                out.push_str("''");
-            } else {
-                out.push_str("X'");
-                for byte in b {
-                    let _ = write!(out, "{byte:02X}");
-                }
-                out.push('\'');
-            }
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn lit(c: Cell<'_>) -> String {
-        let mut s = String::new();
-        push_value(&mut s, c).unwrap();
-        s
-    }
-
-    #[test]
-    fn literals_escape_what_mysql_needs() {
-        assert_eq!(lit(Cell::Text("a'b\\c\0d")), "'a\\'b\\\\c\\0d'");
-        assert_eq!(lit(Cell::Bytes(&[0, 255])), "X'00FF'");
-        assert_eq!(lit(Cell::Bytes(&[])), "''");
-        assert_eq!(lit(Cell::UInt(u64::MAX)), "18446744073709551615");
-        assert_eq!(lit(Cell::Float(0.1)), "1e-1");
-        assert!(push_value(&mut String::new(), Cell::Float(f64::NAN)).is_err());
-    }
-
-    #[test]
-    fn derived_names_fit_mysql_limit() {
-        assert_eq!(derived_name("t", "__dbsync_new"), "t__dbsync_new");
-        let long = "x".repeat(64);
-        let d = derived_name(&long, "__dbsync_new");
-        assert_eq!(d.chars().count(), 64);
-        assert_ne!(d, derived_name(&"y".repeat(64), "__dbsync_new"));
     }
 }
