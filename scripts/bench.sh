@@ -104,12 +104,14 @@ fi
 
 say "limits"
 run "limit: connectorx read only (batches dropped)" target/release/examples/read_only "$OUT/config.ini"
-rm -f "$OUT/rows.tsv"
-mariadb -h127.0.0.1 -uroot dbsync_bench -e "SELECT * INTO OUTFILE '$OUT/rows.tsv' FROM vehicles_stock"
+# The server writes the file, so it goes where the server's user may write.
+DUMP="$(mktemp -d)"; chmod 777 "$DUMP"
+mariadb -h127.0.0.1 -uroot dbsync_bench -e "SELECT * INTO OUTFILE '$DUMP/rows.tsv' FROM vehicles_stock"
 tls_sql -e "DROP DATABASE IF EXISTS bench_load; CREATE DATABASE bench_load; CREATE TABLE bench_load.vehicles_stock LIKE bench_dbsync.vehicles_stock"
 run "limit: LOAD DATA LOCAL INFILE -> TLS MariaDB" mariadb -h localhost -P "$TLS_PORT" -ubench -pbench \
     --ssl-ca="$CERTS/ca.pem" --ssl-verify-server-cert --local-infile=1 bench_load \
-    -e "LOAD DATA LOCAL INFILE '$OUT/rows.tsv' INTO TABLE vehicles_stock CHARACTER SET utf8mb4"
+    -e "LOAD DATA LOCAL INFILE '$DUMP/rows.tsv' INTO TABLE vehicles_stock CHARACTER SET utf8mb4"
+rm -rf "$DUMP"
 
 echo
 echo "$ROWS rows of the benchmark fixture, $(nproc) cores, $(date -u +%Y-%m-%d)"
