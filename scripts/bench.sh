@@ -97,7 +97,8 @@ say "MySQL -> TLS MariaDB"
 target/release/dbsync -q --config "$OUT/config.ini" --target azure   # a previous table to replace
 run "dbsync -> TLS MariaDB" target/release/dbsync -q --config "$OUT/config.ini" --target azure
 if [ -z "$ONLY" ]; then
-    tls_sql -e "DROP DATABASE IF EXISTS bench_duckdb; CREATE DATABASE bench_duckdb; DROP DATABASE IF EXISTS bench_pandas; CREATE DATABASE bench_pandas"
+    tls_sql -e "DROP DATABASE IF EXISTS bench_duckdb; CREATE DATABASE bench_duckdb CHARACTER SET utf8mb4;
+        DROP DATABASE IF EXISTS bench_pandas; CREATE DATABASE bench_pandas CHARACTER SET utf8mb4"
     run "DuckDB 1.5 -> TLS MariaDB" .bench-venv/bin/python scripts/bench/duckdb_copy.py mysql dbsync_bench "$CERTS/ca.pem"
     run "pandas to_sql(chunksize=20000) -> TLS MariaDB" .bench-venv/bin/python scripts/bench/pandas_copy.py mysql dbsync_bench "$CERTS/ca.pem"
 fi

@@ -14,7 +14,7 @@ if target == "sqlite":
 else:
     # out = the TLS server's CA file; the chunked variant, since the default one fails here.
     dst = create_engine(
-        "mysql+mysqlconnector://bench:bench@localhost:3307/bench_pandas",
+        "mysql+mysqlconnector://bench:bench@localhost:3307/bench_pandas?charset=utf8mb4",
         connect_args={"ssl_ca": out, "ssl_verify_cert": True},
     )
     df.to_sql("vehicles_stock", dst, if_exists="replace", index=False, chunksize=20000)
