@@ -106,7 +106,7 @@ impl Plan {
         Ok(Plan {
             source: endpoint(raw, EXTERNAL_DB, TlsMode::Preferred)?,
             query: raw.require(EXTERNAL_DB, "query")?,
-            batch_rows: raw.positive(EXTERNAL_DB, "batch_rows", 16_384)?,
+            batch_rows: raw.positive(EXTERNAL_DB, "batch_rows", 4_096)?,
             partitioning: partitioning(raw)?,
             zero_dates: raw
                 .parsed(
