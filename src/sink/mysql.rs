@@ -6,7 +6,7 @@
 //! Rows go in as prepared multi-row INSERTs sized in bytes under `max_allowed_packet`,
 //! encoded in parallel (rayon) and sent by several connections at once.
 
-mod encode;
+pub mod encode;
 
 use super::{Sink, SinkError};
 use crate::connect::{ConnectError, Endpoint, TlsMode};

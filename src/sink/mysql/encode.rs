@@ -25,6 +25,11 @@ pub struct Encoding<'a> {
     pub names: &'a [String],
 }
 
+/// Bytes a chunk's parameters take on the wire.
+pub fn wire_bytes(chunk: &Chunk) -> usize {
+    chunk.params.iter().map(wire_size).sum()
+}
+
 /// Bytes one value takes in a COM_STMT_EXECUTE packet (its type code included).
 fn wire_size(v: &Value) -> usize {
     2 + match v {
