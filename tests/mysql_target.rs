@@ -405,7 +405,7 @@ fn a_row_larger_than_max_allowed_packet_is_named() {
     let run = run.expect(1);
     let err = run.stderr();
     assert!(
-        err.contains("row 1 of batch 1, column `payload`")
+        err.contains("row 2 of batch 1, column `payload`")
             && err.contains("max_allowed_packet is 2097152"),
         "{err}"
     );
@@ -469,5 +469,38 @@ fn fallback_sqlite_table_goes_to_azure_with_exact_values() {
                 s("")
             ],
         ]
+    );
+}
+
+#[test]
+fn a_value_mysql_cannot_hold_fails_naming_it_and_keeps_the_target() {
+    let _g = SERVER_GLOBALS.read().unwrap();
+    let db = "dbsync_a_infinite";
+    drop_target_db(db);
+    let cfg = azure_config("nowhere", "SELECT 1", db, "r", &verified("ca.pem")).replace(
+        &format!("port = {}\nuser = root", mysql_port()),
+        &format!("port = {}\nuser = root", closed_port()),
+    );
+    let job = Job::new(&cfg);
+    std::fs::create_dir_all(job.path("data")).unwrap();
+    let local = rusqlite::Connection::open(job.path("data/local.db")).unwrap();
+    local
+        .execute_batch(
+            "CREATE TABLE r (id INTEGER, x REAL); INSERT INTO r VALUES (1, 1.5), (2, 2.5);",
+        )
+        .unwrap();
+    job.run(&[]).expect(3);
+    local
+        .execute_batch("INSERT INTO r VALUES (3, 1e999);")
+        .unwrap();
+    let run = job.run(&[]).expect(1);
+    let err = run.stderr();
+    assert!(
+        err.contains("row 3 of batch 1, column `x`") && err.contains("the value inf"),
+        "{err}"
+    );
+    assert_eq!(
+        target_rows(db, "SELECT COUNT(*) FROM r"),
+        vec![vec![Some("2".into())]]
     );
 }

@@ -535,3 +535,42 @@ fn partitioned_reads_keep_every_row_with_nulls_and_gaps() {
         run.stderr()
     );
 }
+
+#[test]
+fn progress_line_only_on_a_terminal() {
+    let db = "dbsync_t_progress";
+    fixture_db(db, 200_000);
+    let job = Job::new(&sqlite_config(
+        db,
+        "SELECT * FROM vehicles_stock",
+        "vehicles_stock",
+    ));
+    let run = job.run(&[]).expect(EXIT_OK);
+    assert!(
+        !run.stderr().contains('\r'),
+        "no progress line when stderr is not a terminal"
+    );
+    // `script` gives the run a terminal; its output is what the terminal showed.
+    let bin = env!("CARGO_BIN_EXE_dbsync");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &format!("{bin} --config config.ini"), "/dev/null"])
+        .current_dir(job.dir.path())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("\r") && shown.contains(" rows/s, ") && shown.contains(" s   "),
+        "{shown}"
+    );
+    let quiet = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{bin} --config config.ini -q"),
+            "/dev/null",
+        ])
+        .current_dir(job.dir.path())
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&quiet.stdout).contains("rows/s"));
+}

@@ -50,12 +50,18 @@ pub fn to_value(cell: Cell<'_>) -> Result<Value, String> {
         Cell::Float(f) if f.is_finite() => Value::Double(f),
         // The exact single-precision value: a FLOAT column stores the same bits.
         Cell::Float32(f) if f.is_finite() => Value::Float(f),
-        Cell::Float(_) | Cell::Float32(_) => {
-            return Err("infinities and NaN cannot be stored in MySQL".into())
-        }
+        Cell::Float(f) => return Err(not_storable(f)),
+        Cell::Float32(f) => return Err(not_storable(f as f64)),
         Cell::Text(s) => Value::Bytes(s.as_bytes().to_vec()),
         Cell::Bytes(b) => Value::Bytes(b.to_vec()),
     })
+}
+
+fn not_storable(f: f64) -> String {
+    format!(
+        "the value {f} cannot be stored in a MySQL column (no infinities or NaN); \
+         leave it out of the source (e.g. WHERE ... or NULLIF in the query) or make it NULL"
+    )
 }
 
 impl Encoding<'_> {
@@ -115,7 +121,8 @@ impl Encoding<'_> {
     fn value_error(&self, row: usize, col: usize, message: String) -> SinkError {
         SinkError::Value {
             batch: self.batch,
-            row,
+            // Counted from 1 within the batch, as people count rows.
+            row: row + 1,
             column: self.names.get(col).cloned().unwrap_or_default(),
             message,
         }
@@ -183,7 +190,7 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(
-            e.contains("row 1 of batch 1, column `payload`")
+            e.contains("row 2 of batch 1, column `payload`")
                 && e.contains("max_allowed_packet is 4096"),
             "{e}"
         );
