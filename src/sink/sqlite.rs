@@ -167,6 +167,24 @@ impl SqliteSink {
     }
 }
 
+/// # Safety
+/// `stmt` must be live; with SQLITE_STATIC, `s` must outlive the statement's next step.
+unsafe fn bind_text(
+    stmt: *mut ffi::sqlite3_stmt,
+    i: c_int,
+    s: &str,
+    destructor: ffi::sqlite3_destructor_type,
+) -> c_int {
+    ffi::sqlite3_bind_text64(
+        stmt,
+        i,
+        s.as_ptr().cast(),
+        s.len() as u64,
+        destructor,
+        ffi::SQLITE_UTF8 as u8,
+    )
+}
+
 /// Binds one column of rows `start..start + rows`; parameter of (row r, column c) is
 /// `r * ncols + c + 1`. See `transform::sqlite_type` for why each value lands where it does.
 ///
@@ -199,16 +217,7 @@ unsafe fn bind_column(
             ffi::SQLITE_OK
         }};
     }
-    let text = |i: c_int, s: &str| {
-        ffi::sqlite3_bind_text64(
-            stmt,
-            i,
-            s.as_ptr().cast(),
-            s.len() as u64,
-            ffi::SQLITE_STATIC(),
-            ffi::SQLITE_UTF8 as u8,
-        )
-    };
+    let text = |i: c_int, s: &str| bind_text(stmt, i, s, ffi::SQLITE_STATIC());
     let blob = |i: c_int, b: &[u8]| {
         ffi::sqlite3_bind_blob64(
             stmt,
@@ -229,17 +238,7 @@ unsafe fn bind_column(
         ColumnView::U64(a) => each!(a, |i, v| match i64::try_from(v) {
             Ok(v) => ffi::sqlite3_bind_int64(stmt, i, v),
             // Above SQLite's INTEGER range: kept exact as its decimal text (copied).
-            Err(_) => {
-                let s = v.to_string();
-                ffi::sqlite3_bind_text64(
-                    stmt,
-                    i,
-                    s.as_ptr().cast(),
-                    s.len() as u64,
-                    ffi::SQLITE_TRANSIENT(),
-                    ffi::SQLITE_UTF8 as u8,
-                )
-            }
+            Err(_) => bind_text(stmt, i, &v.to_string(), ffi::SQLITE_TRANSIENT()),
         }),
         ColumnView::F32(a) => each!(a, |i, v| ffi::sqlite3_bind_double(
             stmt,
