@@ -81,13 +81,13 @@ ensure_tls_mariadb() {
     fi
     say "starting the TLS-only MariaDB on 127.0.0.1:$TLS_PORT"
     # 127.0.0.2 is bound too, so a test can reach it by an address not in the certificate.
-    /usr/sbin/mariadbd --no-defaults --user=root --datadir="$dir/data" \
+    setsid /usr/sbin/mariadbd --no-defaults --user=root --datadir="$dir/data" \
         --socket="$dir/mysqld.sock" --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" \
         --port="$TLS_PORT" --bind-address=127.0.0.1,127.0.0.2 --skip-name-resolve \
         --ssl-ca="$certs/ca.pem" --ssl-cert="$certs/server-cert.pem" --ssl-key="$certs/server-key.pem" \
         --tls-version=TLSv1.2,TLSv1.3 --require-secure-transport=ON \
         --innodb-buffer-pool-size=512M --innodb-flush-log-at-trx-commit=2 \
-        --max-allowed-packet=64M --local-infile=1 >/dev/null 2>&1 &
+        --max-allowed-packet=64M --local-infile=1 </dev/null >/dev/null 2>&1 &
     for _ in $(seq 1 60); do
         if mariadb-admin --protocol=socket -S "$dir/mysqld.sock" -uroot ping >/dev/null 2>&1; then
             # The dbsync user's password holds ; # = " \ ' on purpose: it must work as is.
