@@ -393,8 +393,15 @@ impl MySqlSource {
             if n > 0 {
                 batches += 1;
                 rows += n as u64;
-                let b = RecordBatch::try_new(schema.clone(), reader.finish())
-                    .expect("arrays match the schema");
+                let arrays = reader.finish().map_err(|(col, e)| {
+                    let column = self.columns.get(col).map(|c| c.name.as_str()).unwrap_or("?");
+                    let message = format!(
+                        "column `{column}` holds text that is not valid UTF-8 ({e}); select it as bytes instead (CAST(`{column}` AS BINARY))"
+                    );
+                    read_error(rows - n as u64, batches, message)
+                })?;
+                let b =
+                    RecordBatch::try_new(schema.clone(), arrays).expect("arrays match the schema");
                 if !emit(b) {
                     return Ok(rows);
                 }
