@@ -1,3 +1,6 @@
+//! The `dbsync` command: parses the command line, sets up logging, runs the job and turns
+//! its outcome into the exit code scripts check.
+
 use clap::Parser;
 use dbsync::cli::Cli;
 use dbsync::report::Exit;
