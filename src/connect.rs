@@ -157,19 +157,33 @@ impl Endpoint {
 
     /// Connects, resolving `Preferred` into the mode that worked, which is returned so later
     /// connections (connectorx's, the writers') use the same.
-    pub fn connect(&self, with_db: bool) -> Result<(Conn, TlsMode), ConnectError> {
+    ///
+    /// `read_timeout` bounds every wait for the server on this connection, the handshake
+    /// included: a server that accepts TCP but never answers is then "unreachable" instead
+    /// of a run that hangs. Leave it `None` where a statement may rightly take long.
+    pub fn connect(
+        &self,
+        with_db: bool,
+        read_timeout: Option<Duration>,
+    ) -> Result<(Conn, TlsMode), ConnectError> {
         let mode = self.tls.mode;
         let first = if mode == TlsMode::Preferred {
             TlsMode::Required
         } else {
             mode
         };
-        match Conn::new(self.opts(first, with_db)?) {
+        let opts = |m| -> Result<OptsBuilder, ConnectError> {
+            Ok(self
+                .opts(m, with_db)?
+                .read_timeout(read_timeout)
+                .write_timeout(read_timeout))
+        };
+        match Conn::new(opts(first)?) {
             Ok(c) => Ok((c, first)),
             Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
                 if mode == TlsMode::Preferred =>
             {
-                Conn::new(self.opts(TlsMode::Disabled, with_db)?)
+                Conn::new(opts(TlsMode::Disabled)?)
                     .map(|c| (c, TlsMode::Disabled))
                     .map_err(|e| classify(self, e))
             }

@@ -574,3 +574,28 @@ fn progress_line_only_on_a_terminal() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&quiet.stdout).contains("rows/s"));
 }
+
+#[test]
+fn a_source_that_accepts_but_never_answers_is_unreachable() {
+    let db = "dbsync_t_silent";
+    fresh_db(db, "CREATE TABLE s (id INT); INSERT INTO s VALUES (1);");
+    let job = Job::new(&sqlite_config(db, "SELECT * FROM s", "s"));
+    job.run(&[]).expect(EXIT_OK);
+    // The kernel completes the TCP handshake for a listener that never accepts.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let cfg = sqlite_config(db, "SELECT * FROM s", "s").replace(
+        &format!("port = {}", mysql_port()),
+        &format!("port = {port}\nconnect_timeout = 1"),
+    );
+    std::fs::write(job.path("config.ini"), cfg).unwrap();
+    let t0 = std::time::Instant::now();
+    let run = job.run(&[]).expect(EXIT_FALLBACK);
+    assert!(t0.elapsed().as_secs() < 30, "took {:?}", t0.elapsed());
+    assert!(
+        run.stderr().contains("primary source unreachable"),
+        "{}",
+        run.stderr()
+    );
+    drop(silent);
+}

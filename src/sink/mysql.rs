@@ -243,7 +243,7 @@ impl Sink for MySqlSink {
     fn begin(&mut self, columns: &[SourceColumn]) -> Result<(), SinkError> {
         let (conn, mode) = self
             .ep()
-            .connect(false)
+            .connect(false, None)
             .map_err(|e| self.err("connecting", e))?;
         self.control = Some(conn);
         self.mode = mode;

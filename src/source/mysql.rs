@@ -20,6 +20,7 @@ use mysql::{Column, Conn};
 use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub struct MySqlSource {
     endpoint: Endpoint,
@@ -39,7 +40,9 @@ impl MySqlSource {
         batch_rows: usize,
         partitioning: Option<&Partitioning>,
     ) -> Result<Self, SourceError> {
-        let (mut conn, mode) = ep.connect(true)?;
+        // The probe only reads metadata: a server silent for this long is not answering.
+        let (mut conn, mode) =
+            ep.connect(true, Some(ep.connect_timeout.max(Duration::from_secs(5))))?;
         let query = clean_query(query);
         let columns = describe(&mut conn, &query, ep.section)?;
         let read_query = read_query(&query, &columns);
