@@ -78,6 +78,36 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     msg
 }
 
+/// Where the rows come from, or why nothing needs copying.
+enum Opened {
+    Source(Box<dyn Source>, SourceUsed),
+    /// The target is the fallback table itself and was kept.
+    Kept(Exit),
+}
+
+/// The primary source, or the fallback when the primary cannot be reached.
+fn open_source(plan: &Plan, dry_run: bool, summary: &mut Summary) -> Result<Opened, Error> {
+    let primary = source::mysql::MySqlSource::open(
+        &plan.source,
+        &plan.query,
+        plan.batch_rows,
+        plan.partitioning.as_ref(),
+    );
+    match (primary, &plan.fallback) {
+        (Ok(s), _) => Ok(Opened::Source(Box::new(s), SourceUsed::Primary)),
+        (Err(SourceError::Connect(e)), Some(fallback)) if e.is_unreachable() => {
+            log::warn!("primary source unreachable, using the fallback {fallback}: {e}");
+            summary.source = SourceUsed::Fallback;
+            if matches!(&plan.target, Target::Sqlite(t) if t == fallback) {
+                return keep_fallback_table(fallback, dry_run, summary).map(Opened::Kept);
+            }
+            let s = source::sqlite::SqliteSource::open(fallback, plan.batch_rows)?;
+            Ok(Opened::Source(Box::new(s), SourceUsed::Fallback))
+        }
+        (Err(e), _) => Err(e.into()),
+    }
+}
+
 fn execute(
     plan: &Plan,
     dry_run: bool,
@@ -85,31 +115,9 @@ fn execute(
     summary: &mut Summary,
 ) -> Result<Exit, Error> {
     let t0 = Instant::now();
-    let (source, used): (Box<dyn Source>, SourceUsed) = match source::mysql::MySqlSource::open(
-        &plan.source,
-        &plan.query,
-        plan.batch_rows,
-        plan.partitioning.as_ref(),
-    ) {
-        Ok(s) => (Box::new(s), SourceUsed::Primary),
-        Err(SourceError::Connect(e)) if e.is_unreachable() && plan.fallback.is_some() => {
-            let fallback = plan.fallback.as_ref().expect("checked");
-            log::warn!("primary source unreachable, using the fallback {fallback}: {e}");
-            summary.source = SourceUsed::Fallback;
-            if let Target::Sqlite(t) = &plan.target {
-                if t == fallback {
-                    return keep_fallback_table(fallback, dry_run, summary);
-                }
-            }
-            (
-                Box::new(source::sqlite::SqliteSource::open(
-                    fallback,
-                    plan.batch_rows,
-                )?),
-                SourceUsed::Fallback,
-            )
-        }
-        Err(e) => return Err(e.into()),
+    let (source, used) = match open_source(plan, dry_run, summary)? {
+        Opened::Source(s, used) => (s, used),
+        Opened::Kept(exit) => return Ok(exit),
     };
     summary.source = used;
     log::info!(
@@ -118,10 +126,9 @@ fn execute(
         source.columns().len(),
         t0.elapsed().as_secs_f64()
     );
-    let exit = if used == SourceUsed::Fallback {
-        Exit::Fallback
-    } else {
-        Exit::Ok
+    let exit = match used {
+        SourceUsed::Fallback => Exit::Fallback,
+        _ => Exit::Ok,
     };
     if dry_run {
         print_plan(plan, source.as_ref());
@@ -138,26 +145,26 @@ fn execute(
         zero_dates: plan.zero_dates,
     };
     let stats = pipeline::copy(source, sink.as_mut(), opts)?;
-    let rows = stats.rows;
     if stats.zero_dates > 0 {
+        let what = match plan.zero_dates {
+            transform::ZeroDates::Keep => "copied as they are",
+            transform::ZeroDates::Null => "written as NULL",
+            transform::ZeroDates::Error => "refused",
+        };
         log::warn!(
-            "{} zero or partial dates in the source ({}; [external_db] zero_dates)",
-            stats.zero_dates,
-            match plan.zero_dates {
-                transform::ZeroDates::Keep => "copied as they are",
-                transform::ZeroDates::Null => "written as NULL",
-                transform::ZeroDates::Error => "refused",
-            }
+            "{} zero or partial dates in the source ({what}; [external_db] zero_dates)",
+            stats.zero_dates
         );
     }
-    summary.zero_dates = stats.zero_dates;
     let secs = t1.elapsed().as_secs_f64();
     log::info!(
-        "target: {} replaced with {rows} rows in {secs:.2} s ({:.0} rows/s)",
+        "target: {} replaced with {} rows in {secs:.2} s ({:.0} rows/s)",
         sink.describe(),
-        rows as f64 / secs.max(1e-9)
+        stats.rows,
+        stats.rows as f64 / secs.max(1e-9)
     );
-    summary.rows = rows;
+    summary.rows = stats.rows;
+    summary.zero_dates = stats.zero_dates;
     summary.action = "replaced";
     Ok(exit)
 }
