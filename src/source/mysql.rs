@@ -361,14 +361,19 @@ impl MySqlSource {
         let mut parser = partition
             .parser()
             .map_err(|e| read_error(0, 0, redact(&e.to_string())))?;
+        let temporal: Vec<_> = self
+            .columns
+            .iter()
+            .map(|c| crate::transform::temporal_kind(&c.ty))
+            .collect();
+        let mut reader = batch::BatchReader::new(&types, &temporal, self.batch_rows);
         let schema = Arc::new(Schema::new(
             self.columns
                 .iter()
-                .zip(&types)
-                .map(|(c, t)| Field::new(&c.name, batch::arrow_type(*t), true))
+                .enumerate()
+                .map(|(i, c)| Field::new(&c.name, reader.data_type(i), true))
                 .collect::<Vec<_>>(),
         ));
-        let mut reader = batch::BatchReader::new(&types, self.batch_rows);
         let (mut rows, mut batches) = (0u64, 0u64);
         loop {
             // The parser reports a value it cannot convert by panicking; the fence turns
@@ -474,7 +479,7 @@ mod tests {
         ];
         assert_eq!(
             read_query("SELECT * FROM t", &mixed),
-            "SELECT `id`, CAST(`p v` AS CHAR) AS `p v` FROM (SELECT * FROM t) AS `dbsync_src`"
+            "SELECT `id`, `p v` + 0 AS `p v` FROM (SELECT * FROM t) AS `dbsync_src`"
         );
     }
 }

@@ -4,6 +4,7 @@
 //! own, so a slow writer lets batches pile up. Reading through its parser here instead
 //! keeps one batch in hand: the reader blocks on the pipeline's bounded channel.
 
+use crate::transform::temporal::{self, Temporal};
 use arrow::array::{
     ArrayRef, BinaryBuilder, Float32Builder, Float64Builder, Int16Builder, Int32Builder,
     Int64Builder, Int8Builder, StringArray, UInt16Builder, UInt32Builder, UInt64Builder,
@@ -19,13 +20,14 @@ use std::sync::Arc;
 pub enum ReadFailure {
     Source(MySQLSourceError),
     Panic(String),
+    Value(String),
 }
 
 impl fmt::Display for ReadFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ReadFailure::Source(e) => write!(f, "{e}"),
-            ReadFailure::Panic(m) => f.write_str(m),
+            ReadFailure::Panic(m) | ReadFailure::Value(m) => f.write_str(m),
         }
     }
 }
@@ -86,6 +88,9 @@ enum Col {
 
 pub struct BatchReader {
     types: Vec<MySQLTypeSystem>,
+    /// Columns read as numbers and rendered as MySQL's temporal text.
+    temporal: Vec<Option<Temporal>>,
+    scratch: Vec<u8>,
     cols: Vec<Col>,
     capacity: usize,
     rows: usize,
@@ -93,9 +98,11 @@ pub struct BatchReader {
 }
 
 impl BatchReader {
-    pub fn new(types: &[MySQLTypeSystem], capacity: usize) -> Self {
+    pub fn new(types: &[MySQLTypeSystem], temporal: &[Option<Temporal>], capacity: usize) -> Self {
         let mut r = BatchReader {
             types: types.to_vec(),
+            temporal: temporal.to_vec(),
+            scratch: Vec::with_capacity(32),
             cols: Vec::new(),
             capacity,
             rows: 0,
@@ -105,11 +112,18 @@ impl BatchReader {
         r
     }
 
+    /// The Arrow type column `i` is built as.
+    pub fn data_type(&self, i: usize) -> DataType {
+        match self.temporal[i] {
+            Some(_) => DataType::Utf8,
+            None => arrow_type(self.types[i]),
+        }
+    }
+
     fn fresh(&self) -> Vec<Col> {
         let n = self.capacity;
-        self.types
-            .iter()
-            .map(|t| match arrow_type(*t) {
+        (0..self.types.len())
+            .map(|i| match self.data_type(i) {
                 DataType::Int8 => Col::I8(Int8Builder::with_capacity(n)),
                 DataType::Int16 => Col::I16(Int16Builder::with_capacity(n)),
                 DataType::Int32 => Col::I32(Int32Builder::with_capacity(n)),
@@ -206,6 +220,34 @@ impl BatchReader {
                             b.append_option(Produce::<Option<Vec<u8>>>::produce(parser)?)
                         }
 
+                        (Col::Text(b), t) if self.temporal[c].is_some() => {
+                            let kind = self.temporal[c].expect("checked");
+                            let number: Option<Vec<u8>> = match t {
+                                T::LongLong(_)
+                                | T::Long(_)
+                                | T::Int24(_)
+                                | T::Short(_)
+                                | T::Tiny(_) => {
+                                    let v: Option<i64> = parser.produce()?;
+                                    v.map(|v| itoa::Buffer::new().format(v).as_bytes().to_vec())
+                                }
+                                _ => Produce::<Option<Vec<u8>>>::produce(parser)?,
+                            };
+                            match number {
+                                None => b.append_null(),
+                                Some(num) => {
+                                    temporal::render(kind, &num, &mut self.scratch).ok_or_else(
+                                        || {
+                                            ReadFailure::Value(format!(
+                                                "{:?} is not a {kind:?} value",
+                                                String::from_utf8_lossy(&num)
+                                            ))
+                                        },
+                                    )?;
+                                    b.append_value(&self.scratch)
+                                }
+                            }
+                        }
                         (Col::Text(b), T::Date(_)) => {
                             let v: Option<chrono::NaiveDate> = parser.produce()?;
                             b.append_option(v.map(|v| v.format("%Y-%m-%d").to_string()))
