@@ -4,8 +4,9 @@
 //! Values that Arrow (or connectorx) cannot carry exactly travel as MySQL's own text
 //! rendering. DECIMAL and JSON already come as text in the binary protocol and are taken
 //! as that text (connectorx would squeeze DECIMAL into Decimal128(38,10) and re-serialise
-//! JSON with sorted keys). The temporal types are asked for as text on the server with
-//! `CAST(... AS CHAR)`: zero dates and TIME beyond 24 h make connectorx panic.
+//! JSON with sorted keys). The temporal types are selected as numbers (`col + 0`) and
+//! written back as MySQL's text (`temporal`): read natively, zero dates and TIME beyond
+//! 24 h make connectorx panic.
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Float32Array, Float64Array,
