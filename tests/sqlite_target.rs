@@ -599,3 +599,21 @@ fn a_source_that_accepts_but_never_answers_is_unreachable() {
     );
     drop(silent);
 }
+
+#[test]
+fn duplicate_result_columns_are_refused_naming_the_fix() {
+    let db = "dbsync_t_dupcols";
+    fresh_db(db, "CREATE TABLE a (id INT); CREATE TABLE b (id INT);");
+    let job = Job::new(&sqlite_config(
+        db,
+        "SELECT a.id, b.id FROM a JOIN b ON a.id = b.id",
+        "j",
+    ));
+    let run = job.run(&[]).expect(EXIT_FAILED);
+    assert!(
+        run.stderr().contains("column `id` more than once") && run.stderr().contains("alias"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!job.path("data/out.db").exists());
+}
