@@ -39,7 +39,7 @@ pub struct MySqlSink {
     statement_limit: usize,
     max_packet: usize,
     tx: Option<SyncSender<Chunk>>,
-    writers: Vec<JoinHandle<Result<(), String>>>,
+    writers: Vec<JoinHandle<()>>,
     failure: Arc<Mutex<Option<String>>>,
     insert_head: String,
     batches: u64,
@@ -165,20 +165,16 @@ impl MySqlSink {
         self.failure.lock().expect("failure lock").clone()
     }
 
-    /// Waits for the writers; the first failure, if any.
+    /// Waits for the writers; the first failure, if any (writers record their own).
     fn join_writers(&mut self) -> Option<String> {
         self.tx = None;
         for h in self.writers.drain(..) {
-            match h.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    let mut f = self.failure.lock().expect("failure lock");
-                    f.get_or_insert(e);
-                }
-                Err(p) => {
-                    let mut f = self.failure.lock().expect("failure lock");
-                    f.get_or_insert(crate::source::mysql::panic_message(p.as_ref()));
-                }
+            if let Err(p) = h.join() {
+                let message = crate::source::mysql::panic_message(p.as_ref());
+                self.failure
+                    .lock()
+                    .expect("failure lock")
+                    .get_or_insert(message);
             }
         }
         self.failed()
@@ -195,7 +191,7 @@ fn writer(
     ep: &Endpoint,
     insert_head: &str,
     ncols: usize,
-) -> Result<(), String> {
+) {
     let sql = |rows: usize| {
         let one = format!("({})", vec!["?"; ncols].join(","));
         format!("{insert_head}{}", vec![one.as_str(); rows].join(","))
@@ -220,17 +216,14 @@ fn writer(
     };
     loop {
         let next = rx.lock().expect("receiver lock").recv();
-        let Ok(chunk) = next else { return Ok(()) };
+        let Ok(chunk) = next else { return };
         if failure.lock().expect("failure lock").is_some() {
-            return Ok(());
+            return;
         }
         if let Err(e) = run(&mut conn, chunk) {
-            let msg = crate::report::redact(&e.to_string(), ep);
-            failure
-                .lock()
-                .expect("failure lock")
-                .get_or_insert(msg.clone());
-            return Err(msg);
+            let message = crate::report::redact(&e.to_string(), ep);
+            failure.lock().expect("failure lock").get_or_insert(message);
+            return;
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::transform::{self, quote_mysql, SourceColumn, SqlType};
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
 use connectorx::prelude::CXQuery;
-use connectorx::sources::mysql::{BinaryProtocol, MySQLSource};
+use connectorx::sources::mysql::{BinaryProtocol, MySQLSource, MySQLSourceError};
 use connectorx::sources::{Source as _, SourcePartition as _};
 use mysql::consts::{ColumnFlags, ColumnType};
 use mysql::prelude::Queryable;
@@ -305,6 +305,10 @@ impl Source for MySqlSource {
 }
 
 impl MySqlSource {
+    fn column_name(&self, index: usize) -> &str {
+        self.columns.get(index).map_or("?", |c| c.name.as_str())
+    }
+
     /// Reads the partitions on as many connections, one thread each, into `emit`.
     fn read_partitions(&self, emit: &mut Emit<'_>) -> Result<u64, SourceError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<RecordBatch, SourceError>>(2);
@@ -340,27 +344,20 @@ impl MySqlSource {
 
     fn read_one(&self, query: &str, emit: &mut Emit<'_>) -> Result<u64, SourceError> {
         let redact = |m: &str| crate::report::redact(m, &self.endpoint);
-        let url = self.endpoint.connectorx_url(self.mode);
-        let mut source = guarded(|| MySQLSource::<BinaryProtocol>::new(&url, 1))
-            .and_then(|r| r.map_err(|e| e.to_string()))
-            .map_err(|m| read_error(0, 0, redact(&m)))?;
+        let ep = &self.endpoint;
+        let url = ep.connectorx_url(self.mode);
+        let mut source = setup(ep, || MySQLSource::<BinaryProtocol>::new(&url, 1))?;
         source.set_queries(&[CXQuery::naked(query)]);
         source.set_pre_execution_queries(Some(&[
             "SET NAMES utf8mb4".to_string(),
             "SET time_zone = '+00:00'".to_string(),
         ]));
-        guarded(|| source.fetch_metadata())
-            .and_then(|r| r.map_err(|e| e.to_string()))
-            .map_err(|m| read_error(0, 0, redact(&m)))?;
+        setup(ep, || source.fetch_metadata())?;
         let types = source.schema();
-        let mut partition = guarded(|| source.partition())
-            .and_then(|r| r.map_err(|e| e.to_string()))
-            .map_err(|m| read_error(0, 0, redact(&m)))?
+        let mut partition = setup(ep, || source.partition())?
             .pop()
             .expect("one query, one partition");
-        let mut parser = partition
-            .parser()
-            .map_err(|e| read_error(0, 0, redact(&e.to_string())))?;
+        let mut parser = setup(ep, || partition.parser())?;
         let temporal: Vec<_> = self
             .columns
             .iter()
@@ -384,11 +381,7 @@ impl MySqlSource {
                 Ok(done) => done,
                 Err(f) => {
                     let (row, col) = reader.position();
-                    let column = self
-                        .columns
-                        .get(col)
-                        .map(|c| c.name.as_str())
-                        .unwrap_or("?");
+                    let column = self.column_name(col);
                     let message = format!(
                         "column `{column}`, row {}: {}; if the value cannot be read as its type, select the column as text (CAST(`{column}` AS CHAR))",
                         rows + row as u64 + 1,
@@ -402,7 +395,7 @@ impl MySqlSource {
                 batches += 1;
                 rows += n as u64;
                 let arrays = reader.finish().map_err(|(col, e)| {
-                    let column = self.columns.get(col).map(|c| c.name.as_str()).unwrap_or("?");
+                    let column = self.column_name(col);
                     let message = format!(
                         "column `{column}` holds text that is not valid UTF-8 ({e}); select it as bytes instead (CAST(`{column}` AS BINARY))"
                     );
@@ -419,6 +412,17 @@ impl MySqlSource {
             }
         }
     }
+}
+
+/// One step of setting up connectorx's reader, which fails by error or by panic; either
+/// becomes a read error before the first row.
+fn setup<T>(
+    ep: &Endpoint,
+    f: impl FnOnce() -> Result<T, MySQLSourceError>,
+) -> Result<T, SourceError> {
+    guarded(f)
+        .and_then(|r| r.map_err(|e| e.to_string()))
+        .map_err(|m| read_error(0, 0, crate::report::redact(&m, ep)))
 }
 
 fn read_error(rows: u64, batch: u64, message: String) -> SourceError {

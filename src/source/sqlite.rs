@@ -24,12 +24,17 @@ pub struct SqliteSource {
     batch_rows: usize,
 }
 
-fn open_read_only(t: &SqliteTable) -> Result<Connection, SourceError> {
-    let err = |message: String| SourceError::Fallback {
+/// A failure reading the fallback table `t`.
+fn fallback_error(t: &SqliteTable, message: impl ToString) -> SourceError {
+    SourceError::Fallback {
         path: t.path.display().to_string(),
         table: t.table.clone(),
-        message,
-    };
+        message: message.to_string(),
+    }
+}
+
+fn open_read_only(t: &SqliteTable) -> Result<Connection, SourceError> {
+    let err = |message: String| fallback_error(t, message);
     if !t.path.exists() {
         return Err(err(
             "the file does not exist (check [local_db] db_path)".into()
@@ -61,11 +66,7 @@ pub fn count_rows(t: &SqliteTable) -> Result<u64, SourceError> {
         |r| r.get::<_, i64>(0),
     )
     .map(|n| n as u64)
-    .map_err(|e| SourceError::Fallback {
-        path: t.path.display().to_string(),
-        table: t.table.clone(),
-        message: e.to_string(),
-    })
+    .map_err(|e| fallback_error(t, e))
 }
 
 /// What one column holds, from the scan.
@@ -81,11 +82,7 @@ struct Holds {
 impl SqliteSource {
     pub fn open(t: &SqliteTable, batch_rows: usize) -> Result<Self, SourceError> {
         let conn = open_read_only(t)?;
-        let err = |e: rusqlite::Error| SourceError::Fallback {
-            path: t.path.display().to_string(),
-            table: t.table.clone(),
-            message: e.to_string(),
-        };
+        let err = |e: rusqlite::Error| fallback_error(t, e);
         let table = quote_sqlite(&t.table);
         let (names, decls): (Vec<String>, Vec<String>) = {
             let stmt = conn
