@@ -272,12 +272,7 @@ pub fn classify(ep: &Endpoint, e: mysql::Error) -> ConnectError {
         mysql::Error::IoError(io) => {
             let cause = io.to_string();
             if looks_like_tls(&cause) {
-                ConnectError::Tls {
-                    section,
-                    where_,
-                    mode: ep.tls.mode.as_str(),
-                    cause,
-                }
+                ep.tls_error(cause)
             } else {
                 ConnectError::Unreachable {
                     section,
@@ -293,18 +288,10 @@ pub fn classify(ep: &Endpoint, e: mysql::Error) -> ConnectError {
             where_,
             cause: d.to_string(),
         },
-        mysql::Error::DriverError(mysql::DriverError::TlsNotSupported) => ConnectError::Tls {
-            section,
-            where_,
-            mode: ep.tls.mode.as_str(),
-            cause: "the server does not support TLS; set ssl_mode = disabled only if the network is trusted".into(),
-        },
-        mysql::Error::TlsError(t) => ConnectError::Tls {
-            section,
-            where_,
-            mode: ep.tls.mode.as_str(),
-            cause: tls_hint(ep, &t.to_string()),
-        },
+        mysql::Error::DriverError(mysql::DriverError::TlsNotSupported) => ep.tls_error(
+            "the server does not support TLS; set ssl_mode = disabled only if the network is trusted".into(),
+        ),
+        mysql::Error::TlsError(t) => ep.tls_error(tls_hint(ep, &t.to_string())),
         mysql::Error::MySqlError(m) if m.code == 1045 || m.code == 1044 || m.code == 1698 => {
             let mut cause = m.to_string();
             if ep.tls.mode == TlsMode::Disabled {
