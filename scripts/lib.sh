@@ -45,6 +45,9 @@ seed_fixture() {
 # port, a private CA, TLS 1.2+ only and require_secure_transport=ON. Certificates are
 # made once under .test-servers/tls/certs (server for localhost and 127.0.0.1; a client
 # certificate for a REQUIRE X509 user; a second, unrelated CA for refusal tests).
+# Unlike the source server it runs in time zone +02:00 (a query's CURDATE()/NOW() must
+# follow the server's zone, as in the mysql client) and with the old implicit TIMESTAMP
+# defaults (explicit_defaults_for_timestamp=OFF), which target DDL must not trip over.
 ensure_tls_mariadb() {
     local dir="$SERVERS/tls" certs="$SERVERS/tls/certs"
     mkdir -p "$certs"
@@ -87,7 +90,8 @@ ensure_tls_mariadb() {
         --ssl-ca="$certs/ca.pem" --ssl-cert="$certs/server-cert.pem" --ssl-key="$certs/server-key.pem" \
         --tls-version=TLSv1.2,TLSv1.3 --require-secure-transport=ON \
         --innodb-buffer-pool-size=512M --innodb-flush-log-at-trx-commit=2 \
-        --max-allowed-packet=64M --local-infile=1 </dev/null >/dev/null 2>&1 &
+        --max-allowed-packet=64M --local-infile=1 \
+        --default-time-zone=+02:00 --explicit-defaults-for-timestamp=OFF </dev/null >/dev/null 2>&1 &
     for _ in $(seq 1 60); do
         if mariadb-admin --protocol=socket -S "$dir/mysqld.sock" -uroot ping >/dev/null 2>&1; then
             # The dbsync user's password holds ; # = " \ ' on purpose: it must work as is.
