@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod connect;
+pub mod freshness;
 pub mod pipeline;
 pub mod plan;
 pub mod report;
@@ -98,13 +99,71 @@ fn open_source(plan: &Plan, dry_run: bool, summary: &mut Summary) -> Result<Open
         (Err(SourceError::Connect(e)), Some(fallback)) if e.is_unreachable() => {
             log::warn!("primary source unreachable, using the fallback {fallback}: {e}");
             summary.source = SourceUsed::Fallback;
-            if matches!(&plan.target, Target::Sqlite(t) if t == fallback) {
+            let kept = matches!(&plan.target, Target::Sqlite(t) if t == fallback);
+            let max_age = if kept { None } else { plan.fallback_max_age };
+            check_fallback_age(fallback, max_age, summary)?;
+            if kept {
                 return keep_fallback_table(fallback, dry_run, summary).map(Opened::Kept);
             }
             let s = source::sqlite::SqliteSource::open(fallback, plan.batch_rows)?;
             Ok(Opened::Source(Box::new(s), SourceUsed::Fallback))
         }
         (Err(e), _) => Err(e.into()),
+    }
+}
+
+/// Tells the age of the fallback's rows (log and summary) and refuses rows older than
+/// `max_age`, or of unknown age when a maximum is set.
+fn check_fallback_age(
+    fallback: &SqliteTable,
+    max_age: Option<std::time::Duration>,
+    summary: &mut Summary,
+) -> Result<(), Error> {
+    let refused = |message: String| {
+        Error::Source(SourceError::Fallback {
+            path: fallback.path.display().to_string(),
+            table: fallback.table.clone(),
+            message,
+        })
+    };
+    let limit = |max: std::time::Duration| {
+        format!(
+            "[general] fallback_max_age = {}",
+            freshness::human(max).replace(' ', "")
+        )
+    };
+    let Some(record) = source::sqlite::load_record(fallback)? else {
+        log::warn!("the fallback's rows are of unknown age: {fallback} has no load record");
+        return match max_age {
+            None => Ok(()),
+            Some(max) => Err(refused(format!(
+                "the age of its rows is unknown (no load record in the file), and {} is set: \
+                 the target is kept; refresh the file with a run into local_sqlite while the \
+                 primary is reachable (it then records each load), or unset fallback_max_age",
+                limit(max)
+            ))),
+        };
+    };
+    let age = record.age(std::time::SystemTime::now());
+    summary.fallback_loaded_at = Some(record.loaded_at_text());
+    summary.fallback_age_seconds = Some(age.as_secs());
+    log::warn!(
+        "the fallback's rows are {} old: {} rows loaded at {} from {}",
+        freshness::human(age),
+        record.rows,
+        record.loaded_at_text(),
+        record.source
+    );
+    match max_age {
+        Some(max) if age > max => Err(refused(format!(
+            "its rows were loaded {} ago ({}), longer ago than {}: the target is kept; \
+             refresh the file with a run into local_sqlite while the primary is reachable, \
+             or raise fallback_max_age",
+            freshness::human(age),
+            record.loaded_at_text(),
+            limit(max)
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -115,6 +174,7 @@ fn execute(
     summary: &mut Summary,
 ) -> Result<Exit, Error> {
     let t0 = Instant::now();
+    let read_at = std::time::SystemTime::now();
     let (source, used) = match open_source(plan, dry_run, summary)? {
         Opened::Source(s, used) => (s, used),
         Opened::Kept(exit) => return Ok(exit),
@@ -136,13 +196,19 @@ fn execute(
         return Ok(exit);
     }
     let mut sink: Box<dyn Sink> = match &plan.target {
-        Target::Sqlite(t) => Box::new(sink::sqlite::SqliteSink::new(&t.path, &t.table)),
-        Target::MySql(t) => Box::new(sink::mysql::MySqlSink::new(t)),
+        Target::Sqlite(t) => Box::new(
+            sink::sqlite::SqliteSink::new(&t.path, &t.table).recording(source.describe(), read_at),
+        ),
+        Target::MySql(t) => match used {
+            SourceUsed::Fallback => Box::new(sink::mysql::MySqlSink::new(t).keeping_definitions()),
+            _ => Box::new(sink::mysql::MySqlSink::new(t)),
+        },
     };
     let t1 = Instant::now();
     let opts = pipeline::CopyOptions {
         progress,
         zero_dates: plan.zero_dates,
+        guards: plan.guards,
     };
     let stats = pipeline::copy(source, sink.as_mut(), opts)?;
     if stats.zero_dates > 0 {

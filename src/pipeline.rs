@@ -1,6 +1,7 @@
 //! Moving batches from a source to a sink: a reader thread, a bounded channel (the
 //! backpressure that keeps memory flat), and the writer on the calling thread.
 
+use crate::plan::Guards;
 use crate::sink::{Sink, SinkError};
 use crate::source::{Source, SourceError};
 use crate::transform::{self, ZeroDates};
@@ -18,6 +19,23 @@ pub enum CopyError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error(
+        "the source returned no rows, and {target} holds {current}: the target is kept \
+         (set [general] allow_empty = true if an empty result is expected)"
+    )]
+    Empty { target: String, current: u64 },
+    #[error(
+        "the source returned {rows} rows, {lost:.1}% fewer than the {current} that {target} holds, \
+         more than [general] max_shrink_percent = {max}: the target is kept (raise max_shrink_percent \
+         if the drop is expected)"
+    )]
+    Shrunk {
+        target: String,
+        rows: u64,
+        current: u64,
+        lost: f64,
+        max: f64,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +43,7 @@ pub struct CopyOptions {
     /// Show a progress line (the caller knows whether stderr is a terminal).
     pub progress: bool,
     pub zero_dates: ZeroDates,
+    pub guards: Guards,
 }
 
 /// What a finished copy counted.
@@ -41,7 +60,7 @@ pub fn copy(
     sink: &mut dyn Sink,
     opts: CopyOptions,
 ) -> Result<CopyStats, CopyError> {
-    let columns = source.columns().to_vec();
+    let columns = transform::target_columns(source.columns(), opts.zero_dates);
     if let Err(e) = sink.begin(&columns) {
         sink.abort();
         return Err(e.into());
@@ -54,6 +73,7 @@ pub fn copy(
             stats.rows,
             (t1 - t0).as_secs_f64()
         );
+        check_guards(opts.guards, stats.rows, sink)?;
         sink.commit(stats.rows)?;
         log::debug!("committed in {:.2} s", t1.elapsed().as_secs_f64());
         Ok(stats)
@@ -62,6 +82,38 @@ pub fn copy(
         sink.abort();
     }
     result
+}
+
+/// Refuses a load that would empty the target, or shrink it by more than allowed.
+fn check_guards(guards: Guards, rows: u64, sink: &mut dyn Sink) -> Result<(), CopyError> {
+    let empty_check = rows == 0 && !guards.allow_empty;
+    let shrink_check = guards
+        .max_shrink_percent
+        .filter(|_| rows > 0 || !guards.allow_empty);
+    if !empty_check && shrink_check.is_none() {
+        return Ok(());
+    }
+    let current = sink.target_rows()?.unwrap_or(0);
+    if current == 0 || rows >= current {
+        return Ok(());
+    }
+    if empty_check {
+        return Err(CopyError::Empty {
+            target: sink.describe(),
+            current,
+        });
+    }
+    let lost = (current - rows) as f64 * 100.0 / current as f64;
+    match shrink_check {
+        Some(max) if lost > max => Err(CopyError::Shrunk {
+            target: sink.describe(),
+            rows,
+            current,
+            lost,
+            max,
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn stream(

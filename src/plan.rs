@@ -72,6 +72,15 @@ impl Target {
     }
 }
 
+/// Checks on the number of rows before a load replaces the target (`[general] allow_empty`,
+/// `max_shrink_percent`): a source that suddenly returns nothing, or far less, is more
+/// often a broken query or an emptied upstream table than real news.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Guards {
+    pub allow_empty: bool,
+    pub max_shrink_percent: Option<f64>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub source: Endpoint,
@@ -82,6 +91,9 @@ pub struct Plan {
     pub partitioning: Option<Partitioning>,
     /// The `[local_db]` table, read when the primary is unreachable (if enabled).
     pub fallback: Option<SqliteTable>,
+    /// Refuse fallback rows older than this (`[general] fallback_max_age`).
+    pub fallback_max_age: Option<Duration>,
+    pub guards: Guards,
     pub target: Target,
 }
 
@@ -117,9 +129,55 @@ impl Plan {
                 )?
                 .unwrap_or(ZeroDates::Keep),
             fallback: if fallback_enabled { local } else { None },
+            fallback_max_age: raw.parsed(
+                GENERAL,
+                "fallback_max_age",
+                "an age with a unit, e.g. 36h, 2d, 90m or 1d12h",
+                parse_age,
+            )?,
+            guards: Guards {
+                allow_empty: raw.bool(GENERAL, "allow_empty", false)?,
+                max_shrink_percent: raw.parsed(
+                    GENERAL,
+                    "max_shrink_percent",
+                    "a percentage from 0 to 100, e.g. 20",
+                    |s| {
+                        s.trim_end_matches('%')
+                            .trim()
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|p| (0.0..=100.0).contains(p))
+                    },
+                )?,
+            },
             target,
         })
     }
+}
+
+/// `36h`, `2d`, `90m`, `1d12h`, `45s`, `1w`: a sum of numbers, each with its unit.
+pub fn parse_age(s: &str) -> Option<Duration> {
+    let mut total = 0u64;
+    let mut number = String::new();
+    let mut any = false;
+    for c in s.trim().chars().filter(|c| !c.is_whitespace()) {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c.to_ascii_lowercase() {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return None,
+        };
+        let n: u64 = std::mem::take(&mut number).parse().ok()?;
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        any = true;
+    }
+    (any && number.is_empty() && total > 0).then(|| Duration::from_secs(total))
 }
 
 fn target_kind(raw: &RawConfig, cli: Option<&str>) -> Result<TargetKind, ConfigError> {
@@ -267,6 +325,42 @@ mod tests {
         };
         assert_eq!(t.endpoint.tls.mode, TlsMode::VerifyIdentity);
         assert_eq!(t.writers, 2);
+    }
+
+    #[test]
+    fn ages_need_a_unit() {
+        assert_eq!(parse_age("36h"), Some(Duration::from_secs(36 * 3600)));
+        assert_eq!(parse_age("2d"), Some(Duration::from_secs(2 * 86_400)));
+        assert_eq!(parse_age("1d 12h"), Some(Duration::from_secs(36 * 3600)));
+        assert_eq!(parse_age("90m"), Some(Duration::from_secs(5400)));
+        for bad in ["36", "h", "2x", "", "0h", "1.5h"] {
+            assert_eq!(parse_age(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn guards_default_to_refusing_an_empty_load() {
+        let p = plan(BASE, None).unwrap();
+        assert_eq!(p.guards, Guards::default());
+        assert!(!p.guards.allow_empty);
+        let p = plan(
+            &BASE.replace(
+                "[external_db]",
+                "allow_empty = yes\nmax_shrink_percent = 20%\nfallback_max_age = 36h\n[external_db]",
+            ),
+            None,
+        )
+        .unwrap();
+        assert!(p.guards.allow_empty);
+        assert_eq!(p.guards.max_shrink_percent, Some(20.0));
+        assert_eq!(p.fallback_max_age, Some(Duration::from_secs(36 * 3600)));
+        let e = plan(
+            &BASE.replace("[external_db]", "max_shrink_percent = 120\n[external_db]"),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("max_shrink_percent"), "{e}");
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub struct Summary {
     pub rows: u64,
     /// Zero or partial dates met in the source (see `[external_db] zero_dates`).
     pub zero_dates: u64,
+    /// When the fallback's rows were loaded (UTC), when the fallback served and knows it.
+    pub fallback_loaded_at: Option<String>,
+    pub fallback_age_seconds: Option<u64>,
     pub seconds: f64,
     pub exit: Exit,
     pub error: Option<String>,
@@ -62,6 +65,8 @@ impl Summary {
             action: "none",
             rows: 0,
             zero_dates: 0,
+            fallback_loaded_at: None,
+            fallback_age_seconds: None,
             seconds: 0.0,
             exit: Exit::Failed,
             error: None,
@@ -84,6 +89,8 @@ impl Summary {
             "action": self.action,
             "rows": self.rows,
             "zero_dates": self.zero_dates,
+            "fallback_loaded_at": self.fallback_loaded_at,
+            "fallback_age_seconds": self.fallback_age_seconds,
             "seconds": (self.seconds * 1000.0).round() / 1000.0,
             "rows_per_second": self.rows_per_second().round(),
             "exit_code": self.exit as i32,

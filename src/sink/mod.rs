@@ -44,6 +44,9 @@ pub trait Sink {
     fn describe(&self) -> String;
     fn begin(&mut self, columns: &[SourceColumn]) -> Result<(), SinkError>;
     fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError>;
+    /// Rows the target table holds now (`None` when it does not exist yet), for the
+    /// empty and shrink guards; called after `begin`, before `commit`.
+    fn target_rows(&mut self) -> Result<Option<u64>, SinkError>;
     /// Checks the staged row count against `rows_read`, then makes the new table visible.
     fn commit(&mut self, rows_read: u64) -> Result<(), SinkError>;
     fn abort(&mut self);

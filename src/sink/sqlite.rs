@@ -6,13 +6,14 @@
 //! kill at any instant, leaves the old table as it was.
 
 use super::{Sink, SinkError};
+use crate::freshness;
 use crate::transform::{self, quote_sqlite, ColumnView, SourceColumn};
 use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
 use rusqlite::{ffi, Connection, OpenFlags};
 use std::ffi::{c_int, CString};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Most rows one INSERT binds; SQLite allows 32766 parameters per statement.
 const MAX_ROWS_PER_INSERT: usize = 128;
@@ -47,6 +48,8 @@ pub struct SqliteSink {
     rows_per_insert: usize,
     batches: u64,
     rows: u64,
+    /// Where the rows come from and when they were read, for the load record.
+    origin: Option<(String, SystemTime)>,
 }
 
 impl SqliteSink {
@@ -62,7 +65,14 @@ impl SqliteSink {
             rows_per_insert: 1,
             batches: 0,
             rows: 0,
+            origin: None,
         }
+    }
+
+    /// Records the load (`freshness`) with this origin when it commits.
+    pub fn recording(mut self, source: String, read_at: SystemTime) -> Self {
+        self.origin = Some((source, read_at));
+        self
     }
 
     fn err(&self, action: impl Into<String>, source: rusqlite::Error) -> SinkError {
@@ -348,6 +358,27 @@ impl Sink for SqliteSink {
         Ok(())
     }
 
+    fn target_rows(&mut self) -> Result<Option<u64>, SinkError> {
+        // Inside the write transaction begun in `begin`, so no other writer can change it
+        // before the swap.
+        let conn = self.conn();
+        let exists: bool = conn
+            .query_row(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [&self.table],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err("looking up the table", e))?;
+        if !exists {
+            return Ok(None);
+        }
+        let sql = format!("SELECT count(*) FROM {}", quote_sqlite(&self.table));
+        let n: i64 = conn
+            .query_row(&sql, [], |r| r.get(0))
+            .map_err(|e| self.err("counting the table's rows", e))?;
+        Ok(Some(n as u64))
+    }
+
     fn commit(&mut self, rows_read: u64) -> Result<(), SinkError> {
         // Finalized first: a pending statement would block the DROP below.
         self.full = None;
@@ -367,13 +398,25 @@ impl Sink for SqliteSink {
             });
         }
         let sql = format!(
-            "DROP TABLE IF EXISTS {table}; ALTER TABLE {staging} RENAME TO {table}; COMMIT;",
+            "DROP TABLE IF EXISTS {table}; ALTER TABLE {staging} RENAME TO {table};",
             table = quote_sqlite(&self.table),
             staging = quote_sqlite(&self.staging)
         );
         self.conn()
             .execute_batch(&sql)
-            .map_err(|e| self.err("swapping in the new table", e))
+            .map_err(|e| self.err("swapping in the new table", e))?;
+        if let Some((source, loaded_at)) = self.origin.clone() {
+            let record = freshness::LoadRecord {
+                loaded_at,
+                rows: rows_read,
+                source,
+            };
+            freshness::write(self.conn(), &self.table, &record)
+                .map_err(|e| self.err("writing the load record", e))?;
+        }
+        self.conn()
+            .execute_batch("COMMIT")
+            .map_err(|e| self.err("committing", e))
     }
 
     fn abort(&mut self) {
