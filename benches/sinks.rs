@@ -29,6 +29,7 @@ fn columns() -> Vec<SourceColumn> {
         ty,
         nullable: true,
         exact_mysql_type: None,
+        collation: None,
     };
     vec![
         col(

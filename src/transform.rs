@@ -20,7 +20,7 @@ use std::fmt;
 
 pub mod temporal;
 mod zero_dates;
-pub use zero_dates::{apply_zero_dates, is_zero_date, Refused, ZeroDates};
+pub use zero_dates::{apply_zero_dates, is_zero_date, target_columns, Refused, ZeroDates};
 
 /// A source column's type, as precise as the source tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +80,16 @@ pub struct SourceColumn {
     /// The source's own column type (e.g. `enum('a','b')`), when the column is a plain
     /// table column; the MySQL target then uses it verbatim.
     pub exact_mysql_type: Option<String>,
+    /// The character set and collation of a text column of a table (result metadata only
+    /// says `utf8mb4`, the connection's), so the MySQL target compares and fits text alike.
+    pub collation: Option<Collation>,
+}
+
+/// A text column's character set and collation, as `information_schema.COLUMNS` has them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Collation {
+    pub charset: String,
+    pub name: String,
 }
 
 impl fmt::Display for SqlType {
@@ -384,6 +394,7 @@ mod tests {
             ty,
             nullable: true,
             exact_mysql_type: None,
+            collation: None,
         };
         assert_eq!(
             read_expr(&col(SqlType::Time { fsp: 0 })).unwrap(),

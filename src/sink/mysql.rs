@@ -6,6 +6,7 @@
 //! Rows go in as prepared multi-row INSERTs sized in bytes under `max_allowed_packet`,
 //! encoded in parallel (rayon) and sent by several connections at once.
 
+mod ddl;
 pub mod encode;
 
 use super::{Sink, SinkError};
@@ -44,6 +45,9 @@ pub struct MySqlSink {
     insert_head: String,
     batches: u64,
     column_names: Vec<String>,
+    /// Give the staging table the existing target's column definitions (a fallback run:
+    /// the SQLite rows know only integers, reals, text and blobs).
+    keep_definitions: bool,
 }
 
 /// `name` with `suffix`, shortened with a hash when it would pass MySQL's 64-character limit.
@@ -75,7 +79,60 @@ impl MySqlSink {
             insert_head: String::new(),
             batches: 0,
             column_names: Vec::new(),
+            keep_definitions: false,
         }
+    }
+
+    /// Keeps the existing target table's column definitions when its columns are the
+    /// source's (see `definitions`).
+    pub fn keeping_definitions(mut self) -> Self {
+        self.keep_definitions = true;
+        self
+    }
+
+    /// The columns to create: the source's, or, when keeping definitions and the target has
+    /// exactly these columns (same names, same order), the target's own types, NULL-ness,
+    /// character sets and collations.
+    fn definitions(&mut self, columns: &[SourceColumn]) -> Result<Vec<SourceColumn>, SinkError> {
+        let mut out = columns.to_vec();
+        if !self.keep_definitions || !self.table_exists(&self.target.table.clone())? {
+            return Ok(out);
+        }
+        type Def = (String, String, String, Option<String>, Option<String>);
+        let db = self.ep().database.clone();
+        let table = self.target.table.clone();
+        let defs: Result<Vec<Def>, _> = self.control().exec(
+            "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, COLLATION_NAME \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+             ORDER BY ORDINAL_POSITION",
+            (db, table),
+        );
+        let defs = defs.map_err(|e| self.err("reading the target's columns", e))?;
+        let same = defs.len() == out.len()
+            && defs
+                .iter()
+                .zip(&out)
+                .all(|(d, c)| d.0.eq_ignore_ascii_case(&c.name));
+        if !same {
+            log::warn!(
+                "the fallback's columns differ from those of the target table `{}`: its column types \
+                 are derived from the fallback's values instead",
+                self.target.table
+            );
+            return Ok(out);
+        }
+        for (c, (_, ty, nullable, charset, collation)) in out.iter_mut().zip(defs) {
+            c.exact_mysql_type = Some(ty);
+            c.nullable = nullable.eq_ignore_ascii_case("YES");
+            c.collation = charset
+                .zip(collation)
+                .map(|(charset, name)| transform::Collation { charset, name });
+        }
+        log::info!(
+            "the new table keeps the column definitions of `{}`",
+            self.target.table
+        );
+        Ok(out)
     }
 
     fn ep(&self) -> &Endpoint {
@@ -89,7 +146,7 @@ impl MySqlSink {
         }
         let hint = if message.contains("command denied") || message.contains("Access denied") {
             format!(
-                " (the user needs CREATE, DROP, ALTER and INSERT on `{}`: GRANT them, or use another [azure_mysql_db] user)",
+                " (the user needs SELECT, INSERT, CREATE, DROP and ALTER on `{}`: GRANT them, or use another [azure_mysql_db] user)",
                 self.ep().database
             )
         } else {
@@ -249,17 +306,25 @@ impl Sink for MySqlSink {
             );
         }
         let db = quote_mysql(&self.ep().database);
-        let created = self.control().query_drop(format!(
-            "CREATE DATABASE IF NOT EXISTS {db} CHARACTER SET utf8mb4"
-        ));
-        if let Err(e) = created {
-            return Err(self.err(
-                &format!(
-                    "database `{}` does not exist and could not be created (create it, or check [azure_mysql_db] database)",
-                    self.ep().database
-                ),
-                e,
+        let name = self.ep().database.clone();
+        let known: Result<Option<String>, _> = self.control().exec_first(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (name,),
+        );
+        let known = known.map_err(|e| self.err("looking up the database", e))?;
+        if known.is_none() {
+            let created = self.control().query_drop(format!(
+                "CREATE DATABASE IF NOT EXISTS {db} CHARACTER SET utf8mb4"
             ));
+            if let Err(e) = created {
+                return Err(self.err(
+                    &format!(
+                        "database `{}` does not exist and could not be created (create it, or check [azure_mysql_db] database)",
+                        self.ep().database
+                    ),
+                    e,
+                ));
+            }
         }
         self.exec("selecting the database", &format!("USE {db}"))?;
         let packet: Option<u64> = self
@@ -281,20 +346,10 @@ impl Sink for MySqlSink {
                 )?;
             }
         }
-        let defs: Vec<String> = columns
-            .iter()
-            .map(|c| {
-                let ty = transform::mysql_target_type(c);
-                let null = match (c.nullable, &c.ty) {
-                    (false, _) => " NOT NULL",
-                    // Explicit, or servers without explicit_defaults_for_timestamp would
-                    // make the column NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE ...
-                    (true, transform::SqlType::Timestamp { .. }) => " NULL DEFAULT NULL",
-                    (true, _) => "",
-                };
-                format!("{} {ty}{}{null}", quote_mysql(&c.name), charset_clause(&ty))
-            })
-            .collect();
+        let columns = self.definitions(columns)?;
+        let server = ddl::Server::probe(self.control(), &columns)
+            .map_err(|e| self.err("reading the server's settings", e))?;
+        let defs: Vec<String> = columns.iter().map(|c| server.column_def(c)).collect();
         let ddl = format!(
             "CREATE TABLE {} ({}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
             quote_mysql(&self.staging),
@@ -354,6 +409,15 @@ impl Sink for MySqlSink {
         }
     }
 
+    fn target_rows(&mut self) -> Result<Option<u64>, SinkError> {
+        if !self.table_exists(&self.target.table.clone())? {
+            return Ok(None);
+        }
+        let sql = format!("SELECT COUNT(*) FROM {}", quote_mysql(&self.target.table));
+        let r = self.control().query_first(sql);
+        r.map_err(|e| self.err("counting the target's rows", e))
+    }
+
     fn commit(&mut self, rows_read: u64) -> Result<(), SinkError> {
         if let Some(e) = self.join_writers() {
             return Err(self.err("inserting rows", e));
@@ -401,19 +465,5 @@ impl Sink for MySqlSink {
                 );
             }
         }
-    }
-}
-
-/// ` CHARACTER SET utf8mb4` for text column types, so every source text fits.
-fn charset_clause(ty: &str) -> &'static str {
-    let t = ty.to_ascii_lowercase();
-    let texty = ["char", "text", "enum", "set("]
-        .iter()
-        .any(|k| t.contains(k))
-        && !t.contains("binary");
-    if texty && !t.contains("character set") {
-        " CHARACTER SET utf8mb4"
-    } else {
-        ""
     }
 }

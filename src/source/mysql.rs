@@ -2,6 +2,7 @@
 //! then read with connectorx's MySQL parser into Arrow batches (see `batch`).
 
 mod batch;
+mod exact;
 pub mod partition;
 
 pub use partition::Partitioning;
@@ -17,7 +18,7 @@ use connectorx::sources::{Source as _, SourcePartition as _};
 use mysql::consts::{ColumnFlags, ColumnType};
 use mysql::prelude::Queryable;
 use mysql::{Column, Conn};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,7 +118,7 @@ fn describe(
             message: "the statement returns no result set (it must be a SELECT)".into(),
         });
     }
-    let exact = exact_types(conn, &meta);
+    let exact = exact::exact_types(conn, &meta);
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(meta.len());
     for (i, col) in meta.iter().enumerate() {
@@ -137,10 +138,18 @@ fn describe(
                 quote_mysql(&name)
             ),
         })?;
-        let exact_type = origin(col).and_then(|k| exact.get(&k).cloned());
+        // A derived table or CTE named like a real table would find that table's columns:
+        // only a definition that agrees with the result's own type is the column's.
+        let known = exact::origin(col)
+            .and_then(|k| exact.get(&k).cloned())
+            .filter(|e| exact::agrees(&e.column_type, &ty));
+        let (exact_type, collation) = match known {
+            Some(e) => (Some(e.column_type), e.collation),
+            None => (None, None),
+        };
         // Some servers describe spatial columns as plain BLOBs; their own type says better.
         let ty = match &exact_type {
-            Some(t) if is_spatial(t) => SqlType::Geometry,
+            Some(t) if exact::is_spatial(t) => SqlType::Geometry,
             _ => ty,
         };
         out.push(SourceColumn {
@@ -148,63 +157,11 @@ fn describe(
             ty,
             nullable: !col.flags().contains(ColumnFlags::NOT_NULL_FLAG),
             exact_mysql_type: exact_type,
+            collation,
         });
     }
+    exact::warn_lost(&meta, &out);
     Ok(out)
-}
-
-type Origin = (String, String, String);
-
-fn is_spatial(column_type: &str) -> bool {
-    let t = column_type.to_ascii_lowercase();
-    [
-        "geometry",
-        "point",
-        "linestring",
-        "polygon",
-        "multipoint",
-        "multilinestring",
-        "multipolygon",
-        "geometrycollection",
-        "geomcollection",
-    ]
-    .contains(&t.as_str())
-}
-
-fn origin(col: &Column) -> Option<Origin> {
-    let (s, t, c) = (col.schema_str(), col.org_table_str(), col.org_name_str());
-    if s.is_empty() || t.is_empty() || c.is_empty() {
-        return None;
-    }
-    Some((s.into_owned(), t.into_owned(), c.into_owned()))
-}
-
-/// The source's own COLUMN_TYPE for columns that are plain table columns, so the MySQL
-/// target can declare `enum('a','b')` or `decimal(65,30)` exactly. Best effort: without
-/// rights on information_schema the types derived from metadata serve.
-fn exact_types(conn: &mut Conn, meta: &[Column]) -> HashMap<Origin, String> {
-    let tables: HashSet<(String, String)> = meta
-        .iter()
-        .filter_map(origin)
-        .map(|(s, t, _)| (s, t))
-        .collect();
-    let mut out = HashMap::new();
-    for (schema, table) in tables {
-        let rows: Result<Vec<(String, String)>, _> = conn.exec(
-            "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS \
-             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-            (&schema, &table),
-        );
-        match rows {
-            Ok(rows) => {
-                for (col, ty) in rows {
-                    out.insert((schema.clone(), table.clone(), col), ty);
-                }
-            }
-            Err(e) => log::debug!("no column types for {schema}.{table}: {e}"),
-        }
-    }
-    out
 }
 
 /// Characters per byte of a result column's character set, to turn a byte length into the
@@ -462,6 +419,7 @@ mod tests {
             ty,
             nullable: true,
             exact_mysql_type: None,
+            collation: None,
         };
         let ints = [col(
             "id",

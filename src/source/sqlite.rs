@@ -6,6 +6,7 @@
 //! renders them), any blob → bytes. A column of only NULLs follows its declared type.
 
 use super::{Emit, Source, SourceError};
+use crate::freshness;
 use crate::plan::SqliteTable;
 use crate::transform::{quote_sqlite, SourceColumn, SqlType};
 use arrow::array::{
@@ -67,6 +68,12 @@ pub fn count_rows(t: &SqliteTable) -> Result<u64, SourceError> {
     )
     .map(|n| n as u64)
     .map_err(|e| fallback_error(t, e))
+}
+
+/// The fallback table's load record (`freshness`), `None` when the file has none.
+pub fn load_record(t: &SqliteTable) -> Result<Option<freshness::LoadRecord>, SourceError> {
+    let conn = open_read_only(t)?;
+    freshness::read(&conn, &t.table).map_err(|e| fallback_error(t, e))
 }
 
 /// What one column holds, from the scan.
@@ -137,6 +144,7 @@ impl SqliteSource {
                 ty: column_type(decl, h),
                 nullable: true,
                 exact_mysql_type: None,
+                collation: None,
             })
             .collect();
         Ok(SqliteSource {
@@ -240,7 +248,8 @@ impl Builder {
     }
 }
 
-/// A REAL as SQLite's own text conversion shows it (`1.0`, not `1`).
+/// Not reached for columns read through `select_list`, which has SQLite render reals held
+/// in text and blob columns itself; kept so a REAL is never silently dropped.
 fn render_real(f: f64) -> String {
     let s = f.to_string();
     if f.is_finite() && !s.contains(['.', 'e', 'E']) {
@@ -248,6 +257,25 @@ fn render_real(f: f64) -> String {
     } else {
         s
     }
+}
+
+/// The read's select list: text and blob columns get their REAL values as SQLite's own
+/// text (`CAST(0.1 + 0.2 AS TEXT)` is `0.3`, as the sqlite3 shell and every SQLite reader
+/// show it; Rust's shortest round-trip form would be `0.30000000000000004`).
+fn select_list(columns: &[SourceColumn]) -> String {
+    columns
+        .iter()
+        .map(|c| {
+            let q = quote_sqlite(&c.name);
+            match c.ty {
+                SqlType::Text { .. } | SqlType::Binary { .. } => {
+                    format!("CASE typeof({q}) WHEN 'real' THEN CAST({q} AS TEXT) ELSE {q} END")
+                }
+                _ => q,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Source for SqliteSource {
@@ -280,7 +308,8 @@ impl Source for SqliteSource {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT * FROM {}",
+                "SELECT {} FROM {}",
+                select_list(&self.columns),
                 quote_sqlite(&self.table.table)
             ))
             .map_err(|e| err(0, 0, e))?;

@@ -39,6 +39,23 @@ pub fn is_zero_date(s: &str) -> bool {
         && (&b[0..4] == b"0000" || &b[5..7] == b"00" || &b[8..10] == b"00")
 }
 
+/// The columns as the target must declare them: under `Null`, temporal columns may receive
+/// NULL in place of a zero date, so they are nullable whatever the source says.
+pub fn target_columns(columns: &[SourceColumn], policy: ZeroDates) -> Vec<SourceColumn> {
+    let mut out = columns.to_vec();
+    if policy == ZeroDates::Null {
+        for c in &mut out {
+            if matches!(
+                c.ty,
+                SqlType::Date | SqlType::DateTime { .. } | SqlType::Timestamp { .. }
+            ) {
+                c.nullable = true;
+            }
+        }
+    }
+    out
+}
+
 /// A value the policy refuses: where it is and what it was.
 #[derive(Debug)]
 pub struct Refused {
@@ -156,6 +173,7 @@ mod tests {
             ty: SqlType::Date,
             nullable: true,
             exact_mysql_type: None,
+            collation: None,
         };
         let schema = Arc::new(Schema::new(vec![Field::new(
             "d",
