@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod connect;
 pub mod freshness;
+pub mod lock;
 pub mod pipeline;
 pub mod plan;
 pub mod report;
@@ -14,6 +15,7 @@ pub mod source;
 pub mod transform;
 
 use crate::config::{ConfigError, RawConfig};
+use crate::lock::LockError;
 use crate::pipeline::CopyError;
 use crate::plan::{Plan, SqliteTable, Target};
 use crate::report::{Exit, SourceUsed, Summary};
@@ -30,12 +32,15 @@ pub enum Error {
     Source(#[from] SourceError),
     #[error(transparent)]
     Copy(#[from] CopyError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
 }
 
 impl Error {
     fn exit(&self) -> Exit {
         match self {
             Error::Config(_) => Exit::Usage,
+            Error::Lock(LockError::Held { .. }) => Exit::Locked,
             _ => Exit::Failed,
         }
     }
@@ -173,6 +178,11 @@ fn execute(
     progress: bool,
     summary: &mut Summary,
 ) -> Result<Exit, Error> {
+    // Before anything is read: a second run stops here, touching nothing.
+    let mut lock = match dry_run {
+        true => None,
+        false => Some(lock::acquire(&plan.target, plan.lock_wait)?),
+    };
     let t0 = Instant::now();
     let read_at = std::time::SystemTime::now();
     let (source, used) = match open_source(plan, dry_run, summary)? {
@@ -210,7 +220,11 @@ fn execute(
         zero_dates: plan.zero_dates,
         guards: plan.guards,
     };
-    let stats = pipeline::copy(source, sink.as_mut(), opts)?;
+    let mut check_lock = || match lock.as_mut() {
+        Some(l) => l.still_held().map_err(CopyError::from),
+        None => Ok(()),
+    };
+    let stats = pipeline::copy(source, sink.as_mut(), opts, &mut check_lock)?;
     if stats.zero_dates > 0 {
         let what = match plan.zero_dates {
             transform::ZeroDates::Keep => "copied as they are",

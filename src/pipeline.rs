@@ -19,6 +19,8 @@ pub enum CopyError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
     #[error(
         "the source returned no rows, and {target} holds {current}: the target is kept \
          (set [general] allow_empty = true if an empty result is expected)"
@@ -54,11 +56,13 @@ pub struct CopyStats {
     pub zero_dates: u64,
 }
 
-/// Copies every row of `source` into `sink`, all or nothing.
+/// Copies every row of `source` into `sink`, all or nothing. `before_commit` runs last
+/// before the target is replaced (the run's lock is checked there).
 pub fn copy(
     source: Box<dyn Source>,
     sink: &mut dyn Sink,
     opts: CopyOptions,
+    before_commit: &mut dyn FnMut() -> Result<(), CopyError>,
 ) -> Result<CopyStats, CopyError> {
     let columns = transform::target_columns(source.columns(), opts.zero_dates);
     if let Err(e) = sink.begin(&columns) {
@@ -74,6 +78,7 @@ pub fn copy(
             (t1 - t0).as_secs_f64()
         );
         check_guards(opts.guards, stats.rows, sink)?;
+        before_commit()?;
         sink.commit(stats.rows)?;
         log::debug!("committed in {:.2} s", t1.elapsed().as_secs_f64());
         Ok(stats)

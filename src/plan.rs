@@ -94,6 +94,8 @@ pub struct Plan {
     /// Refuse fallback rows older than this (`[general] fallback_max_age`).
     pub fallback_max_age: Option<Duration>,
     pub guards: Guards,
+    /// How long a run waits for another run on the same target (`[general] lock_wait`).
+    pub lock_wait: Duration,
     pub target: Target,
 }
 
@@ -150,6 +152,15 @@ impl Plan {
                     },
                 )?,
             },
+            lock_wait: Duration::from_secs(
+                raw.parsed(
+                    GENERAL,
+                    "lock_wait",
+                    "a whole number of seconds (0 or more)",
+                    |s| s.parse::<u64>().ok(),
+                )?
+                .unwrap_or(0),
+            ),
             target,
         })
     }

@@ -18,6 +18,8 @@ pub enum Exit {
     /// The primary source was unreachable; the fallback served (the target holds the
     /// fallback's rows, or it is the fallback table itself and was kept as it was).
     Fallback = 3,
+    /// Another run holds the target; nothing was touched.
+    Locked = 4,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,228 @@
+//! One run per target at a time. Two runs of the same job (a slow night and the next cron
+//! tick, a manual rerun) would drop each other's staging tables, or swap in a half-filled
+//! one; the second run instead waits up to `[general] lock_wait`, then stops untouched.
+//!
+//! SQLite: an exclusive `flock` on a file beside the database (`<db_path>.dbsync-lock`);
+//! POSIX locks on the database file itself would clash with SQLite's own. The file holds
+//! the holder's pid, host and start time, and is left in place (deleting it would let a
+//! third run lock a new file while the second still waits on the old one).
+//!
+//! MySQL: a named lock (`GET_LOCK`) held by a connection of its own for the whole run. It
+//! dies with that connection, so it is checked again right before the swap.
+
+use crate::connect::Endpoint;
+use crate::plan::{SqliteTable, Target};
+use mysql::prelude::Queryable;
+use mysql::Conn;
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum LockError {
+    #[error(
+        "another run holds {target} ({holder}); waited {waited} s ([general] lock_wait): nothing was touched"
+    )]
+    Held {
+        target: String,
+        holder: String,
+        waited: u64,
+    },
+    #[error("cannot lock {target}: {message}")]
+    Failed { target: String, message: String },
+}
+
+/// The lock a run holds on its target until it is dropped.
+pub enum TargetLock {
+    File {
+        /// Keeps the flock; closing the file releases it.
+        _file: File,
+    },
+    MySql {
+        conn: Conn,
+        name: String,
+        target: String,
+    },
+}
+
+/// Takes the target's lock, waiting up to `wait` for another run to finish.
+pub fn acquire(target: &Target, wait: Duration) -> Result<TargetLock, LockError> {
+    match target {
+        Target::Sqlite(t) => lock_file(t, wait),
+        Target::MySql(t) => lock_mysql(&t.endpoint, &t.table, wait),
+    }
+}
+
+impl TargetLock {
+    /// Fails when the lock was lost (the MySQL connection holding it died), so a run never
+    /// swaps in its table unprotected.
+    pub fn still_held(&mut self) -> Result<(), LockError> {
+        let TargetLock::MySql { conn, name, target } = self else {
+            return Ok(());
+        };
+        let held: Result<Option<Option<i64>>, _> =
+            conn.exec_first("SELECT IS_USED_LOCK(?) = CONNECTION_ID()", (name.as_str(),));
+        match held {
+            Ok(Some(Some(1))) => Ok(()),
+            Ok(_) => Err(LockError::Failed {
+                target: target.clone(),
+                message: "the run's lock was lost before the swap; the target is kept".into(),
+            }),
+            Err(e) => Err(LockError::Failed {
+                target: target.clone(),
+                message: format!(
+                    "the connection holding the run's lock was lost ({e}); the target is kept"
+                ),
+            }),
+        }
+    }
+}
+
+fn lock_path(t: &SqliteTable) -> PathBuf {
+    let mut p = t.path.clone().into_os_string();
+    p.push(".dbsync-lock");
+    PathBuf::from(p)
+}
+
+fn lock_file(t: &SqliteTable, wait: Duration) -> Result<TargetLock, LockError> {
+    let path = lock_path(t);
+    let target = format!("SQLite {}", t.path.display());
+    let failed = |message: String| LockError::Failed {
+        target: target.clone(),
+        message,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| failed(format!("cannot open the lock file {}: {e}", path.display())))?;
+    let start = Instant::now();
+    loop {
+        // SAFETY: flock on a descriptor this function owns.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(failed(format!("flock {}: {err}", path.display())));
+        }
+        if start.elapsed() >= wait {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => format!("lock file {}", path.display()),
+                h => format!("{h}; lock file {}", path.display()),
+            };
+            return Err(LockError::Held {
+                target,
+                holder,
+                waited: start.elapsed().as_secs(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let me = format!(
+        "pid {} on {}, started {}",
+        std::process::id(),
+        hostname(),
+        chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = file.write_all(me.as_bytes());
+    Ok(TargetLock::File { _file: file })
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "this host".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// The lock's name: one per database and table, within MySQL's 64 characters.
+pub fn lock_name(database: &str, table: &str) -> String {
+    let full = format!("dbsync:{database}.{table}");
+    if full.chars().count() <= 64 {
+        return full;
+    }
+    let hash = full.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
+    let keep: String = full.chars().take(47).collect();
+    format!("{keep}#{hash:016x}")
+}
+
+fn lock_mysql(ep: &Endpoint, table: &str, wait: Duration) -> Result<TargetLock, LockError> {
+    let target = format!("MySQL {} table {table}", ep.describe());
+    let failed = |message: String| LockError::Failed {
+        target: target.clone(),
+        message: crate::report::redact(&message, ep),
+    };
+    let (mut conn, _) = ep.connect(false, None).map_err(|e| failed(e.to_string()))?;
+    let name = lock_name(&ep.database, table);
+    let start = Instant::now();
+    let got: Option<Option<i64>> = conn
+        .exec_first("SELECT GET_LOCK(?, ?)", (&name, wait.as_secs_f64()))
+        .map_err(|e| failed(e.to_string()))?;
+    if got.flatten() == Some(1) {
+        return Ok(TargetLock::MySql { conn, name, target });
+    }
+    let holder = holder(&mut conn, &name);
+    Err(LockError::Held {
+        target,
+        holder,
+        waited: start.elapsed().as_secs(),
+    })
+}
+
+/// Who holds the lock, as far as the server lets this user see.
+fn holder(conn: &mut Conn, name: &str) -> String {
+    let id: Option<Option<u64>> = conn
+        .exec_first("SELECT IS_USED_LOCK(?)", (name,))
+        .ok()
+        .flatten();
+    let Some(Some(id)) = id else {
+        return format!("named lock `{name}`");
+    };
+    let who: Option<(String, String, u64)> = conn
+        .exec_first(
+            "SELECT USER, HOST, TIME FROM information_schema.PROCESSLIST WHERE ID = ?",
+            (id,),
+        )
+        .ok()
+        .flatten();
+    match who {
+        Some((user, host, secs)) => format!(
+            "connection {id} of user {user} from {host}, connected for {secs} s; named lock `{name}`"
+        ),
+        None => format!("connection {id}; named lock `{name}`"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_names_fit_mysql() {
+        assert_eq!(lock_name("db", "t"), "dbsync:db.t");
+        let long = lock_name(&"d".repeat(64), &"t".repeat(64));
+        assert_eq!(long.chars().count(), 64);
+        assert_ne!(long, lock_name(&"d".repeat(64), &"u".repeat(64)));
+    }
+}
