@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod connect;
 pub mod freshness;
+pub mod interrupt;
 pub mod lock;
 pub mod pipeline;
 pub mod plan;
@@ -34,6 +35,8 @@ pub enum Error {
     Copy(#[from] CopyError),
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error(transparent)]
+    Interrupted(#[from] interrupt::Interrupted),
 }
 
 impl Error {
@@ -41,6 +44,9 @@ impl Error {
         match self {
             Error::Config(_) => Exit::Usage,
             Error::Lock(LockError::Held { .. }) => Exit::Locked,
+            Error::Interrupted(i) | Error::Copy(CopyError::Interrupted(i)) => {
+                Exit::interrupted(i.0)
+            }
             _ => Exit::Failed,
         }
     }
@@ -181,14 +187,19 @@ fn execute(
     // Before anything is read: a second run stops here, touching nothing.
     let mut lock = match dry_run {
         true => None,
-        false => Some(lock::acquire(&plan.target, plan.lock_wait)?),
+        false => Some(
+            lock::acquire(&plan.target, plan.lock_wait)
+                .map_err(|e| interrupt::check().map_or_else(Error::from, |()| Error::from(e)))?,
+        ),
     };
     let t0 = Instant::now();
     let read_at = std::time::SystemTime::now();
+    interrupt::check()?;
     let (source, used) = match open_source(plan, dry_run, summary)? {
         Opened::Source(s, used) => (s, used),
         Opened::Kept(exit) => return Ok(exit),
     };
+    interrupt::check()?;
     summary.source = used;
     log::info!(
         "source: {} ({} columns, described in {:.2} s)",

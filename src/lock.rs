@@ -116,7 +116,7 @@ fn lock_file(t: &SqliteTable, wait: Duration) -> Result<TargetLock, LockError> {
         if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
             return Err(failed(format!("flock {}: {err}", path.display())));
         }
-        if start.elapsed() >= wait {
+        if crate::interrupt::received().is_some() || start.elapsed() >= wait {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             let holder = match holder.trim() {
@@ -176,11 +176,20 @@ fn lock_mysql(ep: &Endpoint, table: &str, wait: Duration) -> Result<TargetLock, 
     let (mut conn, _) = ep.connect(false, None).map_err(|e| failed(e.to_string()))?;
     let name = lock_name(&ep.database, table);
     let start = Instant::now();
-    let got: Option<Option<i64>> = conn
-        .exec_first("SELECT GET_LOCK(?, ?)", (&name, wait.as_secs_f64()))
-        .map_err(|e| failed(e.to_string()))?;
-    if got.flatten() == Some(1) {
-        return Ok(TargetLock::MySql { conn, name, target });
+    loop {
+        // In slices of at most a second, so a signal is noticed while waiting.
+        let left = wait
+            .saturating_sub(start.elapsed())
+            .min(Duration::from_secs(1));
+        let got: Option<Option<i64>> = conn
+            .exec_first("SELECT GET_LOCK(?, ?)", (&name, left.as_secs_f64()))
+            .map_err(|e| failed(e.to_string()))?;
+        if got.flatten() == Some(1) {
+            return Ok(TargetLock::MySql { conn, name, target });
+        }
+        if crate::interrupt::received().is_some() || start.elapsed() >= wait {
+            break;
+        }
     }
     let holder = holder(&mut conn, &name);
     Err(LockError::Held {

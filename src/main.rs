@@ -17,6 +17,17 @@ fn main() -> ExitCode {
     };
     init_logging(&cli);
     steady_memory();
+    dbsync::interrupt::install();
+    if let Some(path) = cli.summary_json.as_ref().filter(|p| p.as_os_str() != "-") {
+        // A run killed before its end must not leave the previous run's summary behind.
+        if let Err(e) = dbsync::report::write_running(path) {
+            eprintln!(
+                "dbsync: error: cannot write --summary-json {}: {e}",
+                path.display()
+            );
+            return ExitCode::from(Exit::Usage as u8);
+        }
+    }
     // connectorx reports failures by panicking; they are caught and reported as errors,
     // so the default hook's backtrace note would only confuse.
     std::panic::set_hook(Box::new(|info| log::debug!("panic: {info}")));

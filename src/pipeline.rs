@@ -7,7 +7,7 @@ use crate::source::{Source, SourceError};
 use crate::transform::{self, ZeroDates};
 use arrow::record_batch::RecordBatch;
 use std::io::Write;
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// Batches in flight between reader and writer.
@@ -21,6 +21,8 @@ pub enum CopyError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Lock(#[from] crate::lock::LockError),
+    #[error(transparent)]
+    Interrupted(#[from] crate::interrupt::Interrupted),
     #[error(
         "the source returned no rows, and {target} holds {current}: the target is kept \
          (set [general] allow_empty = true if an empty result is expected)"
@@ -79,6 +81,7 @@ pub fn copy(
         );
         check_guards(opts.guards, stats.rows, sink)?;
         before_commit()?;
+        crate::interrupt::check()?;
         sink.commit(stats.rows)?;
         log::debug!("committed in {:.2} s", t1.elapsed().as_secs_f64());
         Ok(stats)
@@ -136,11 +139,19 @@ fn stream(
     // Time spent waiting for the reader: tells which side limits the copy (-v).
     let mut waited = Duration::ZERO;
     loop {
+        if let Err(e) = crate::interrupt::check() {
+            written = Err(e.into());
+            break;
+        }
         let t = Instant::now();
-        let Ok(batch) = rx.recv() else { break };
+        let batch = match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(batch) => batch,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         waited += t.elapsed();
         if let Err(e) = sink.write(&batch) {
-            written = Err(e);
+            written = Err(e.into());
             break;
         }
         meter.add(batch.num_rows() as u64);
@@ -152,6 +163,11 @@ fn stream(
     // Dropping the receiver makes the reader's next send fail, so it stops early.
     drop(rx);
     meter.finish();
+    if let Err(CopyError::Interrupted(i)) = written {
+        // The reader may be blocked on the server for a long time: it is not waited for
+        // (the process exits right after the target is restored).
+        return Err(i.into());
+    }
     let read = reader.join().unwrap_or_else(|panic| {
         let message = crate::source::mysql::panic_message(panic.as_ref());
         Err(SourceError::Read {

@@ -20,6 +20,21 @@ pub enum Exit {
     Fallback = 3,
     /// Another run holds the target; nothing was touched.
     Locked = 4,
+    /// Stopped by SIGINT (128 + 2); the target is unchanged.
+    Sigint = 130,
+    /// Stopped by SIGTERM (128 + 15); the target is unchanged.
+    Sigterm = 143,
+}
+
+impl Exit {
+    /// The exit code for a run stopped by `sig`.
+    pub fn interrupted(sig: i32) -> Exit {
+        if sig == libc::SIGINT {
+            Exit::Sigint
+        } else {
+            Exit::Sigterm
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,18 +115,49 @@ impl Summary {
         })
     }
 
-    /// Writes the JSON object to `path`, or to stdout for `-`.
+    /// Writes the JSON object to `path` (atomically), or to stdout for `-`.
     pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
-        let mut text = serde_json::to_string(&self.to_json()).expect("summary serialises");
-        text.push('\n');
+        let value = self.to_json();
         if path == Path::new("-") {
+            let mut text = serde_json::to_string(&value).expect("summary serialises");
+            text.push('\n');
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes())?;
             out.flush()
         } else {
-            std::fs::write(path, text)
+            replace_file(path, &value)
         }
     }
+}
+
+/// Replaces the summary file with a record saying a run is under way, so a run that is
+/// killed leaves that, never the previous run's result.
+pub fn write_running(path: &Path) -> std::io::Result<()> {
+    let started = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let value = json!({
+        "action": "running",
+        "pid": std::process::id(),
+        "started_at": started,
+        "exit_code": null,
+        "error": "the run has not finished (or was killed)",
+    });
+    replace_file(path, &value)
+}
+
+/// Writes `value` to a temp file beside `path`, then renames it over `path`: readers see
+/// the old file or the new one, never half of one.
+fn replace_file(path: &Path, value: &serde_json::Value) -> std::io::Result<()> {
+    let mut text = serde_json::to_string(value).expect("summary serialises");
+    text.push('\n');
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Hides an endpoint's password in text that came from a library (and so might echo it).

@@ -1,0 +1,128 @@
+//! SIGTERM and SIGINT mid-load stop the run within seconds, restore the target, and say so
+//! in the summary and the exit code (128 + signal); a SIGKILLed run's summary file never
+//! shows the previous run's result.
+
+mod common;
+use common::*;
+use mysql::prelude::Queryable;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// A source whose read takes about `rows` × 10 ms; the target first gets `old` rows of it.
+fn slow_job(db: &str, rows: u32, old: u32, azure: bool) -> (Job, String) {
+    let mut c = fresh_db(db, "CREATE TABLE n (id INT PRIMARY KEY, label VARCHAR(10))");
+    c.query_drop(format!(
+        "INSERT INTO n SELECT seq, CONCAT('r', seq) FROM seq_1_to_{rows}"
+    ))
+    .unwrap();
+    let first = format!("SELECT id, label FROM n WHERE id <= {old}");
+    let slow = "SELECT id, label, SLEEP(0.01) AS pause FROM n";
+    let cfg = if azure {
+        tls_root(None)
+            .query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
+            .unwrap();
+        azure_config(db, &first, db, "n", &verified("ca.pem"))
+    } else {
+        sqlite_config(db, &first, "n")
+    };
+    let job = Job::new(&cfg);
+    job.run(&[]).expect(0);
+    let cfg = cfg.replace(&first, slow);
+    std::fs::write(job.path("config.ini"), &cfg).unwrap();
+    (job, cfg)
+}
+
+fn spawn(job: &Job) -> Child {
+    job.cmd(&["--summary-json", "summary.json"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the run is loading (the summary file says running, and rows flow).
+fn wait_loading(job: &Job) {
+    let start = Instant::now();
+    while !std::fs::read_to_string(job.path("summary.json")).is_ok_and(|s| s.contains("running")) {
+        assert!(start.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+fn summary(job: &Job) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(job.path("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn sigterm_mid_load_into_sqlite_rolls_back_and_exits_143() {
+    let (job, _) = slow_job("dbsync_s_term_sqlite", 1000, 5, false);
+    let child = spawn(&job);
+    wait_loading(&job);
+    let t = Instant::now();
+    signal(&child, libc::SIGTERM);
+    let run = Run(child.wait_with_output().unwrap());
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let run = run.expect(143);
+    assert!(
+        run.stderr().contains("interrupted by SIGTERM"),
+        "{}",
+        run.stderr()
+    );
+    let s = summary(&job);
+    assert_eq!(s["exit_code"], 143);
+    assert!(s["error"].as_str().unwrap().contains("SIGTERM"), "{s}");
+    let out = job.path("data/out.db");
+    assert_eq!(sqlite_count(&out, "n"), 5);
+    let tables: i64 = rusqlite::Connection::open(&out)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name LIKE '%dbsync_new%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0, "no staging table left");
+}
+
+#[test]
+fn sigint_mid_load_into_mysql_drops_staging_and_exits_130() {
+    let db = "dbsync_s_int_mysql";
+    let (job, _) = slow_job(db, 1000, 7, true);
+    let child = spawn(&job);
+    wait_loading(&job);
+    let t = Instant::now();
+    signal(&child, libc::SIGINT);
+    let run = Run(child.wait_with_output().unwrap());
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let run = run.expect(130);
+    assert!(
+        run.stderr().contains("interrupted by SIGINT"),
+        "{}",
+        run.stderr()
+    );
+    let mut c = tls_root(Some(db));
+    let count: Option<u64> = c.query_first("SELECT COUNT(*) FROM n").unwrap();
+    assert_eq!(count, Some(7));
+    let staging: Vec<String> = c.query("SHOW TABLES LIKE '%dbsync%'").unwrap();
+    assert!(staging.is_empty(), "{staging:?}");
+}
+
+#[test]
+fn a_killed_run_leaves_a_running_summary_not_the_last_success() {
+    let (job, _) = slow_job("dbsync_s_kill", 1000, 5, false);
+    job.run(&["--summary-json", "summary.json"]).expect(0);
+    assert_eq!(summary(&job)["exit_code"], 0);
+    let mut child = spawn(&job);
+    wait_loading(&job);
+    signal(&child, libc::SIGKILL);
+    child.wait().unwrap();
+    let s = summary(&job);
+    assert_eq!(s["action"], "running", "{s}");
+    assert!(s["exit_code"].is_null(), "{s}");
+    assert_eq!(sqlite_count(&job.path("data/out.db"), "n"), 1000);
+}
