@@ -3,6 +3,7 @@
 
 mod batch;
 pub mod partition;
+pub mod query;
 
 pub use partition::Partitioning;
 
@@ -43,11 +44,12 @@ impl MySqlSource {
         // The probe only reads metadata: a server silent for this long is not answering.
         let (mut conn, mode) =
             ep.connect(true, Some(ep.connect_timeout.max(Duration::from_secs(5))))?;
-        let query = clean_query(query);
-        let columns = describe(&mut conn, &query, ep.section)?;
-        let read_query = read_query(&query, &columns);
+        let dialect = query::Dialect::of(&mut conn);
+        let query = query::clean(query, dialect);
+        let columns = describe(&mut conn, &query, dialect, ep.section)?;
+        let read_query = read_query(&query, dialect, &columns);
         let read_queries = match partitioning {
-            Some(p) => partition::split(&mut conn, &read_query, &columns, p)?,
+            Some(p) => partition::split(&mut conn, dialect, &read_query, &columns, p)?,
             None => vec![read_query],
         };
         for q in &read_queries {
@@ -63,16 +65,9 @@ impl MySqlSource {
     }
 }
 
-/// The user's query without trailing `;` (a derived table cannot end in one).
-pub fn clean_query(q: &str) -> String {
-    q.trim()
-        .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
-        .to_string()
-}
-
 /// The query as read: the user's own when every column arrives exactly as it is, else
 /// wrapped so the columns that need it are cast on the server.
-fn read_query(query: &str, columns: &[SourceColumn]) -> String {
+fn read_query(query: &str, dialect: query::Dialect, columns: &[SourceColumn]) -> String {
     let exprs: Vec<Option<String>> = columns.iter().map(transform::read_expr).collect();
     if exprs.iter().all(Option::is_none) {
         return query.to_string();
@@ -85,12 +80,13 @@ fn read_query(query: &str, columns: &[SourceColumn]) -> String {
             None => quote_mysql(&c.name),
         })
         .collect();
-    format!("SELECT {} FROM ({query}) AS `dbsync_src`", list.join(", "))
+    query::wrap(query, dialect, &list.join(", "), "dbsync_src", "")
 }
 
 fn describe(
     conn: &mut Conn,
     query: &str,
+    dialect: query::Dialect,
     section: &'static str,
 ) -> Result<Vec<SourceColumn>, SourceError> {
     let query_err = |e: mysql::Error| SourceError::Query {
@@ -105,7 +101,7 @@ fn describe(
         }
         // 1295: this statement cannot be prepared; an empty run tells the columns instead.
         Err(mysql::Error::MySqlError(e)) if e.code == 1295 => {
-            let probe = format!("SELECT * FROM ({query}) AS `dbsync_probe` LIMIT 0");
+            let probe = query::wrap(query, dialect, "*", "dbsync_probe", " LIMIT 0");
             let result = conn.query_iter(probe).map_err(query_err)?;
             result.columns().as_ref().to_vec()
         }
@@ -451,11 +447,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn trailing_semicolons_are_dropped() {
-        assert_eq!(clean_query("  SELECT 1 ;; \n"), "SELECT 1");
-    }
-
-    #[test]
     fn wraps_only_when_a_column_needs_a_cast() {
         let col = |name: &str, ty| SourceColumn {
             name: name.into(),
@@ -470,7 +461,8 @@ mod tests {
                 unsigned: true,
             },
         )];
-        assert_eq!(read_query("SELECT id FROM t", &ints), "SELECT id FROM t");
+        let d = query::Dialect::default();
+        assert_eq!(read_query("SELECT id FROM t", d, &ints), "SELECT id FROM t");
         let mixed = [
             col(
                 "id",
@@ -482,8 +474,8 @@ mod tests {
             col("p v", SqlType::DateTime { fsp: 0 }),
         ];
         assert_eq!(
-            read_query("SELECT * FROM t", &mixed),
-            "SELECT `id`, `p v` + 0 AS `p v` FROM (SELECT * FROM t) AS `dbsync_src`"
+            read_query("SELECT * FROM t", d, &mixed),
+            "SELECT `id`, `p v` + 0 AS `p v` FROM (SELECT * FROM t\n) AS `dbsync_src`"
         );
     }
 }

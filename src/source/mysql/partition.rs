@@ -1,6 +1,7 @@
 //! Partitioned reads: the query split into ranges of an integer column, read on several
 //! connections at once (`[external_db] partition_column`, `partitions`).
 
+use super::query::{self, Dialect};
 use super::SourceError;
 use crate::transform::{quote_mysql, SourceColumn, SqlType};
 use mysql::prelude::Queryable;
@@ -15,6 +16,7 @@ pub struct Partitioning {
 /// The read queries: `read_query` split into ranges of the partition column, or as it is.
 pub fn split(
     conn: &mut Conn,
+    dialect: Dialect,
     read_query: &str,
     columns: &[SourceColumn],
     p: &Partitioning,
@@ -39,8 +41,12 @@ pub fn split(
     let q = quote_mysql(&col.name);
     // Text, so BIGINT UNSIGNED bounds arrive whole; i128 holds every integer type.
     let bounds: Option<(Option<String>, Option<String>)> = conn
-        .query_first(format!(
-            "SELECT CAST(MIN({q}) AS CHAR), CAST(MAX({q}) AS CHAR) FROM ({read_query}) AS `dbsync_bounds`"
+        .query_first(query::wrap(
+            read_query,
+            dialect,
+            &format!("CAST(MIN({q}) AS CHAR), CAST(MAX({q}) AS CHAR)"),
+            "dbsync_bounds",
+            "",
         ))
         .map_err(|e| refuse(format!("finding its range failed: {e}")))?;
     let parse = |s: Option<String>| s.and_then(|s| s.parse::<i128>().ok());
@@ -56,10 +62,13 @@ pub fn split(
         .enumerate()
         .map(|(i, (from, to))| {
             // NULLs (which no range holds) go with the first range, so no row is lost.
-            let nulls = if i == 0 { format!(" OR {q} IS NULL") } else { String::new() };
-            format!(
-                "SELECT * FROM ({read_query}) AS `dbsync_part` WHERE ({q} >= {from} AND {q} <= {to}{nulls})"
-            )
+            let nulls = if i == 0 {
+                format!(" OR {q} IS NULL")
+            } else {
+                String::new()
+            };
+            let range = format!(" WHERE ({q} >= {from} AND {q} <= {to}{nulls})");
+            query::wrap(read_query, dialect, "*", "dbsync_part", &range)
         })
         .collect())
 }
