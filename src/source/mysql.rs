@@ -344,10 +344,12 @@ impl MySqlSource {
         let url = ep.connectorx_url(self.mode);
         let mut source = setup(ep, || MySQLSource::<BinaryProtocol>::new(&url, 1))?;
         source.set_queries(&[CXQuery::naked(query)]);
-        source.set_pre_execution_queries(Some(&[
-            "SET NAMES utf8mb4".to_string(),
-            "SET time_zone = '+00:00'".to_string(),
-        ]));
+        // A source leaves the time zone as the server sets it (see `Endpoint::utc_session`).
+        let mut session = vec!["SET NAMES utf8mb4".to_string()];
+        if ep.utc_session {
+            session.push("SET time_zone = '+00:00'".to_string());
+        }
+        source.set_pre_execution_queries(Some(&session));
         setup(ep, || source.fetch_metadata())?;
         let types = source.schema();
         let mut partition = setup(ep, || source.partition())?
