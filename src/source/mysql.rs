@@ -49,7 +49,7 @@ impl MySqlSource {
         let columns = describe(&mut conn, &query, dialect, ep.section)?;
         let read_query = read_query(&query, dialect, &columns);
         let read_queries = match partitioning {
-            Some(p) => partition::split(&mut conn, dialect, &read_query, &columns, p)?,
+            Some(p) => partition::split(&mut conn, dialect, &query, &read_query, &columns, p)?,
             None => vec![read_query],
         };
         for q in &read_queries {

@@ -59,9 +59,9 @@ enum Kind {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Token<'a> {
+pub struct Token<'a> {
     kind: Kind,
-    text: &'a str,
+    pub text: &'a str,
 }
 
 impl Token<'_> {
@@ -72,13 +72,26 @@ impl Token<'_> {
         )
     }
 
-    fn is_word(&self, w: &str) -> bool {
+    /// A keyword, unquoted name or number.
+    pub fn is_bare_word(&self) -> bool {
+        self.kind == Kind::Word
+    }
+
+    pub fn is_word(&self, w: &str) -> bool {
         self.kind == Kind::Word && self.text.eq_ignore_ascii_case(w)
     }
 
-    fn is_punct(&self, c: char) -> bool {
+    pub fn is_punct(&self, c: char) -> bool {
         self.kind == Kind::Punct && self.text.starts_with(c)
     }
+}
+
+/// The tokens the server acts on: no space or comment, and executable comments opened up.
+pub fn significant(q: &str, d: Dialect) -> Vec<Token<'_>> {
+    tokens(q, d)
+        .into_iter()
+        .filter(Token::significant)
+        .collect()
 }
 
 fn is_word_byte(b: u8) -> bool {
