@@ -259,9 +259,9 @@ fn lift(q: &str, d: Dialect) -> (String, Vec<String>) {
                         let word = m.text.to_ascii_uppercase();
                         let outer = match opener {
                             Some(o) => format!("{o} {word} */"),
-                            None => word,
+                            None => word.clone(),
                         };
-                        if outer != "SQL_CALC_FOUND_ROWS" && !lifted.contains(&outer) {
+                        if word != "SQL_CALC_FOUND_ROWS" && !lifted.contains(&outer) {
                             lifted.push(outer);
                         }
                     }
@@ -407,6 +407,10 @@ mod tests {
                 ""
             ),
             "SELECT * FROM ((SELECT  t.select, 'SQL_CACHE' FROM t) UNION (SELECT 1, 2)\n) AS `w`"
+        );
+        assert_eq!(
+            wrap("SELECT /*!40001 SQL_CALC_FOUND_ROWS */ a", D, "*", "w", ""),
+            "SELECT * FROM (SELECT /*!40001  */ a\n) AS `w`"
         );
         assert_eq!(
             wrap(
