@@ -65,6 +65,10 @@ pub struct Endpoint {
     pub database: String,
     pub tls: Tls,
     pub connect_timeout: Duration,
+    /// Pin the session to UTC, so TIMESTAMP text written means the same instant: true for
+    /// a target. A source keeps the zone the server gives every client, so the user's
+    /// `NOW()`, `CURDATE()` or `DATE(ts)` mean what they mean in the mysql client.
+    pub utc_session: bool,
 }
 
 impl Endpoint {
@@ -135,6 +139,10 @@ impl Endpoint {
 
     /// Options for one connection with the given TLS mode (never `Preferred`: see `connect`).
     pub fn opts(&self, mode: TlsMode, with_db: bool) -> Result<OptsBuilder, ConnectError> {
+        let mut init = vec!["SET NAMES utf8mb4"];
+        if self.utc_session {
+            init.push("SET time_zone = '+00:00'");
+        }
         Ok(OptsBuilder::new()
             .ip_or_hostname(Some(self.host.clone()))
             .tcp_port(self.port)
@@ -148,11 +156,7 @@ impl Endpoint {
             .prefer_socket(false)
             .tcp_connect_timeout(Some(self.connect_timeout))
             .ssl_opts(self.ssl_opts(mode)?)
-            .init(vec![
-                "SET NAMES utf8mb4",
-                // Pinned so TIMESTAMP values read and written mean the same instant.
-                "SET time_zone = '+00:00'",
-            ]))
+            .init(init))
     }
 
     /// Connects, resolving `Preferred` into the mode that worked, which is returned so later
@@ -406,6 +410,7 @@ mod tests {
                 key: None,
             },
             connect_timeout: Duration::from_secs(5),
+            utc_session: false,
         };
         let url = ep.connectorx_url(TlsMode::Disabled);
         let opts = mysql::Opts::from_url(&url).unwrap();

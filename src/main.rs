@@ -61,8 +61,15 @@ fn init_logging(cli: &Cli) {
         (false, 1) => log::LevelFilter::Debug,
         _ => log::LevelFilter::Trace,
     };
+    // Other crates' records (connectorx's "parser error ... manually compose query string",
+    // r2d2's pool errors) are not the user's log: dbsync reports what went wrong itself.
+    // They show at -vv, or as RUST_LOG asks.
+    let others = match level {
+        log::LevelFilter::Trace => log::LevelFilter::Trace,
+        _ => log::LevelFilter::Off,
+    };
     env_logger::Builder::new()
-        .filter_level(log::LevelFilter::Warn)
+        .filter_level(others)
         .filter_module("dbsync", level)
         .parse_env("RUST_LOG")
         .format_target(false)

@@ -282,6 +282,7 @@ fn endpoint(
             key: path("ssl_key"),
         },
         connect_timeout: Duration::from_secs(raw.positive(section, "connect_timeout", 10)? as u64),
+        utc_session: section == AZURE_DB,
     })
 }
 

@@ -112,7 +112,8 @@ pub fn quote_mysql(ident: &str) -> String {
 pub fn temporal_kind(ty: &SqlType) -> Option<temporal::Temporal> {
     match ty {
         SqlType::Date => Some(temporal::Temporal::Date),
-        SqlType::DateTime { .. } | SqlType::Timestamp { .. } => Some(temporal::Temporal::DateTime),
+        SqlType::DateTime { .. } => Some(temporal::Temporal::DateTime),
+        SqlType::Timestamp { .. } => Some(temporal::Temporal::Timestamp),
         SqlType::Time { .. } => Some(temporal::Temporal::Time),
         _ => None,
     }
@@ -124,10 +125,12 @@ pub fn read_expr(col: &SourceColumn) -> Option<String> {
     let q = quote_mysql(&col.name);
     match col.ty {
         // As numbers (see `temporal`): cheaper for the server than text, and exact.
-        SqlType::Date
-        | SqlType::DateTime { .. }
-        | SqlType::Timestamp { .. }
-        | SqlType::Time { .. } => Some(format!("{q} + 0")),
+        SqlType::Date | SqlType::DateTime { .. } | SqlType::Time { .. } => Some(format!("{q} + 0")),
+        // As the instant itself: `+ 0` or text would be in the session's time zone, which
+        // is the server's (the user's query means what it means in the mysql client), and
+        // a zone with DST shows one hour twice a year. Read through the derived table,
+        // MariaDB gives NULL for the zero timestamp, whose `+ 0` is 0 in any zone.
+        SqlType::Timestamp { .. } => Some(format!("COALESCE(UNIX_TIMESTAMP({q}), {q} + 0)")),
         SqlType::Null => Some(format!("CAST({q} AS CHAR)")),
         SqlType::Geometry => Some(format!("ST_AsBinary({q})")),
         _ => None,

@@ -4,6 +4,7 @@
 mod batch;
 mod exact;
 pub mod partition;
+pub mod query;
 
 pub use partition::Partitioning;
 
@@ -44,11 +45,12 @@ impl MySqlSource {
         // The probe only reads metadata: a server silent for this long is not answering.
         let (mut conn, mode) =
             ep.connect(true, Some(ep.connect_timeout.max(Duration::from_secs(5))))?;
-        let query = clean_query(query);
-        let columns = describe(&mut conn, &query, ep.section)?;
-        let read_query = read_query(&query, &columns);
+        let dialect = query::Dialect::of(&mut conn);
+        let query = query::clean(query, dialect);
+        let columns = describe(&mut conn, &query, dialect, ep.section)?;
+        let read_query = read_query(&query, dialect, &columns);
         let read_queries = match partitioning {
-            Some(p) => partition::split(&mut conn, &read_query, &columns, p)?,
+            Some(p) => partition::split(&mut conn, dialect, &query, &read_query, &columns, p)?,
             None => vec![read_query],
         };
         for q in &read_queries {
@@ -64,16 +66,9 @@ impl MySqlSource {
     }
 }
 
-/// The user's query without trailing `;` (a derived table cannot end in one).
-pub fn clean_query(q: &str) -> String {
-    q.trim()
-        .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
-        .to_string()
-}
-
 /// The query as read: the user's own when every column arrives exactly as it is, else
 /// wrapped so the columns that need it are cast on the server.
-fn read_query(query: &str, columns: &[SourceColumn]) -> String {
+fn read_query(query: &str, dialect: query::Dialect, columns: &[SourceColumn]) -> String {
     let exprs: Vec<Option<String>> = columns.iter().map(transform::read_expr).collect();
     if exprs.iter().all(Option::is_none) {
         return query.to_string();
@@ -86,12 +81,13 @@ fn read_query(query: &str, columns: &[SourceColumn]) -> String {
             None => quote_mysql(&c.name),
         })
         .collect();
-    format!("SELECT {} FROM ({query}) AS `dbsync_src`", list.join(", "))
+    query::wrap(query, dialect, &list.join(", "), "dbsync_src", "")
 }
 
 fn describe(
     conn: &mut Conn,
     query: &str,
+    dialect: query::Dialect,
     section: &'static str,
 ) -> Result<Vec<SourceColumn>, SourceError> {
     let query_err = |e: mysql::Error| SourceError::Query {
@@ -106,7 +102,7 @@ fn describe(
         }
         // 1295: this statement cannot be prepared; an empty run tells the columns instead.
         Err(mysql::Error::MySqlError(e)) if e.code == 1295 => {
-            let probe = format!("SELECT * FROM ({query}) AS `dbsync_probe` LIMIT 0");
+            let probe = query::wrap(query, dialect, "*", "dbsync_probe", " LIMIT 0");
             let result = conn.query_iter(probe).map_err(query_err)?;
             result.columns().as_ref().to_vec()
         }
@@ -305,10 +301,12 @@ impl MySqlSource {
         let url = ep.connectorx_url(self.mode);
         let mut source = setup(ep, || MySQLSource::<BinaryProtocol>::new(&url, 1))?;
         source.set_queries(&[CXQuery::naked(query)]);
-        source.set_pre_execution_queries(Some(&[
-            "SET NAMES utf8mb4".to_string(),
-            "SET time_zone = '+00:00'".to_string(),
-        ]));
+        // A source leaves the time zone as the server sets it (see `Endpoint::utc_session`).
+        let mut session = vec!["SET NAMES utf8mb4".to_string()];
+        if ep.utc_session {
+            session.push("SET time_zone = '+00:00'".to_string());
+        }
+        source.set_pre_execution_queries(Some(&session));
         setup(ep, || source.fetch_metadata())?;
         let types = source.schema();
         let mut partition = setup(ep, || source.partition())?
@@ -408,11 +406,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn trailing_semicolons_are_dropped() {
-        assert_eq!(clean_query("  SELECT 1 ;; \n"), "SELECT 1");
-    }
-
-    #[test]
     fn wraps_only_when_a_column_needs_a_cast() {
         let col = |name: &str, ty| SourceColumn {
             name: name.into(),
@@ -428,7 +421,8 @@ mod tests {
                 unsigned: true,
             },
         )];
-        assert_eq!(read_query("SELECT id FROM t", &ints), "SELECT id FROM t");
+        let d = query::Dialect::default();
+        assert_eq!(read_query("SELECT id FROM t", d, &ints), "SELECT id FROM t");
         let mixed = [
             col(
                 "id",
@@ -440,8 +434,8 @@ mod tests {
             col("p v", SqlType::DateTime { fsp: 0 }),
         ];
         assert_eq!(
-            read_query("SELECT * FROM t", &mixed),
-            "SELECT `id`, `p v` + 0 AS `p v` FROM (SELECT * FROM t) AS `dbsync_src`"
+            read_query("SELECT * FROM t", d, &mixed),
+            "SELECT `id`, `p v` + 0 AS `p v` FROM (SELECT * FROM t\n) AS `dbsync_src`"
         );
     }
 }
