@@ -37,7 +37,11 @@ fn a_hash_inside_a_string_of_the_query_is_kept() {
         db,
         "CREATE TABLE s (id INT, lot VARCHAR(10)); INSERT INTO s VALUES (1, 'lot #4'), (2, 'lot'), (3, 'lot 5');",
     );
-    let job = Job::new(&sqlite_config(db, "SELECT id FROM s WHERE lot = 'lot #4'", "s"));
+    let job = Job::new(&sqlite_config(
+        db,
+        "SELECT id FROM s WHERE lot = 'lot #4'",
+        "s",
+    ));
     job.run(&[]).expect(EXIT_OK);
     assert_eq!(
         sqlite_rows(&job.path("data/out.db"), "s", "id"),
@@ -48,7 +52,10 @@ fn a_hash_inside_a_string_of_the_query_is_kept() {
 #[test]
 fn a_variable_that_is_not_utf8_elsewhere_in_the_environment_is_ignored() {
     let db = "dbsync_c_envother";
-    fresh_db(db, "CREATE TABLE s (id INT); INSERT INTO s VALUES (1), (2);");
+    fresh_db(
+        db,
+        "CREATE TABLE s (id INT); INSERT INTO s VALUES (1), (2);",
+    );
     let job = Job::new(&sqlite_config(db, "SELECT * FROM s", "s"));
     let out = job
         .cmd(&[])
@@ -67,10 +74,7 @@ fn a_dbsync_variable_that_is_not_utf8_is_refused_without_its_value() {
     let job = Job::new(&sqlite_config(db, "SELECT * FROM s", "s"));
     let out = job
         .cmd(&["--summary-json", "-"])
-        .env(
-            bytes(b"DBSYNC_EXTERNAL_DB_PASSWORD"),
-            bytes(b"hunter\xff2"),
-        )
+        .env(bytes(b"DBSYNC_EXTERNAL_DB_PASSWORD"), bytes(b"hunter\xff2"))
         .output()
         .unwrap();
     let run = Run(out).expect(EXIT_USAGE);
@@ -79,7 +83,10 @@ fn a_dbsync_variable_that_is_not_utf8_is_refused_without_its_value() {
         err.contains("environment variable DBSYNC_EXTERNAL_DB_PASSWORD is not valid UTF-8"),
         "{err}"
     );
-    assert!(!err.contains("hunter") && !run.stdout().contains("hunter"), "{err}");
+    assert!(
+        !err.contains("hunter") && !run.stdout().contains("hunter"),
+        "{err}"
+    );
     assert!(!job.path("data/out.db").exists(), "nothing is touched");
 }
 
@@ -110,12 +117,11 @@ fn a_password_in_a_file_others_can_read_gets_a_chmod_warning() {
     let cfg = cfg.replace("password = s3cret", "password =");
     std::fs::write(&config, cfg).unwrap();
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let run = Run(
-        job.cmd(&[])
-            .env("DBSYNC_AZURE_MYSQL_DB_PASSWORD", "s3cret")
-            .output()
-            .unwrap(),
-    )
+    let run = Run(job
+        .cmd(&[])
+        .env("DBSYNC_AZURE_MYSQL_DB_PASSWORD", "s3cret")
+        .output()
+        .unwrap())
     .expect(EXIT_OK);
     assert!(!run.stderr().contains("chmod 600"), "{}", run.stderr());
 }
