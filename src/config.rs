@@ -1,14 +1,16 @@
 //! Reading `config.ini` (the Python tool's format, unchanged) plus `DBSYNC_*` environment
 //! overrides into typed settings.
 //!
-//! Parsing follows Python's `configparser` defaults, because that is what wrote and read
-//! these files until now: values are taken verbatim (no quotes or escapes are interpreted),
-//! keys are case-insensitive, and indented lines continue a value. One addition: an inline
-//! comment (`; ...` or `# ...` after white space) is stripped from every key except
-//! `password`, which is always taken to the end of the line.
+//! The file is read as Python's `configparser` reads it with its defaults, because that is
+//! what wrote and read these files until now (see `ini`). One addition: an inline comment
+//! (`; ...` or `# ...` after white space) is stripped from every key except `password` and
+//! `query`, which are taken verbatim: a password may hold any character, and a query may
+//! hold `#` or `;` inside a string (`WHERE lot = 'lot #4'`).
 
-use ini::{Ini, ParseOption};
+mod ini;
+
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -42,6 +44,8 @@ pub enum ConfigError {
         value: String,
         expected: String,
     },
+    #[error("environment variable {0} is not valid UTF-8 (its value is not shown): set it to UTF-8 text, or unset it")]
+    NotUtf8Env(String),
     #[error("--target {requested} is not allowed: [general] target_argument_enabled is false (set it to true, or change default_target)")]
     TargetArgumentDisabled { requested: String },
 }
@@ -83,38 +87,34 @@ impl RawConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        let env = std::env::vars()
-            .filter(|(k, _)| k.starts_with("DBSYNC_"))
-            .collect();
-        Self::parse(&text, env).map_err(|message| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message,
-        })
+        let raw = Self::parse(&text, env_overrides(std::env::vars_os())?).map_err(|message| {
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            }
+        })?;
+        if raw.file_holds_a_password() {
+            warn_if_others_can_read(path);
+        }
+        Ok(raw)
     }
 
     pub fn parse(text: &str, env: HashMap<String, String>) -> Result<Self, String> {
-        let opts = ParseOption {
-            enabled_quote: false,
-            enabled_escape: false,
-            enabled_indented_mutiline_value: true,
-            enabled_preserve_key_leading_whitespace: false,
-        };
-        let ini = Ini::load_from_str_opt(text, opts).map_err(|e| e.to_string())?;
-        let mut sections: HashMap<String, HashMap<String, String>> = HashMap::new();
-        for (name, props) in ini.iter() {
-            let Some(name) = name else { continue };
-            let entry = sections.entry(name.trim().to_string()).or_default();
-            for (k, v) in props.iter() {
-                let key = k.trim().to_ascii_lowercase();
-                let value = if key == "password" {
-                    v.to_string()
-                } else {
-                    strip_inline_comment(v).to_string()
-                };
-                entry.insert(key, value);
+        let mut sections = ini::parse(text)?;
+        for keys in sections.values_mut() {
+            for (key, value) in keys.iter_mut() {
+                if !VERBATIM.contains(&key.as_str()) {
+                    *value = strip_inline_comments(value);
+                }
             }
         }
         Ok(RawConfig { sections, env })
+    }
+
+    fn file_holds_a_password(&self) -> bool {
+        self.sections
+            .values()
+            .any(|keys| keys.get("password").is_some_and(|p| !p.is_empty()))
     }
 
     /// True when the file has the section or any environment variable provides a key of it.
@@ -128,7 +128,11 @@ impl RawConfig {
         if let Some(v) = self.env.get(&env_name(section, key)) {
             return Some(v.clone());
         }
-        self.sections.get(section)?.get(key).cloned()
+        let keys = self.sections.get(section)?;
+        // configparser: every section inherits the keys of [DEFAULT].
+        keys.get(key)
+            .or_else(|| self.sections.get(ini::DEFAULT_SECTION)?.get(key))
+            .cloned()
     }
 
     pub fn require(&self, section: &str, key: &str) -> Result<String, ConfigError> {
@@ -204,7 +208,17 @@ pub fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
-/// Cuts `value ; comment` / `value # comment` where the marker follows white space.
+/// Keys taken to the end of the line: a password may hold any character, and a query may
+/// hold `#` or `;` in a string literal or a comment of its own.
+const VERBATIM: &[&str] = &["password", "query"];
+
+/// Cuts `value ; comment` / `value # comment` where the marker follows white space, on each
+/// line of a multi-line value.
+fn strip_inline_comments(v: &str) -> String {
+    let lines: Vec<&str> = v.split('\n').map(strip_inline_comment).collect();
+    lines.join("\n").trim_end().to_string()
+}
+
 fn strip_inline_comment(v: &str) -> &str {
     let bytes = v.as_bytes();
     for i in 1..bytes.len() {
@@ -213,6 +227,48 @@ fn strip_inline_comment(v: &str) -> &str {
         }
     }
     v.trim_end()
+}
+
+/// The `DBSYNC_*` variables. Every other variable is left alone: it is none of dbsync's
+/// business and may hold bytes that are not UTF-8 (which `std::env::vars` panics on, with
+/// the value in the message).
+fn env_overrides(
+    vars: impl Iterator<Item = (OsString, OsString)>,
+) -> Result<HashMap<String, String>, ConfigError> {
+    let mut env = HashMap::new();
+    for (name, value) in vars {
+        if !name.as_encoded_bytes().starts_with(b"DBSYNC_") {
+            continue;
+        }
+        let name = name
+            .into_string()
+            .map_err(|n| ConfigError::NotUtf8Env(n.to_string_lossy().into_owned()))?;
+        let value = value
+            .into_string()
+            .map_err(|_| ConfigError::NotUtf8Env(name.clone()))?;
+        env.insert(name, value);
+    }
+    Ok(env)
+}
+
+/// A password in a file others can read is a password others know.
+fn warn_if_others_can_read(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o044 != 0 {
+            log::warn!(
+                "config file {} holds a password and other users can read it (mode {mode:o}): \
+                 run `chmod 600 {}`, or move the password to DBSYNC_<SECTION>_PASSWORD",
+                path.display(),
+                path.display()
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -244,6 +300,50 @@ mod tests {
         let c = raw("[external_db]\nquery = SELECT *\n    FROM t\n    WHERE a = 1\n");
         let q = c.get("external_db", "query").unwrap();
         assert!(q.contains("FROM t") && q.contains("WHERE a = 1"), "{q}");
+    }
+
+    #[test]
+    fn query_is_verbatim_other_keys_lose_inline_comments() {
+        let c = raw("[external_db]\nhost = h ; the replica\nquery = SELECT * FROM t\n    # only lot 4\n    WHERE lot = 'lot #4' ; -- x\n");
+        assert_eq!(
+            c.get("external_db", "query").unwrap(),
+            "SELECT * FROM t\nWHERE lot = 'lot #4' ; -- x"
+        );
+        assert_eq!(c.get("external_db", "host").unwrap(), "h");
+        let c = raw("[general]\nstrategy = merge ; one\n    more ; two\n");
+        assert_eq!(c.get("general", "strategy").unwrap(), "merge\nmore");
+    }
+
+    #[test]
+    fn default_section_is_inherited() {
+        let c =
+            raw("[DEFAULT]\nport = 3307\n[external_db]\nhost = h\n[azure_mysql_db]\nport = 1\n");
+        assert_eq!(c.port("external_db").unwrap(), 3307);
+        assert_eq!(c.port("azure_mysql_db").unwrap(), 1);
+    }
+
+    #[test]
+    fn environment_is_read_without_assuming_utf8() {
+        use std::os::unix::ffi::OsStringExt;
+        let bytes = |b: &[u8]| OsString::from_vec(b.to_vec());
+        let vars = vec![
+            (bytes(b"OTHER"), bytes(b"s\xffcret")),
+            (bytes(b"\xffNAME"), bytes(b"x")),
+            (bytes(b"DBSYNC_EXTERNAL_DB_HOST"), bytes(b"h")),
+        ];
+        let env = env_overrides(vars.into_iter()).unwrap();
+        assert_eq!(env.len(), 1);
+        assert_eq!(env["DBSYNC_EXTERNAL_DB_HOST"], "h");
+        let vars = vec![(
+            bytes(b"DBSYNC_AZURE_MYSQL_DB_PASSWORD"),
+            bytes(b"hunter\xff2"),
+        )];
+        let e = env_overrides(vars.into_iter()).unwrap_err().to_string();
+        assert!(
+            e.contains("DBSYNC_AZURE_MYSQL_DB_PASSWORD") && e.contains("not valid UTF-8"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter"), "{e}");
     }
 
     #[test]

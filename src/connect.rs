@@ -2,6 +2,10 @@
 //! mysql crate and connectorx, and the one rule that tells "unreachable" (fallback may
 //! serve) from every other connection failure (it must not).
 
+mod classify;
+
+pub use classify::classify;
+
 use crate::config::Secret;
 use mysql::{Conn, OptsBuilder, SslOpts};
 use std::path::PathBuf;
@@ -187,9 +191,15 @@ impl Endpoint {
             Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
                 if mode == TlsMode::Preferred =>
             {
-                Conn::new(opts(TlsMode::Disabled)?)
-                    .map(|c| (c, TlsMode::Disabled))
-                    .map_err(|e| classify(self, e))
+                let conn = Conn::new(opts(TlsMode::Disabled)?).map_err(|e| classify(self, e))?;
+                log::warn!(
+                    "[{}] ssl_mode = preferred: {} does not offer TLS, so queries and rows cross the \
+                     network unencrypted; set ssl_mode = disabled if that network is trusted, or \
+                     enable TLS on the server and set ssl_mode = verify_identity",
+                    self.section,
+                    self.host
+                );
+                Ok((conn, TlsMode::Disabled))
             }
             Err(e) => Err(classify(self, e)),
         }
@@ -253,6 +263,20 @@ pub enum ConnectError {
         where_: String,
         cause: String,
     },
+    #[error("{where_} wants a login dbsync cannot perform ([{section}] user): {cause}")]
+    AuthUnsupported {
+        section: &'static str,
+        where_: String,
+        cause: String,
+    },
+    #[error(
+        "{where_} answered, but not as a MySQL server does ([{section}] host / port): {cause}"
+    )]
+    Protocol {
+        section: &'static str,
+        where_: String,
+        cause: String,
+    },
     #[error("{where_} refused the connection: {cause}{hint}")]
     Server {
         where_: String,
@@ -264,73 +288,6 @@ pub enum ConnectError {
 impl ConnectError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, ConnectError::Unreachable { .. })
-    }
-}
-
-/// Sorts a connect-time failure. Refused, timed out and unresolvable hosts are unreachable;
-/// a TLS failure or a server's "no" is not, so a wrong CA never silently falls back.
-pub fn classify(ep: &Endpoint, e: mysql::Error) -> ConnectError {
-    let where_ = ep.describe();
-    let section = ep.section;
-    match e {
-        mysql::Error::IoError(io) => {
-            let cause = io.to_string();
-            if looks_like_tls(&cause) {
-                ep.tls_error(cause)
-            } else {
-                ConnectError::Unreachable {
-                    section,
-                    where_,
-                    cause,
-                }
-            }
-        }
-        mysql::Error::DriverError(
-            d @ (mysql::DriverError::ConnectTimeout | mysql::DriverError::CouldNotConnect(_)),
-        ) => ConnectError::Unreachable {
-            section,
-            where_,
-            cause: d.to_string(),
-        },
-        mysql::Error::DriverError(mysql::DriverError::TlsNotSupported) => ep.tls_error(
-            "the server does not support TLS; set ssl_mode = disabled only if the network is trusted".into(),
-        ),
-        mysql::Error::TlsError(t) => ep.tls_error(tls_hint(ep, &t.to_string())),
-        mysql::Error::MySqlError(m) if m.code == 1045 || m.code == 1044 || m.code == 1698 => {
-            let mut cause = m.to_string();
-            if ep.tls.mode == TlsMode::Disabled {
-                cause.push_str(&format!(
-                    " (with [{section}] ssl_mode = disabled: a server that requires secure transport, as Azure does, \
-                     refuses every plaintext login like this; set ssl_mode = verify_identity with ssl_ca)"
-                ));
-            }
-            ConnectError::Auth {
-                section,
-                where_,
-                cause,
-            }
-        }
-        mysql::Error::MySqlError(m) => {
-            let hint = if m.code == 3159 || m.message.contains("secure transport") {
-                format!(
-                    " (the server accepts only TLS connections: set [{section}] ssl_mode = verify_identity with ssl_ca, or at least required)"
-                )
-            } else if m.code == 1049 {
-                format!(" (check [{section}] database)")
-            } else {
-                String::new()
-            };
-            ConnectError::Server {
-                where_,
-                cause: m.to_string(),
-                hint,
-            }
-        }
-        other => ConnectError::Unreachable {
-            section,
-            where_,
-            cause: other.to_string(),
-        },
     }
 }
 
@@ -352,25 +309,6 @@ fn pkcs12(cert: &std::path::Path, key: &std::path::Path) -> Result<Vec<u8>, Stri
         .build2("")
         .and_then(|p| p.to_der())
         .map_err(|e| format!("cannot combine ssl_cert and ssl_key: {e}"))
-}
-
-fn looks_like_tls(msg: &str) -> bool {
-    let m = msg.to_ascii_lowercase();
-    m.contains("certificate") || m.contains("ssl") || m.contains("tls") || m.contains("handshake")
-}
-
-fn tls_hint(ep: &Endpoint, cause: &str) -> String {
-    let m = cause.to_ascii_lowercase();
-    if m.contains("hostname mismatch") || m.contains("host name") || m.contains("subject") {
-        format!(
-            "{cause} (the certificate is not for host `{}`: connect by the name in the certificate, or use ssl_mode = verify_ca)",
-            ep.host
-        )
-    } else if m.contains("verify") || m.contains("certificate") {
-        format!("{cause} (the server's certificate does not chain to ssl_ca: point ssl_ca at the CA that signed it)")
-    } else {
-        cause.to_string()
-    }
 }
 
 #[cfg(test)]

@@ -248,3 +248,27 @@ pub fn azure_config(
 pub fn verified(ca: &str) -> String {
     format!("ssl_mode = verify_identity\nssl_ca = {}", cert(ca))
 }
+
+/// Runs `cmd` to its end, killing it (and failing the test) if it takes longer than
+/// `limit`: for runs that must not hang whatever the network does.
+pub fn run_within(cmd: &mut Command, limit: std::time::Duration) -> Run {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Run(child.wait_with_output().unwrap())
+}
