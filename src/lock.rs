@@ -92,7 +92,7 @@ fn lock_file(t: &SqliteTable, wait: Duration) -> Result<TargetLock, LockError> {
     let target = format!("SQLite {}", t.path.display());
     let failed = |message: String| LockError::Failed {
         target: target.clone(),
-        message,
+        message: format!("{message} (check that [local_db] db_path is in a writable directory)"),
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
