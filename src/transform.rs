@@ -4,7 +4,8 @@
 //! Values that Arrow (or connectorx) cannot carry exactly travel as MySQL's own text
 //! rendering. DECIMAL and JSON already come as text in the binary protocol and are taken
 //! as that text (connectorx would squeeze DECIMAL into Decimal128(38,10) and re-serialise
-//! JSON with sorted keys). The temporal types are selected as numbers (`col + 0`) and
+//! JSON with sorted keys). The temporal types are selected as numbers (`col + 0`, and
+//! TIMESTAMP as its instant, `UNIX_TIMESTAMP(col)`, whatever the session's zone) and
 //! written back as MySQL's text (`temporal`): read natively, zero dates and TIME beyond
 //! 24 h make connectorx panic.
 
