@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod connect;
+pub mod fence;
 pub mod freshness;
 pub mod interrupt;
 pub mod lock;

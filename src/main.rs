@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         let mut s = dbsync::report::Summary::new("", "");
         s.error = Some(format!(
             "internal error (please report it): {}",
-            dbsync::source::mysql::panic_message(p.as_ref())
+            dbsync::fence::panic_message(p.as_ref())
         ));
         s
     });

@@ -169,7 +169,7 @@ fn stream(
         return Err(i.into());
     }
     let read = reader.join().unwrap_or_else(|panic| {
-        let message = crate::source::mysql::panic_message(panic.as_ref());
+        let message = crate::fence::panic_message(panic.as_ref());
         Err(SourceError::Read {
             rows: 0,
             batch: 0,

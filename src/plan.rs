@@ -3,7 +3,6 @@
 
 use crate::config::{ConfigError, RawConfig, Secret, AZURE_DB, EXTERNAL_DB, GENERAL, LOCAL_DB};
 use crate::connect::{Endpoint, Tls, TlsMode};
-use crate::source::mysql::Partitioning;
 use crate::transform::ZeroDates;
 use std::fmt;
 use std::path::PathBuf;
@@ -79,6 +78,14 @@ impl Target {
 pub struct Guards {
     pub allow_empty: bool,
     pub max_shrink_percent: Option<f64>,
+}
+
+/// Read the query as ranges of an integer column on several connections
+/// (`[external_db] partition_column`, `partitions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partitioning {
+    pub column: String,
+    pub partitions: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -227,7 +227,7 @@ impl MySqlSink {
         self.tx = None;
         for h in self.writers.drain(..) {
             if let Err(p) = h.join() {
-                let message = crate::source::mysql::panic_message(p.as_ref());
+                let message = crate::fence::panic_message(p.as_ref());
                 self.failure
                     .lock()
                     .expect("failure lock")

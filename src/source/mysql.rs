@@ -6,10 +6,10 @@ mod exact;
 pub mod partition;
 pub mod query;
 
-pub use partition::Partitioning;
-
 use super::{Emit, Source, SourceError};
 use crate::connect::{Endpoint, TlsMode};
+use crate::fence::guarded;
+use crate::plan::Partitioning;
 use crate::transform::{self, quote_mysql, SourceColumn, SqlType};
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
@@ -20,7 +20,6 @@ use mysql::consts::{ColumnFlags, ColumnType};
 use mysql::prelude::Queryable;
 use mysql::{Column, Conn};
 use std::collections::HashSet;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -386,19 +385,6 @@ fn read_error(rows: u64, batch: u64, message: String) -> SourceError {
         batch,
         message,
     }
-}
-
-/// Runs `f`, turning a panic into its message.
-pub fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| panic_message(payload.as_ref()))
-}
-
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "failed without a message".to_string())
 }
 
 #[cfg(test)]

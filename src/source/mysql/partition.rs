@@ -4,15 +4,10 @@
 
 use super::query::{self, Dialect};
 use super::SourceError;
+use crate::plan::Partitioning;
 use crate::transform::{quote_mysql, SourceColumn, SqlType};
 use mysql::prelude::Queryable;
 use mysql::Conn;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Partitioning {
-    pub column: String,
-    pub partitions: usize,
-}
 
 /// The read queries: `read_query` (the user's `query` as read) split into ranges of the
 /// partition column, or as it is.
