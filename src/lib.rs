@@ -219,7 +219,9 @@ fn execute(
     }
     let mut sink: Box<dyn Sink> = match &plan.target {
         Target::Sqlite(t) => Box::new(
-            sink::sqlite::SqliteSink::new(&t.path, &t.table).recording(source.describe(), read_at),
+            sink::sqlite::SqliteSink::new(&t.path, &t.table)
+                .with_wal(t.wal)
+                .recording(source.describe(), read_at),
         ),
         Target::MySql(t) => match used {
             SourceUsed::Fallback => Box::new(sink::mysql::MySqlSink::new(t).keeping_definitions()),

@@ -34,6 +34,8 @@ impl TargetKind {
 pub struct SqliteTable {
     pub path: PathBuf,
     pub table: String,
+    /// journal_mode WAL (the default) rather than DELETE (`[local_db] journal_mode`).
+    pub wal: bool,
 }
 
 impl fmt::Display for SqliteTable {
@@ -121,7 +123,7 @@ impl Plan {
             TargetKind::Azure => Target::MySql(MySqlTarget {
                 endpoint: endpoint(raw, AZURE_DB, TlsMode::Required)?,
                 table: raw.require(AZURE_DB, "table_name")?.trim().to_string(),
-                writers: raw.positive(AZURE_DB, "writers", 2)?,
+                writers: bounded(raw, AZURE_DB, "writers", 2)?,
             }),
         };
         Ok(Plan {
@@ -224,7 +226,7 @@ fn target_kind(raw: &RawConfig, cli: Option<&str>) -> Result<TargetKind, ConfigE
 }
 
 fn partitioning(raw: &RawConfig) -> Result<Option<Partitioning>, ConfigError> {
-    let partitions = raw.positive(EXTERNAL_DB, "partitions", 1)?;
+    let partitions = bounded(raw, EXTERNAL_DB, "partitions", 1)?;
     let column = raw
         .get(EXTERNAL_DB, "partition_column")
         .map(|c| c.trim().to_string())
@@ -240,11 +242,42 @@ fn partitioning(raw: &RawConfig) -> Result<Option<Partitioning>, ConfigError> {
     }
 }
 
+/// Most connections `writers` or `partitions` may open: each is a server session, and
+/// beyond a few they only compete for the same server's CPU (see README, Benchmarks).
+const MAX_CONNECTIONS: usize = 16;
+
+fn bounded(
+    raw: &RawConfig,
+    section: &str,
+    key: &str,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    let n = raw.positive(section, key, default)?;
+    if n > MAX_CONNECTIONS {
+        return Err(ConfigError::Invalid {
+            section: section.into(),
+            key: key.into(),
+            value: n.to_string(),
+            expected: format!("a whole number from 1 to {MAX_CONNECTIONS}"),
+        });
+    }
+    Ok(n)
+}
+
 fn sqlite_table(raw: &RawConfig) -> Result<SqliteTable, ConfigError> {
     let path = raw.require(LOCAL_DB, "db_path")?;
     Ok(SqliteTable {
         path: PathBuf::from(path.trim()),
         table: raw.require(LOCAL_DB, "table_name")?.trim().to_string(),
+        wal: raw
+            .parsed(LOCAL_DB, "journal_mode", "wal or delete", |s| {
+                match s.to_ascii_lowercase().as_str() {
+                    "wal" => Some(true),
+                    "delete" => Some(false),
+                    _ => None,
+                }
+            })?
+            .unwrap_or(true),
     })
 }
 
@@ -380,6 +413,17 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("max_shrink_percent"), "{e}");
+    }
+
+    #[test]
+    fn connections_are_bounded() {
+        let text = BASE.replace(
+            "query = SELECT 1",
+            "query = SELECT 1\npartitions = 17\npartition_column = id",
+        );
+        let e = plan(&text, None).unwrap_err().to_string();
+        assert!(e.contains("partitions") && e.contains("1 to 16"), "{e}");
+        assert!(plan(&text.replace("= 17", "= 16"), None).is_ok());
     }
 
     #[test]

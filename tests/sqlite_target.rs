@@ -430,10 +430,10 @@ fn sigkill_mid_load_leaves_the_old_table_intact() {
     .unwrap();
 
     let mut child = job.cmd(&["-q"]).spawn().unwrap();
-    // The rollback journal appears once rows are being written into the new table.
-    let journal = job.path("data/out.db-journal");
+    // The write-ahead log grows once rows are being written into the new table.
+    let wal = job.path("data/out.db-wal");
     let t0 = std::time::Instant::now();
-    while !journal.exists() {
+    while std::fs::metadata(&wal).map_or(0, |m| m.len()) < 1 << 20 {
         assert!(t0.elapsed().as_secs() < 60, "the load never started");
         assert!(
             child.try_wait().unwrap().is_none(),

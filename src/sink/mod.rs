@@ -34,6 +34,8 @@ pub enum SinkError {
         column: String,
         message: String,
     },
+    #[error("{target}: {why}; nothing was changed")]
+    Refused { target: String, why: String },
     #[error("the staged table has {staged} rows but {read} were read; the old table is kept")]
     Count { staged: u64, read: u64 },
 }

@@ -8,6 +8,7 @@
 
 mod ddl;
 pub mod encode;
+mod obstacles;
 
 use super::{Sink, SinkError};
 use crate::connect::{ConnectError, Endpoint, TlsMode};
@@ -337,13 +338,28 @@ impl Sink for MySqlSink {
             .min(self.max_packet.saturating_sub(1024))
             .max(1024);
 
+        let (db_name, table) = (self.ep().database.clone(), self.target.table.clone());
+        let obstacle = obstacles::find(self.control(), &db_name, &table)
+            .map_err(|e| self.err("looking up the target table", e))?;
+        if let Some(why) = obstacle {
+            return Err(SinkError::Refused {
+                target: self.describe(),
+                why,
+            });
+        }
         for leftover in [self.staging.clone(), self.old.clone()] {
             if self.table_exists(&leftover)? {
-                log::warn!("dropping `{leftover}`, left by an earlier run that did not finish");
-                self.exec(
-                    "dropping a leftover staging table",
-                    &format!("DROP TABLE {}", quote_mysql(&leftover)),
-                )?;
+                log::warn!("dropping `{leftover}`, left by an earlier run");
+                let sql = format!("DROP TABLE {}", quote_mysql(&leftover));
+                if let Err(e) = self.control().query_drop(&sql) {
+                    return Err(self.err(
+                        &format!(
+                            "dropping `{leftover}`, left by an earlier run (drop it by hand: {sql}; \
+                             the target itself is intact)"
+                        ),
+                        e,
+                    ));
+                }
             }
         }
         let columns = self.definitions(columns)?;
@@ -445,7 +461,17 @@ impl Sink for MySqlSink {
                 "swapping in the new table",
                 &format!("RENAME TABLE {table} TO {old}, {staging} TO {table}"),
             )?;
-            self.exec("dropping the old table", &format!("DROP TABLE {old}"))
+            // The new table is in place: a failing DROP of the old one is a leftover for
+            // the next run to clean, not a failed run.
+            if let Err(e) = self.control().query_drop(format!("DROP TABLE {old}")) {
+                log::warn!(
+                    "the target was replaced, but the old table `{}` could not be dropped and is \
+                     left behind; the next run drops it (or drop it by hand): {}",
+                    self.old,
+                    crate::report::redact(&e.to_string(), self.ep())
+                );
+            }
+            Ok(())
         } else {
             self.exec(
                 "renaming the new table",

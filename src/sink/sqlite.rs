@@ -50,6 +50,8 @@ pub struct SqliteSink {
     rows: u64,
     /// Where the rows come from and when they were read, for the load record.
     origin: Option<(String, SystemTime)>,
+    /// journal_mode WAL (default) or DELETE (`[local_db] journal_mode`).
+    wal: bool,
 }
 
 impl SqliteSink {
@@ -66,7 +68,14 @@ impl SqliteSink {
             batches: 0,
             rows: 0,
             origin: None,
+            wal: true,
         }
+    }
+
+    /// journal_mode WAL (true) or DELETE.
+    pub fn with_wal(mut self, wal: bool) -> Self {
+        self.wal = wal;
+        self
     }
 
     /// Records the load (`freshness`) with this origin when it commits.
@@ -301,6 +310,34 @@ impl Sink for SqliteSink {
             "PRAGMA page_size = 65536; PRAGMA cache_size = -16384; PRAGMA legacy_alter_table = ON;",
         )
         .map_err(|e| self.err("setting pragmas", e))?;
+        // WAL: readers keep reading the old table during the load and its commit, and a
+        // long reader cannot make the commit fail (see README, "SQLite target").
+        let wanted = if self.wal { "wal" } else { "delete" };
+        let mode: String = conn
+            .query_row(&format!("PRAGMA journal_mode = {wanted}"), [], |r| r.get(0))
+            .map_err(|e| self.err("setting journal_mode", e))?;
+        if !mode.eq_ignore_ascii_case(wanted) {
+            log::warn!(
+                "{}: journal_mode is {mode}, not {wanted} (the file system may not allow it)",
+                self.path.display()
+            );
+        }
+        let is_view: bool = conn
+            .query_row(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'view' AND name = ?1",
+                [&self.table],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err("looking up the table", e))?;
+        if is_view {
+            return Err(SinkError::Refused {
+                target: self.describe(),
+                why: format!(
+                    "`{}` is a view: dbsync replaces tables (point [local_db] table_name at a table)",
+                    self.table
+                ),
+            });
+        }
         self.conn = Some(conn);
         self.ncols = columns.len();
         self.rows_per_insert = (MAX_PARAMS / self.ncols.max(1)).clamp(1, MAX_ROWS_PER_INSERT);
@@ -416,7 +453,20 @@ impl Sink for SqliteSink {
         }
         self.conn()
             .execute_batch("COMMIT")
-            .map_err(|e| self.err("committing", e))
+            .map_err(|e| self.err("committing", e))?;
+        if self.wal {
+            // Moves the load from the WAL into the file and empties the WAL, so it does not
+            // keep the table's size on disk twice. Without waiting: a reader still on the old
+            // rows only makes this do less (the last connection to close finishes it).
+            let _ = self.conn().busy_timeout(Duration::ZERO);
+            if let Err(e) = self
+                .conn()
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            {
+                log::debug!("checkpoint after the load: {e}");
+            }
+        }
+        Ok(())
     }
 
     fn abort(&mut self) {

@@ -34,6 +34,9 @@ fn fallback_error(t: &SqliteTable, message: impl ToString) -> SourceError {
     }
 }
 
+/// Opens the file for reading. Read-write (never creating) when the file allows it: a
+/// load killed mid-way leaves a hot journal (or an unfinished WAL) that only a connection
+/// that may write can roll back, as SQLite does on the next open; nothing here writes.
 fn open_read_only(t: &SqliteTable) -> Result<Connection, SourceError> {
     let err = |message: String| fallback_error(t, message);
     if !t.path.exists() {
@@ -41,7 +44,11 @@ fn open_read_only(t: &SqliteTable) -> Result<Connection, SourceError> {
             "the file does not exist (check [local_db] db_path)".into()
         ));
     }
-    let conn = Connection::open_with_flags(&t.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    let conn = Connection::open_with_flags(&t.path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .or_else(|_| Connection::open_with_flags(&t.path, OpenFlags::SQLITE_OPEN_READ_ONLY))
+        .map_err(|e| err(e.to_string()))?;
+    // A load into the same file may hold a lock for a moment (its commit).
+    conn.busy_timeout(std::time::Duration::from_secs(30))
         .map_err(|e| err(e.to_string()))?;
     let exists: bool = conn
         .query_row(
