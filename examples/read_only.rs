@@ -20,8 +20,12 @@ fn main() {
         &plan.query,
         plan.batch_rows,
         plan.partitioning.as_ref(),
+        plan.statement_timeout,
     )
     .expect("source");
-    let rows = Box::new(source).read(&mut |_batch| true).expect("read");
+    let abandon = dbsync::connect::Abandon::default();
+    let rows = Box::new(source)
+        .read(&mut |_batch| true, &abandon)
+        .expect("read");
     eprintln!("read {rows} rows in {:.2} s", t0.elapsed().as_secs_f64());
 }

@@ -1,13 +1,15 @@
-//! MySQL endpoints: the TLS modes of MySQL's `--ssl-mode`, connection options for the
-//! mysql crate and connectorx, and the one rule that tells "unreachable" (fallback may
+//! MySQL endpoints: the TLS modes of MySQL's `--ssl-mode`, connection options (TLS,
+//! timeouts, keepalive) for every connection a run makes, and the one rule that tells "unreachable" (fallback may
 //! serve) from every other connection failure (it must not).
 
 mod classify;
+pub mod session;
 
 pub use classify::classify;
+pub use session::{Abandon, Session};
 
 use crate::config::Secret;
-use mysql::{Conn, OptsBuilder, SslOpts};
+use mysql::{OptsBuilder, SslOpts};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -69,6 +71,9 @@ pub struct Endpoint {
     pub database: String,
     pub tls: Tls,
     pub connect_timeout: Duration,
+    /// Silence allowed while the server should be talking (`read_timeout`): every read and
+    /// write on every connection, except statements run `Session::with_timeout`.
+    pub read_timeout: Duration,
     /// Pin the session to UTC, so TIMESTAMP text written means the same instant: true for
     /// a target. A source keeps the zone the server gives every client, so the user's
     /// `NOW()`, `CURDATE()` or `DATE(ts)` mean what they mean in the mysql client.
@@ -102,8 +107,10 @@ impl Endpoint {
     fn client_identity(&self) -> Result<Option<mysql::ClientIdentity>, ConnectError> {
         use std::collections::HashMap;
         use std::sync::{Mutex, OnceLock};
-        static MADE: OnceLock<Mutex<HashMap<(PathBuf, PathBuf), tempfile::TempPath>>> =
-            OnceLock::new();
+        // The PKCS#12 (which holds the private key) lives in a file with no name: it is
+        // unlinked as it is created, and native-tls reads it through /proc/self/fd, so it
+        // cannot outlive the process, even one killed by SIGKILL.
+        static MADE: OnceLock<Mutex<HashMap<(PathBuf, PathBuf), std::fs::File>>> = OnceLock::new();
         let (cert, key) = match (&self.tls.cert, &self.tls.key) {
             (None, None) => return Ok(None),
             (Some(c), Some(k)) => (c.clone(), k.clone()),
@@ -116,20 +123,22 @@ impl Endpoint {
         let mut made = MADE
             .get_or_init(Default::default)
             .lock()
-            .expect("identity lock");
-        let path = match made.entry((cert, key)) {
-            std::collections::hash_map::Entry::Occupied(e) => e.get().to_path_buf(),
+            .unwrap_or_else(|p| p.into_inner());
+        let file = match made.entry((cert, key)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 let (cert, key) = e.key();
                 let p12 = pkcs12(cert, key).map_err(|m| self.tls_error(m))?;
-                let mut file =
-                    tempfile::NamedTempFile::new().map_err(|m| self.tls_error(m.to_string()))?;
+                let mut file = tempfile::tempfile().map_err(|m| self.tls_error(m.to_string()))?;
                 std::io::Write::write_all(&mut file, &p12)
                     .map_err(|m| self.tls_error(m.to_string()))?;
-                e.insert(file.into_temp_path()).to_path_buf()
+                e.insert(file)
             }
         };
-        Ok(Some(mysql::ClientIdentity::new(path).with_password("")))
+        let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(file));
+        Ok(Some(
+            mysql::ClientIdentity::new(PathBuf::from(path)).with_password(""),
+        ))
     }
 
     fn tls_error(&self, cause: String) -> ConnectError {
@@ -159,39 +168,48 @@ impl Endpoint {
             })
             .prefer_socket(false)
             .tcp_connect_timeout(Some(self.connect_timeout))
+            .read_timeout(Some(self.read_timeout))
+            .write_timeout(Some(self.read_timeout))
+            // Keepalive notices a peer that vanished (its kernel no longer answers); a
+            // silent peer whose kernel still ACKs is what read_timeout is for.
+            .tcp_keepalive_time_ms(Some(60_000))
+            .tcp_keepalive_probe_interval_secs(Some(10))
+            .tcp_keepalive_probe_count(Some(6))
             .ssl_opts(self.ssl_opts(mode)?)
             .init(init))
     }
 
     /// Connects, resolving `Preferred` into the mode that worked, which is returned so later
-    /// connections (connectorx's, the writers') use the same.
+    /// connections (the reader's, the writers') use the same.
     ///
-    /// `read_timeout` bounds every wait for the server on this connection, the handshake
-    /// included: a server that accepts TCP but never answers is then "unreachable" instead
-    /// of a run that hangs. Leave it `None` where a statement may rightly take long.
+    /// `read_timeout` overrides the endpoint's for this connection, the handshake
+    /// included: the probe uses a short one, so a server that accepts TCP but never
+    /// answers is "unreachable" instead of a run that hangs.
     pub fn connect(
         &self,
         with_db: bool,
         read_timeout: Option<Duration>,
-    ) -> Result<(Conn, TlsMode), ConnectError> {
+    ) -> Result<(Session, TlsMode), ConnectError> {
         let mode = self.tls.mode;
         let first = if mode == TlsMode::Preferred {
             TlsMode::Required
         } else {
             mode
         };
-        let opts = |m| -> Result<OptsBuilder, ConnectError> {
-            Ok(self
+        let timeout = read_timeout.unwrap_or(self.read_timeout);
+        let open = |m| -> Result<Result<Session, mysql::Error>, ConnectError> {
+            let opts = self
                 .opts(m, with_db)?
-                .read_timeout(read_timeout)
-                .write_timeout(read_timeout))
+                .read_timeout(Some(timeout))
+                .write_timeout(Some(timeout));
+            Ok(Session::open(opts, Some(timeout)))
         };
-        match Conn::new(opts(first)?) {
+        match open(first)? {
             Ok(c) => Ok((c, first)),
             Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
                 if mode == TlsMode::Preferred =>
             {
-                let conn = Conn::new(opts(TlsMode::Disabled)?).map_err(|e| classify(self, e))?;
+                let conn = open(TlsMode::Disabled)?.map_err(|e| classify(self, e))?;
                 log::warn!(
                     "[{}] ssl_mode = preferred: {} does not offer TLS, so queries and rows cross the \
                      network unencrypted; set ssl_mode = disabled if that network is trusted, or \
@@ -205,37 +223,11 @@ impl Endpoint {
         }
     }
 
-    /// `mysql://` URL for connectorx, with user, password and database percent-encoded.
-    pub fn connectorx_url(&self, mode: TlsMode) -> String {
-        let mut url = url::Url::parse("mysql://placeholder/").expect("static URL");
-        let host = if self.host.contains(':') && !self.host.starts_with('[') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        let _ = url.set_host(Some(&host));
-        let _ = url.set_port(Some(self.port));
-        let _ = url.set_username(&self.user);
-        let _ = url.set_password(Some(self.password.expose()));
-        url.path_segments_mut()
-            .expect("mysql URL has a path")
-            .clear()
-            .push(&self.database);
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("prefer_socket", "false");
-            q.append_pair(
-                "tcp_connect_timeout_ms",
-                &self.connect_timeout.as_millis().to_string(),
-            );
-            if mode != TlsMode::Disabled {
-                q.append_pair("ssl-mode", mode.as_str());
-                if let Some(ca) = &self.tls.ca {
-                    q.append_pair("ssl-ca", &ca.to_string_lossy());
-                }
-            }
-        }
-        url.to_string()
+    /// A further connection in a mode `connect` already settled, with the endpoint's
+    /// read timeout.
+    pub fn session(&self, mode: TlsMode, with_db: bool) -> Result<Session, ConnectError> {
+        Session::open(self.opts(mode, with_db)?, Some(self.read_timeout))
+            .map_err(|e| classify(self, e))
     }
 }
 
@@ -333,7 +325,7 @@ mod tests {
     }
 
     #[test]
-    fn url_encodes_password_and_debug_hides_it() {
+    fn options_carry_the_password_and_debug_hides_it() {
         let ep = Endpoint {
             section: "external_db",
             host: "db.example.com".into(),
@@ -348,14 +340,15 @@ mod tests {
                 key: None,
             },
             connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(7),
             utc_session: false,
         };
-        let url = ep.connectorx_url(TlsMode::Disabled);
-        let opts = mysql::Opts::from_url(&url).unwrap();
+        let opts = mysql::Opts::from(ep.opts(TlsMode::Disabled, true).unwrap());
         assert_eq!(opts.get_pass(), Some("p;a#s=\"w\\'d/?"));
         assert_eq!(opts.get_user(), Some("re@der"));
         assert_eq!(opts.get_db_name(), Some("veh icles"));
         assert_eq!(opts.get_tcp_port(), 3307);
+        assert_eq!(opts.get_read_timeout(), Some(&Duration::from_secs(7)));
         assert!(!format!("{ep:?}").contains("p;a#s"));
     }
 }

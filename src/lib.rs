@@ -12,6 +12,7 @@ pub mod lock;
 pub mod pipeline;
 pub mod plan;
 pub mod report;
+pub mod retry;
 pub mod sink;
 pub mod source;
 pub mod transform;
@@ -41,6 +42,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// Worth the whole copy again (see `retry`). An unreachable primary counts (a failover
+    /// may be under way) when no fallback took its place.
+    fn is_transient(&self) -> bool {
+        match self {
+            Error::Config(_) | Error::Interrupted(_) | Error::Lock(LockError::Held { .. }) => false,
+            Error::Copy(CopyError::Interrupted(_)) => false,
+            Error::Copy(CopyError::Empty { .. } | CopyError::Shrunk { .. }) => false,
+            Error::Source(SourceError::Connect(c)) => c.is_unreachable(),
+            other => retry::is_transient_text(&error_chain(other)),
+        }
+    }
+
     fn exit(&self) -> Exit {
         match self {
             Error::Config(_) => Exit::Usage,
@@ -64,7 +77,7 @@ pub fn run(cli: &cli::Cli, progress: bool) -> Summary {
     };
     let result = plan
         .map_err(Error::from)
-        .and_then(|plan| execute(&plan, cli.dry_run, progress, &mut summary));
+        .and_then(|plan| execute_with_retries(&plan, cli.dry_run, progress, &mut summary));
     summary.seconds = start.elapsed().as_secs_f64();
     match result {
         Ok(exit) => summary.exit = exit,
@@ -74,6 +87,45 @@ pub fn run(cli: &cli::Cli, progress: bool) -> Summary {
         }
     }
     summary
+}
+
+/// Runs the copy, and again, up to `[general] retries` times, after a transient failure:
+/// each attempt is a whole, atomic copy, so nothing is half-done in between.
+fn execute_with_retries(
+    plan: &Plan,
+    dry_run: bool,
+    progress: bool,
+    summary: &mut Summary,
+) -> Result<Exit, Error> {
+    let mut attempt = 1;
+    loop {
+        summary.attempts = attempt;
+        let result = execute(plan, dry_run, progress, summary);
+        let err = match result {
+            Err(e) if attempt <= plan.retries && !dry_run && e.is_transient() => e,
+            other => return other,
+        };
+        let text = error_chain(&err);
+        let wait = retry::backoff(attempt + 1);
+        log::warn!(
+            "attempt {attempt} failed ({text}); trying again in {} s ({} of [general] retries = {} left)",
+            wait.as_secs(),
+            plan.retries + 1 - attempt,
+            plan.retries
+        );
+        summary.retried.push(text);
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            interrupt::check()?;
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        *summary = Summary {
+            attempts: attempt,
+            retried: std::mem::take(&mut summary.retried),
+            ..Summary::new(&summary.target, &summary.table)
+        };
+        attempt += 1;
+    }
 }
 
 /// The error and its causes, each once, as one line.
@@ -105,6 +157,7 @@ fn open_source(plan: &Plan, dry_run: bool, summary: &mut Summary) -> Result<Open
         &plan.query,
         plan.batch_rows,
         plan.partitioning.as_ref(),
+        plan.statement_timeout,
     );
     match (primary, &plan.fallback) {
         (Ok(s), _) => Ok(Opened::Source(Box::new(s), SourceUsed::Primary)),

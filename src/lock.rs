@@ -10,7 +10,7 @@
 //! MySQL: a named lock (`GET_LOCK`) held by a connection of its own for the whole run. It
 //! dies with that connection, so it is checked again right before the swap.
 
-use crate::connect::Endpoint;
+use crate::connect::{Endpoint, Session};
 use crate::plan::{SqliteTable, Target};
 use mysql::prelude::Queryable;
 use mysql::Conn;
@@ -42,7 +42,7 @@ pub enum TargetLock {
         _file: File,
     },
     MySql {
-        conn: Conn,
+        conn: Session,
         name: String,
         target: String,
     },

@@ -1,6 +1,7 @@
 //! Moving batches from a source to a sink: a reader thread, a bounded channel (the
 //! backpressure that keeps memory flat), and the writer on the calling thread.
 
+use crate::connect::Abandon;
 use crate::plan::Guards;
 use crate::sink::{Sink, SinkError};
 use crate::source::{Source, SourceError};
@@ -130,9 +131,11 @@ fn stream(
     opts: CopyOptions,
 ) -> Result<CopyStats, CopyError> {
     let (tx, rx) = sync_channel::<RecordBatch>(CHANNEL_BATCHES);
+    let abandon = Abandon::default();
+    let reader_abandon = abandon.clone();
     let reader = std::thread::Builder::new()
         .name("dbsync-reader".into())
-        .spawn(move || read_and_transform(source, &tx, opts.zero_dates))
+        .spawn(move || read_and_transform(source, &tx, opts.zero_dates, &reader_abandon))
         .expect("spawning the reader thread");
     let mut meter = Progress::new(opts.progress);
     let mut written = Ok(());
@@ -160,7 +163,11 @@ fn stream(
         "the writer waited {:.2} s for the reader",
         waited.as_secs_f64()
     );
-    // Dropping the receiver makes the reader's next send fail, so it stops early.
+    // After a failure the source's result is abandoned, not read to its end; dropping the
+    // receiver makes the reader's next send fail, so it stops early.
+    if written.is_err() {
+        abandon.abandon();
+    }
     drop(rx);
     meter.finish();
     if let Err(CopyError::Interrupted(i)) = written {
@@ -185,32 +192,36 @@ fn read_and_transform(
     source: Box<dyn Source>,
     tx: &std::sync::mpsc::SyncSender<RecordBatch>,
     zero_dates: ZeroDates,
+    abandon: &Abandon,
 ) -> Result<CopyStats, SourceError> {
     let columns = source.columns().to_vec();
     let mut stats = CopyStats::default();
     let mut refused = None;
     let mut batches = 0u64;
-    let rows = source.read(&mut |batch| {
-        batches += 1;
-        let offset = stats.rows;
-        stats.rows += batch.num_rows() as u64;
-        match transform::apply_zero_dates(batch, &columns, zero_dates) {
-            Ok((batch, zeros)) => {
-                stats.zero_dates += zeros;
-                tx.send(batch).is_ok()
+    let rows = source.read(
+        &mut |batch| {
+            batches += 1;
+            let offset = stats.rows;
+            stats.rows += batch.num_rows() as u64;
+            match transform::apply_zero_dates(batch, &columns, zero_dates) {
+                Ok((batch, zeros)) => {
+                    stats.zero_dates += zeros;
+                    tx.send(batch).is_ok()
+                }
+                Err(r) => {
+                    refused = Some(SourceError::Value {
+                        column: r.column,
+                        row: offset + r.row as u64 + 1,
+                        batch: batches,
+                        value: r.value,
+                        fix: "set [external_db] zero_dates = keep (copy as is) or null".into(),
+                    });
+                    false
+                }
             }
-            Err(r) => {
-                refused = Some(SourceError::Value {
-                    column: r.column,
-                    row: offset + r.row as u64 + 1,
-                    batch: batches,
-                    value: r.value,
-                    fix: "set [external_db] zero_dates = keep (copy as is) or null".into(),
-                });
-                false
-            }
-        }
-    })?;
+        },
+        abandon,
+    )?;
     if let Some(e) = refused {
         return Err(e);
     }

@@ -50,6 +50,8 @@ pub struct MySqlTarget {
     pub table: String,
     /// Connections inserting at once.
     pub writers: usize,
+    /// Bound for statements that compute before answering (the staging count).
+    pub statement_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -103,8 +105,13 @@ pub struct Plan {
     /// Refuse fallback rows older than this (`[general] fallback_max_age`).
     pub fallback_max_age: Option<Duration>,
     pub guards: Guards,
+    /// Whole-copy retries after a transient failure (`[general] retries`).
+    pub retries: u32,
     /// How long a run waits for another run on the same target (`[general] lock_wait`).
     pub lock_wait: Duration,
+    /// Bound for statements that rightly compute long before answering: the first row of
+    /// a sorted query, partition bounds, staging counts (`[general] statement_timeout`).
+    pub statement_timeout: Duration,
     pub target: Target,
 }
 
@@ -124,6 +131,7 @@ impl Plan {
                 endpoint: endpoint(raw, AZURE_DB, TlsMode::Required)?,
                 table: raw.require(AZURE_DB, "table_name")?.trim().to_string(),
                 writers: bounded(raw, AZURE_DB, "writers", 2)?,
+                statement_timeout: statement_timeout(raw)?,
             }),
         };
         Ok(Plan {
@@ -161,6 +169,12 @@ impl Plan {
                     },
                 )?,
             },
+            statement_timeout: statement_timeout(raw)?,
+            retries: raw
+                .parsed(GENERAL, "retries", "a whole number from 0 to 10", |s| {
+                    s.parse::<u32>().ok().filter(|n| *n <= 10)
+                })?
+                .unwrap_or(2),
             lock_wait: Duration::from_secs(
                 raw.parsed(
                     GENERAL,
@@ -240,6 +254,12 @@ fn partitioning(raw: &RawConfig) -> Result<Option<Partitioning>, ConfigError> {
         }),
         _ => Ok(None),
     }
+}
+
+fn statement_timeout(raw: &RawConfig) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_secs(
+        raw.positive(GENERAL, "statement_timeout", 3_600)? as u64,
+    ))
 }
 
 /// Most connections `writers` or `partitions` may open: each is a server session, and
@@ -322,6 +342,7 @@ fn endpoint(
             key: path("ssl_key"),
         },
         connect_timeout: Duration::from_secs(raw.positive(section, "connect_timeout", 10)? as u64),
+        read_timeout: Duration::from_secs(raw.positive(section, "read_timeout", 300)? as u64),
         utc_session: section == AZURE_DB,
     })
 }

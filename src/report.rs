@@ -69,6 +69,10 @@ pub struct Summary {
     pub fallback_loaded_at: Option<String>,
     pub fallback_age_seconds: Option<u64>,
     pub seconds: f64,
+    /// Attempts made (1 unless a transient failure was retried).
+    pub attempts: u32,
+    /// Why each earlier attempt failed.
+    pub retried: Vec<String>,
     pub exit: Exit,
     pub error: Option<String>,
 }
@@ -85,6 +89,8 @@ impl Summary {
             fallback_loaded_at: None,
             fallback_age_seconds: None,
             seconds: 0.0,
+            attempts: 1,
+            retried: Vec::new(),
             exit: Exit::Failed,
             error: None,
         }
@@ -110,6 +116,8 @@ impl Summary {
             "fallback_age_seconds": self.fallback_age_seconds,
             "seconds": (self.seconds * 1000.0).round() / 1000.0,
             "rows_per_second": self.rows_per_second().round(),
+            "attempts": self.attempts,
+            "retried": self.retried,
             "exit_code": self.exit as i32,
             "error": self.error,
         })

@@ -357,13 +357,44 @@ fn connection_cut_mid_load_keeps_the_old_table() {
     let job = Job::new(&cfg);
     job.run(&[]).expect(0);
     std::fs::write(job.path("config.ini"), cfg.replace(" WHERE id <= 500", "")).unwrap();
-    let child = job
-        .cmd(&[])
+    // Without retries the run fails and the old table stays.
+    let mut cmd = job.cmd(&[]);
+    cmd.env("DBSYNC_GENERAL_RETRIES", "0");
+    let out = cut_connections_mid_load(db, cmd);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        target_rows(db, "SELECT COUNT(*) FROM vehicles_stock"),
+        vec![vec![Some("500".into())]]
+    );
+    // With the default retries, the copy is tried again and succeeds; the summary says so.
+    let out = cut_connections_mid_load(db, job.cmd(&["--summary-json", "-"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("attempt 1 failed"), "{err}");
+    let summary: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(summary["attempts"], 2, "{summary}");
+    assert_eq!(summary["retried"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        target_rows(db, "SELECT COUNT(*) FROM vehicles_stock"),
+        vec![vec![Some("300000".into())]]
+    );
+}
+
+/// Runs `cmd`, and once its staging table exists, kills every connection of the dbsync
+/// user to `db` on the target once, as a network failure would.
+fn cut_connections_mid_load(db: &str, mut cmd: std::process::Command) -> std::process::Output {
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     wait_for("the staging table", || staging_exists(db, "vehicles_stock"));
-    // Cut every connection of the dbsync user on the target, as a network failure would.
     let mut root = tls_root(None);
     let mut killed = 0;
     let t0 = Instant::now();
@@ -377,22 +408,7 @@ fn connection_cut_mid_load_keeps_the_old_table() {
             }
         }
     }
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        target_rows(db, "SELECT COUNT(*) FROM vehicles_stock"),
-        vec![vec![Some("500".into())]]
-    );
-    job.run(&[]).expect(0);
-    assert_eq!(
-        target_rows(db, "SELECT COUNT(*) FROM vehicles_stock"),
-        vec![vec![Some("300000".into())]]
-    );
+    child.wait_with_output().unwrap()
 }
 
 #[test]

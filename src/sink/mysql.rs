@@ -11,13 +11,13 @@ pub mod encode;
 mod obstacles;
 
 use super::{Sink, SinkError};
-use crate::connect::{ConnectError, Endpoint, TlsMode};
+use crate::connect::{Endpoint, Session, TlsMode};
 use crate::plan::MySqlTarget;
 use crate::transform::{self, quote_mysql, ColumnView, SourceColumn};
 use arrow::record_batch::RecordBatch;
 use encode::{Chunk, Encoding};
 use mysql::prelude::Queryable;
-use mysql::{Conn, Params, Statement};
+use mysql::{Params, Statement};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -36,7 +36,7 @@ pub struct MySqlSink {
     target: MySqlTarget,
     staging: String,
     old: String,
-    control: Option<Conn>,
+    control: Option<Session>,
     mode: TlsMode,
     statement_limit: usize,
     max_packet: usize,
@@ -160,7 +160,7 @@ impl MySqlSink {
         }
     }
 
-    fn control(&mut self) -> &mut Conn {
+    fn control(&mut self) -> &mut Session {
         self.control.as_mut().expect("begin() connected")
     }
 
@@ -180,15 +180,11 @@ impl MySqlSink {
             .map_err(|e| self.err("looking up the table", e))
     }
 
-    fn connect_writer(&self) -> Result<Conn, SinkError> {
-        let opts = self
+    fn connect_writer(&self) -> Result<Session, SinkError> {
+        let mut conn = self
             .ep()
-            .opts(self.mode, true)
+            .session(self.mode, true)
             .map_err(|e| self.err("opening a writer connection", e))?;
-        let mut conn = Conn::new(opts).map_err(|e| {
-            let e: ConnectError = crate::connect::classify(self.ep(), e);
-            self.err("opening a writer connection", e)
-        })?;
         // Strict, so a value the column cannot hold fails the run instead of being bent;
         // without NO_ZERO_DATE/NO_ZERO_IN_DATE, so zero dates arrive as the source has them.
         conn.query_drop(
@@ -243,7 +239,7 @@ impl MySqlSink {
 /// statement for a full chunk is prepared once; odd sizes (a batch's tail) are prepared,
 /// used and closed.
 fn writer(
-    mut conn: Conn,
+    mut conn: Session,
     rx: &Mutex<Receiver<Chunk>>,
     failure: &Mutex<Option<String>>,
     ep: &Endpoint,
@@ -255,7 +251,7 @@ fn writer(
         format!("{insert_head}{}", vec![one.as_str(); rows].join(","))
     };
     let mut prepared: HashMap<usize, Statement> = HashMap::new();
-    let mut run = |conn: &mut Conn, chunk: Chunk| -> Result<(), mysql::Error> {
+    let mut run = |conn: &mut Session, chunk: Chunk| -> Result<(), mysql::Error> {
         let stmt = match prepared.get(&chunk.rows) {
             Some(s) => s.clone(),
             None => {
@@ -430,7 +426,8 @@ impl Sink for MySqlSink {
             return Ok(None);
         }
         let sql = format!("SELECT COUNT(*) FROM {}", quote_mysql(&self.target.table));
-        let r = self.control().query_first(sql);
+        let timeout = self.target.statement_timeout;
+        let r = self.control().with_timeout(timeout, |c| c.query_first(sql));
         r.map_err(|e| self.err("counting the target's rows", e))
     }
 
@@ -440,7 +437,8 @@ impl Sink for MySqlSink {
         }
         let staged: Option<u64> = {
             let sql = format!("SELECT COUNT(*) FROM {}", quote_mysql(&self.staging));
-            let r = self.control().query_first(sql);
+            let timeout = self.target.statement_timeout;
+            let r = self.control().with_timeout(timeout, |c| c.query_first(sql));
             r.map_err(|e| self.err("counting the staging table", e))?
         };
         let staged = staged.unwrap_or(0);

@@ -3,7 +3,7 @@
 pub mod mysql;
 pub mod sqlite;
 
-use crate::connect::ConnectError;
+use crate::connect::{Abandon, ConnectError};
 use crate::transform::SourceColumn;
 use arrow::record_batch::RecordBatch;
 use thiserror::Error;
@@ -60,6 +60,7 @@ pub trait Source: Send {
     /// What the source says about itself in logs and the summary.
     fn describe(&self) -> String;
     fn columns(&self) -> &[SourceColumn];
-    /// Streams every row through `emit`; returns how many rows were read.
-    fn read(self: Box<Self>, emit: &mut Emit<'_>) -> Result<u64, SourceError>;
+    /// Streams every row through `emit`; returns how many rows were read. `abandon` ends
+    /// the read from another thread (a failure or a signal elsewhere).
+    fn read(self: Box<Self>, emit: &mut Emit<'_>, abandon: &Abandon) -> Result<u64, SourceError>;
 }

@@ -7,15 +7,14 @@ pub mod partition;
 pub mod query;
 
 use super::{Emit, Source, SourceError};
-use crate::connect::{Endpoint, TlsMode};
+use crate::connect::session::set_read_timeout;
+use crate::connect::{Abandon, Endpoint, TlsMode};
 use crate::fence::guarded;
 use crate::plan::Partitioning;
 use crate::transform::{self, quote_mysql, SourceColumn, SqlType};
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
-use connectorx::prelude::CXQuery;
-use connectorx::sources::mysql::{BinaryProtocol, MySQLSource, MySQLSourceError};
-use connectorx::sources::{Source as _, SourcePartition as _};
+use connectorx::sources::mysql::{MySQLBinarySourceParser, MySQLTypeSystem};
 use mysql::consts::{ColumnFlags, ColumnType};
 use mysql::prelude::Queryable;
 use mysql::{Column, Conn};
@@ -30,6 +29,7 @@ pub struct MySqlSource {
     read_queries: Vec<String>,
     columns: Vec<SourceColumn>,
     batch_rows: usize,
+    statement_timeout: Duration,
 }
 
 impl MySqlSource {
@@ -40,6 +40,7 @@ impl MySqlSource {
         query: &str,
         batch_rows: usize,
         partitioning: Option<&Partitioning>,
+        statement_timeout: Duration,
     ) -> Result<Self, SourceError> {
         // The probe only reads metadata: a server silent for this long is not answering.
         let (mut conn, mode) =
@@ -49,7 +50,10 @@ impl MySqlSource {
         let columns = describe(&mut conn, &query, dialect, ep.section)?;
         let read_query = read_query(&query, dialect, &columns);
         let read_queries = match partitioning {
-            Some(p) => partition::split(&mut conn, dialect, &query, &read_query, &columns, p)?,
+            // The bounds query reads the whole result: a statement, not a probe.
+            Some(p) => conn.with_timeout(statement_timeout, |c| {
+                partition::split(c, dialect, &query, &read_query, &columns, p)
+            })?,
             None => vec![read_query],
         };
         for q in &read_queries {
@@ -61,6 +65,7 @@ impl MySqlSource {
             read_queries,
             columns,
             batch_rows,
+            statement_timeout,
         })
     }
 }
@@ -248,11 +253,11 @@ impl Source for MySqlSource {
         &self.columns
     }
 
-    fn read(self: Box<Self>, emit: &mut Emit<'_>) -> Result<u64, SourceError> {
+    fn read(self: Box<Self>, emit: &mut Emit<'_>, abandon: &Abandon) -> Result<u64, SourceError> {
         if let [query] = self.read_queries.as_slice() {
-            return self.read_one(query, emit);
+            return self.read_one(query, emit, abandon);
         }
-        self.read_partitions(emit)
+        self.read_partitions(emit, abandon)
     }
 }
 
@@ -262,13 +267,13 @@ impl MySqlSource {
     }
 
     /// Reads the partitions on as many connections, one thread each, into `emit`.
-    fn read_partitions(&self, emit: &mut Emit<'_>) -> Result<u64, SourceError> {
+    fn read_partitions(&self, emit: &mut Emit<'_>, abandon: &Abandon) -> Result<u64, SourceError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<RecordBatch, SourceError>>(2);
         std::thread::scope(|scope| {
             for query in &self.read_queries {
                 let tx = tx.clone();
                 scope.spawn(move || {
-                    let r = self.read_one(query, &mut |b| tx.send(Ok(b)).is_ok());
+                    let r = self.read_one(query, &mut |b| tx.send(Ok(b)).is_ok(), abandon);
                     if let Err(e) = r {
                         let _ = tx.send(Err(e));
                     }
@@ -288,36 +293,65 @@ impl MySqlSource {
                     Err(_) => break Ok(rows),
                 }
             };
-            // Dropping the receiver stops the other partitions' readers at their next send.
+            // Dropping the receiver stops the other partitions' readers at their next send;
+            // after a failure they are not waited for, nor their results drained.
+            if result.is_err() {
+                abandon.abandon();
+            }
             drop(rx);
             result
         })
     }
 
-    fn read_one(&self, query: &str, emit: &mut Emit<'_>) -> Result<u64, SourceError> {
+    fn read_one(
+        &self,
+        query: &str,
+        emit: &mut Emit<'_>,
+        abandon: &Abandon,
+    ) -> Result<u64, SourceError> {
         let redact = |m: &str| crate::report::redact(m, &self.endpoint);
         let ep = &self.endpoint;
-        let url = ep.connectorx_url(self.mode);
-        let mut source = setup(ep, || MySQLSource::<BinaryProtocol>::new(&url, 1))?;
-        source.set_queries(&[CXQuery::naked(query)]);
-        // A source leaves the time zone as the server sets it (see `Endpoint::utc_session`).
-        let mut session = vec!["SET NAMES utf8mb4".to_string()];
-        if ep.utc_session {
-            session.push("SET time_zone = '+00:00'".to_string());
+        let failed = |e: &dyn std::fmt::Display| read_error(0, 0, redact(&e.to_string()));
+        let session = ep.session(self.mode, true).map_err(|e| failed(&e))?;
+        let (mut conn, fd) = session.into_parts();
+        // Dropped before `conn` (declared later), and after the result that borrows it.
+        let _registered = abandon.register(fd);
+        // Until the first rows arrive the server may rightly compute for long (a sort).
+        set_read_timeout(fd, Some(self.statement_timeout));
+        let stmt = conn.prep(query).map_err(|e| failed(&e))?;
+        let types: Vec<MySQLTypeSystem> = stmt
+            .columns()
+            .iter()
+            .map(|c| MySQLTypeSystem::from((&c.column_type(), &c.flags(), c.character_set())))
+            .collect();
+        let iter = conn.exec_iter(stmt, ()).map_err(|e| failed(&e))?;
+        let mut parser = MySQLBinarySourceParser::new(iter, &types);
+        let result = self.pump(&mut parser, &types, fd, emit);
+        // Ended early (a failure here or elsewhere): the rest of the result is abandoned,
+        // not drained, when the parser is dropped.
+        if !matches!(result, Ok((_, true))) {
+            abandon.abandon();
         }
-        source.set_pre_execution_queries(Some(&session));
-        setup(ep, || source.fetch_metadata())?;
-        let types = source.schema();
-        let mut partition = setup(ep, || source.partition())?
-            .pop()
-            .expect("one query, one partition");
-        let mut parser = setup(ep, || partition.parser())?;
+        result.map(|(rows, _)| rows)
+    }
+
+    /// Moves rows from the parser into batches and through `emit`; the rows read, and
+    /// whether the result was read to its end.
+    fn pump<'a>(
+        &self,
+        parser: &mut MySQLBinarySourceParser<'a>,
+        types: &[MySQLTypeSystem],
+        fd: Option<std::os::fd::RawFd>,
+        emit: &mut Emit<'_>,
+    ) -> Result<(u64, bool), SourceError> {
+        let ep = &self.endpoint;
+        let redact = |m: &str| crate::report::redact(m, ep);
         let temporal: Vec<_> = self
             .columns
             .iter()
             .map(|c| crate::transform::temporal_kind(&c.ty))
             .collect();
-        let mut reader = batch::BatchReader::new(&types, &temporal, self.batch_rows);
+        let mut reader = batch::BatchReader::new(types, &temporal, self.batch_rows);
         let schema = Arc::new(Schema::new(
             self.columns
                 .iter()
@@ -329,17 +363,30 @@ impl MySqlSource {
         loop {
             // The parser reports a value it cannot convert by panicking; the fence turns
             // that into an error naming the column and row it was on.
-            let filled = guarded(|| reader.fill(&mut parser))
+            let filled = guarded(|| reader.fill(parser))
                 .unwrap_or_else(|m| Err(batch::ReadFailure::Panic(m)));
+            if batches == 0 {
+                // Rows are streaming: from now on, silence means a dead link.
+                set_read_timeout(fd, Some(ep.read_timeout));
+            }
             let done = match filled {
                 Ok(done) => done,
                 Err(f) => {
                     let (row, col) = reader.position();
+                    let text = redact(&f.to_string());
+                    if f.is_connection() {
+                        let message = format!(
+                            "the connection failed after {rows} rows: {text} (silence longer \
+                             than [{}] read_timeout = {} s counts as a failure)",
+                            ep.section,
+                            ep.read_timeout.as_secs()
+                        );
+                        return Err(read_error(rows, batches + 1, message));
+                    }
                     let column = self.column_name(col);
                     let message = format!(
-                        "column `{column}`, row {}: {}; if the value cannot be read as its type, select the column as text (CAST(`{column}` AS CHAR))",
+                        "column `{column}`, row {}: {text}; if the value cannot be read as its type, select the column as text (CAST(`{column}` AS CHAR))",
                         rows + row as u64 + 1,
-                        redact(&f.to_string())
                     );
                     return Err(read_error(rows, batches + 1, message));
                 }
@@ -358,25 +405,14 @@ impl MySqlSource {
                 let b =
                     RecordBatch::try_new(schema.clone(), arrays).expect("arrays match the schema");
                 if !emit(b) {
-                    return Ok(rows);
+                    return Ok((rows, false));
                 }
             }
             if done {
-                return Ok(rows);
+                return Ok((rows, true));
             }
         }
     }
-}
-
-/// One step of setting up connectorx's reader, which fails by error or by panic; either
-/// becomes a read error before the first row.
-fn setup<T>(
-    ep: &Endpoint,
-    f: impl FnOnce() -> Result<T, MySQLSourceError>,
-) -> Result<T, SourceError> {
-    guarded(f)
-        .and_then(|r| r.map_err(|e| e.to_string()))
-        .map_err(|m| read_error(0, 0, crate::report::redact(&m, ep)))
 }
 
 fn read_error(rows: u64, batch: u64, message: String) -> SourceError {

@@ -6,6 +6,7 @@
 //! renders them), any blob → bytes. A column of only NULLs follows its declared type.
 
 use super::{Emit, Source, SourceError};
+use crate::connect::Abandon;
 use crate::freshness;
 use crate::plan::SqliteTable;
 use crate::transform::{quote_sqlite, SourceColumn, SqlType};
@@ -294,7 +295,7 @@ impl Source for SqliteSource {
         &self.columns
     }
 
-    fn read(self: Box<Self>, emit: &mut Emit<'_>) -> Result<u64, SourceError> {
+    fn read(self: Box<Self>, emit: &mut Emit<'_>, _abandon: &Abandon) -> Result<u64, SourceError> {
         let err = |rows: u64, batch: u64, e: rusqlite::Error| SourceError::Read {
             rows,
             batch,

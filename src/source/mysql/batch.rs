@@ -23,6 +23,21 @@ pub enum ReadFailure {
     Value(String),
 }
 
+impl ReadFailure {
+    /// The connection failed (lost, reset, timed out), as opposed to a value that could
+    /// not be read.
+    pub fn is_connection(&self) -> bool {
+        match self {
+            ReadFailure::Source(MySQLSourceError::MySQLError(mysql::Error::IoError(_))) => true,
+            ReadFailure::Source(MySQLSourceError::MySQLError(mysql::Error::DriverError(_))) => true,
+            ReadFailure::Source(MySQLSourceError::MySQLError(mysql::Error::MySqlError(e))) => {
+                crate::retry::is_transient_code(e.code)
+            }
+            _ => false,
+        }
+    }
+}
+
 impl fmt::Display for ReadFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -1,0 +1,187 @@
+//! A MySQL connection together with its socket. The mysql crate sets one read timeout per
+//! connection and drains a result when it is dropped; knowing the socket lets a run bound
+//! each wait by what the statement is doing (`read_timeout` while rows stream,
+//! `statement_timeout` while the server computes), and end a read at once after a failure
+//! elsewhere (`Abandon`), instead of draining millions of rows first.
+//!
+//! The crate does not expose the socket, so it is found at connect time: under one
+//! process-wide lock, the socket descriptors present before and after the connect are
+//! compared; the one that appeared is this connection's. Every connection dbsync makes
+//! goes through here, and nothing else in the process opens sockets meanwhile.
+
+use mysql::{Conn, OptsBuilder};
+use std::collections::BTreeSet;
+use std::ops::{Deref, DerefMut};
+use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A connection and, when it could be found, its socket.
+pub struct Session {
+    conn: Conn,
+    fd: Option<RawFd>,
+    /// The read timeout of the connection's ordinary statements.
+    read_timeout: Option<Duration>,
+}
+
+impl Deref for Session {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        &self.conn
+    }
+}
+
+impl DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.conn
+    }
+}
+
+static CONNECTING: Mutex<()> = Mutex::new(());
+
+/// Socket descriptors open in this process.
+fn sockets() -> BTreeSet<RawFd> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return BTreeSet::new();
+    };
+    dir.filter_map(|e| {
+        let e = e.ok()?;
+        let target = std::fs::read_link(e.path()).ok()?;
+        target
+            .to_string_lossy()
+            .starts_with("socket:")
+            .then(|| e.file_name().to_string_lossy().parse().ok())
+            .flatten()
+    })
+    .collect()
+}
+
+impl Session {
+    /// Connects with `opts`, whose read timeout is the one of ordinary statements.
+    pub fn open(
+        opts: OptsBuilder,
+        read_timeout: Option<Duration>,
+    ) -> Result<Session, mysql::Error> {
+        let _one_at_a_time = CONNECTING.lock().unwrap_or_else(|p| p.into_inner());
+        let before = sockets();
+        let conn = Conn::new(opts)?;
+        let new: Vec<RawFd> = sockets().difference(&before).copied().collect();
+        let fd = match new.as_slice() {
+            [fd] => Some(*fd),
+            _ => {
+                log::debug!("the connection's socket could not be told apart ({new:?})");
+                None
+            }
+        };
+        Ok(Session {
+            conn,
+            fd,
+            read_timeout,
+        })
+    }
+
+    pub fn fd(&self) -> Option<RawFd> {
+        self.fd
+    }
+
+    /// Runs `f` with the socket's read timeout raised (or lowered) to `timeout`: for a
+    /// statement that rightly computes for long before it answers.
+    pub fn with_timeout<T>(&mut self, timeout: Duration, f: impl FnOnce(&mut Conn) -> T) -> T {
+        set_read_timeout(self.fd, Some(timeout));
+        let out = f(&mut self.conn);
+        set_read_timeout(self.fd, self.read_timeout);
+        out
+    }
+
+    /// Splits the session into the connection and its socket, for code that must hold the
+    /// `Conn` itself (a result borrowing it); `set_read_timeout` and `Abandon` take the fd.
+    pub fn into_parts(self) -> (Conn, Option<RawFd>) {
+        (self.conn, self.fd)
+    }
+}
+
+/// Sets SO_RCVTIMEO (`None`: wait forever) on a socket, if known.
+pub fn set_read_timeout(fd: Option<RawFd>, timeout: Option<Duration>) {
+    let Some(fd) = fd else { return };
+    let t = timeout.unwrap_or(Duration::ZERO);
+    let tv = libc::timeval {
+        tv_sec: t.as_secs() as libc::time_t,
+        tv_usec: t.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: setsockopt with a valid timeval on a descriptor owned by a live Conn.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Ends reads on other threads' connections at once: their sockets are shut down, so a
+/// blocked read returns and a dropped result does not drain what the server still sends.
+/// A connection registers its socket for as long as it lives (`register` → `Registered`,
+/// dropped before the connection), so a descriptor is never shut down after it was reused.
+#[derive(Clone, Default)]
+pub struct Abandon(Arc<Mutex<AbandonState>>);
+
+#[derive(Default)]
+struct AbandonState {
+    abandoned: bool,
+    fds: Vec<RawFd>,
+}
+
+/// Keeps a socket registered with an `Abandon` until dropped.
+pub struct Registered {
+    abandon: Abandon,
+    fd: Option<RawFd>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Some(fd) = self.fd {
+            let mut s = self.abandon.0.lock().unwrap_or_else(|p| p.into_inner());
+            s.fds.retain(|f| *f != fd);
+        }
+    }
+}
+
+impl Abandon {
+    /// Registers a connection's socket; shuts it down at once if already abandoned. Drop
+    /// the returned guard before the connection.
+    pub fn register(&self, fd: Option<RawFd>) -> Registered {
+        if let Some(fd) = fd {
+            let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            if s.abandoned {
+                shutdown(fd);
+            }
+            s.fds.push(fd);
+        }
+        Registered {
+            abandon: self.clone(),
+            fd,
+        }
+    }
+
+    /// Shuts down every registered socket, and any registered later.
+    pub fn abandon(&self) {
+        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        s.abandoned = true;
+        for fd in &s.fds {
+            shutdown(*fd);
+        }
+    }
+
+    pub fn is_abandoned(&self) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).abandoned
+    }
+}
+
+fn shutdown(fd: RawFd) {
+    // SAFETY: the descriptor belongs to a live connection (see `Registered`).
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RDWR);
+    }
+}
