@@ -54,6 +54,8 @@ pub struct MySqlTarget {
     pub statement_timeout: Duration,
 }
 
+// One per run: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Target {
     Sqlite(SqliteTable),
