@@ -2,6 +2,8 @@
 //! per test with a config file, and the built binary run in it.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use mysql::prelude::Queryable;
 use mysql::{Conn, OptsBuilder};
 use std::path::{Path, PathBuf};

@@ -28,7 +28,9 @@ impl ReadFailure {
     /// not be read.
     pub fn is_connection(&self) -> bool {
         match self {
-            ReadFailure::Source(MySQLSourceError::MySQLError(mysql::Error::IoError(_))) => true,
+            ReadFailure::Source(MySQLSourceError::MySQLError(
+                mysql::Error::IoError(_) | mysql::Error::CodecError(_),
+            )) => true,
             ReadFailure::Source(MySQLSourceError::MySQLError(mysql::Error::DriverError(_))) => true,
             ReadFailure::Source(MySQLSourceError::MySQLError(mysql::Error::MySqlError(e))) => {
                 crate::retry::is_transient_code(e.code)
