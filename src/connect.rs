@@ -210,6 +210,14 @@ impl Endpoint {
                 if mode == TlsMode::Preferred =>
             {
                 let conn = open(TlsMode::Disabled)?.map_err(|e| classify(self, e))?;
+                // Once per section and run, however many connections find it out.
+                static WARNED: std::sync::Mutex<Vec<&'static str>> =
+                    std::sync::Mutex::new(Vec::new());
+                let mut warned = WARNED.lock().unwrap_or_else(|p| p.into_inner());
+                if warned.contains(&self.section) {
+                    return Ok((conn, TlsMode::Disabled));
+                }
+                warned.push(self.section);
                 log::warn!(
                     "[{}] ssl_mode = preferred: {} does not offer TLS, so queries and rows cross the \
                      network unencrypted; set ssl_mode = disabled if that network is trusted, or \

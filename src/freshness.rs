@@ -42,7 +42,7 @@ pub fn write(conn: &Connection, table: &str, record: &LoadRecord) -> rusqlite::R
         .unwrap_or_default()
         .as_secs() as i64;
     conn.execute_batch(&format!(
-        "CREATE TABLE IF NOT EXISTS {TABLE} (table_name TEXT PRIMARY KEY, loaded_at TEXT NOT NULL, \
+        "CREATE TABLE IF NOT EXISTS {TABLE} (table_name TEXT PRIMARY KEY COLLATE NOCASE, loaded_at TEXT NOT NULL, \
          loaded_at_unix INTEGER NOT NULL, rows INTEGER NOT NULL, source TEXT NOT NULL)"
     ))?;
     conn.execute(
@@ -62,7 +62,7 @@ pub fn write(conn: &Connection, table: &str, record: &LoadRecord) -> rusqlite::R
 /// by something else).
 pub fn read(conn: &Connection, table: &str) -> rusqlite::Result<Option<LoadRecord>> {
     let has_table: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
         [TABLE],
         |r| r.get(0),
     )?;
@@ -118,6 +118,8 @@ mod tests {
         write(&conn, "t", &r).unwrap();
         assert_eq!(read(&conn, "t").unwrap(), Some(r.clone()));
         assert_eq!(read(&conn, "other").unwrap(), None);
+        // SQLite table names are case-insensitive; so is the record's key.
+        assert_eq!(read(&conn, "T").unwrap(), Some(r.clone()));
         let newer = LoadRecord { rows: 9, ..r };
         write(&conn, "t", &newer).unwrap();
         assert_eq!(read(&conn, "t").unwrap().unwrap().rows, 9);

@@ -160,7 +160,12 @@ fn open_source(plan: &Plan, dry_run: bool, summary: &mut Summary) -> Result<Open
         plan.statement_timeout,
     );
     match (primary, &plan.fallback) {
-        (Ok(s), _) => Ok(Opened::Source(Box::new(s), SourceUsed::Primary)),
+        (Ok(s), _) => {
+            if matches!(plan.target, Target::MySql(_)) {
+                s.warn_lost_definitions();
+            }
+            Ok(Opened::Source(Box::new(s), SourceUsed::Primary))
+        }
         (Err(SourceError::Connect(e)), Some(fallback)) if e.is_unreachable() => {
             log::warn!("primary source unreachable, using the fallback {fallback}: {e}");
             summary.source = SourceUsed::Fallback;

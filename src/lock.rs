@@ -156,7 +156,9 @@ fn hostname() -> String {
 
 /// The lock's name: one per database and table, within MySQL's 64 characters.
 pub fn lock_name(database: &str, table: &str) -> String {
-    let full = format!("dbsync:{database}.{table}");
+    // Lower-cased: servers with lower_case_table_names treat `T` and `t` as one table, and
+    // elsewhere locking two tables as one only makes runs wait for each other.
+    let full = format!("dbsync:{database}.{table}").to_lowercase();
     if full.chars().count() <= 64 {
         return full;
     }
@@ -230,6 +232,7 @@ mod tests {
     #[test]
     fn lock_names_fit_mysql() {
         assert_eq!(lock_name("db", "t"), "dbsync:db.t");
+        assert_eq!(lock_name("db", "T"), "dbsync:db.t");
         let long = lock_name(&"d".repeat(64), &"t".repeat(64));
         assert_eq!(long.chars().count(), 64);
         assert_ne!(long, lock_name(&"d".repeat(64), &"u".repeat(64)));

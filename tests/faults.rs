@@ -15,7 +15,10 @@ fn addr(port: u16) -> SocketAddr {
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < Duration::from_secs(60), "timed out: {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out: {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -34,11 +37,21 @@ fn a_silent_target_link_ends_the_run_within_read_timeout() {
     let cfg = direct
         .replace(first, "SELECT * FROM vehicles_stock")
         .replace("host = localhost", "host = 127.0.0.1")
-        .replace(&format!("port = {}\nuser = dbsync", tls_port()), &format!("port = {}\nuser = dbsync", proxy.port))
-        .replace("table_name = vehicles_stock\nssl_mode", "table_name = vehicles_stock\nread_timeout = 2\nssl_mode")
+        .replace(
+            &format!("port = {}\nuser = dbsync", tls_port()),
+            &format!("port = {}\nuser = dbsync", proxy.port),
+        )
+        .replace(
+            "table_name = vehicles_stock\nssl_mode",
+            "table_name = vehicles_stock\nread_timeout = 2\nssl_mode",
+        )
         .replace("[external_db]", "retries = 0\n[external_db]");
     let job = Job::new(&cfg);
-    let child = job.cmd(&[]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = job
+        .cmd(&[])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     wait_until("rows flowing to the target", || {
         let n: Option<u64> = tls_root(None)
             .exec_first(
@@ -55,7 +68,10 @@ fn a_silent_target_link_ends_the_run_within_read_timeout() {
     let took = silent_at.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(took < Duration::from_secs(20), "ended {took:?} after the link went silent");
+    assert!(
+        took < Duration::from_secs(20),
+        "ended {took:?} after the link went silent"
+    );
     eprintln!("silent target link: the run ended {took:?} after the silence began");
     let count: Option<u64> = tls_root(Some(db))
         .query_first("SELECT COUNT(*) FROM vehicles_stock")
@@ -79,8 +95,14 @@ fn a_silent_source_link_is_a_failure_never_a_fallback() {
     job.run(&[]).expect(0);
     let proxy = Proxy::start(addr(mysql_port()), Duration::ZERO);
     let cfg = sqlite_config(db, "SELECT * FROM vehicles_stock", "vehicles_stock")
-        .replace(&format!("port = {}", mysql_port()), &format!("port = {}", proxy.port))
-        .replace("[external_db]", "retries = 0\nstatement_timeout = 3\n[external_db]\nread_timeout = 2")
+        .replace(
+            &format!("port = {}", mysql_port()),
+            &format!("port = {}", proxy.port),
+        )
+        .replace(
+            "[external_db]",
+            "retries = 0\nstatement_timeout = 3\n[external_db]\nread_timeout = 2",
+        )
         .replace("password =\n", "password =\nssl_mode = disabled\n");
     std::fs::write(job.path("config.ini"), cfg).unwrap();
     let mut child = job
@@ -99,12 +121,19 @@ fn a_silent_source_link_is_a_failure_never_a_fallback() {
     let out = child.wait_with_output().unwrap();
     let took = silent_at.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "a read failure, not a fallback: {err}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a read failure, not a fallback: {err}"
+    );
     assert!(err.contains("read_timeout"), "{err}");
     assert!(took < Duration::from_secs(15), "{took:?}");
     eprintln!("silent source link: the run ended {took:?} after the silence began");
     let summary: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
     assert_eq!(summary["source"], "primary", "{summary}");
-    assert_eq!(sqlite_count(&job.path("data/out.db"), "vehicles_stock"), 500);
+    assert_eq!(
+        sqlite_count(&job.path("data/out.db"), "vehicles_stock"),
+        500
+    );
 }

@@ -32,6 +32,16 @@ fn an_empty_source_never_empties_a_full_sqlite_target() {
         run.stderr()
     );
     assert_eq!(sqlite_count(&empty.path("data/out.db"), "n"), 10);
+    // SQLite names are case-insensitive: `N` is the same table, and just as guarded.
+    let upper = sqlite_config(db, "SELECT * FROM n WHERE id > 100", "N");
+    std::fs::write(empty.path("config.ini"), upper).unwrap();
+    empty.run(&[]).expect(1);
+    assert_eq!(sqlite_count(&empty.path("data/out.db"), "n"), 10);
+    std::fs::write(
+        empty.path("config.ini"),
+        sqlite_config(db, "SELECT * FROM n WHERE id > 100", "n"),
+    )
+    .unwrap();
 
     // Allowed explicitly: the target becomes empty.
     let mut cmd = empty.cmd(&[]);

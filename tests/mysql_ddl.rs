@@ -106,6 +106,47 @@ fn a_cte_named_like_a_table_never_takes_that_tables_definitions() {
         "{}",
         run.stderr()
     );
+
+    // Same kind and length, other collation: still not the real table's definition.
+    let mut c = root(Some(db));
+    c.query_drop(
+        "CREATE TABLE names (name VARCHAR(10) CHARACTER SET latin1 COLLATE latin1_bin);
+         CREATE TABLE people (name VARCHAR(10) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci);
+         INSERT INTO people VALUES ('Alpha'), ('alpha');",
+    )
+    .unwrap();
+    let query = "WITH names AS (SELECT name FROM people) SELECT * FROM names";
+    Job::new(&azure_config(db, query, db, "ppl", &verified("ca.pem")))
+        .run(&[])
+        .expect(0);
+    let hits: Option<u64> = tls_root(Some(db))
+        .query_first("SELECT COUNT(*) FROM ppl WHERE name = 'alpha'")
+        .unwrap();
+    assert_eq!(hits, Some(2), "compares as the source does (case-insensitive)");
+}
+
+#[test]
+fn not_null_timestamps_get_no_implicit_on_update() {
+    let db = "dbsync_d_ts";
+    fresh_db(
+        db,
+        "CREATE TABLE t (id INT, seen TIMESTAMP NOT NULL DEFAULT '2020-01-01 00:00:00', \
+         later TIMESTAMP(3) NOT NULL DEFAULT '2020-01-01 00:00:00');
+         INSERT INTO t VALUES (1, '2024-05-01 10:00:00', '2024-05-01 10:00:00.123');",
+    );
+    drop_target_db(db);
+    Job::new(&azure_config(db, "SELECT * FROM t", db, "t", &verified("ca.pem")))
+        .run(&[])
+        .expect(0);
+    let mut t = tls_root(Some(db));
+    let (_, create): (String, String) = t.query_first("SHOW CREATE TABLE t").unwrap().unwrap();
+    assert!(
+        !create.to_lowercase().contains("on update") && create.contains("NOT NULL"),
+        "the server runs explicit_defaults_for_timestamp=OFF: {create}"
+    );
+    t.query_drop("UPDATE t SET id = 2").unwrap();
+    let seen: Vec<String> = t.query("SELECT CAST(seen AS CHAR) FROM t").unwrap();
+    assert_eq!(seen, ["2024-05-01 10:00:00"], "an UPDATE leaves it alone");
 }
 
 #[test]

@@ -324,7 +324,7 @@ impl Sink for SqliteSink {
         }
         let is_view: bool = conn
             .query_row(
-                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'view' AND name = ?1",
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'view' AND name = ?1 COLLATE NOCASE",
                 [&self.table],
                 |r| r.get(0),
             )
@@ -401,7 +401,7 @@ impl Sink for SqliteSink {
         let conn = self.conn();
         let exists: bool = conn
             .query_row(
-                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
                 [&self.table],
                 |r| r.get(0),
             )

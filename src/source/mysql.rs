@@ -30,6 +30,8 @@ pub struct MySqlSource {
     columns: Vec<SourceColumn>,
     batch_rows: usize,
     statement_timeout: Duration,
+    /// Text, ENUM and SET columns without a readable definition (see `exact::lost`).
+    lost: Vec<String>,
 }
 
 impl MySqlSource {
@@ -47,7 +49,10 @@ impl MySqlSource {
             ep.connect(true, Some(ep.connect_timeout.max(Duration::from_secs(5))))?;
         let dialect = query::Dialect::of(&mut conn);
         let query = query::clean(query, dialect);
-        let columns = describe(&mut conn, &query, dialect, ep.section)?;
+        // Describing may run the query (`LIMIT 0`) and read information_schema: statements.
+        let (columns, lost) = conn.with_timeout(statement_timeout, |c| {
+            describe(c, &query, dialect, ep.section)
+        })?;
         let read_query = read_query(&query, dialect, &columns);
         let read_queries = match partitioning {
             // The bounds query reads the whole result: a statement, not a probe.
@@ -66,7 +71,14 @@ impl MySqlSource {
             columns,
             batch_rows,
             statement_timeout,
+            lost,
         })
+    }
+
+    /// Warns about the columns whose definitions could not be read, which a MySQL target
+    /// then declares from the result metadata.
+    pub fn warn_lost_definitions(&self) {
+        exact::warn_lost(&self.lost);
     }
 }
 
@@ -93,7 +105,7 @@ fn describe(
     query: &str,
     dialect: query::Dialect,
     section: &'static str,
-) -> Result<Vec<SourceColumn>, SourceError> {
+) -> Result<(Vec<SourceColumn>, Vec<String>), SourceError> {
     let query_err = |e: mysql::Error| SourceError::Query {
         section,
         message: e.to_string(),
@@ -119,6 +131,7 @@ fn describe(
         });
     }
     let exact = exact::exact_types(conn, &meta);
+    let local = query::local_names(query, dialect);
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(meta.len());
     for (i, col) in meta.iter().enumerate() {
@@ -141,6 +154,7 @@ fn describe(
         // A derived table or CTE named like a real table would find that table's columns:
         // only a definition that agrees with the result's own type is the column's.
         let known = exact::origin(col)
+            .filter(|(_, table, _)| !local.contains(&table.to_lowercase()))
             .and_then(|k| exact.get(&k).cloned())
             .filter(|e| exact::agrees(&e.column_type, &ty));
         let (exact_type, collation) = match known {
@@ -160,8 +174,8 @@ fn describe(
             collation,
         });
     }
-    exact::warn_lost(&meta, &out);
-    Ok(out)
+    let lost = exact::lost(&meta, &out);
+    Ok((out, lost))
 }
 
 /// Characters per byte of a result column's character set, to turn a byte length into the

@@ -53,7 +53,7 @@ fn open_read_only(t: &SqliteTable) -> Result<Connection, SourceError> {
         .map_err(|e| err(e.to_string()))?;
     let exists: bool = conn
         .query_row(
-            "SELECT count(*) > 0 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?1",
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?1 COLLATE NOCASE",
             [&t.table],
             |r| r.get(0),
         )

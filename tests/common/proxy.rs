@@ -57,7 +57,12 @@ impl Proxy {
                     all.push(client.try_clone().unwrap());
                     all.push(server.try_clone().unwrap());
                 }
-                pipe(client.try_clone().unwrap(), server.try_clone().unwrap(), &st, latency);
+                pipe(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    &st,
+                    latency,
+                );
                 pipe(server, client, &st, latency);
             }
         });
@@ -116,7 +121,10 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, st: &Arc<State>, latency: Durati
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if tx.send((Instant::now() + latency, buf[..n].to_vec())).is_err() {
+                    if tx
+                        .send((Instant::now() + latency, buf[..n].to_vec()))
+                        .is_err()
+                    {
                         break;
                     }
                 }

@@ -106,6 +106,14 @@ pub fn agrees(column_type: &str, ty: &SqlType) -> bool {
             .unwrap_or(0);
         digits == f
     };
+    // The first number in parentheses: VARCHAR(n), CHAR(n), DECIMAL(p,s).
+    let first = || {
+        t.split_once('(').and_then(|(_, r)| {
+            r.split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+        })
+    };
     let scale = || {
         t.split_once(',')
             .and_then(|(_, s)| {
@@ -121,18 +129,25 @@ pub fn agrees(column_type: &str, ty: &SqlType) -> bool {
         SqlType::Float => base == "float",
         SqlType::Double => base == "double" || base == "real",
         SqlType::Decimal {
+            precision: p,
             scale: s,
             unsigned: u,
-            ..
-        } => (base == "decimal" || base == "numeric") && scale() == s && u == unsigned,
+        } => {
+            (base == "decimal" || base == "numeric")
+                && scale() == s
+                && first() == Some(u64::from(p))
+                && u == unsigned
+        }
         SqlType::Date => base == "date",
         SqlType::DateTime { fsp: f } => base == "datetime" && fsp(f),
         SqlType::Timestamp { fsp: f } => base == "timestamp" && fsp(f),
         SqlType::Time { fsp: f } => base == "time" && fsp(f),
         SqlType::Year => base == "year",
+        // A CHAR or VARCHAR of another length is another column.
+        SqlType::Text { max_chars, .. } if base == "char" || base == "varchar" => {
+            first() == Some(max_chars)
+        }
         SqlType::Text { .. } => [
-            "char",
-            "varchar",
             "tinytext",
             "text",
             "mediumtext",
@@ -164,12 +179,10 @@ pub fn agrees(column_type: &str, ty: &SqlType) -> bool {
     }
 }
 
-/// Warns, once per run, about table columns whose definitions could not be read and
-/// whose meaning a MySQL target then loses: ENUM/SET members, character sets and
-/// collations of text.
-pub fn warn_lost(meta: &[Column], columns: &[SourceColumn]) {
-    let lost: Vec<String> = meta
-        .iter()
+/// Table columns whose definitions could not be read and whose meaning a MySQL target
+/// would lose: ENUM/SET members, character sets and collations of text.
+pub fn lost(meta: &[Column], columns: &[SourceColumn]) -> Vec<String> {
+    meta.iter()
         .zip(columns)
         .filter(|(m, c)| {
             origin(m).is_some()
@@ -180,7 +193,11 @@ pub fn warn_lost(meta: &[Column], columns: &[SourceColumn]) {
                 )
         })
         .map(|(m, c)| format!("`{}` (from `{}`)", c.name, m.org_table_str()))
-        .collect();
+        .collect()
+}
+
+/// Warns (for a MySQL target) about the columns `lost` found.
+pub fn warn_lost(lost: &[String]) {
     if lost.is_empty() {
         return;
     }
@@ -205,6 +222,14 @@ mod tests {
             unsigned: false,
         };
         assert!(agrees("decimal(10,2)", &dec(2)));
+        assert!(agrees(
+            "decimal(10,2) unsigned",
+            &SqlType::Decimal {
+                precision: 10,
+                scale: 2,
+                unsigned: true
+            }
+        ));
         assert!(
             !agrees("decimal(10,0)", &dec(2)),
             "rounding would be silent"
@@ -220,6 +245,22 @@ mod tests {
             fixed: false,
         };
         assert!(agrees("varchar(10)", &text));
+        let wider = SqlType::Text {
+            max_chars: 50,
+            fixed: false,
+        };
+        assert!(
+            !agrees("varchar(10)", &wider),
+            "another length, another column"
+        );
+        assert!(!agrees(
+            "decimal(5,2)",
+            &SqlType::Decimal {
+                precision: 12,
+                scale: 2,
+                unsigned: false
+            }
+        ));
         assert!(!agrees("enum('a')", &text));
         assert!(agrees("enum('a','b')", &SqlType::Enum));
         assert!(agrees(

@@ -172,6 +172,13 @@ fn unstable(q: &str, d: Dialect) -> Option<(String, Unstable)> {
             // `@n := @n + 1`, the row-numbering idiom.
             return Some((":=".into(), Unstable::Order));
         }
+        if t.is_punct('@')
+            && next(1).is_some_and(|n| n.is_punct('@'))
+            && next(2).is_some_and(|n| n.is_word("timestamp"))
+        {
+            // The clock read as a system variable.
+            return Some(("@@timestamp".into(), Unstable::Clock));
+        }
         // A name after a dot is a column or table (`t.limit`), not a keyword.
         if !t.is_bare_word() || (i > 0 && toks[i - 1].is_punct('.')) {
             continue;
@@ -237,6 +244,10 @@ mod tests {
         assert_eq!(
             found("SELECT CURRENT_TIMESTAMP"),
             Some("CURRENT_TIMESTAMP".into())
+        );
+        assert_eq!(
+            found("SELECT * FROM t WHERE ts < FROM_UNIXTIME(@@timestamp)"),
+            Some("@@timestamp".into())
         );
         assert_eq!(
             found("SELECT UNIX_TIMESTAMP( )"),

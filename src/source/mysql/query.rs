@@ -94,6 +94,52 @@ pub fn significant(q: &str, d: Dialect) -> Vec<Token<'_>> {
         .collect()
 }
 
+/// Names the query itself defines: CTEs (`name [(cols)] AS (`) and derived tables or
+/// aliases after a parenthesis (`) [AS] name`), lower-cased. Result metadata reports a
+/// column of a CTE or derived table under that name, which may also be a real table's: its
+/// definitions must not be taken from there. Column aliases after a parenthesis
+/// (`COUNT(*) AS n`) land here too, which only makes the check more careful.
+pub fn local_names(q: &str, d: Dialect) -> std::collections::HashSet<String> {
+    let t = significant(q, d);
+    let name = |tok: &Token| -> Option<String> {
+        match tok.kind {
+            Kind::Word => Some(tok.text.to_lowercase()),
+            Kind::Quoted => Some(tok.text.trim_matches('`').replace("``", "`").to_lowercase()),
+            _ => None,
+        }
+    };
+    let mut out = std::collections::HashSet::new();
+    for i in 0..t.len() {
+        // `name AS (` or `name (a, b) AS (`: a CTE.
+        if let Some(n) = name(&t[i]) {
+            let mut j = i + 1;
+            if t.get(j).is_some_and(|x| x.is_punct('(')) {
+                while j < t.len() && !t[j].is_punct(')') {
+                    j += 1;
+                }
+                j += 1;
+            }
+            if t.get(j).is_some_and(|x| x.is_word("AS"))
+                && t.get(j + 1).is_some_and(|x| x.is_punct('('))
+            {
+                out.insert(n);
+            }
+        }
+        // `) AS name` or `) name`: a derived table (or a column alias).
+        if t[i].is_punct(')') {
+            let j = if t.get(i + 1).is_some_and(|x| x.is_word("AS")) {
+                i + 2
+            } else {
+                i + 1
+            };
+            if let Some(n) = t.get(j).and_then(name) {
+                out.insert(n);
+            }
+        }
+    }
+    out
+}
+
 fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
 }
@@ -292,6 +338,20 @@ pub fn wrap(q: &str, d: Dialect, list: &str, alias: &str, tail: &str) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_the_query_defines() {
+        let d = Dialect::default();
+        let n = local_names(
+            "WITH c AS (SELECT 1), `D x` (a) AS (SELECT 2) SELECT * FROM (SELECT * FROM t) AS sub JOIN c, (SELECT 3) e",
+            d,
+        );
+        for want in ["c", "d x", "sub", "e"] {
+            assert!(n.contains(want), "{want}: {n:?}");
+        }
+        assert!(!n.contains("t"), "{n:?}");
+        assert!(local_names("SELECT * FROM t WHERE a = 'x) AS t'", d).is_empty());
+    }
 
     const D: Dialect = Dialect {
         backslash_escapes: true,
