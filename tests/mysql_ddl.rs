@@ -122,7 +122,11 @@ fn a_cte_named_like_a_table_never_takes_that_tables_definitions() {
     let hits: Option<u64> = tls_root(Some(db))
         .query_first("SELECT COUNT(*) FROM ppl WHERE name = 'alpha'")
         .unwrap();
-    assert_eq!(hits, Some(2), "compares as the source does (case-insensitive)");
+    assert_eq!(
+        hits,
+        Some(2),
+        "compares as the source does (case-insensitive)"
+    );
 }
 
 #[test]
@@ -135,9 +139,15 @@ fn not_null_timestamps_get_no_implicit_on_update() {
          INSERT INTO t VALUES (1, '2024-05-01 10:00:00', '2024-05-01 10:00:00.123');",
     );
     drop_target_db(db);
-    Job::new(&azure_config(db, "SELECT * FROM t", db, "t", &verified("ca.pem")))
-        .run(&[])
-        .expect(0);
+    Job::new(&azure_config(
+        db,
+        "SELECT * FROM t",
+        db,
+        "t",
+        &verified("ca.pem"),
+    ))
+    .run(&[])
+    .expect(0);
     let mut t = tls_root(Some(db));
     let (_, create): (String, String) = t.query_first("SHOW CREATE TABLE t").unwrap().unwrap();
     assert!(

@@ -53,6 +53,10 @@ pub enum SourceError {
     },
 }
 
+/// A batch ends at this many bytes of text and binary values even before its row count:
+/// memory in flight is a few batches, so rows of a MiB must not come thousands at a time.
+pub const MAX_BATCH_BYTES: usize = 8 << 20;
+
 /// Where a source's rows go; `false` means the receiver has stopped and reading may end.
 pub type Emit<'a> = dyn FnMut(RecordBatch) -> bool + 'a;
 

@@ -9,6 +9,7 @@ use super::{Emit, Source, SourceError};
 use crate::connect::Abandon;
 use crate::freshness;
 use crate::plan::SqliteTable;
+use crate::source::MAX_BATCH_BYTES;
 use crate::transform::{quote_sqlite, SourceColumn, SqlType};
 use arrow::array::{
     ArrayRef, Float64Builder, Int64Builder, LargeBinaryBuilder, LargeStringBuilder,
@@ -323,6 +324,7 @@ impl Source for SqliteSource {
             .map_err(|e| err(0, 0, e))?;
         let mut rows = stmt.query([]).map_err(|e| err(0, 0, e))?;
         let (mut total, mut batch, mut in_batch) = (0u64, 0u64, 0usize);
+        let mut in_batch_bytes = 0usize;
         let flush = |builders: &mut Vec<Builder>| {
             let arrays = builders.iter_mut().map(Builder::finish).collect();
             RecordBatch::try_new(schema.clone(), arrays).expect("arrays match the schema")
@@ -334,13 +336,19 @@ impl Source for SqliteSource {
                 Err(e) => return Err(err(total, batch + 1, e)),
             };
             for (i, b) in builders.iter_mut().enumerate() {
-                b.push(row.get_ref(i).map_err(|e| err(total, batch + 1, e))?);
+                let v = row.get_ref(i).map_err(|e| err(total, batch + 1, e))?;
+                if let ValueRef::Text(x) | ValueRef::Blob(x) = v {
+                    in_batch_bytes += x.len();
+                }
+                b.push(v);
             }
             in_batch += 1;
             total += 1;
-            if in_batch == self.batch_rows {
+            // Cut by bytes too, so rows of a MiB do not come thousands at a time.
+            if in_batch == self.batch_rows || in_batch_bytes >= MAX_BATCH_BYTES {
                 batch += 1;
                 in_batch = 0;
+                in_batch_bytes = 0;
                 if !emit(flush(&mut builders)) {
                     return Ok(total);
                 }

@@ -4,6 +4,7 @@
 //! own, so a slow writer lets batches pile up. Reading through its parser here instead
 //! keeps one batch in hand: the reader blocks on the pipeline's bounded channel.
 
+use crate::source::MAX_BATCH_BYTES;
 use crate::transform::temporal::{self, Temporal};
 use arrow::array::{
     ArrayRef, BinaryBuilder, Float32Builder, Float64Builder, Int16Builder, Int32Builder,
@@ -157,6 +158,17 @@ impl BatchReader {
             .collect()
     }
 
+    /// Bytes of text and binary values in the batch being built.
+    fn var_bytes(&self) -> usize {
+        self.cols
+            .iter()
+            .map(|c| match c {
+                Col::Text(b) | Col::Bytes(b) => b.values_slice().len(),
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// Rows in the batch being built.
     pub fn len(&self) -> usize {
         self.rows
@@ -284,6 +296,10 @@ impl BatchReader {
                 }
                 self.col = 0;
                 self.rows += 1;
+                if self.var_bytes() >= MAX_BATCH_BYTES {
+                    // Full by size; the parser keeps the rows not taken for the next batch.
+                    return Ok(false);
+                }
             }
             if last && take == n {
                 return Ok(true);
