@@ -8,7 +8,9 @@ use mysql::prelude::Queryable;
 use std::io::Read;
 use std::process::{Command, Stdio};
 
-/// Runs `cmd` to its end; (exit code, stderr, peak RSS in MB).
+/// Runs `cmd` to its end; (exit code, stderr, peak RSS in MB). Reaped by wait4, which
+/// reports the child's peak RSS; `Child::wait` would not.
+#[allow(clippy::zombie_processes)]
 fn run_measured(mut cmd: Command) -> (i32, String, u64) {
     let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
     let mut stderr = child.stderr.take().unwrap();
