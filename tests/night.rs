@@ -245,3 +245,57 @@ fn an_old_table_that_cannot_be_dropped_is_a_warning_then_named_with_the_fix() {
     job.run(&[]).expect(0);
     root.query_drop("DROP USER 'dbsync_lo'@'%'").unwrap();
 }
+
+#[test]
+fn a_swap_blocked_by_a_reader_waits_briefly_then_fails_naming_it() {
+    let db = "dbsync_n_mdl";
+    numbers(db, 5);
+    let target = "dbsync_n_mdl_t";
+    tls_root(None)
+        .query_drop(format!("DROP DATABASE IF EXISTS `{target}`"))
+        .unwrap();
+    let cfg = azure_config(
+        db,
+        "SELECT * FROM n WHERE id <= 3",
+        target,
+        "n",
+        &verified("ca.pem"),
+    )
+    .replace(
+        "table_name = n\nssl_mode",
+        "table_name = n\nread_timeout = 2\nssl_mode",
+    )
+    .replace("[external_db]", "retries = 0\n[external_db]");
+    let job = Job::new(&cfg);
+    job.run(&[]).expect(0);
+    // A reader in the middle of a transaction on the target holds its metadata lock.
+    let mut reader = tls_root(Some(target));
+    reader.query_drop("BEGIN").unwrap();
+    let _: Vec<u64> = reader.query("SELECT id FROM n").unwrap();
+    let reader_id: u64 = reader
+        .query_first("SELECT CONNECTION_ID()")
+        .unwrap()
+        .unwrap();
+    std::fs::write(job.path("config.ini"), cfg.replace(" WHERE id <= 3", "")).unwrap();
+    let t = Instant::now();
+    let run = job.run(&[]).expect(1);
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    let err = run.stderr();
+    assert!(
+        err.contains("swapping in the new table")
+            && err.contains(&format!("connection {reader_id}")),
+        "{err}"
+    );
+    let _: Vec<u64> = reader.query("SELECT id FROM n").unwrap();
+    reader.query_drop("COMMIT").unwrap();
+    let count: Option<u64> = tls_root(Some(target))
+        .query_first("SELECT COUNT(*) FROM n")
+        .unwrap();
+    assert_eq!(count, Some(3), "the target is unchanged");
+    job.run(&[]).expect(0);
+    let count: Option<u64> = tls_root(Some(target))
+        .query_first("SELECT COUNT(*) FROM n")
+        .unwrap();
+    assert_eq!(count, Some(5));
+}

@@ -9,6 +9,7 @@
 mod ddl;
 pub mod encode;
 mod obstacles;
+mod swap;
 
 use super::{Sink, SinkError};
 use crate::connect::{Endpoint, Session, TlsMode};
@@ -455,10 +456,14 @@ impl Sink for MySqlSink {
         );
         if self.table_exists(&self.target.table.clone())? {
             // One statement, so readers see the old table or the new one, never neither.
-            self.exec(
-                "swapping in the new table",
-                &format!("RENAME TABLE {table} TO {old}, {staging} TO {table}"),
-            )?;
+            let sql = format!("RENAME TABLE {table} TO {old}, {staging} TO {table}");
+            let wait = self
+                .ep()
+                .read_timeout
+                .min(std::time::Duration::from_secs(10));
+            let name = self.target.table.clone();
+            let swapped = swap::rename(self.control(), &sql, &name, wait);
+            swapped.map_err(|e| self.err("swapping in the new table", e))?;
             // The new table is in place: a failing DROP of the old one is a leftover for
             // the next run to clean, not a failed run.
             if let Err(e) = self.control().query_drop(format!("DROP TABLE {old}")) {

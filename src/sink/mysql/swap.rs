@@ -1,0 +1,61 @@
+//! The swap: one `RENAME TABLE` that waits for other sessions' metadata locks on the target
+//! only briefly. By default the server would wait `lock_wait_timeout` (a year on MySQL, a
+//! day on MariaDB), and while it waits every new reader of the table queues behind it. So
+//! each try waits a few seconds, a few tries are made, and then the run fails, target
+//! unchanged, naming the sessions that may hold the table.
+
+use crate::connect::Session;
+use mysql::prelude::Queryable;
+use std::time::Duration;
+
+/// Tries the swap.
+const TRIES: u32 = 3;
+
+/// Runs `rename` (a `RENAME TABLE` naming `table`), each try waiting at most `wait` for
+/// metadata locks. `Err` says why, with the sessions that may block it.
+pub fn rename(conn: &mut Session, rename: &str, table: &str, wait: Duration) -> Result<(), String> {
+    let secs = wait.as_secs().max(1);
+    conn.query_drop(format!("SET SESSION lock_wait_timeout = {secs}"))
+        .map_err(|e| e.to_string())?;
+    let mut last = String::new();
+    for attempt in 1..=TRIES {
+        match conn.query_drop(rename) {
+            Ok(()) => return Ok(()),
+            Err(mysql::Error::MySqlError(e)) if e.code == 1205 => {
+                log::warn!(
+                    "the swap waited {secs} s for other sessions' locks on `{table}` (try {attempt} of {TRIES})"
+                );
+                last = e.to_string();
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(format!(
+        "{last}: other sessions kept `{table}` in use for {TRIES} tries of {secs} s each \
+         (a reader holding a transaction open?); {}",
+        blockers(conn)
+    ))
+}
+
+/// Sessions with a transaction open (the usual holders of a table's metadata lock), as far
+/// as the server lets this user see them.
+fn blockers(conn: &mut Session) -> String {
+    let rows: Result<Vec<(u64, String, String, u64)>, _> = conn.query(
+        "SELECT p.ID, p.USER, p.HOST, p.TIME FROM information_schema.INNODB_TRX t \
+         JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id \
+         WHERE p.ID <> CONNECTION_ID() ORDER BY t.trx_started LIMIT 5",
+    );
+    match rows {
+        Ok(rows) if !rows.is_empty() => {
+            let list: Vec<String> = rows
+                .iter()
+                .map(|(id, user, host, secs)| {
+                    format!("connection {id} of user {user} from {host} ({secs} s)")
+                })
+                .collect();
+            format!("sessions with open transactions: {}", list.join(", "))
+        }
+        _ => "the blocking session is not visible to this user (SHOW PROCESSLIST with PROCESS rights tells)".into(),
+    }
+}
