@@ -177,10 +177,51 @@ fn client_certificate_user() {
         cert("client-cert.pem"),
         cert("client-key.pem")
     );
-    Job::new(&with_cert).run(&[]).expect(0);
+    // The PKCS#12 made from the key never appears as a file, even for a moment.
+    let job = Job::new(&with_cert);
+    let tmp = job.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut cmd = job.cmd(&[]);
+    cmd.env("TMPDIR", &tmp);
+    Run(cmd.output().unwrap()).expect(0);
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "no key file left"
+    );
     assert_eq!(
         target_rows(db, "SELECT * FROM x"),
         vec![vec![Some("7".into())]]
+    );
+}
+
+#[test]
+fn a_source_certificate_reaches_the_reader() {
+    let db = "dbsync_a_x509_source";
+    let mut t = tls_root(None);
+    t.query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
+        .unwrap();
+    t.query_drop(format!("CREATE DATABASE `{db}`")).unwrap();
+    t.query_drop(format!(
+        "CREATE TABLE `{db}`.s (id INT, at DATETIME); INSERT INTO `{db}`.s VALUES (1, '2024-01-02 03:04:05')"
+    ))
+    .unwrap();
+    let cfg = sqlite_config(db, "SELECT * FROM s", "s").replace(
+        &format!("host = 127.0.0.1\nport = {}\nuser = root\npassword =\n", mysql_port()),
+        &format!(
+            "host = localhost\nport = {}\nuser = dbsync_x509\npassword =\nssl_mode = verify_identity\n\
+             ssl_ca = {}\nssl_cert = {}\nssl_key = {}\n",
+            tls_port(),
+            cert("ca.pem"),
+            cert("client-cert.pem"),
+            cert("client-key.pem")
+        ),
+    );
+    let job = Job::new(&cfg);
+    job.run(&[]).expect(0);
+    assert_eq!(
+        sqlite_rows(&job.path("data/out.db"), "s", "id"),
+        vec![vec![Some("1".into()), Some("2024-01-02 03:04:05".into())]]
     );
 }
 
