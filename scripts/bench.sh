@@ -7,12 +7,16 @@
 #   bash scripts/bench.sh                 # 1,000,000 rows, every tool
 #   ROWS=4000000 ONLY=dbsync bash scripts/bench.sh
 #   PARTITIONS=2 bash scripts/bench.sh    # dbsync with [external_db] partitions = 2
+#   BEFORE=path/to/older/dbsync bash scripts/bench.sh   # also time an earlier build
+#   BIG=0 bash scripts/bench.sh           # skip the 400 rows of 1 MiB
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 ROWS="${ROWS:-1000000}"
 ONLY="${ONLY:-}"          # dbsync: only dbsync and the limits
 PARTITIONS="${PARTITIONS:-1}"
+BEFORE="${BEFORE:-}"
+BIG="${BIG:-1}"
 OUT="$ROOT/bench-out"
 CERTS="$SERVERS/tls/certs"
 mkdir -p "$OUT"
@@ -51,6 +55,7 @@ user = root
 password =
 database = dbsync_bench
 query = SELECT * FROM vehicles_stock
+ssl_mode = disabled
 partition_column = id
 partitions = $PARTITIONS
 [local_db]
@@ -67,6 +72,7 @@ ssl_mode = verify_identity
 ssl_ca = $CERTS/ca.pem
 EOF
 
+chmod 600 "$OUT/config.ini"
 RESULTS="$OUT/results.tsv"
 : > "$RESULTS"
 # run NAME COMMAND...: wall seconds and peak RSS of the command (and its children).
@@ -89,6 +95,18 @@ say "MySQL -> SQLite"
 rm -f "$OUT/dbsync.db"
 for _ in 1 2; do target/release/dbsync -q --config "$OUT/config.ini"; done
 run "dbsync -> SQLite" target/release/dbsync -q --config "$OUT/config.ini"
+# The cost of WAL (the default, so readers keep reading during a load) over DELETE.
+sed 's/^table_name = vehicles_stock$/table_name = vehicles_stock\njournal_mode = delete/' "$OUT/config.ini" > "$OUT/config-delete.ini"
+rm -f "$OUT/dbsync-delete.db"
+sed -i "s#$OUT/dbsync.db#$OUT/dbsync-delete.db#" "$OUT/config-delete.ini"
+for _ in 1 2; do target/release/dbsync -q --config "$OUT/config-delete.ini"; done
+run "dbsync -> SQLite (journal_mode = delete)" target/release/dbsync -q --config "$OUT/config-delete.ini"
+if [ -n "$BEFORE" ]; then
+    rm -f "$OUT/before.db"
+    sed "s#$OUT/dbsync.db#$OUT/before.db#" "$OUT/config.ini" > "$OUT/config-before.ini"
+    for _ in 1 2; do "$BEFORE" -q --config "$OUT/config-before.ini"; done
+    run "earlier build -> SQLite" "$BEFORE" -q --config "$OUT/config-before.ini"
+fi
 if [ -z "$ONLY" ]; then
     rm -f "$OUT/duckdb.db"
     for _ in 1 2; do .bench-venv/bin/python scripts/bench/duckdb_copy.py sqlite dbsync_bench "$OUT/duckdb.db" 2>/dev/null; done
@@ -100,11 +118,35 @@ fi
 say "MySQL -> TLS MariaDB"
 target/release/dbsync -q --config "$OUT/config.ini" --target azure   # a previous table to replace
 run "dbsync -> TLS MariaDB" target/release/dbsync -q --config "$OUT/config.ini" --target azure
+if [ -n "$BEFORE" ]; then
+    sed 's/^database = bench_dbsync$/database = bench_before/' "$OUT/config.ini" > "$OUT/config-before-azure.ini"
+    "$BEFORE" -q --config "$OUT/config-before-azure.ini" --target azure
+    run "earlier build -> TLS MariaDB" "$BEFORE" -q --config "$OUT/config-before-azure.ini" --target azure
+fi
 if [ -z "$ONLY" ]; then
     tls_sql -e "DROP DATABASE IF EXISTS bench_duckdb; CREATE DATABASE bench_duckdb CHARACTER SET utf8mb4;
         DROP DATABASE IF EXISTS bench_pandas; CREATE DATABASE bench_pandas CHARACTER SET utf8mb4"
     run "DuckDB 1.5 -> TLS MariaDB" .bench-venv/bin/python scripts/bench/duckdb_copy.py mysql dbsync_bench "$CERTS/ca.pem"
     run "pandas to_sql(chunksize=20000) -> TLS MariaDB" .bench-venv/bin/python scripts/bench/pandas_copy.py mysql dbsync_bench "$CERTS/ca.pem"
+fi
+
+if [ "$BIG" = 1 ]; then
+    say "400 rows of 1 MiB"
+    mariadb -h127.0.0.1 -uroot -e "CREATE DATABASE IF NOT EXISTS dbsync_big"
+    have=$(mariadb -h127.0.0.1 -uroot -N -e "SELECT COUNT(*) FROM dbsync_big.big" 2>/dev/null || echo 0)
+    if [ "$have" != 400 ]; then
+        mariadb -h127.0.0.1 -uroot dbsync_big -e "DROP TABLE IF EXISTS big;
+            CREATE TABLE big (id INT PRIMARY KEY, body LONGTEXT, raw LONGBLOB);
+            INSERT INTO big SELECT seq, CONCAT(seq, REPEAT(CHAR(65 + seq % 26), 524288)),
+                REPEAT(UNHEX(LPAD(HEX(seq % 256), 2, '0')), 524288) FROM seq_1_to_400"
+    fi
+    sed -e 's/^database = dbsync_bench$/database = dbsync_big/' -e 's/^query = .*/query = SELECT * FROM big/' \
+        -e 's/^partition_column = id$//' -e 's/^partitions = .*$//' \
+        -e "s#$OUT/dbsync.db#$OUT/big.db#" -e 's/^table_name = vehicles_stock$/table_name = big/' \
+        -e 's/^database = bench_dbsync$/database = bench_big/' "$OUT/config.ini" > "$OUT/config-big.ini"
+    rm -f "$OUT/big.db"
+    run "dbsync -> SQLite, 400 rows of 1 MiB" target/release/dbsync -q --config "$OUT/config-big.ini"
+    run "dbsync -> TLS MariaDB, 400 rows of 1 MiB" target/release/dbsync -q --config "$OUT/config-big.ini" --target azure
 fi
 
 say "limits"
@@ -129,6 +171,7 @@ awk -F'\t' -v rows="$ROWS" '
         printf "|%s|%s|%s|%s|%s|\n", "------------------------------------------------", "----------", "------------", "-----------", "--------------"
         for (i = 1; i <= NR; i++) {
             b = (name[i] ~ /MariaDB/) ? base["MySQL"] : base["SQLite"]
+            if (name[i] ~ /1 MiB/) { printf "| %-46s | %8.2f | %10s | %6.0f MB | %12s |\n", name[i], secs[i], "-", kb[i] / 1024, "-"; continue }
             if (name[i] ~ /read only/) b = base["SQLite"]
             if (secs[i] == "failed") { printf "| %-46s | %8s | %10s | %9s | %12s |\n", name[i], "failed", "-", "-", "-"; continue }
             printf "| %-46s | %8.2f | %10.0f | %6.0f MB | %12.2f |\n", name[i], secs[i], rows / secs[i], kb[i] / 1024, secs[i] / b
