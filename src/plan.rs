@@ -52,6 +52,27 @@ pub struct MySqlTarget {
     pub writers: usize,
     /// Bound for statements that compute before answering (the staging count).
     pub statement_timeout: Duration,
+    /// How rows go in (`[azure_mysql_db] load_method`).
+    pub load_method: LoadMethod,
+}
+
+/// `auto`: LOAD DATA LOCAL INFILE when the server allows it, INSERTs otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadMethod {
+    Auto,
+    LoadData,
+    Insert,
+}
+
+impl LoadMethod {
+    pub fn parse(s: &str) -> Option<LoadMethod> {
+        match s.to_ascii_lowercase().replace('-', "_").as_str() {
+            "auto" => Some(LoadMethod::Auto),
+            "load_data" => Some(LoadMethod::LoadData),
+            "insert" => Some(LoadMethod::Insert),
+            _ => None,
+        }
+    }
 }
 
 // One per run: the size difference costs nothing.
@@ -134,6 +155,14 @@ impl Plan {
                 table: raw.require(AZURE_DB, "table_name")?.trim().to_string(),
                 writers: bounded(raw, AZURE_DB, "writers", 2)?,
                 statement_timeout: statement_timeout(raw)?,
+                load_method: raw
+                    .parsed(
+                        AZURE_DB,
+                        "load_method",
+                        "auto, load_data or insert",
+                        LoadMethod::parse,
+                    )?
+                    .unwrap_or(LoadMethod::Auto),
             }),
         };
         Ok(Plan {

@@ -458,7 +458,14 @@ fn a_row_larger_than_max_allowed_packet_is_named() {
     let db = "dbsync_a_packet";
     fresh_db(db, "CREATE TABLE big (id INT, payload LONGBLOB); INSERT INTO big VALUES (1, 'small'), (2, REPEAT('x', 3000000)), (3, 'small');");
     drop_target_db(db);
-    let cfg = azure_config(db, "SELECT * FROM big", db, "big", &verified("ca.pem"));
+    // INSERTs are bounded by the packet; a LOAD DATA stream is not (tested below).
+    let cfg = azure_config(
+        db,
+        "SELECT * FROM big",
+        db,
+        "big",
+        &format!("{}\nload_method = insert", verified("ca.pem")),
+    );
     let mut root = tls_root(None);
     root.query_drop("SET GLOBAL max_allowed_packet = 2097152")
         .unwrap();
@@ -474,6 +481,19 @@ fn a_row_larger_than_max_allowed_packet_is_named() {
     );
     // With the server's usual limit the same rows go through.
     Job::new(&cfg).run(&[]).expect(0);
+    assert_eq!(
+        target_rows(db, "SELECT id, LENGTH(payload) FROM big ORDER BY id")[1],
+        vec![Some("2".into()), Some("3000000".into())]
+    );
+    // A LOAD DATA stream carries the row under the small packet too.
+    drop_target_db(db);
+    let streamed = cfg.replace("load_method = insert", "load_method = load_data");
+    root.query_drop("SET GLOBAL max_allowed_packet = 2097152")
+        .unwrap();
+    let run = Job::new(&streamed).run(&[]);
+    root.query_drop("SET GLOBAL max_allowed_packet = 67108864")
+        .unwrap();
+    run.expect(0);
     assert_eq!(
         target_rows(db, "SELECT id, LENGTH(payload) FROM big ORDER BY id")[1],
         vec![Some("2".into()), Some("3000000".into())]

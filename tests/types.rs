@@ -49,7 +49,11 @@ INSERT INTO alltypes VALUES
   '2024-02-29 12:00:00.123456', '00:00:00', '-00:00:00.000001', 0,
   ' lead', '  trailing  ', '0012', '1.10', '-0', '1e5', 'plain ASCII',
   X'00000001', X'', X'7F', X'FF00FF', X'00', X'00',
-  '[]', 'ü', 'y', ST_GeomFromText('LINESTRING(0 0, 1 1, 2 0)'));
+  '[]', 'ü', 'y', ST_GeomFromText('LINESTRING(0 0, 1 1, 2 0)')),
+ (5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  'NULL', '\\N', 'N', CONCAT('nul', CHAR(0), 'byte\ttab\\'), NULL, '\\', 'latin é',
+  NULL, CONCAT('\\N', X'09'), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 "#;
 
 /// The columns as MySQL renders them, GEOMETRY as WKB (what dbsync reads).
@@ -132,8 +136,8 @@ fn every_type_into_sqlite_exactly() {
         &job.path("data/out.db"),
         "SELECT * FROM alltypes ORDER BY k",
     );
-    assert_eq!(want.len(), 4);
-    assert_eq!(got.len(), 4);
+    assert_eq!(want.len(), 5);
+    assert_eq!(got.len(), 5);
     for (r, (w, g)) in want.iter().zip(&got).enumerate() {
         for (i, name) in names.iter().enumerate() {
             let ok = match (&w[i], &g[i]) {
@@ -177,8 +181,16 @@ fn sqlite_number(v: &rusqlite::types::Value) -> Option<f64> {
 }
 
 #[test]
-fn every_type_into_mysql_exactly() {
-    let db = "dbsync_t_types_mysql";
+fn every_type_into_mysql_exactly_by_load_data() {
+    every_type_into_mysql_exactly("dbsync_t_types_mysql", "load_data");
+}
+
+#[test]
+fn every_type_into_mysql_exactly_by_insert() {
+    every_type_into_mysql_exactly("dbsync_t_types_mysql_ins", "insert");
+}
+
+fn every_type_into_mysql_exactly(db: &str, method: &str) {
     let mut c = fresh_db(db, ALL_TYPES);
     tls_root(None)
         .query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
@@ -188,15 +200,23 @@ fn every_type_into_mysql_exactly() {
         "SELECT * FROM alltypes",
         db,
         "alltypes",
-        &verified("ca.pem"),
+        &format!("{}\nload_method = {method}", verified("ca.pem")),
     ));
-    job.run(&[]).expect(0);
+    let run = job.run(&[]).expect(0);
+    assert!(
+        run.stderr().contains(match method {
+            "insert" => "prepared multi-row INSERTs",
+            _ => "LOAD DATA LOCAL INFILE",
+        }),
+        "{}",
+        run.stderr()
+    );
     let (names, want) = mysql_raw(&mut c, SELECT_AS_READ);
     let (_, got) = mysql_raw(
         &mut tls_root(Some(db)),
         &SELECT_AS_READ.replace("ST_AsBinary(g) AS g", "g"),
     );
-    assert_eq!(got.len(), 4);
+    assert_eq!(got.len(), 5);
     for (r, (w, g)) in want.iter().zip(&got).enumerate() {
         for (i, name) in names.iter().enumerate() {
             assert!(
@@ -236,7 +256,7 @@ const COMPUTED: &str = "SELECT a.k AS `id with space`, CONCAT(a.c, '✓') AS `ü
     CAST(a.iu AS CHAR) AS iu_text, a.d65 * 2 AS twice, a.dbl / 3 AS third, \
     COUNT(*) AS n, SUM(a.d10) AS total, AVG(a.tiu) AS mean, GROUP_CONCAT(b.e ORDER BY b.k) AS es, \
     DATE_ADD(a.dt, INTERVAL 1 DAY) AS next_day, NULL AS nothing, 1 = 1 AS truth \
-    FROM alltypes a JOIN alltypes b ON b.k <= a.k WHERE a.k <> 4 GROUP BY a.k ORDER BY a.k";
+    FROM alltypes a JOIN alltypes b ON b.k <= a.k WHERE a.k NOT IN (4, 5) GROUP BY a.k ORDER BY a.k";
 
 #[test]
 fn computed_and_joined_queries_into_both_targets() {

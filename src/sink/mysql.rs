@@ -8,30 +8,28 @@
 
 mod ddl;
 pub mod encode;
+mod load;
 mod obstacles;
 mod swap;
+mod writers;
 
 use super::{Sink, SinkError};
 use crate::connect::{Endpoint, Session, TlsMode};
-use crate::plan::MySqlTarget;
+use crate::plan::{LoadMethod, MySqlTarget};
 use crate::transform::{self, quote_mysql, ColumnView, SourceColumn};
 use arrow::record_batch::RecordBatch;
-use encode::{Chunk, Encoding};
+use encode::Encoding;
 use mysql::prelude::Queryable;
-use mysql::{Params, Statement};
 use rayon::prelude::*;
-use std::collections::HashMap;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use writers::{Piece, Statements, Writers};
 
 /// Upper bound for one INSERT, even when the server allows more: beyond this, bigger
 /// statements stop paying off and only hold more memory.
-const MAX_STATEMENT_BYTES: usize = 4 << 20;
+const MAX_STATEMENT_BYTES: usize = 16 << 20;
 /// Rows one encoding task takes from a batch.
 const ROWS_PER_TASK: usize = 2048;
-/// Most rows one INSERT takes (within MySQL's 65535 parameters a statement).
-const MAX_ROWS_PER_INSERT: usize = 2048;
+/// Most parameters one prepared statement may have.
+const MAX_PARAMS: usize = 65_535;
 
 pub struct MySqlSink {
     target: MySqlTarget,
@@ -41,10 +39,10 @@ pub struct MySqlSink {
     mode: TlsMode,
     statement_limit: usize,
     max_packet: usize,
-    tx: Option<SyncSender<Chunk>>,
-    writers: Vec<JoinHandle<()>>,
-    failure: Arc<Mutex<Option<String>>>,
-    insert_head: String,
+    writers: Option<Writers>,
+    statements: Option<Statements>,
+    /// How each column goes into a LOAD DATA stream.
+    fields: Vec<load::Field>,
     batches: u64,
     column_names: Vec<String>,
     /// Give the staging table the existing target's column definitions (a fallback run:
@@ -75,10 +73,9 @@ impl MySqlSink {
             mode: target.endpoint.tls.mode,
             statement_limit: MAX_STATEMENT_BYTES,
             max_packet: 0,
-            tx: None,
-            writers: Vec::new(),
-            failure: Arc::new(Mutex::new(None)),
-            insert_head: String::new(),
+            writers: None,
+            statements: None,
+            fields: Vec::new(),
             batches: 0,
             column_names: Vec::new(),
             keep_definitions: false,
@@ -196,90 +193,63 @@ impl MySqlSink {
         Ok(conn)
     }
 
-    fn start_writers(&mut self) -> Result<(), SinkError> {
-        let (tx, rx) = sync_channel::<Chunk>(self.target.writers * 2);
-        let rx = Arc::new(Mutex::new(rx));
-        for i in 0..self.target.writers {
-            let conn = self.connect_writer()?;
-            let rx = Arc::clone(&rx);
-            let failure = Arc::clone(&self.failure);
-            let ep = self.ep().clone();
-            let insert_head = self.insert_head.clone();
-            let ncols = self.column_names.len();
-            let handle = std::thread::Builder::new()
-                .name(format!("dbsync-writer-{i}"))
-                .spawn(move || writer(conn, &rx, &failure, &ep, &insert_head, ncols))
-                .expect("spawning a writer thread");
-            self.writers.push(handle);
-        }
-        self.tx = Some(tx);
+    /// Starts the writers: one LOAD DATA stream per connection when the server allows it
+    /// (and `load_method` does), prepared multi-row INSERTs otherwise.
+    fn start_writers(&mut self, columns: &[SourceColumn]) -> Result<(), SinkError> {
+        let local_infile: Option<i64> = self
+            .control()
+            .query_first("SELECT @@local_infile")
+            .map_err(|e| self.err("reading local_infile", e))?;
+        let allowed = local_infile == Some(1);
+        let load = match self.target.load_method {
+            LoadMethod::Insert => false,
+            LoadMethod::Auto => allowed,
+            LoadMethod::LoadData if allowed => true,
+            LoadMethod::LoadData => {
+                return Err(self.err(
+                    "loading rows",
+                    "the server does not allow LOAD DATA LOCAL INFILE (@@local_infile = 0): \
+                     set [azure_mysql_db] load_method = auto or insert, or turn local_infile on",
+                ))
+            }
+        };
+        self.fields = columns
+            .iter()
+            .map(|c| load::Field::for_type(&c.ty))
+            .collect();
+        let how = if load {
+            log::info!(
+                "loading with LOAD DATA LOCAL INFILE, streamed ({} connections)",
+                self.target.writers
+            );
+            Statements::LoadData {
+                sql: load::statement(&self.staging, &self.column_names, &self.fields),
+            }
+        } else {
+            log::info!(
+                "loading with prepared multi-row INSERTs ({} connections)",
+                self.target.writers
+            );
+            Statements::Insert {
+                head: format!("INSERT INTO {} VALUES ", quote_mysql(&self.staging)),
+                ncols: self.column_names.len(),
+            }
+        };
+        let conns = (0..self.target.writers)
+            .map(|_| self.connect_writer())
+            .collect::<Result<Vec<_>, _>>()?;
+        self.writers = Some(Writers::start(conns, self.ep(), &how));
+        self.statements = Some(how);
         Ok(())
     }
 
     fn failed(&self) -> Option<String> {
-        self.failure.lock().expect("failure lock").clone()
+        self.writers.as_ref().and_then(Writers::failed)
     }
 
-    /// Waits for the writers; the first failure, if any (writers record their own).
+    /// Waits for the writers; the first failure, if any.
     fn join_writers(&mut self) -> Option<String> {
-        self.tx = None;
-        for h in self.writers.drain(..) {
-            if let Err(p) = h.join() {
-                let message = crate::fence::panic_message(p.as_ref());
-                self.failure
-                    .lock()
-                    .expect("failure lock")
-                    .get_or_insert(message);
-            }
-        }
-        self.failed()
-    }
-}
-
-/// One writer connection: executes chunks until the channel closes or one fails. The
-/// statement for a full chunk is prepared once; odd sizes (a batch's tail) are prepared,
-/// used and closed.
-fn writer(
-    mut conn: Session,
-    rx: &Mutex<Receiver<Chunk>>,
-    failure: &Mutex<Option<String>>,
-    ep: &Endpoint,
-    insert_head: &str,
-    ncols: usize,
-) {
-    let sql = |rows: usize| {
-        let one = format!("({})", vec!["?"; ncols].join(","));
-        format!("{insert_head}{}", vec![one.as_str(); rows].join(","))
-    };
-    let mut prepared: HashMap<usize, Statement> = HashMap::new();
-    let mut run = |conn: &mut Session, chunk: Chunk| -> Result<(), mysql::Error> {
-        let stmt = match prepared.get(&chunk.rows) {
-            Some(s) => s.clone(),
-            None => {
-                let s = conn.prep(sql(chunk.rows))?;
-                if prepared.len() < 4 {
-                    prepared.insert(chunk.rows, s.clone());
-                }
-                s
-            }
-        };
-        conn.exec_drop(&stmt, Params::Positional(chunk.params))?;
-        if !prepared.contains_key(&chunk.rows) {
-            conn.close(stmt)?;
-        }
-        Ok(())
-    };
-    loop {
-        let next = rx.lock().expect("receiver lock").recv();
-        let Ok(chunk) = next else { return };
-        if failure.lock().expect("failure lock").is_some() {
-            return;
-        }
-        if let Err(e) = run(&mut conn, chunk) {
-            let message = crate::report::redact(&e.to_string(), ep);
-            failure.lock().expect("failure lock").get_or_insert(message);
-            return;
-        }
+        self.writers.as_mut().and_then(Writers::join)
     }
 }
 
@@ -369,9 +339,8 @@ impl Sink for MySqlSink {
             defs.join(", ")
         );
         self.exec("creating the staging table", &ddl)?;
-        self.insert_head = format!("INSERT INTO {} VALUES ", quote_mysql(&self.staging));
         self.column_names = columns.iter().map(|c| c.name.clone()).collect();
-        self.start_writers()
+        self.start_writers(&columns)
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
@@ -397,22 +366,35 @@ impl Sink for MySqlSink {
             .collect();
         let ctx = Encoding {
             limit: self.statement_limit,
-            max_rows: MAX_ROWS_PER_INSERT
-                .min(65_535 / self.column_names.len().max(1))
-                .max(1),
+            max_rows: MAX_PARAMS / self.column_names.len().max(1),
             max_packet: self.max_packet,
             batch: self.batches,
             names: &self.column_names,
         };
-        let encoded: Vec<Result<Vec<Chunk>, SinkError>> = tasks
-            .par_iter()
-            .map(|&(s, e)| ctx.encode(&views, s, e))
-            .collect();
-        let tx = self.tx.clone().expect("begin() started the writers");
-        for chunks in encoded {
-            for chunk in chunks? {
-                if tx.send(chunk).is_err() {
-                    break;
+        let pieces: Vec<Result<Vec<Piece>, SinkError>> = match &self.statements {
+            Some(Statements::LoadData { .. }) => {
+                let value_error = |row, col, m| ctx.value_error(row, col, m);
+                tasks
+                    .par_iter()
+                    .map(|&(s, e)| {
+                        load::encode(&views, &self.fields, s, e, &value_error)
+                            .map(|text| vec![Piece::Text(text)])
+                    })
+                    .collect()
+            }
+            _ => tasks
+                .par_iter()
+                .map(|&(s, e)| {
+                    ctx.encode(&views, s, e)
+                        .map(|chunks| chunks.into_iter().map(Piece::Rows).collect())
+                })
+                .collect(),
+        };
+        let writers = self.writers.as_ref().expect("begin() started the writers");
+        'send: for piece in pieces {
+            for p in piece? {
+                if !writers.send(p) {
+                    break 'send;
                 }
             }
         }

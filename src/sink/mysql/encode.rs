@@ -57,7 +57,7 @@ pub fn to_value(cell: Cell<'_>) -> Result<Value, String> {
     })
 }
 
-fn not_storable(f: f64) -> String {
+pub fn not_storable(f: f64) -> String {
     format!(
         "the value {f} cannot be stored in a MySQL column (no infinities or NaN); \
          leave it out of the source (e.g. WHERE ... or NULLIF in the query) or make it NULL"
@@ -118,7 +118,7 @@ impl Encoding<'_> {
         Ok(out)
     }
 
-    fn value_error(&self, row: usize, col: usize, message: String) -> SinkError {
+    pub fn value_error(&self, row: usize, col: usize, message: String) -> SinkError {
         SinkError::Value {
             batch: self.batch,
             // Counted from 1 within the batch, as people count rows.
