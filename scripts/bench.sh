@@ -41,7 +41,7 @@ if [ "$have" != "$ROWS" ]; then
     seed_fixture dbsync_bench "$ROWS"
 fi
 say "building dbsync (release)"
-cargo build --release --quiet --bin dbsync --example read_only
+cargo build --release --quiet --bin dbsync --example read_only --example latency_proxy
 
 cat > "$OUT/config.ini" <<EOF
 [general]
@@ -130,6 +130,25 @@ if [ -z "$ONLY" ]; then
     run "pandas to_sql(chunksize=20000) -> TLS MariaDB" .bench-venv/bin/python scripts/bench/pandas_copy.py mysql dbsync_bench "$CERTS/ca.pem"
 fi
 
+say "MySQL -> TLS MariaDB through a 20 ms round-trip link (a proxy adding 10 ms each way)"
+WAN_PORT="${WAN_PORT:-3399}"
+target/release/examples/latency_proxy "$WAN_PORT" "$TLS_PORT" 10 2>/dev/null &
+PROXY=$!
+trap 'kill $PROXY 2>/dev/null || true' EXIT
+sleep 0.5
+sed -e "s/^host = localhost$/host = 127.0.0.1/" -e "s/^port = $TLS_PORT$/port = $WAN_PORT/" \
+    -e 's/^database = bench_dbsync$/database = bench_wan/' "$OUT/config.ini" > "$OUT/config-wan.ini"
+chmod 600 "$OUT/config-wan.ini"
+target/release/dbsync -q --config "$OUT/config-wan.ini" --target azure
+run "dbsync -> TLS MariaDB, 20 ms RTT (LOAD DATA)" target/release/dbsync -q --config "$OUT/config-wan.ini" --target azure
+printf 'load_method = insert\n' >> "$OUT/config-wan.ini"
+run "dbsync -> TLS MariaDB, 20 ms RTT (load_method = insert)" target/release/dbsync -q --config "$OUT/config-wan.ini" --target azure
+if [ -n "$BEFORE" ]; then
+    sed -e 's/^database = bench_wan$/database = bench_wan_before/' -e '/^load_method/d' "$OUT/config-wan.ini" > "$OUT/config-wan-before.ini"
+    "$BEFORE" -q --config "$OUT/config-wan-before.ini" --target azure
+    run "earlier build -> TLS MariaDB, 20 ms RTT" "$BEFORE" -q --config "$OUT/config-wan-before.ini" --target azure
+fi
+
 if [ "$BIG" = 1 ]; then
     say "400 rows of 1 MiB"
     mariadb -h127.0.0.1 -uroot -e "CREATE DATABASE IF NOT EXISTS dbsync_big"
@@ -158,6 +177,15 @@ tls_sql -e "DROP DATABASE IF EXISTS bench_load; CREATE DATABASE bench_load; CREA
 run "limit: LOAD DATA LOCAL INFILE -> TLS MariaDB" mariadb -h localhost -P "$TLS_PORT" -ubench -pbench \
     --ssl-ca="$CERTS/ca.pem" --ssl-verify-server-cert --local-infile=1 bench_load \
     -e "LOAD DATA LOCAL INFILE '$DUMP/rows.tsv' INTO TABLE vehicles_stock CHARACTER SET utf8mb4"
+tls_sql -e "TRUNCATE TABLE bench_load.vehicles_stock"
+run "limit: LOAD DATA LOCAL INFILE -> TLS MariaDB, 20 ms RTT" mariadb -h 127.0.0.1 -P "$WAN_PORT" -ubench -pbench \
+    --ssl-ca="$CERTS/ca.pem" --ssl-verify-server-cert --local-infile=1 bench_load \
+    -e "LOAD DATA LOCAL INFILE '$DUMP/rows.tsv' INTO TABLE vehicles_stock CHARACTER SET utf8mb4"
+if [ -z "$ONLY" ]; then
+    tls_sql -e "DROP DATABASE IF EXISTS bench_duckdb; CREATE DATABASE bench_duckdb CHARACTER SET utf8mb4"
+    DUCKDB_MYSQL_PORT="$WAN_PORT" DUCKDB_MYSQL_HOST=127.0.0.1 run "DuckDB 1.5 -> TLS MariaDB, 20 ms RTT (180 s at most)" \
+        timeout 180 .bench-venv/bin/python scripts/bench/duckdb_copy.py mysql dbsync_bench "$CERTS/ca.pem"
+fi
 rm -rf "$DUMP"
 
 echo
@@ -165,12 +193,14 @@ echo "$ROWS rows of the benchmark fixture, $(nproc) cores, $(date -u +%Y-%m-%d)"
 awk -F'\t' -v rows="$ROWS" '
     $1 == "dbsync -> SQLite" { base["SQLite"] = $2 }
     $1 == "dbsync -> TLS MariaDB" { base["MySQL"] = $2 }
+    $1 == "dbsync -> TLS MariaDB, 20 ms RTT (LOAD DATA)" { base["WAN"] = $2 }
     { name[NR] = $1; secs[NR] = $2; kb[NR] = $3 }
     END {
         printf "| %-46s | %8s | %10s | %9s | %12s |\n", "copy", "wall s", "rows/s", "peak RSS", "× dbsync"
         printf "|%s|%s|%s|%s|%s|\n", "------------------------------------------------", "----------", "------------", "-----------", "--------------"
         for (i = 1; i <= NR; i++) {
             b = (name[i] ~ /MariaDB/) ? base["MySQL"] : base["SQLite"]
+            if (name[i] ~ /20 ms/) b = base["WAN"]
             if (name[i] ~ /1 MiB/) { printf "| %-46s | %8.2f | %10s | %6.0f MB | %12s |\n", name[i], secs[i], "-", kb[i] / 1024, "-"; continue }
             if (name[i] ~ /read only/) b = base["SQLite"]
             if (secs[i] == "failed") { printf "| %-46s | %8s | %10s | %9s | %12s |\n", name[i], "failed", "-", "-", "-"; continue }

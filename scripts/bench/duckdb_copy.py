@@ -1,5 +1,6 @@
 """DuckDB with its mysql and sqlite extensions (loaded from their PyPI wheels).
 Usage: duckdb_copy.py sqlite|mysql ROWS_DB OUT"""
+import os
 import pathlib
 import sys
 
@@ -23,8 +24,11 @@ if target == "sqlite":
     con.execute("DROP TABLE IF EXISTS dst.vehicles_stock")
     con.execute("CREATE TABLE dst.vehicles_stock AS SELECT * FROM src.vehicles_stock")
 else:
+    # DUCKDB_MYSQL_HOST/PORT point it through the latency proxy for the WAN row.
+    host = os.environ.get("DUCKDB_MYSQL_HOST", "localhost")
+    port = os.environ.get("DUCKDB_MYSQL_PORT", "3307")
     con.execute(
-        "ATTACH 'host=localhost port=3307 user=bench password=bench database=bench_duckdb "
+        f"ATTACH 'host={host} port={port} user=bench password=bench database=bench_duckdb "
         f"ssl_mode=VERIFY_IDENTITY ssl_ca={out}' AS dst (TYPE mysql)"
     )
     con.execute("DROP TABLE IF EXISTS dst.vehicles_stock")
