@@ -49,7 +49,9 @@ pub struct MySqlTarget {
     pub endpoint: Endpoint,
     pub table: String,
     /// Connections inserting at once.
-    pub writers: usize,
+    /// Connections loading at once (`writers`); unset: one LOAD DATA stream, or two
+    /// connections of INSERTs (what measured fastest here for each).
+    pub writers: Option<usize>,
     /// Bound for statements that compute before answering (the staging count).
     pub statement_timeout: Duration,
     /// How rows go in (`[azure_mysql_db] load_method`).
@@ -153,7 +155,10 @@ impl Plan {
             TargetKind::Azure => Target::MySql(MySqlTarget {
                 endpoint: endpoint(raw, AZURE_DB, TlsMode::Required)?,
                 table: raw.require(AZURE_DB, "table_name")?.trim().to_string(),
-                writers: bounded(raw, AZURE_DB, "writers", 2)?,
+                writers: match raw.get(AZURE_DB, "writers") {
+                    Some(v) if !v.trim().is_empty() => Some(bounded(raw, AZURE_DB, "writers", 2)?),
+                    _ => None,
+                },
                 statement_timeout: statement_timeout(raw)?,
                 load_method: raw
                     .parsed(
@@ -428,7 +433,7 @@ mod tests {
             panic!("azure target")
         };
         assert_eq!(t.endpoint.tls.mode, TlsMode::VerifyIdentity);
-        assert_eq!(t.writers, 2);
+        assert_eq!(t.writers, None);
     }
 
     #[test]

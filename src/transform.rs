@@ -19,6 +19,7 @@ use arrow::datatypes::{
 };
 use std::fmt;
 
+pub mod keys;
 pub mod temporal;
 mod zero_dates;
 pub use zero_dates::{apply_zero_dates, is_zero_date, target_columns, Refused, ZeroDates};
