@@ -136,7 +136,7 @@ fn to_sqlite(c: &mut Criterion) {
         b.iter_batched(
             || SqliteSink::new(&path, "vehicles_stock"),
             |mut sink| {
-                sink.begin(&cols).unwrap();
+                sink.begin(&cols, &Default::default()).unwrap();
                 for batch in &batches {
                     sink.write(batch).unwrap();
                 }

@@ -12,7 +12,10 @@ use std::time::Duration;
 fn main() {
     let args: Vec<u64> = std::env::args()
         .skip(1)
-        .map(|a| a.parse().expect("usage: latency_proxy LISTEN_PORT UPSTREAM_PORT ONE_WAY_MS"))
+        .map(|a| {
+            a.parse()
+                .expect("usage: latency_proxy LISTEN_PORT UPSTREAM_PORT ONE_WAY_MS")
+        })
         .collect();
     let [listen, upstream, ms] = args[..] else {
         panic!("usage: latency_proxy LISTEN_PORT UPSTREAM_PORT ONE_WAY_MS");
@@ -22,6 +25,9 @@ fn main() {
         SocketAddr::from(([127, 0, 0, 1], upstream as u16)),
         Duration::from_millis(ms),
     );
-    eprintln!("proxy 127.0.0.1:{} -> 127.0.0.1:{upstream}, {ms} ms each way", p.port);
+    eprintln!(
+        "proxy 127.0.0.1:{} -> 127.0.0.1:{upstream}, {ms} ms each way",
+        p.port
+    );
     p.serve_forever();
 }

@@ -270,8 +270,21 @@ fn execute(
         SourceUsed::Fallback => Exit::Fallback,
         _ => Exit::Ok,
     };
+    let names: Vec<String> = source.columns().iter().map(|c| c.name.clone()).collect();
+    let keys = source
+        .keys()
+        .settle(&plan.primary_key, plan.indexes, &names)
+        .map_err(|why| {
+            Error::Config(ConfigError::Invalid {
+                section: config::GENERAL.into(),
+                key: "primary_key".into(),
+                value: format!("{:?}", plan.primary_key),
+                expected: format!("columns of the query: {why}"),
+            })
+        })?;
+    log_keys(&keys);
     if dry_run {
-        print_plan(plan, source.as_ref());
+        print_plan(plan, source.as_ref(), &keys);
         summary.action = "planned";
         return Ok(exit);
     }
@@ -296,7 +309,7 @@ fn execute(
         Some(l) => l.still_held().map_err(CopyError::from),
         None => Ok(()),
     };
-    let stats = pipeline::copy(source, sink.as_mut(), opts, &mut check_lock)?;
+    let stats = pipeline::copy(source, sink.as_mut(), opts, &keys, &mut check_lock)?;
     if stats.zero_dates > 0 {
         let what = match plan.zero_dates {
             transform::ZeroDates::Keep => "copied as they are",
@@ -340,7 +353,18 @@ fn keep_fallback_table(
     Ok(Exit::Fallback)
 }
 
-fn print_plan(plan: &Plan, source: &dyn Source) {
+fn log_keys(keys: &transform::keys::Keys) {
+    if let Some(pk) = &keys.primary {
+        log::info!("primary key: ({})", pk.join(", "));
+    }
+    for i in &keys.indexes {
+        let cols: Vec<&str> = i.columns.iter().map(|(c, _)| c.as_str()).collect();
+        let kind = if i.unique { "unique index" } else { "index" };
+        log::info!("{kind} {}: ({})", i.name, cols.join(", "));
+    }
+}
+
+fn print_plan(plan: &Plan, source: &dyn Source, keys: &transform::keys::Keys) {
     println!("source:   {}", source.describe());
     match &plan.fallback {
         Some(f) => println!("fallback: {f} (if the source is unreachable)"),
@@ -361,5 +385,14 @@ fn print_plan(plan: &Plan, source: &dyn Source) {
             Target::MySql(_) => transform::mysql_target_type(c),
         };
         println!("  {:<30} {:<24} -> {}", c.name, c.ty.to_string(), to);
+    }
+    match &keys.primary {
+        Some(pk) => println!("primary key: ({})", pk.join(", ")),
+        None => println!("primary key: none"),
+    }
+    for i in &keys.indexes {
+        let cols: Vec<&str> = i.columns.iter().map(|(c, _)| c.as_str()).collect();
+        let kind = if i.unique { "unique index" } else { "index" };
+        println!("{kind} {}: ({})", i.name, cols.join(", "));
     }
 }

@@ -5,6 +5,7 @@ use crate::connect::Abandon;
 use crate::plan::Guards;
 use crate::sink::{Sink, SinkError};
 use crate::source::{Source, SourceError};
+use crate::transform::keys::Keys;
 use crate::transform::{self, ZeroDates};
 use arrow::record_batch::RecordBatch;
 use std::io::Write;
@@ -65,10 +66,11 @@ pub fn copy(
     source: Box<dyn Source>,
     sink: &mut dyn Sink,
     opts: CopyOptions,
+    keys: &Keys,
     before_commit: &mut dyn FnMut() -> Result<(), CopyError>,
 ) -> Result<CopyStats, CopyError> {
     let columns = transform::target_columns(source.columns(), opts.zero_dates);
-    if let Err(e) = sink.begin(&columns) {
+    if let Err(e) = sink.begin(&columns, keys) {
         sink.abort();
         return Err(e.into());
     }

@@ -3,6 +3,7 @@
 
 use crate::config::{ConfigError, RawConfig, Secret, AZURE_DB, EXTERNAL_DB, GENERAL, LOCAL_DB};
 use crate::connect::{Endpoint, Tls, TlsMode};
+use crate::transform::keys::{IndexPolicy, PrimaryKey};
 use crate::transform::ZeroDates;
 use std::fmt;
 use std::path::PathBuf;
@@ -130,6 +131,9 @@ pub struct Plan {
     /// Refuse fallback rows older than this (`[general] fallback_max_age`).
     pub fallback_max_age: Option<Duration>,
     pub guards: Guards,
+    /// `[general] primary_key` and `indexes`: the target table's keys.
+    pub primary_key: PrimaryKey,
+    pub indexes: IndexPolicy,
     /// Whole-copy retries after a transient failure (`[general] retries`).
     pub retries: u32,
     /// How long a run waits for another run on the same target (`[general] lock_wait`).
@@ -206,6 +210,22 @@ impl Plan {
                 )?,
             },
             statement_timeout: statement_timeout(raw)?,
+            primary_key: raw
+                .parsed(
+                    GENERAL,
+                    "primary_key",
+                    "column names separated by commas, or none",
+                    PrimaryKey::parse,
+                )?
+                .unwrap_or(PrimaryKey::Source),
+            indexes: raw
+                .parsed(
+                    GENERAL,
+                    "indexes",
+                    "all, primary or none",
+                    IndexPolicy::parse,
+                )?
+                .unwrap_or(IndexPolicy::All),
             retries: raw
                 .parsed(GENERAL, "retries", "a whole number from 0 to 10", |s| {
                     s.parse::<u32>().ok().filter(|n| *n <= 10)

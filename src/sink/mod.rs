@@ -3,6 +3,7 @@
 pub mod mysql;
 pub mod sqlite;
 
+use crate::transform::keys::Keys;
 use crate::transform::SourceColumn;
 use arrow::record_batch::RecordBatch;
 use thiserror::Error;
@@ -44,7 +45,9 @@ pub enum SinkError {
 /// fills it, `commit` swaps it in whole; `abort` (or a crash) leaves the old one.
 pub trait Sink {
     fn describe(&self) -> String;
-    fn begin(&mut self, columns: &[SourceColumn]) -> Result<(), SinkError>;
+    /// Prepares the new table with these columns and keys (the primary key at once,
+    /// secondary indexes built before `commit` swaps it in).
+    fn begin(&mut self, columns: &[SourceColumn], keys: &Keys) -> Result<(), SinkError>;
     fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError>;
     /// Rows the target table holds now (`None` when it does not exist yet), for the
     /// empty and shrink guards; called after `begin`, before `commit`.

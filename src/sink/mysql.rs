@@ -16,6 +16,7 @@ mod writers;
 use super::{Sink, SinkError};
 use crate::connect::{Endpoint, Session, TlsMode};
 use crate::plan::{LoadMethod, MySqlTarget};
+use crate::transform::keys::{Index, Keys};
 use crate::transform::{self, quote_mysql, ColumnView, SourceColumn};
 use arrow::record_batch::RecordBatch;
 use encode::Encoding;
@@ -43,6 +44,8 @@ pub struct MySqlSink {
     statements: Option<Statements>,
     /// How each column goes into a LOAD DATA stream.
     fields: Vec<load::Field>,
+    /// Secondary indexes, built on the staging table before the swap.
+    indexes: Vec<Index>,
     batches: u64,
     column_names: Vec<String>,
     /// Give the staging table the existing target's column definitions (a fallback run:
@@ -76,6 +79,7 @@ impl MySqlSink {
             writers: None,
             statements: None,
             fields: Vec::new(),
+            indexes: Vec::new(),
             batches: 0,
             column_names: Vec::new(),
             keep_definitions: false,
@@ -246,6 +250,45 @@ impl MySqlSink {
         Ok(())
     }
 
+    /// Secondary indexes, in one ALTER on the staging table, so readers never see the new
+    /// table without them; UNIQUE ones are checked as they are built.
+    fn build_indexes(&mut self) -> Result<(), SinkError> {
+        if self.indexes.is_empty() {
+            return Ok(());
+        }
+        let adds: Vec<String> = self
+            .indexes
+            .iter()
+            .map(|i| {
+                let cols: Vec<String> = i
+                    .columns
+                    .iter()
+                    .map(|(c, p)| match p {
+                        Some(n) => format!("{}({n})", quote_mysql(c)),
+                        None => quote_mysql(c),
+                    })
+                    .collect();
+                let kind = if i.unique { "UNIQUE INDEX" } else { "INDEX" };
+                format!("ADD {kind} {} ({})", quote_mysql(&i.name), cols.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "ALTER TABLE {} {}",
+            quote_mysql(&self.staging),
+            adds.join(", ")
+        );
+        let t0 = std::time::Instant::now();
+        let timeout = self.target.statement_timeout;
+        let r = self.control().with_timeout(timeout, |c| c.query_drop(sql));
+        r.map_err(|e| self.err("building the indexes", e))?;
+        log::info!(
+            "{} indexes built in {:.2} s",
+            self.indexes.len(),
+            t0.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
     fn failed(&self) -> Option<String> {
         self.writers.as_ref().and_then(Writers::failed)
     }
@@ -261,7 +304,7 @@ impl Sink for MySqlSink {
         format!("MySQL {} table {}", self.ep().describe(), self.target.table)
     }
 
-    fn begin(&mut self, columns: &[SourceColumn]) -> Result<(), SinkError> {
+    fn begin(&mut self, columns: &[SourceColumn], keys: &Keys) -> Result<(), SinkError> {
         let (conn, mode) = self
             .ep()
             .connect(false, None)
@@ -335,7 +378,24 @@ impl Sink for MySqlSink {
         let columns = self.definitions(columns)?;
         let server = ddl::Server::probe(self.control(), &columns)
             .map_err(|e| self.err("reading the server's settings", e))?;
-        let defs: Vec<String> = columns.iter().map(|c| server.column_def(c)).collect();
+        let mut defs: Vec<String> = columns.iter().map(|c| server.column_def(c)).collect();
+        match &keys.primary {
+            Some(cols) => {
+                let cols: Vec<String> = cols.iter().map(|c| quote_mysql(c)).collect();
+                defs.push(format!("PRIMARY KEY ({})", cols.join(", ")));
+            }
+            None if server.requires_primary_key => {
+                return Err(SinkError::Refused {
+                    target: self.describe(),
+                    why: "the server requires a primary key on every table \
+                          (sql_require_primary_key / innodb_force_primary_key) and none is known \
+                          for this query: set [general] primary_key = column[, column]"
+                        .into(),
+                });
+            }
+            None => {}
+        }
+        self.indexes = keys.indexes.clone();
         let ddl = format!(
             "CREATE TABLE {} ({}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
             quote_mysql(&self.staging),
@@ -434,6 +494,7 @@ impl Sink for MySqlSink {
                 read: rows_read,
             });
         }
+        self.build_indexes()?;
         let (table, staging, old) = (
             quote_mysql(&self.target.table),
             quote_mysql(&self.staging),

@@ -7,6 +7,7 @@
 
 use super::{Sink, SinkError};
 use crate::freshness;
+use crate::transform::keys::{Index, Keys};
 use crate::transform::{self, quote_sqlite, ColumnView, SourceColumn};
 use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
@@ -52,6 +53,8 @@ pub struct SqliteSink {
     origin: Option<(String, SystemTime)>,
     /// journal_mode WAL (default) or DELETE (`[local_db] journal_mode`).
     wal: bool,
+    /// Secondary indexes, built once the rows are in.
+    indexes: Vec<Index>,
 }
 
 impl SqliteSink {
@@ -69,6 +72,7 @@ impl SqliteSink {
             rows: 0,
             origin: None,
             wal: true,
+            indexes: Vec::new(),
         }
     }
 
@@ -116,6 +120,33 @@ impl SqliteSink {
             quote_sqlite(&self.staging),
             vec![one.as_str(); rows].join(",")
         )
+    }
+
+    /// The secondary indexes, on the renamed table under their source names (SQLite's index
+    /// names are per file: the old table's went with it), inside the load's transaction.
+    fn build_indexes(&self) -> Result<(), SinkError> {
+        let t0 = std::time::Instant::now();
+        for i in &self.indexes {
+            let cols: Vec<String> = i.columns.iter().map(|(c, _)| quote_sqlite(c)).collect();
+            let sql = format!(
+                "CREATE {}INDEX {} ON {} ({})",
+                if i.unique { "UNIQUE " } else { "" },
+                quote_sqlite(&i.name),
+                quote_sqlite(&self.table),
+                cols.join(", ")
+            );
+            self.conn()
+                .execute_batch(&sql)
+                .map_err(|e| self.err(format!("building index {}", i.name), e))?;
+        }
+        if !self.indexes.is_empty() {
+            log::info!(
+                "{} indexes built in {:.2} s",
+                self.indexes.len(),
+                t0.elapsed().as_secs_f64()
+            );
+        }
+        Ok(())
     }
 
     fn sqlite_error(&self, action: String) -> SinkError {
@@ -287,7 +318,7 @@ impl Sink for SqliteSink {
         format!("SQLite {} table {}", self.path.display(), self.table)
     }
 
-    fn begin(&mut self, columns: &[SourceColumn]) -> Result<(), SinkError> {
+    fn begin(&mut self, columns: &[SourceColumn], keys: &Keys) -> Result<(), SinkError> {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| SinkError::Dir {
                 path: self.path.display().to_string(),
@@ -350,8 +381,16 @@ impl Sink for SqliteSink {
                     .to_string()
             })
             .collect();
+        let pk = match &keys.primary {
+            Some(cols) => {
+                let cols: Vec<String> = cols.iter().map(|c| quote_sqlite(c)).collect();
+                format!(", PRIMARY KEY ({})", cols.join(", "))
+            }
+            None => String::new(),
+        };
+        self.indexes = keys.indexes.clone();
         let sql = format!(
-            "BEGIN IMMEDIATE; DROP TABLE IF EXISTS {staging}; CREATE TABLE {staging} ({defs});",
+            "BEGIN IMMEDIATE; DROP TABLE IF EXISTS {staging}; CREATE TABLE {staging} ({defs}{pk});",
             staging = quote_sqlite(&self.staging),
             defs = defs.join(", ")
         );
@@ -442,6 +481,7 @@ impl Sink for SqliteSink {
         self.conn()
             .execute_batch(&sql)
             .map_err(|e| self.err("swapping in the new table", e))?;
+        self.build_indexes()?;
         if let Some((source, loaded_at)) = self.origin.clone() {
             let record = freshness::LoadRecord {
                 loaded_at,

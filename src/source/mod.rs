@@ -64,6 +64,10 @@ pub trait Source: Send {
     /// What the source says about itself in logs and the summary.
     fn describe(&self) -> String;
     fn columns(&self) -> &[SourceColumn];
+    /// The keys a target table of these rows may have (none unless the source knows).
+    fn keys(&self) -> crate::transform::keys::Keys {
+        Default::default()
+    }
     /// Streams every row through `emit`; returns how many rows were read. `abandon` ends
     /// the read from another thread (a failure or a signal elsewhere).
     fn read(self: Box<Self>, emit: &mut Emit<'_>, abandon: &Abandon) -> Result<u64, SourceError>;

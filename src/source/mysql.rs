@@ -3,6 +3,7 @@
 
 mod batch;
 mod exact;
+mod keys;
 pub mod partition;
 pub mod query;
 
@@ -11,6 +12,7 @@ use crate::connect::session::set_read_timeout;
 use crate::connect::{Abandon, Endpoint, TlsMode};
 use crate::fence::guarded;
 use crate::plan::Partitioning;
+use crate::transform::keys::Keys;
 use crate::transform::{self, quote_mysql, SourceColumn, SqlType};
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
@@ -32,6 +34,7 @@ pub struct MySqlSource {
     statement_timeout: Duration,
     /// Text, ENUM and SET columns without a readable definition (see `exact::lost`).
     lost: Vec<String>,
+    keys: Keys,
 }
 
 impl MySqlSource {
@@ -50,7 +53,7 @@ impl MySqlSource {
         let dialect = query::Dialect::of(&mut conn);
         let query = query::clean(query, dialect);
         // Describing may run the query (`LIMIT 0`) and read information_schema: statements.
-        let (columns, lost) = conn.with_timeout(statement_timeout, |c| {
+        let (columns, lost, keys) = conn.with_timeout(statement_timeout, |c| {
             describe(c, &query, dialect, ep.section)
         })?;
         let read_query = read_query(&query, dialect, &columns);
@@ -72,6 +75,7 @@ impl MySqlSource {
             batch_rows,
             statement_timeout,
             lost,
+            keys,
         })
     }
 
@@ -105,7 +109,7 @@ fn describe(
     query: &str,
     dialect: query::Dialect,
     section: &'static str,
-) -> Result<(Vec<SourceColumn>, Vec<String>), SourceError> {
+) -> Result<(Vec<SourceColumn>, Vec<String>, Keys), SourceError> {
     let query_err = |e: mysql::Error| SourceError::Query {
         section,
         message: e.to_string(),
@@ -175,7 +179,9 @@ fn describe(
         });
     }
     let lost = exact::lost(&meta, &out);
-    Ok((out, lost))
+    let origins: Vec<_> = meta.iter().map(exact::origin).collect();
+    let keys = keys::discover(conn, query, &origins, &out, &local);
+    Ok((out, lost, keys))
 }
 
 /// Characters per byte of a result column's character set, to turn a byte length into the
@@ -265,6 +271,10 @@ impl Source for MySqlSource {
 
     fn columns(&self) -> &[SourceColumn] {
         &self.columns
+    }
+
+    fn keys(&self) -> Keys {
+        self.keys.clone()
     }
 
     fn read(self: Box<Self>, emit: &mut Emit<'_>, abandon: &Abandon) -> Result<u64, SourceError> {

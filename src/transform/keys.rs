@@ -132,11 +132,19 @@ mod tests {
             .unwrap()
             .is_empty());
         let mine = source()
-            .settle(&PrimaryKey::parse("lot").unwrap(), IndexPolicy::None, &names)
+            .settle(
+                &PrimaryKey::parse("lot").unwrap(),
+                IndexPolicy::None,
+                &names,
+            )
             .unwrap();
         assert_eq!(mine.primary, Some(vec!["Lot".to_string()]));
         let e = source()
-            .settle(&PrimaryKey::parse("id, nope").unwrap(), IndexPolicy::All, &names)
+            .settle(
+                &PrimaryKey::parse("id, nope").unwrap(),
+                IndexPolicy::All,
+                &names,
+            )
             .unwrap_err();
         assert!(e.contains("`nope`"), "{e}");
         assert_eq!(PrimaryKey::parse("None"), Some(PrimaryKey::None));

@@ -15,6 +15,8 @@ pub struct Server {
     /// a NOT NULL TIMESTAMP then needs an explicit DEFAULT, or the server would add
     /// `DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP` to it.
     pub implicit_timestamp_defaults: bool,
+    /// `sql_require_primary_key` (MySQL 8) or `innodb_force_primary_key` (MariaDB) is on.
+    pub requires_primary_key: bool,
     /// Each source collation → the one used here (`None`: the character set is missing
     /// too, the column becomes utf8mb4 with its default collation).
     pub collations: HashMap<Collation, Option<Collation>>,
@@ -31,6 +33,11 @@ impl Server {
             mariadb: version.to_ascii_lowercase().contains("mariadb"),
             ..Server::default()
         };
+        for var in ["sql_require_primary_key", "innodb_force_primary_key"] {
+            // Each exists on one kind of server only.
+            let on: Result<Option<i64>, _> = conn.query_first(format!("SELECT @@{var}"));
+            server.requires_primary_key |= matches!(on, Ok(Some(1)));
+        }
         if explicit == 0 {
             let on = conn.query_drop("SET SESSION explicit_defaults_for_timestamp = ON");
             server.implicit_timestamp_defaults = on.is_err();

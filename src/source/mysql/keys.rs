@@ -1,0 +1,129 @@
+//! The source table's keys, for a query that reads one table without multiplying its rows:
+//! every result column comes from that table (result metadata), and the server's plan
+//! reads that one table once (EXPLAIN shows a single SIMPLE step; a join whose select
+//! list names one table's columns shows more). Anything else gets no keys, unless
+//! `[general] primary_key` names them.
+
+use super::exact::Origin;
+use crate::transform::keys::{Index, Keys};
+use crate::transform::SourceColumn;
+use mysql::prelude::Queryable;
+use mysql::Conn;
+use std::collections::{BTreeMap, HashSet};
+
+pub fn discover(
+    conn: &mut Conn,
+    query: &str,
+    origins: &[Option<Origin>],
+    columns: &[SourceColumn],
+    local: &HashSet<String>,
+) -> Keys {
+    let Some((schema, table)) = one_table(origins) else {
+        log::debug!("keys: the result's columns do not all come from one table");
+        return Keys::default();
+    };
+    if local.contains(&table.to_lowercase()) {
+        return Keys::default();
+    }
+    match single_step(conn, query) {
+        Ok(true) => {}
+        Ok(false) => {
+            log::info!(
+                "the query reads more than `{table}`, so the target gets none of its keys \
+                 ([general] primary_key can name one)"
+            );
+            return Keys::default();
+        }
+        Err(e) => {
+            log::debug!("keys: EXPLAIN failed: {e}");
+            return Keys::default();
+        }
+    }
+    type Stat = (String, i64, String, Option<u64>, String);
+    let stats: Vec<Stat> = match conn.exec(
+        "SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART, INDEX_TYPE \
+         FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+         ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+        (&schema, &table),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            log::debug!("keys: no index list for {schema}.{table}: {e}");
+            return Keys::default();
+        }
+    };
+    // Result name of each source column of the table.
+    let result_name = |source_col: &str| {
+        origins
+            .iter()
+            .zip(columns)
+            .find(|(o, _)| {
+                o.as_ref()
+                    .is_some_and(|o| o.2.eq_ignore_ascii_case(source_col))
+            })
+            .map(|(_, c)| c)
+    };
+    let mut by_index: BTreeMap<String, (bool, Vec<Option<(&SourceColumn, Option<u64>)>>, String)> =
+        BTreeMap::new();
+    for (name, non_unique, col, sub_part, kind) in &stats {
+        let entry =
+            by_index
+                .entry(name.clone())
+                .or_insert((*non_unique == 0, Vec::new(), kind.clone()));
+        entry.1.push(result_name(col).map(|c| (c, *sub_part)));
+    }
+    let mut keys = Keys::default();
+    for (name, (unique, cols, kind)) in by_index {
+        // Every column of the index must be in the result; FULLTEXT and SPATIAL indexes
+        // do not fit the target's column types.
+        let Some(cols) = cols.into_iter().collect::<Option<Vec<_>>>() else {
+            continue;
+        };
+        if kind != "BTREE" && kind != "HASH" {
+            continue;
+        }
+        if name == "PRIMARY" {
+            keys.primary = Some(cols.iter().map(|(c, _)| c.name.clone()).collect());
+            continue;
+        }
+        keys.indexes.push(Index {
+            name,
+            unique,
+            columns: cols.iter().map(|(c, p)| (c.name.clone(), *p)).collect(),
+        });
+    }
+    if keys.primary.is_none() {
+        // A UNIQUE key over NOT NULL whole columns identifies rows as a primary key would;
+        // one over a nullable column never does.
+        let pos = keys.indexes.iter().position(|i| {
+            i.unique
+                && i.columns.iter().all(|(n, p)| {
+                    p.is_none() && columns.iter().any(|c| &c.name == n && !c.nullable)
+                })
+        });
+        if let Some(pos) = pos {
+            let promoted = keys.indexes.remove(pos);
+            keys.primary = Some(promoted.columns.into_iter().map(|(n, _)| n).collect());
+        }
+    }
+    keys
+}
+
+/// (schema, table) when every result column comes from the same table.
+fn one_table(origins: &[Option<Origin>]) -> Option<(String, String)> {
+    let first = origins.first()?.as_ref()?;
+    origins
+        .iter()
+        .all(|o| o.as_ref().is_some_and(|o| o.0 == first.0 && o.1 == first.1))
+        .then(|| (first.0.clone(), first.1.clone()))
+}
+
+/// True when the server's plan reads one table once.
+fn single_step(conn: &mut Conn, query: &str) -> Result<bool, mysql::Error> {
+    let rows: Vec<mysql::Row> = conn.query(format!("EXPLAIN {query}"))?;
+    let simple = rows
+        .first()
+        .and_then(|r| r.get::<Option<String>, _>("select_type"))
+        .flatten();
+    Ok(rows.len() == 1 && simple.as_deref() == Some("SIMPLE"))
+}
