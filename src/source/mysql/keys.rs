@@ -63,8 +63,9 @@ pub fn discover(
             })
             .map(|(_, c)| c)
     };
-    let mut by_index: BTreeMap<String, (bool, Vec<Option<(&SourceColumn, Option<u64>)>>, String)> =
-        BTreeMap::new();
+    // Index name → (unique, its columns in the result if present, index type).
+    type Found<'c> = (bool, Vec<Option<(&'c SourceColumn, Option<u64>)>>, String);
+    let mut by_index: BTreeMap<String, Found> = BTreeMap::new();
     for (name, non_unique, col, sub_part, kind) in &stats {
         let entry =
             by_index
