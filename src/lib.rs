@@ -98,9 +98,10 @@ fn execute_with_retries(
     summary: &mut Summary,
 ) -> Result<Exit, Error> {
     let mut attempt = 1;
+    let mut lock = None;
     loop {
         summary.attempts = attempt;
-        let result = execute(plan, dry_run, progress, summary);
+        let result = execute(plan, dry_run, progress, summary, &mut lock);
         let err = match result {
             Err(e) if attempt <= plan.retries && !dry_run && e.is_transient() => e,
             other => return other,
@@ -242,15 +243,17 @@ fn execute(
     dry_run: bool,
     progress: bool,
     summary: &mut Summary,
+    lock: &mut Option<lock::TargetLock>,
 ) -> Result<Exit, Error> {
-    // Before anything is read: a second run stops here, touching nothing.
-    let mut lock = match dry_run {
-        true => None,
-        false => Some(
+    // Before anything is read: a second run stops here, touching nothing. Held across
+    // retries; taken again only if it was lost.
+    if !dry_run && lock.as_mut().is_none_or(|l| l.still_held().is_err()) {
+        *lock = None;
+        *lock = Some(
             lock::acquire(&plan.target, plan.lock_wait)
                 .map_err(|e| interrupt::check().map_or_else(Error::from, |()| Error::from(e)))?,
-        ),
-    };
+        );
+    }
     let t0 = Instant::now();
     let read_at = std::time::SystemTime::now();
     interrupt::check()?;

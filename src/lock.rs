@@ -176,6 +176,7 @@ fn lock_mysql(ep: &Endpoint, table: &str, wait: Duration) -> Result<TargetLock, 
         message: crate::report::redact(&message, ep),
     };
     let (mut conn, _) = ep.connect(false, None).map_err(|e| failed(e.to_string()))?;
+    conn.stay_open().map_err(|e| failed(e.to_string()))?;
     let name = lock_name(&ep.database, table);
     let start = Instant::now();
     loop {

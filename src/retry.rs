@@ -52,15 +52,24 @@ pub fn is_transient_text(message: &str) -> bool {
         "connection to the server was lost",
         "connectionclosed",
         "connection closed",
+        "server disconnected",
+        "bytes remaining on stream",
+        "the connection failed after",
+        "lock was lost",
         "database is locked",
     ]
     .iter()
     .any(|p| m.contains(p))
 }
 
-/// The wait before attempt `n` (2, 3, ...): short, growing, capped.
+/// The wait before attempt `n` (2, 3, ...): 5 s, 15 s, then 30 s, so a failover (a
+/// minute or two on Azure) can finish within the default retries.
 pub fn backoff(attempt: u32) -> Duration {
-    Duration::from_secs(u64::from(attempt.saturating_sub(1)).clamp(1, 10))
+    Duration::from_secs(match attempt {
+        0..=2 => 5,
+        3 => 15,
+        _ => 30,
+    })
 }
 
 #[cfg(test)]
@@ -76,6 +85,8 @@ mod tests {
             "IoError { Connection reset by peer (os error 104) }",
             "the connection to the server was lost (IoError { failed to fill whole buffer })",
             "ERROR 2013 (HY000): Lost connection to server during query",
+            "IoError { server disconnected }",
+            "CodecError { IO error: bytes remaining on stream }",
         ] {
             assert!(is_transient_text(t), "{t}");
         }
@@ -91,9 +102,9 @@ mod tests {
     }
 
     #[test]
-    fn backoff_is_short() {
-        assert_eq!(backoff(2), Duration::from_secs(1));
-        assert_eq!(backoff(3), Duration::from_secs(2));
-        assert_eq!(backoff(50), Duration::from_secs(10));
+    fn backoff_grows_to_cover_a_failover() {
+        assert_eq!(backoff(2), Duration::from_secs(5));
+        assert_eq!(backoff(3), Duration::from_secs(15));
+        assert_eq!(backoff(50), Duration::from_secs(30));
     }
 }

@@ -109,8 +109,11 @@ fn a_run_whose_lock_was_lost_never_swaps() {
         cfg.replace("SELECT id, label FROM n WHERE id <= 7", query),
     )
     .unwrap();
+    // Without retries the run that lost its lock fails, target kept; with them, the next
+    // attempt takes the lock again.
     let first = job
         .cmd(&[])
+        .env("DBSYNC_GENERAL_RETRIES", "0")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

@@ -16,8 +16,14 @@ use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Every open connection's socket, so a signal can end statements that would otherwise
+/// keep the process waiting (see `interrupt`).
+pub static ALL: std::sync::LazyLock<Abandon> = std::sync::LazyLock::new(Abandon::default);
+
 /// A connection and, when it could be found, its socket.
 pub struct Session {
+    /// Declared before `conn`, so it is dropped (unregistered) first.
+    registered: Registered,
     conn: Conn,
     fd: Option<RawFd>,
     /// The read timeout of the connection's ordinary statements.
@@ -39,19 +45,20 @@ impl DerefMut for Session {
 
 static CONNECTING: Mutex<()> = Mutex::new(());
 
-/// Socket descriptors open in this process.
-fn sockets() -> BTreeSet<RawFd> {
+/// Socket descriptors open in this process, with their inode: a descriptor number that
+/// another thread closed and a new connection reused is still told apart.
+fn sockets() -> BTreeSet<(RawFd, String)> {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return BTreeSet::new();
     };
     dir.filter_map(|e| {
         let e = e.ok()?;
-        let target = std::fs::read_link(e.path()).ok()?;
-        target
+        let target = std::fs::read_link(e.path())
+            .ok()?
             .to_string_lossy()
-            .starts_with("socket:")
-            .then(|| e.file_name().to_string_lossy().parse().ok())
-            .flatten()
+            .into_owned();
+        let fd: RawFd = e.file_name().to_string_lossy().parse().ok()?;
+        target.starts_with("socket:").then_some((fd, target))
     })
     .collect()
 }
@@ -65,7 +72,7 @@ impl Session {
         let _one_at_a_time = CONNECTING.lock().unwrap_or_else(|p| p.into_inner());
         let before = sockets();
         let conn = Conn::new(opts)?;
-        let new: Vec<RawFd> = sockets().difference(&before).copied().collect();
+        let new: Vec<RawFd> = sockets().difference(&before).map(|(fd, _)| *fd).collect();
         let fd = match new.as_slice() {
             [fd] => Some(*fd),
             _ => {
@@ -74,10 +81,19 @@ impl Session {
             }
         };
         Ok(Session {
+            registered: ALL.register(fd),
             conn,
             fd,
             read_timeout,
         })
+    }
+
+    /// Keeps the server from closing this connection while it idles for the whole load
+    /// (the run's lock, the sink's control connection): sites often lower `wait_timeout`.
+    pub fn stay_open(&mut self) -> Result<(), mysql::Error> {
+        use mysql::prelude::Queryable;
+        self.conn
+            .query_drop("SET SESSION wait_timeout = 31536000, interactive_timeout = 31536000")
     }
 
     pub fn fd(&self) -> Option<RawFd> {
@@ -93,10 +109,11 @@ impl Session {
         out
     }
 
-    /// Splits the session into the connection and its socket, for code that must hold the
-    /// `Conn` itself (a result borrowing it); `set_read_timeout` and `Abandon` take the fd.
-    pub fn into_parts(self) -> (Conn, Option<RawFd>) {
-        (self.conn, self.fd)
+    /// Splits the session into the connection, its socket and its registration, for code
+    /// that must hold the `Conn` itself (a result borrowing it); `set_read_timeout` and
+    /// `Abandon` take the fd. Keep the registration, and drop it before the connection.
+    pub fn into_parts(self) -> (Conn, Option<RawFd>, Registered) {
+        (self.conn, self.fd, self.registered)
     }
 }
 

@@ -305,10 +305,12 @@ impl Sink for MySqlSink {
     }
 
     fn begin(&mut self, columns: &[SourceColumn], keys: &Keys) -> Result<(), SinkError> {
-        let (conn, mode) = self
+        let (mut conn, mode) = self
             .ep()
             .connect(false, None)
             .map_err(|e| self.err("connecting", e))?;
+        conn.stay_open()
+            .map_err(|e| self.err("setting up the connection", e))?;
         self.control = Some(conn);
         self.mode = mode;
         if mode == TlsMode::Required {
@@ -508,7 +510,8 @@ impl Sink for MySqlSink {
                 .read_timeout
                 .min(std::time::Duration::from_secs(10));
             let name = self.target.table.clone();
-            let swapped = swap::rename(self.control(), &sql, &name, wait);
+            let answer = self.ep().read_timeout;
+            let swapped = swap::rename(self.control(), &sql, &name, wait, answer);
             swapped.map_err(|e| self.err("swapping in the new table", e))?;
             // The new table is in place: a failing DROP of the old one is a leftover for
             // the next run to clean, not a failed run.
@@ -530,6 +533,9 @@ impl Sink for MySqlSink {
     }
 
     fn abort(&mut self) {
+        if let Some(w) = &self.writers {
+            w.stop();
+        }
         self.join_writers();
         if self.control.is_some() {
             let sql = format!("DROP TABLE IF EXISTS {}", quote_mysql(&self.staging));

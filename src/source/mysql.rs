@@ -337,7 +337,7 @@ impl MySqlSource {
         let ep = &self.endpoint;
         let failed = |e: &dyn std::fmt::Display| read_error(0, 0, redact(&e.to_string()));
         let session = ep.session(self.mode, true).map_err(|e| failed(&e))?;
-        let (mut conn, fd) = session.into_parts();
+        let (mut conn, fd, _everywhere) = session.into_parts();
         // Dropped before `conn` (declared later), and after the result that borrows it.
         let _registered = abandon.register(fd);
         // Until the first rows arrive the server may rightly compute for long (a sort).
@@ -376,6 +376,9 @@ impl MySqlSource {
             .map(|c| crate::transform::temporal_kind(&c.ty))
             .collect();
         let mut reader = batch::BatchReader::new(types, &temporal, self.batch_rows);
+        // Rows are streaming: from then on, silence means a dead link.
+        let read_timeout = ep.read_timeout;
+        reader.on_first_rows(move || set_read_timeout(fd, Some(read_timeout)));
         let schema = Arc::new(Schema::new(
             self.columns
                 .iter()
@@ -389,10 +392,6 @@ impl MySqlSource {
             // that into an error naming the column and row it was on.
             let filled = guarded(|| reader.fill(parser))
                 .unwrap_or_else(|m| Err(batch::ReadFailure::Panic(m)));
-            if batches == 0 {
-                // Rows are streaming: from now on, silence means a dead link.
-                set_read_timeout(fd, Some(ep.read_timeout));
-            }
             let done = match filled {
                 Ok(done) => done,
                 Err(f) => {

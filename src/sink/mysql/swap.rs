@@ -13,13 +13,25 @@ const TRIES: u32 = 3;
 
 /// Runs `rename` (a `RENAME TABLE` naming `table`), each try waiting at most `wait` for
 /// metadata locks. `Err` says why, with the sessions that may block it.
-pub fn rename(conn: &mut Session, rename: &str, table: &str, wait: Duration) -> Result<(), String> {
+pub fn rename(
+    conn: &mut Session,
+    rename: &str,
+    table: &str,
+    wait: Duration,
+    answer: Duration,
+) -> Result<(), String> {
     let secs = wait.as_secs().max(1);
     conn.query_drop(format!("SET SESSION lock_wait_timeout = {secs}"))
         .map_err(|e| e.to_string())?;
     let mut last = String::new();
     for attempt in 1..=TRIES {
-        match conn.query_drop(rename) {
+        // The server answers after up to `wait` of waiting: the socket must not give up
+        // first, or the answer would be read by the next statement.
+        let tried = conn.with_timeout(wait + answer, |c| c.query_drop(rename));
+        if crate::interrupt::received().is_some() {
+            return tried.map_err(|e| e.to_string());
+        }
+        match tried {
             Ok(()) => return Ok(()),
             Err(mysql::Error::MySqlError(e)) if e.code == 1205 => {
                 log::warn!(

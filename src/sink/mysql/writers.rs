@@ -9,6 +9,7 @@ use mysql::prelude::Queryable;
 use mysql::{LocalInfileHandler, Params, Statement};
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -34,6 +35,8 @@ pub struct Writers {
     tx: Option<SyncSender<Piece>>,
     handles: Vec<JoinHandle<()>>,
     failure: Arc<Mutex<Option<String>>>,
+    /// Set when the load is abandoned: writers stop at their next piece.
+    stop: Arc<AtomicBool>,
 }
 
 type Shared = Arc<Mutex<Receiver<Piece>>>;
@@ -44,6 +47,7 @@ impl Writers {
         let (tx, rx) = sync_channel::<Piece>(conns.len() * 2);
         let rx: Shared = Arc::new(Mutex::new(rx));
         let failure = Arc::new(Mutex::new(None));
+        let stop = Arc::new(AtomicBool::new(false));
         let handles = conns
             .into_iter()
             .enumerate()
@@ -54,14 +58,15 @@ impl Writers {
                     ep.clone(),
                     how.clone(),
                 );
+                let stop = Arc::clone(&stop);
                 std::thread::Builder::new()
                     .name(format!("dbsync-writer-{i}"))
                     .spawn(move || {
                         let r = match &how {
                             Statements::Insert { head, ncols } => {
-                                insert(conn, &rx, &failure, head, *ncols)
+                                insert(conn, &rx, &failure, &stop, head, *ncols)
                             }
-                            Statements::LoadData { sql } => load(conn, rx, sql),
+                            Statements::LoadData { sql } => load(conn, rx, &stop, sql),
                         };
                         if let Err(e) = r {
                             let message = crate::report::redact(&e, &ep);
@@ -78,7 +83,13 @@ impl Writers {
             tx: Some(tx),
             handles,
             failure,
+            stop,
         }
+    }
+
+    /// The load is abandoned: writers drop what is queued instead of writing it.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
     }
 
     /// Hands a piece to the writers; `false` when they have stopped.
@@ -116,6 +127,7 @@ fn insert(
     mut conn: Session,
     rx: &Mutex<Receiver<Piece>>,
     failure: &Mutex<Option<String>>,
+    stop: &AtomicBool,
     head: &str,
     ncols: usize,
 ) -> Result<(), String> {
@@ -144,7 +156,9 @@ fn insert(
     loop {
         let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
         let Ok(piece) = next else { return Ok(()) };
-        if failure.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+        if stop.load(Ordering::SeqCst)
+            || failure.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+        {
             return Ok(());
         }
         let Piece::Rows(chunk) = piece else {
@@ -156,9 +170,14 @@ fn insert(
 
 /// Runs the LOAD DATA statement once; its "file" is the channel's text until it closes.
 /// The handler ignores the file name the server asks for: it only ever serves this stream.
-fn load(mut conn: Session, rx: Shared, sql: &str) -> Result<(), String> {
+fn load(mut conn: Session, rx: Shared, stop: &Arc<AtomicBool>, sql: &str) -> Result<(), String> {
+    let stop = Arc::clone(stop);
     let handler = LocalInfileHandler::new(move |_requested, out| loop {
         let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        if stop.load(Ordering::SeqCst) {
+            // Abandoned: end the stream; the staging table it fills is dropped.
+            return out.flush();
+        }
         match next {
             Ok(Piece::Text(bytes)) => out.write_all(&bytes)?,
             Ok(Piece::Rows(_)) => {

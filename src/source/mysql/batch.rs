@@ -113,6 +113,8 @@ pub struct BatchReader {
     capacity: usize,
     rows: usize,
     col: usize,
+    /// Called once, when the server has sent the first rows (or said there are none).
+    on_first_rows: Option<Box<dyn FnOnce()>>,
 }
 
 impl BatchReader {
@@ -125,9 +127,15 @@ impl BatchReader {
             capacity,
             rows: 0,
             col: 0,
+            on_first_rows: None,
         };
         r.cols = r.fresh();
         r
+    }
+
+    /// Runs `f` once the first rows (or the end) arrive.
+    pub fn on_first_rows(&mut self, f: impl FnOnce() + 'static) {
+        self.on_first_rows = Some(Box::new(f));
     }
 
     /// The Arrow type column `i` is built as.
@@ -230,6 +238,9 @@ impl BatchReader {
         use MySQLTypeSystem as T;
         while self.rows < self.capacity {
             let (n, last) = parser.fetch_next()?;
+            if let Some(f) = self.on_first_rows.take() {
+                f();
+            }
             let take = n.min(self.capacity - self.rows);
             for _ in 0..take {
                 for c in 0..self.cols.len() {
