@@ -126,3 +126,50 @@ fn a_killed_run_leaves_a_running_summary_not_the_last_success() {
     assert!(s["exit_code"].is_null(), "{s}");
     assert_eq!(sqlite_count(&job.path("data/out.db"), "n"), 1000);
 }
+
+#[test]
+fn sigterm_while_a_statement_waits_on_the_server_ends_the_run_within_seconds() {
+    let db = "dbsync_s_term_blocked";
+    let (job, _) = slow_job(db, 10, 5, true);
+    std::fs::write(
+        job.path("config.ini"),
+        std::fs::read_to_string(job.path("config.ini"))
+            .unwrap()
+            .replace(", SLEEP(0.01) AS pause", ""),
+    )
+    .unwrap();
+    // A reader's open transaction holds the target: the swap waits on the server (3 s a
+    // try), the main thread blocked in it, with no batch loop to notice the signal.
+    let mut reader = tls_root(Some(db));
+    reader.query_drop("BEGIN").unwrap();
+    let _: Vec<u64> = reader.query("SELECT id FROM n").unwrap();
+    let child = spawn(&job);
+    let start = Instant::now();
+    loop {
+        let waiting: Option<u64> = tls_root(None)
+            .query_first(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                 WHERE STATE LIKE 'Waiting for table metadata lock%'",
+            )
+            .unwrap();
+        if waiting.unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the swap never waited"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = Instant::now();
+    signal(&child, libc::SIGTERM);
+    let run = Run(child.wait_with_output().unwrap());
+    let took = t.elapsed();
+    reader.query_drop("COMMIT").unwrap();
+    assert!(took < Duration::from_secs(7), "{took:?}");
+    run.expect(143);
+    let count: Option<u64> = tls_root(Some(db))
+        .query_first("SELECT COUNT(*) FROM n")
+        .unwrap();
+    assert_eq!(count, Some(5), "the target is unchanged");
+}

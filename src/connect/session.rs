@@ -109,6 +109,18 @@ impl Session {
         out
     }
 
+    /// As `with_timeout`, and out of the reach of a signal's shutdown (`ALL`): for a
+    /// statement whose outcome must be known, such as the swap. A socket cut under a
+    /// waiting RENAME does not cancel it on the server, which may then swap the tables
+    /// after the run said it had not; a statement bounded on the server (its
+    /// lock_wait_timeout) ends by itself, and the run reports what really happened.
+    pub fn shielded<T>(&mut self, timeout: Duration, f: impl FnOnce(&mut Conn) -> T) -> T {
+        self.registered = ALL.register(None);
+        let out = self.with_timeout(timeout, f);
+        self.registered = ALL.register(self.fd);
+        out
+    }
+
     /// Splits the session into the connection, its socket and its registration, for code
     /// that must hold the `Conn` itself (a result borrowing it); `set_read_timeout` and
     /// `Abandon` take the fd. Keep the registration, and drop it before the connection.

@@ -505,10 +505,12 @@ impl Sink for MySqlSink {
         if self.table_exists(&self.target.table.clone())? {
             // One statement, so readers see the old table or the new one, never neither.
             let sql = format!("RENAME TABLE {table} TO {old}, {staging} TO {table}");
+            // Short tries: while the RENAME waits, new readers of the table queue behind it,
+            // and a signal is only acted on between tries (see `swap`).
             let wait = self
                 .ep()
                 .read_timeout
-                .min(std::time::Duration::from_secs(10));
+                .min(std::time::Duration::from_secs(3));
             let name = self.target.table.clone();
             let answer = self.ep().read_timeout;
             let swapped = swap::rename(self.control(), &sql, &name, wait, answer);

@@ -9,7 +9,7 @@ use mysql::prelude::Queryable;
 use std::time::Duration;
 
 /// Tries the swap.
-const TRIES: u32 = 3;
+const TRIES: u32 = 5;
 
 /// Runs `rename` (a `RENAME TABLE` naming `table`), each try waiting at most `wait` for
 /// metadata locks. `Err` says why, with the sessions that may block it.
@@ -27,7 +27,7 @@ pub fn rename(
     for attempt in 1..=TRIES {
         // The server answers after up to `wait` of waiting: the socket must not give up
         // first, or the answer would be read by the next statement.
-        let tried = conn.with_timeout(wait + answer, |c| c.query_drop(rename));
+        let tried = conn.shielded(wait + answer, |c| c.query_drop(rename));
         if crate::interrupt::received().is_some() {
             return tried.map_err(|e| e.to_string());
         }
