@@ -137,3 +137,45 @@ fn a_silent_source_link_is_a_failure_never_a_fallback() {
         500
     );
 }
+
+#[test]
+fn a_source_connection_killed_mid_read_is_retried() {
+    let db = "dbsync_f_killed_source";
+    fixture_db(db, 300_000);
+    let job = Job::new(&sqlite_config(
+        db,
+        "SELECT * FROM vehicles_stock",
+        "vehicles_stock",
+    ));
+    let child = job
+        .cmd(&["--summary-json", "-"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut root = root(None);
+    let mut killed = false;
+    let start = Instant::now();
+    while !killed && start.elapsed() < Duration::from_secs(30) {
+        let ids: Vec<u64> = root
+            .exec(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND INFO LIKE 'SELECT%vehicles_stock%'",
+                (db,),
+            )
+            .unwrap();
+        for id in ids {
+            killed |= root.query_drop(format!("KILL CONNECTION {id}")).is_ok();
+        }
+    }
+    assert!(killed, "the reader was never seen");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let summary: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(summary["attempts"], 2, "{summary}");
+    assert_eq!(
+        sqlite_count(&job.path("data/out.db"), "vehicles_stock"),
+        300_000
+    );
+}
