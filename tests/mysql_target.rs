@@ -587,3 +587,59 @@ fn a_value_mysql_cannot_hold_fails_naming_it_and_keeps_the_target() {
         vec![vec![Some("2".into())]]
     );
 }
+
+#[test]
+fn a_target_that_requires_primary_keys_gets_one_or_a_clear_refusal() {
+    let _g = SERVER_GLOBALS.write().unwrap();
+    let db = "dbsync_a_force_pk";
+    fresh_db(
+        db,
+        "CREATE TABLE k (id INT PRIMARY KEY, v INT); INSERT INTO k VALUES (1, 10), (2, 20);",
+    );
+    drop_target_db(db);
+    let mut root = tls_root(None);
+    root.query_drop("SET GLOBAL innodb_force_primary_key = ON")
+        .unwrap();
+    let keyed = Job::new(&azure_config(
+        db,
+        "SELECT * FROM k",
+        db,
+        "k",
+        &verified("ca.pem"),
+    ))
+    .run(&[]);
+    let keyless_cfg = azure_config(
+        db,
+        "SELECT v, COUNT(*) AS n FROM k GROUP BY v",
+        db,
+        "g",
+        &verified("ca.pem"),
+    );
+    let keyless = Job::new(&keyless_cfg).run(&[]);
+    let after_refusal: Vec<String> = tls_root(Some(db)).query("SHOW TABLES").unwrap();
+    let named =
+        Job::new(&keyless_cfg.replace("[external_db]", "primary_key = v\n[external_db]")).run(&[]);
+    root.query_drop("SET GLOBAL innodb_force_primary_key = OFF")
+        .unwrap();
+    keyed.expect(0);
+    let run = keyless.expect(1);
+    assert!(
+        run.stderr().contains("requires a primary key") && run.stderr().contains("primary_key"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(
+        after_refusal,
+        ["k"],
+        "refused before loading: no staging table"
+    );
+    named.expect(0);
+    let pk: Vec<String> = tls_root(None)
+        .exec(
+            "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? \
+             AND TABLE_NAME = 'g' AND INDEX_NAME = 'PRIMARY'",
+            (db,),
+        )
+        .unwrap();
+    assert_eq!(pk, ["v"]);
+}
