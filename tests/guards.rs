@@ -5,14 +5,6 @@ mod common;
 use common::*;
 use mysql::prelude::Queryable;
 
-fn numbers(db: &str, n: u32) {
-    let mut c = fresh_db(db, "CREATE TABLE n (id INT PRIMARY KEY, label VARCHAR(10))");
-    c.query_drop(format!(
-        "INSERT INTO n SELECT seq, CONCAT('r', seq) FROM seq_1_to_{n}"
-    ))
-    .unwrap();
-}
-
 #[test]
 fn an_empty_source_never_empties_a_full_sqlite_target() {
     let db = "dbsync_g_empty_sqlite";

@@ -6,12 +6,6 @@ mod common;
 use common::*;
 use mysql::prelude::Queryable;
 
-fn drop_target_db(db: &str) {
-    tls_root(None)
-        .query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
-        .unwrap();
-}
-
 /// (name, COLUMN_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, COLLATION_NAME) of the target table.
 type Def = (String, String, String, Option<String>, Option<String>);
 

@@ -13,12 +13,6 @@ fn target_rows(db: &str, query: &str) -> Vec<Vec<Option<String>>> {
     mysql_rows(&mut tls_root(Some(db)), query)
 }
 
-fn drop_target_db(db: &str) {
-    tls_root(None)
-        .query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
-        .unwrap();
-}
-
 #[test]
 fn copies_the_fixture_over_verified_tls_with_a_ca_bundle() {
     let _g = SERVER_GLOBALS.read().unwrap();
@@ -288,18 +282,6 @@ fn missing_database_is_created_and_missing_rights_are_named() {
     );
 }
 
-/// Waits until `cond` holds, polling; panics after 60 s.
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !cond() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn staging_exists(db: &str, table: &str) -> bool {
     let n: Option<u64> = tls_root(None)
         .exec_first(
@@ -356,7 +338,7 @@ fn readers_see_the_old_table_during_the_load_and_a_kill_leaves_it() {
     // SIGKILL mid-load: the old (now 300000-row) table is untouched, the next run cleans up.
     let full = target_rows(db, "SELECT COUNT(*), SUM(id), MAX(vin) FROM vehicles_stock");
     let mut child = job.cmd(&["-q"]).spawn().unwrap();
-    wait_for("the staging table", || staging_exists(db, "vehicles_stock"));
+    wait_until("the staging table", || staging_exists(db, "vehicles_stock"));
     std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap();
     assert!(
@@ -435,7 +417,7 @@ fn cut_connections_mid_load(db: &str, mut cmd: std::process::Command) -> std::pr
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for("the staging table", || staging_exists(db, "vehicles_stock"));
+    wait_until("the staging table", || staging_exists(db, "vehicles_stock"));
     let mut root = tls_root(None);
     let mut killed = 0;
     let t0 = Instant::now();

@@ -6,14 +6,6 @@ use common::*;
 use mysql::prelude::Queryable;
 use std::time::{Duration, Instant};
 
-fn numbers(db: &str, n: u32) {
-    let mut c = fresh_db(db, "CREATE TABLE n (id INT PRIMARY KEY, label VARCHAR(10))");
-    c.query_drop(format!(
-        "INSERT INTO n SELECT seq, CONCAT('r', seq) FROM seq_1_to_{n}"
-    ))
-    .unwrap();
-}
-
 const SLOW: &str = "SELECT id, label, SLEEP(0.005) AS pause FROM n";
 
 #[test]

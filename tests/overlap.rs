@@ -16,17 +16,6 @@ fn slow_source(db: &str, rows: u32) -> &'static str {
     "SELECT id, label, SLEEP(0.01) AS pause FROM n"
 }
 
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_second_run_on_a_sqlite_target_stops_with_exit_4_or_waits() {
     let db = "dbsync_o_sqlite";

@@ -365,7 +365,8 @@ impl Sink for MySqlSink {
         for leftover in [self.staging.clone(), self.old.clone()] {
             if self.table_exists(&leftover)? {
                 log::warn!("dropping `{leftover}`, left by an earlier run");
-                let sql = format!("DROP TABLE {}", quote_mysql(&leftover));
+                // IF EXISTS: a dead run's session may still drop it as its last act.
+                let sql = format!("DROP TABLE IF EXISTS {}", quote_mysql(&leftover));
                 if let Err(e) = self.control().query_drop(&sql) {
                     return Err(self.err(
                         &format!(
@@ -483,7 +484,15 @@ impl Sink for MySqlSink {
         if let Some(e) = self.join_writers() {
             return Err(self.err("inserting rows", e));
         }
-        let staged: Option<u64> = {
+        // A LOAD DATA stream's OK packet says how many rows the server stored (a count that
+        // costs nothing); INSERTs are counted on the table.
+        let loaded = match self.statements {
+            Some(Statements::LoadData { .. }) => self.writers.as_ref().map(Writers::loaded),
+            _ => None,
+        };
+        let staged: Option<u64> = if loaded.is_some() {
+            loaded
+        } else {
             let sql = format!("SELECT COUNT(*) FROM {}", quote_mysql(&self.staging));
             let timeout = self.target.statement_timeout;
             let r = self.control().with_timeout(timeout, |c| c.query_first(sql));

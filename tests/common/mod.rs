@@ -274,3 +274,31 @@ pub fn run_within(cmd: &mut Command, limit: std::time::Duration) -> Run {
     }
     Run(child.wait_with_output().unwrap())
 }
+
+/// Waits until `cond` holds, polling; panics after 60 s.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Drops database `db` on the TLS server (the "Azure" target).
+pub fn drop_target_db(db: &str) {
+    tls_root(None)
+        .query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
+        .unwrap();
+}
+
+/// A fresh database `db` on the source with table `n` (id, label) of `rows` rows.
+pub fn numbers(db: &str, rows: u32) {
+    let mut c = fresh_db(db, "CREATE TABLE n (id INT PRIMARY KEY, label VARCHAR(10))");
+    c.query_drop(format!(
+        "INSERT INTO n SELECT seq, CONCAT('r', seq) FROM seq_1_to_{rows}"
+    ))
+    .unwrap();
+}

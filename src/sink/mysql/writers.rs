@@ -9,7 +9,7 @@ use mysql::prelude::Queryable;
 use mysql::{LocalInfileHandler, Params, Statement};
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -37,6 +37,8 @@ pub struct Writers {
     failure: Arc<Mutex<Option<String>>>,
     /// Set when the load is abandoned: writers stop at their next piece.
     stop: Arc<AtomicBool>,
+    /// Rows the server reported stored by LOAD DATA streams that finished.
+    loaded: Arc<AtomicU64>,
 }
 
 type Shared = Arc<Mutex<Receiver<Piece>>>;
@@ -48,6 +50,7 @@ impl Writers {
         let rx: Shared = Arc::new(Mutex::new(rx));
         let failure = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
+        let loaded = Arc::new(AtomicU64::new(0));
         let handles = conns
             .into_iter()
             .enumerate()
@@ -59,6 +62,7 @@ impl Writers {
                     how.clone(),
                 );
                 let stop = Arc::clone(&stop);
+                let loaded = Arc::clone(&loaded);
                 std::thread::Builder::new()
                     .name(format!("dbsync-writer-{i}"))
                     .spawn(move || {
@@ -66,7 +70,11 @@ impl Writers {
                             Statements::Insert { head, ncols } => {
                                 insert(conn, &rx, &failure, &stop, head, *ncols)
                             }
-                            Statements::LoadData { sql } => load(conn, rx, &stop, sql),
+                            Statements::LoadData { sql } => {
+                                load(conn, rx, &stop, sql).map(|rows| {
+                                    loaded.fetch_add(rows, Ordering::SeqCst);
+                                })
+                            }
                         };
                         if let Err(e) = r {
                             let message = crate::report::redact(&e, &ep);
@@ -84,7 +92,13 @@ impl Writers {
             handles,
             failure,
             stop,
+            loaded,
         }
+    }
+
+    /// Rows stored by the LOAD DATA streams, as the server counted them.
+    pub fn loaded(&self) -> u64 {
+        self.loaded.load(Ordering::SeqCst)
     }
 
     /// The load is abandoned: writers drop what is queued instead of writing it.
@@ -170,7 +184,7 @@ fn insert(
 
 /// Runs the LOAD DATA statement once; its "file" is the channel's text until it closes.
 /// The handler ignores the file name the server asks for: it only ever serves this stream.
-fn load(mut conn: Session, rx: Shared, stop: &Arc<AtomicBool>, sql: &str) -> Result<(), String> {
+fn load(mut conn: Session, rx: Shared, stop: &Arc<AtomicBool>, sql: &str) -> Result<u64, String> {
     let stop = Arc::clone(stop);
     let handler = LocalInfileHandler::new(move |_requested, out| loop {
         let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
@@ -179,7 +193,13 @@ fn load(mut conn: Session, rx: Shared, stop: &Arc<AtomicBool>, sql: &str) -> Res
             return out.flush();
         }
         match next {
-            Ok(Piece::Text(bytes)) => out.write_all(&bytes)?,
+            // Sent as its own packet at once: the crate would otherwise buffer up to
+            // max_allowed_packet (64 MiB here) before the server sees a byte, and the
+            // server would sit idle while each buffer crosses the link.
+            Ok(Piece::Text(bytes)) => {
+                out.write_all(&bytes)?;
+                out.flush()?
+            }
             Ok(Piece::Rows(_)) => {
                 return Err(std::io::Error::other(
                     "internal: an INSERT piece reached a LOAD DATA writer",
@@ -192,7 +212,7 @@ fn load(mut conn: Session, rx: Shared, stop: &Arc<AtomicBool>, sql: &str) -> Res
     conn.query_drop(sql).map_err(|e| e.to_string())?;
     let warnings = conn.warnings();
     if warnings == 0 {
-        return Ok(());
+        return Ok(conn.affected_rows());
     }
     // Under LOCAL the server turns data errors into warnings: any is a failed load.
     let first: Vec<(String, u32, String)> = conn.query("SHOW WARNINGS LIMIT 3").unwrap_or_default();
