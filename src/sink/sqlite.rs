@@ -109,6 +109,17 @@ impl SqliteSink {
         }
     }
 
+    /// True when the file holds a `kind` ('table' or 'view') under the target's name
+    /// (compared as SQLite compares names: without case).
+    fn has(&self, conn: &Connection, kind: &str) -> Result<bool, SinkError> {
+        conn.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = ?1 AND name = ?2 COLLATE NOCASE",
+            [kind, self.table.as_str()],
+            |r| r.get(0),
+        )
+        .map_err(|e| self.err("looking up the table", e))
+    }
+
     fn conn(&self) -> &Connection {
         self.conn.as_ref().expect("begin() opened the connection")
     }
@@ -353,14 +364,7 @@ impl Sink for SqliteSink {
                 self.path.display()
             );
         }
-        let is_view: bool = conn
-            .query_row(
-                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'view' AND name = ?1 COLLATE NOCASE",
-                [&self.table],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err("looking up the table", e))?;
-        if is_view {
+        if self.has(&conn, "view")? {
             return Err(SinkError::Refused {
                 target: self.describe(),
                 why: format!(
@@ -438,14 +442,7 @@ impl Sink for SqliteSink {
         // Inside the write transaction begun in `begin`, so no other writer can change it
         // before the swap.
         let conn = self.conn();
-        let exists: bool = conn
-            .query_row(
-                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
-                [&self.table],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err("looking up the table", e))?;
-        if !exists {
+        if !self.has(conn, "table")? {
             return Ok(None);
         }
         let sql = format!("SELECT count(*) FROM {}", quote_sqlite(&self.table));
