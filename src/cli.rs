@@ -40,6 +40,23 @@ pub struct Cli {
     /// Only warnings and errors on stderr; no progress line.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+
+    /// Progress: `auto` (an updating line on a terminal, nothing otherwise), `log` (a plain
+    /// log line every few seconds, for cron logs), `off`.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressArg,
+
+    /// Also append the run's log, with timestamps, to this file (overrides [general]
+    /// log_file). Rotation is left to logrotate.
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    Auto,
+    Log,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

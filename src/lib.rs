@@ -9,6 +9,7 @@ pub mod fence;
 pub mod freshness;
 pub mod interrupt;
 pub mod lock;
+pub mod logfile;
 pub mod pipeline;
 pub mod plan;
 pub mod report;
@@ -67,10 +68,21 @@ impl Error {
 }
 
 /// Carries out one run; never panics out (see `main`), always returns a summary.
-pub fn run(cli: &cli::Cli, progress: bool) -> Summary {
+pub fn run(cli: &cli::Cli, progress: pipeline::ProgressMode) -> Summary {
     let start = Instant::now();
     let raw = RawConfig::load(&cli.config);
     let plan = raw.and_then(|raw| Plan::from_config(&raw, cli.target.map(|t| t.as_str())));
+    let log_file = cli
+        .log_file
+        .clone()
+        .or_else(|| plan.as_ref().ok().and_then(|p| p.log_file.clone()));
+    if let Some(path) = log_file {
+        if let Err(e) = logfile::open(&path) {
+            log::warn!("cannot append the log to {}: {e}", path.display());
+        } else {
+            log::info!("dbsync {} starting", env!("CARGO_PKG_VERSION"));
+        }
+    }
     let mut summary = match &plan {
         Ok(p) => Summary::new(p.target.kind().as_str(), p.target.table()),
         Err(_) => Summary::new(cli.target.map(|t| t.as_str()).unwrap_or(""), ""),
@@ -94,7 +106,7 @@ pub fn run(cli: &cli::Cli, progress: bool) -> Summary {
 fn execute_with_retries(
     plan: &Plan,
     dry_run: bool,
-    progress: bool,
+    progress: pipeline::ProgressMode,
     summary: &mut Summary,
 ) -> Result<Exit, Error> {
     let mut attempt = 1;
@@ -241,7 +253,7 @@ fn check_fallback_age(
 fn execute(
     plan: &Plan,
     dry_run: bool,
-    progress: bool,
+    progress: pipeline::ProgressMode,
     summary: &mut Summary,
     lock: &mut Option<lock::TargetLock>,
 ) -> Result<Exit, Error> {

@@ -2,7 +2,7 @@
 //! its outcome into the exit code scripts check.
 
 use clap::Parser;
-use dbsync::cli::Cli;
+use dbsync::cli::{Cli, ProgressArg};
 use dbsync::report::Exit;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -31,7 +31,15 @@ fn main() -> ExitCode {
     // connectorx reports failures by panicking; they are caught and reported as errors,
     // so the default hook's backtrace note would only confuse.
     std::panic::set_hook(Box::new(|info| log::debug!("panic: {info}")));
-    let progress = !cli.quiet && std::io::stderr().is_terminal();
+    use dbsync::pipeline::ProgressMode;
+    let progress = match cli.progress {
+        ProgressArg::Off => ProgressMode::Off,
+        ProgressArg::Log => ProgressMode::Log,
+        ProgressArg::Auto if !cli.quiet && std::io::stderr().is_terminal() => {
+            ProgressMode::Terminal
+        }
+        ProgressArg::Auto => ProgressMode::Off,
+    };
     let summary = std::panic::catch_unwind(|| dbsync::run(&cli, progress)).unwrap_or_else(|p| {
         let mut s = dbsync::report::Summary::new("", "");
         s.error = Some(format!(
@@ -42,7 +50,9 @@ fn main() -> ExitCode {
     });
     if let Some(error) = &summary.error {
         eprintln!("dbsync: error: {error}");
+        dbsync::logfile::line(&format!("dbsync: error: {error}"));
     }
+    dbsync::logfile::line(&format!("dbsync: exit {}", summary.exit as u8));
     if let Some(path) = &cli.summary_json {
         if let Err(e) = summary.write_json(path) {
             eprintln!(
@@ -73,6 +83,7 @@ fn init_logging(cli: &Cli) {
         .filter_module("dbsync", level)
         .parse_env("RUST_LOG")
         .format_target(false)
+        .target(env_logger::Target::Pipe(Box::new(dbsync::logfile::Tee)))
         .init();
 }
 

@@ -46,8 +46,8 @@ pub enum CopyError {
 
 #[derive(Debug, Clone, Copy)]
 pub struct CopyOptions {
-    /// Show a progress line (the caller knows whether stderr is a terminal).
-    pub progress: bool,
+    /// How to show progress (the caller knows whether stderr is a terminal).
+    pub progress: ProgressMode,
     pub zero_dates: ZeroDates,
     pub guards: Guards,
 }
@@ -231,19 +231,28 @@ fn read_and_transform(
     Ok(stats)
 }
 
-/// A single updating line on a terminal: rows, rows/s, elapsed.
+/// How a copy shows where it is (`--progress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    Off,
+    /// One updating line on a terminal: rows, rows/s, elapsed.
+    Terminal,
+    /// A plain log line every few seconds, for cron logs and `log_file`.
+    Log,
+}
+
 struct Progress {
-    enabled: bool,
+    mode: ProgressMode,
     start: Instant,
     last: Instant,
     rows: u64,
 }
 
 impl Progress {
-    fn new(enabled: bool) -> Self {
+    fn new(mode: ProgressMode) -> Self {
         let now = Instant::now();
         Progress {
-            enabled,
+            mode,
             start: now,
             last: now,
             rows: 0,
@@ -252,17 +261,30 @@ impl Progress {
 
     fn add(&mut self, rows: u64) {
         self.rows += rows;
-        if self.enabled && self.last.elapsed() >= Duration::from_millis(250) {
-            self.last = Instant::now();
-            let secs = self.start.elapsed().as_secs_f64();
-            let rate = self.rows as f64 / secs.max(1e-9);
+        let every = match self.mode {
+            ProgressMode::Off => return,
+            ProgressMode::Terminal => Duration::from_millis(250),
+            ProgressMode::Log => Duration::from_secs(5),
+        };
+        if self.last.elapsed() < every {
+            return;
+        }
+        self.last = Instant::now();
+        let secs = self.start.elapsed().as_secs_f64();
+        let rate = self.rows as f64 / secs.max(1e-9);
+        if self.mode == ProgressMode::Log {
+            log::info!(
+                "progress: {} rows, {rate:.0} rows/s, {secs:.0} s",
+                self.rows
+            );
+        } else {
             eprint!("\r{} rows, {:.0} rows/s, {:.1} s   ", self.rows, rate, secs);
             let _ = std::io::stderr().flush();
         }
     }
 
     fn finish(&self) {
-        if self.enabled && self.last != self.start {
+        if self.mode == ProgressMode::Terminal && self.last != self.start {
             eprint!("\r\x1b[2K");
         }
     }

@@ -134,6 +134,8 @@ pub struct Plan {
     /// `[general] primary_key` and `indexes`: the target table's keys.
     pub primary_key: PrimaryKey,
     pub indexes: IndexPolicy,
+    /// Also append the log to this file (`[general] log_file`).
+    pub log_file: Option<PathBuf>,
     /// Whole-copy retries after a transient failure (`[general] retries`).
     pub retries: u32,
     /// How long a run waits for another run on the same target (`[general] lock_wait`).
@@ -226,6 +228,10 @@ impl Plan {
                     IndexPolicy::parse,
                 )?
                 .unwrap_or(IndexPolicy::All),
+            log_file: raw
+                .get(GENERAL, "log_file")
+                .map(|p| PathBuf::from(p.trim()))
+                .filter(|p| !p.as_os_str().is_empty()),
             retries: raw
                 .parsed(GENERAL, "retries", "a whole number from 0 to 10", |s| {
                     s.parse::<u32>().ok().filter(|n| *n <= 10)

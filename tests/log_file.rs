@@ -1,0 +1,31 @@
+//! `[general] log_file` / `--log-file` append the run's log with timestamps; `--progress
+//! log` writes a plain progress line every few seconds.
+
+mod common;
+use common::*;
+
+#[test]
+fn the_log_is_appended_to_a_file_with_progress_lines() {
+    let db = "dbsync_l_log";
+    numbers(db, 600);
+    let query = "SELECT id, label, SLEEP(0.01) AS pause FROM n";
+    let cfg = sqlite_config(db, query, "n")
+        .replace("[external_db]", "log_file = logs/dbsync.log\n[external_db]");
+    let job = Job::new(&cfg);
+    let run = job.run(&["--progress", "log"]).expect(0);
+    assert!(run.stderr().contains("progress: "), "{}", run.stderr());
+    job.run(&["--progress", "off", "-q"]).expect(0);
+    let log = std::fs::read_to_string(job.path("logs/dbsync.log")).unwrap();
+    assert_eq!(log.matches("dbsync: exit 0").count(), 2, "appended: {log}");
+    assert!(
+        log.contains("progress: ") && log.contains("replaced with 600 rows"),
+        "{log}"
+    );
+    assert!(
+        log.lines().all(|l| l.starts_with("[20")),
+        "every line has a timestamp: {log}"
+    );
+    // --log-file wins over the config.
+    job.run(&["--log-file", "other.log", "-q"]).expect(0);
+    assert!(job.path("other.log").exists());
+}
