@@ -161,10 +161,7 @@ fn every_local_load_is_recorded_and_the_fallback_tells_and_bounds_its_age() {
     Job::new(&cfg).run(&[]).expect(0); // the Azure target holds the primary's 5 rows
 
     // The primary becomes unreachable: the fallback serves and says how old its rows are.
-    let down = cfg.replace(
-        &format!("port = {}\nuser = root", mysql_port()),
-        &format!("port = {}\nuser = root", closed_port()),
-    );
+    let down = primary_down(&cfg);
     std::fs::write(job.path("config.ini"), &down).unwrap();
     age_record(&local, "n", Some(3 * 86_400));
     let run = job.run(&["--summary-json", "-"]).expect(3);

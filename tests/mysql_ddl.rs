@@ -168,14 +168,7 @@ fn a_fallback_run_keeps_the_target_tables_definitions() {
     job.run(&[]).expect(0);
     let before = target_columns(db, "f");
     assert_eq!(before[1].1, "decimal(10,2)");
-    std::fs::write(
-        job.path("config.ini"),
-        cfg.replace(
-            &format!("port = {}\nuser = root", mysql_port()),
-            &format!("port = {}\nuser = root", closed_port()),
-        ),
-    )
-    .unwrap();
+    std::fs::write(job.path("config.ini"), primary_down(&cfg)).unwrap();
     job.run(&[]).expect(3);
     assert_eq!(
         target_columns(db, "f"),
@@ -196,10 +189,13 @@ fn a_fallback_run_keeps_the_target_tables_definitions() {
 fn fallback_reals_in_text_columns_read_as_sqlite_shows_them() {
     let db = "dbsync_d_reals";
     drop_target_db(db);
-    let cfg = azure_config("nowhere", "SELECT 1", db, "r", &verified("ca.pem")).replace(
-        &format!("port = {}\nuser = root", mysql_port()),
-        &format!("port = {}\nuser = root", closed_port()),
-    );
+    let cfg = primary_down(&azure_config(
+        "nowhere",
+        "SELECT 1",
+        db,
+        "r",
+        &verified("ca.pem"),
+    ));
     let job = Job::new(&cfg);
     std::fs::create_dir_all(job.path("data")).unwrap();
     rusqlite::Connection::open(job.path("data/local.db"))

@@ -487,10 +487,13 @@ fn fallback_sqlite_table_goes_to_azure_with_exact_values() {
     let _g = SERVER_GLOBALS.read().unwrap();
     let db = "dbsync_a_fallback";
     drop_target_db(db);
-    let cfg = azure_config("nowhere", "SELECT 1", db, "stock", &verified("ca.pem")).replace(
-        &format!("port = {}\nuser = root", mysql_port()),
-        &format!("port = {}\nuser = root", closed_port()),
-    );
+    let cfg = primary_down(&azure_config(
+        "nowhere",
+        "SELECT 1",
+        db,
+        "stock",
+        &verified("ca.pem"),
+    ));
     let job = Job::new(&cfg);
     std::fs::create_dir_all(job.path("data")).unwrap();
     rusqlite::Connection::open(job.path("data/local.db"))
@@ -542,10 +545,13 @@ fn a_value_mysql_cannot_hold_fails_naming_it_and_keeps_the_target() {
     let _g = SERVER_GLOBALS.read().unwrap();
     let db = "dbsync_a_infinite";
     drop_target_db(db);
-    let cfg = azure_config("nowhere", "SELECT 1", db, "r", &verified("ca.pem")).replace(
-        &format!("port = {}\nuser = root", mysql_port()),
-        &format!("port = {}\nuser = root", closed_port()),
-    );
+    let cfg = primary_down(&azure_config(
+        "nowhere",
+        "SELECT 1",
+        db,
+        "r",
+        &verified("ca.pem"),
+    ));
     let job = Job::new(&cfg);
     std::fs::create_dir_all(job.path("data")).unwrap();
     let local = rusqlite::Connection::open(job.path("data/local.db")).unwrap();

@@ -105,14 +105,7 @@ fn the_fallback_reads_a_file_a_killed_load_left_behind() {
         kill_mid_load(&job, journal);
         assert!(job.path(journal).exists(), "{mode}: the journal is left");
         // The primary is down: the fallback must read the old 100 rows.
-        std::fs::write(
-            job.path("config.ini"),
-            all.replace(
-                &format!("port = {}\nuser = root", mysql_port()),
-                &format!("port = {}\nuser = root", closed_port()),
-            ),
-        )
-        .unwrap();
+        std::fs::write(job.path("config.ini"), primary_down(&all)).unwrap();
         let run = job.run(&[]).expect(3);
         assert!(!run.stderr().contains("readonly"), "{}", run.stderr());
         let count: Option<u64> = tls_root(Some(&target))

@@ -302,3 +302,12 @@ pub fn numbers(db: &str, rows: u32) {
     ))
     .unwrap();
 }
+
+/// `cfg` with its primary source (`[external_db]` root on the test MariaDB) pointed at a
+/// closed port: unreachable, so the fallback serves.
+pub fn primary_down(cfg: &str) -> String {
+    cfg.replace(
+        &format!("port = {}\nuser = root", mysql_port()),
+        &format!("port = {}\nuser = root", closed_port()),
+    )
+}
