@@ -144,13 +144,19 @@ fn a_source_connection_killed_mid_read_is_retried() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Once rows stream (the file's WAL grows), kill the connection executing the read.
+    let wal = job.path("data/out.db-wal");
+    wait_until("rows streaming", || {
+        std::fs::metadata(&wal).map_or(0, |m| m.len()) > 1 << 20
+    });
     let mut root = root(None);
     let mut killed = false;
     let start = Instant::now();
     while !killed && start.elapsed() < Duration::from_secs(30) {
         let ids: Vec<u64> = root
             .exec(
-                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND INFO LIKE 'SELECT%vehicles_stock%'",
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? \
+                 AND COMMAND = 'Execute' AND INFO LIKE 'SELECT%vehicles_stock%'",
                 (db,),
             )
             .unwrap();
