@@ -369,13 +369,8 @@ fn keep_fallback_table(
 }
 
 fn log_keys(keys: &transform::keys::Keys) {
-    if let Some(pk) = &keys.primary {
-        log::info!("primary key: ({})", pk.join(", "));
-    }
-    for i in &keys.indexes {
-        let cols: Vec<&str> = i.columns.iter().map(|(c, _)| c.as_str()).collect();
-        let kind = if i.unique { "unique index" } else { "index" };
-        log::info!("{kind} {}: ({})", i.name, cols.join(", "));
+    for line in keys.lines() {
+        log::info!("{line}");
     }
 }
 
@@ -401,13 +396,10 @@ fn print_plan(plan: &Plan, source: &dyn Source, keys: &transform::keys::Keys) {
         };
         println!("  {:<30} {:<24} -> {}", c.name, c.ty.to_string(), to);
     }
-    match &keys.primary {
-        Some(pk) => println!("primary key: ({})", pk.join(", ")),
-        None => println!("primary key: none"),
+    if keys.primary.is_none() {
+        println!("primary key: none");
     }
-    for i in &keys.indexes {
-        let cols: Vec<&str> = i.columns.iter().map(|(c, _)| c.as_str()).collect();
-        let kind = if i.unique { "unique index" } else { "index" };
-        println!("{kind} {}: ({})", i.name, cols.join(", "));
+    for line in keys.lines() {
+        println!("{line}");
     }
 }

@@ -96,10 +96,6 @@ impl Session {
             .query_drop("SET SESSION wait_timeout = 31536000, interactive_timeout = 31536000")
     }
 
-    pub fn fd(&self) -> Option<RawFd> {
-        self.fd
-    }
-
     /// Runs `f` with the socket's read timeout raised (or lowered) to `timeout`: for a
     /// statement that rightly computes for long before it answers.
     pub fn with_timeout<T>(&mut self, timeout: Duration, f: impl FnOnce(&mut Conn) -> T) -> T {
@@ -201,10 +197,6 @@ impl Abandon {
         for fd in &s.fds {
             shutdown(*fd);
         }
-    }
-
-    pub fn is_abandoned(&self) -> bool {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).abandoned
     }
 }
 

@@ -96,8 +96,18 @@ impl Keys {
         Ok(keys)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.primary.is_none() && self.indexes.is_empty()
+    /// One line per key, as the log and `--dry-run` show them.
+    pub fn lines(&self) -> Vec<String> {
+        let pk = self
+            .primary
+            .iter()
+            .map(|pk| format!("primary key: ({})", pk.join(", ")));
+        let indexes = self.indexes.iter().map(|i| {
+            let cols: Vec<&str> = i.columns.iter().map(|(c, _)| c.as_str()).collect();
+            let kind = if i.unique { "unique index" } else { "index" };
+            format!("{kind} {}: ({})", i.name, cols.join(", "))
+        });
+        pk.chain(indexes).collect()
     }
 }
 
@@ -127,10 +137,16 @@ mod tests {
             .settle(&PrimaryKey::Source, IndexPolicy::Primary, &names)
             .unwrap();
         assert!(primary.indexes.is_empty() && primary.primary.is_some());
-        assert!(source()
-            .settle(&PrimaryKey::Source, IndexPolicy::None, &names)
-            .unwrap()
-            .is_empty());
+        assert_eq!(
+            source()
+                .settle(&PrimaryKey::Source, IndexPolicy::None, &names)
+                .unwrap(),
+            Keys::default()
+        );
+        assert_eq!(
+            source().lines(),
+            ["primary key: (id)", "index by_lot: (lot)"]
+        );
         let mine = source()
             .settle(
                 &PrimaryKey::parse("lot").unwrap(),
