@@ -188,23 +188,12 @@ fn a_fallback_run_keeps_the_target_tables_definitions() {
 #[test]
 fn fallback_reals_in_text_columns_read_as_sqlite_shows_them() {
     let db = "dbsync_d_reals";
-    drop_target_db(db);
-    let cfg = primary_down(&azure_config(
-        "nowhere",
-        "SELECT 1",
+    let (job, _) = fallback_to_azure(
         db,
         "r",
-        &verified("ca.pem"),
-    ));
-    let job = Job::new(&cfg);
-    std::fs::create_dir_all(job.path("data")).unwrap();
-    rusqlite::Connection::open(job.path("data/local.db"))
-        .unwrap()
-        .execute_batch(
-            "CREATE TABLE r (id INTEGER, mixed);
+        "CREATE TABLE r (id INTEGER, mixed);
              INSERT INTO r VALUES (1, 0.1 + 0.2), (2, 'text'), (3, 1e20), (4, 2.0);",
-        )
-        .unwrap();
+    );
     job.run(&[]).expect(3);
     let got: Vec<String> = tls_root(Some(db))
         .query("SELECT mixed FROM r ORDER BY id")

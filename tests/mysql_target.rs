@@ -486,25 +486,14 @@ fn a_row_larger_than_max_allowed_packet_is_named() {
 fn fallback_sqlite_table_goes_to_azure_with_exact_values() {
     let _g = SERVER_GLOBALS.read().unwrap();
     let db = "dbsync_a_fallback";
-    drop_target_db(db);
-    let cfg = primary_down(&azure_config(
-        "nowhere",
-        "SELECT 1",
+    let (job, _) = fallback_to_azure(
         db,
         "stock",
-        &verified("ca.pem"),
-    ));
-    let job = Job::new(&cfg);
-    std::fs::create_dir_all(job.path("data")).unwrap();
-    rusqlite::Connection::open(job.path("data/local.db"))
-        .unwrap()
-        .execute_batch(
-            "CREATE TABLE stock (id INTEGER, name TEXT, price REAL, mixed, late_int INTEGER, raw BLOB);
+        "CREATE TABLE stock (id INTEGER, name TEXT, price REAL, mixed, late_int INTEGER, raw BLOB);
              INSERT INTO stock VALUES (1, 'Seat 🚗', 12.5, 'text', NULL, x'00ff00');
              INSERT INTO stock VALUES (2, NULL, NULL, 42, NULL, NULL);
              INSERT INTO stock VALUES (3, 'it''s', -0.25, 1.5, 9223372036854775807, x'');",
-        )
-        .unwrap();
+    );
     let run = job.run(&["--summary-json", "-"]).expect(3);
     let summary: serde_json::Value = serde_json::from_str(run.stdout().trim()).unwrap();
     assert_eq!(
@@ -544,22 +533,11 @@ fn fallback_sqlite_table_goes_to_azure_with_exact_values() {
 fn a_value_mysql_cannot_hold_fails_naming_it_and_keeps_the_target() {
     let _g = SERVER_GLOBALS.read().unwrap();
     let db = "dbsync_a_infinite";
-    drop_target_db(db);
-    let cfg = primary_down(&azure_config(
-        "nowhere",
-        "SELECT 1",
+    let (job, local) = fallback_to_azure(
         db,
         "r",
-        &verified("ca.pem"),
-    ));
-    let job = Job::new(&cfg);
-    std::fs::create_dir_all(job.path("data")).unwrap();
-    let local = rusqlite::Connection::open(job.path("data/local.db")).unwrap();
-    local
-        .execute_batch(
-            "CREATE TABLE r (id INTEGER, x REAL); INSERT INTO r VALUES (1, 1.5), (2, 2.5);",
-        )
-        .unwrap();
+        "CREATE TABLE r (id INTEGER, x REAL); INSERT INTO r VALUES (1, 1.5), (2, 2.5);",
+    );
     job.run(&[]).expect(3);
     local
         .execute_batch("INSERT INTO r VALUES (3, 1e999);")

@@ -311,3 +311,22 @@ pub fn primary_down(cfg: &str) -> String {
         &format!("port = {}\nuser = root", closed_port()),
     )
 }
+
+/// A job into the "Azure" database `db`, table `table`, whose primary source is down, so the
+/// fallback serves: its `data/local.db` is made by `sqlite_sql`. Returns the job and the
+/// open fallback file, for tests that change it between runs.
+pub fn fallback_to_azure(db: &str, table: &str, sqlite_sql: &str) -> (Job, rusqlite::Connection) {
+    drop_target_db(db);
+    let cfg = primary_down(&azure_config(
+        "nowhere",
+        "SELECT 1",
+        db,
+        table,
+        &verified("ca.pem"),
+    ));
+    let job = Job::new(&cfg);
+    std::fs::create_dir_all(job.path("data")).unwrap();
+    let local = rusqlite::Connection::open(job.path("data/local.db")).unwrap();
+    local.execute_batch(sqlite_sql).unwrap();
+    (job, local)
+}
