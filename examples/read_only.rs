@@ -21,6 +21,7 @@ fn main() {
         plan.batch_rows,
         plan.partitioning.as_ref(),
         plan.statement_timeout,
+        None,
     )
     .expect("source");
     let abandon = dbsync::connect::Abandon::default();

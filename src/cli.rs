@@ -28,6 +28,11 @@ pub struct Cli {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// With [general] strategy = append or merge: reload the whole table this once (a
+    /// replace that reads every row), e.g. weekly, to drop rows deleted at the source.
+    #[arg(long)]
+    pub full_refresh: bool,
+
     /// Write one JSON object describing the run (source used, target, table, rows, seconds,
     /// rows/s, exit code, error) to PATH, or to stdout with `-`.
     #[arg(long, value_name = "PATH")]

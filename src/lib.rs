@@ -7,6 +7,7 @@ pub mod config;
 pub mod connect;
 pub mod fence;
 pub mod freshness;
+pub mod incremental;
 pub mod interrupt;
 pub mod lock;
 pub mod logfile;
@@ -19,6 +20,7 @@ pub mod source;
 pub mod transform;
 
 use crate::config::{ConfigError, RawConfig};
+use crate::incremental::{Apply, Bound, Filter, KeyKind, TargetState};
 use crate::lock::LockError;
 use crate::pipeline::CopyError;
 use crate::plan::{Plan, SqliteTable, Target};
@@ -87,9 +89,14 @@ pub fn run(cli: &cli::Cli, progress: pipeline::ProgressMode) -> Summary {
         Ok(p) => Summary::new(p.target.kind().as_str(), p.target.table()),
         Err(_) => Summary::new(cli.target.map(|t| t.as_str()).unwrap_or(""), ""),
     };
-    let result = plan
-        .map_err(Error::from)
-        .and_then(|plan| execute_with_retries(&plan, cli.dry_run, progress, &mut summary));
+    let result = plan.map_err(Error::from).and_then(|plan| {
+        let how = How {
+            dry_run: cli.dry_run,
+            full_refresh: cli.full_refresh,
+            progress,
+        };
+        execute_with_retries(&plan, how, &mut summary)
+    });
     summary.seconds = start.elapsed().as_secs_f64();
     match result {
         Ok(exit) => summary.exit = exit,
@@ -101,21 +108,24 @@ pub fn run(cli: &cli::Cli, progress: pipeline::ProgressMode) -> Summary {
     summary
 }
 
+/// What the command line asks of this run.
+#[derive(Debug, Clone, Copy)]
+struct How {
+    dry_run: bool,
+    full_refresh: bool,
+    progress: pipeline::ProgressMode,
+}
+
 /// Runs the copy, and again, up to `[general] retries` times, after a transient failure:
 /// each attempt is a whole, atomic copy, so nothing is half-done in between.
-fn execute_with_retries(
-    plan: &Plan,
-    dry_run: bool,
-    progress: pipeline::ProgressMode,
-    summary: &mut Summary,
-) -> Result<Exit, Error> {
+fn execute_with_retries(plan: &Plan, how: How, summary: &mut Summary) -> Result<Exit, Error> {
     let mut attempt = 1;
     let mut lock = None;
     loop {
         summary.attempts = attempt;
-        let result = execute(plan, dry_run, progress, summary, &mut lock);
+        let result = execute(plan, how, summary, &mut lock);
         let err = match result {
-            Err(e) if attempt <= plan.retries && !dry_run && e.is_transient() => e,
+            Err(e) if attempt <= plan.retries && !how.dry_run && e.is_transient() => e,
             other => return other,
         };
         let text = error_chain(&err);
@@ -163,14 +173,22 @@ enum Opened {
     Kept(Exit),
 }
 
-/// The primary source, or the fallback when the primary cannot be reached.
-fn open_source(plan: &Plan, dry_run: bool, summary: &mut Summary) -> Result<Opened, Error> {
+/// The primary source, or the fallback when the primary cannot be reached. An
+/// incremental read is small: it is not split into partitions.
+fn open_source(
+    plan: &Plan,
+    dry_run: bool,
+    incremental_read: bool,
+    summary: &mut Summary,
+) -> Result<Opened, Error> {
+    let partitioning = plan.partitioning.as_ref().filter(|_| !incremental_read);
     let primary = source::mysql::MySqlSource::open(
         &plan.source,
         &plan.query,
         plan.batch_rows,
-        plan.partitioning.as_ref(),
+        partitioning,
         plan.statement_timeout,
+        plan.incremental.as_ref().map(|i| i.key.as_str()),
     );
     match (primary, &plan.fallback) {
         (Ok(s), _) => {
@@ -252,14 +270,13 @@ fn check_fallback_age(
 
 fn execute(
     plan: &Plan,
-    dry_run: bool,
-    progress: pipeline::ProgressMode,
+    how: How,
     summary: &mut Summary,
     lock: &mut Option<lock::TargetLock>,
 ) -> Result<Exit, Error> {
     // Before anything is read: a second run stops here, touching nothing. Held across
     // retries; taken again only if it was lost.
-    if !dry_run && lock.as_mut().is_none_or(|l| l.still_held().is_err()) {
+    if !how.dry_run && lock.as_mut().is_none_or(|l| l.still_held().is_err()) {
         *lock = None;
         *lock = Some(
             lock::acquire(&plan.target, plan.lock_wait)
@@ -269,7 +286,25 @@ fn execute(
     let t0 = Instant::now();
     let read_at = std::time::SystemTime::now();
     interrupt::check()?;
-    let (source, used) = match open_source(plan, dry_run, summary)? {
+    let mut sink: Box<dyn Sink> = match &plan.target {
+        Target::Sqlite(t) => {
+            Box::new(sink::sqlite::SqliteSink::new(&t.path, &t.table).with_wal(t.wal))
+        }
+        Target::MySql(t) => Box::new(sink::mysql::MySqlSink::new(t)),
+    };
+    // An incremental run starts from what the target holds: read it before the source.
+    let state = match &plan.incremental {
+        Some(i) => {
+            summary.strategy = i.strategy();
+            match how.full_refresh {
+                true => None,
+                false => sink.inspect(&i.key).map_err(sink_error)?,
+            }
+        }
+        None => None,
+    };
+    let incremental_read = state.as_ref().is_some_and(|s| s.max.is_some());
+    let (mut source, used) = match open_source(plan, how.dry_run, incremental_read, summary)? {
         Opened::Source(s, used) => (s, used),
         Opened::Kept(exit) => return Ok(exit),
     };
@@ -286,39 +321,57 @@ fn execute(
         _ => Exit::Ok,
     };
     let names: Vec<String> = source.columns().iter().map(|c| c.name.clone()).collect();
-    let keys = source
+    let mut keys = source
         .keys()
         .settle(&plan.primary_key, plan.indexes, &names)
         .map_err(|why| {
-            Error::Config(ConfigError::Invalid {
-                section: config::GENERAL.into(),
-                key: "primary_key".into(),
-                value: format!("{:?}", plan.primary_key),
-                expected: format!("columns of the query: {why}"),
-            })
+            invalid(
+                "primary_key",
+                &format!("{:?}", plan.primary_key),
+                format!("columns of the query: {why}"),
+            )
         })?;
+    let apply = match &plan.incremental {
+        Some(i) => plan_increment(
+            i,
+            source.as_mut(),
+            used,
+            state.as_ref(),
+            how,
+            &mut keys,
+            summary,
+        )?,
+        None => Apply::Replace,
+    };
     log_keys(&keys);
-    if dry_run {
-        print_plan(plan, source.as_ref(), &keys);
+    if how.dry_run {
+        print_plan(plan, source.as_ref(), &keys, &apply, summary)?;
         summary.action = "planned";
         return Ok(exit);
     }
-    let mut sink: Box<dyn Sink> = match &plan.target {
-        Target::Sqlite(t) => Box::new(
-            sink::sqlite::SqliteSink::new(&t.path, &t.table)
-                .with_wal(t.wal)
-                .recording(source.describe(), read_at),
-        ),
-        Target::MySql(t) => match used {
-            SourceUsed::Fallback => Box::new(sink::mysql::MySqlSink::new(t).keeping_definitions()),
-            _ => Box::new(sink::mysql::MySqlSink::new(t)),
-        },
+    if used == SourceUsed::Fallback {
+        sink.rows_from_fallback();
+    }
+    sink.record_origin(source.describe(), read_at);
+    let incremental = apply != Apply::Replace;
+    let action = match apply {
+        Apply::Replace => "replaced",
+        Apply::Append => "appended",
+        Apply::Merge(_) => "merged",
     };
+    sink.set_apply(apply);
     let t1 = Instant::now();
     let opts = pipeline::CopyOptions {
-        progress,
+        progress: how.progress,
         zero_dates: plan.zero_dates,
-        guards: plan.guards,
+        // Nothing new is a quiet night, not an emptied source; and nothing is removed.
+        guards: match incremental {
+            true => plan::Guards {
+                allow_empty: true,
+                max_shrink_percent: None,
+            },
+            false => plan.guards,
+        },
     };
     let mut check_lock = || match lock.as_mut() {
         Some(l) => l.still_held().map_err(CopyError::from),
@@ -337,16 +390,188 @@ fn execute(
         );
     }
     let secs = t1.elapsed().as_secs_f64();
-    log::info!(
-        "target: {} replaced with {} rows in {secs:.2} s ({:.0} rows/s)",
-        sink.describe(),
-        stats.rows,
-        stats.rows as f64 / secs.max(1e-9)
-    );
+    if incremental {
+        log::info!(
+            "target: {} {action}: {} rows read, {} inserted, {} updated, in {secs:.2} s",
+            sink.describe(),
+            stats.rows,
+            stats.applied.inserted,
+            stats.applied.updated,
+        );
+        summary.inserted = Some(stats.applied.inserted);
+        summary.updated = Some(stats.applied.updated);
+    } else {
+        log::info!(
+            "target: {} replaced with {} rows in {secs:.2} s ({:.0} rows/s)",
+            sink.describe(),
+            stats.rows,
+            stats.rows as f64 / secs.max(1e-9)
+        );
+    }
     summary.rows = stats.rows;
     summary.zero_dates = stats.zero_dates;
-    summary.action = "replaced";
+    summary.action = action;
     Ok(exit)
+}
+
+fn sink_error(e: sink::SinkError) -> Error {
+    Error::Copy(CopyError::Sink(e))
+}
+
+/// A `[general]` setting that does not fit the query (exit 2).
+fn invalid(key: &str, value: &str, expected: String) -> Error {
+    Error::Config(ConfigError::Invalid {
+        section: config::GENERAL.into(),
+        key: key.into(),
+        value: value.into(),
+        expected,
+    })
+}
+
+/// Checks an incremental run against the query and the target, and restricts the source
+/// to the rows past the target's maximum; `Apply::Replace` when the run must be full
+/// (no table yet, no rows, `--full-refresh`, or a merge target without the key).
+fn plan_increment(
+    inc: &incremental::Incremental,
+    source: &mut dyn Source,
+    used: SourceUsed,
+    state: Option<&TargetState>,
+    how: How,
+    keys: &mut transform::keys::Keys,
+    summary: &mut Summary,
+) -> Result<Apply, Error> {
+    let strategy = inc.strategy();
+    let names: Vec<String> = source.columns().iter().map(|c| c.name.clone()).collect();
+    let Some(col) = source
+        .columns()
+        .iter()
+        .find(|c| c.name.eq_ignore_ascii_case(&inc.key))
+        .cloned()
+    else {
+        return Err(invalid(
+            "incremental_key",
+            &inc.key,
+            format!("a column of the query (it returns {})", names.join(", ")),
+        ));
+    };
+    // The fallback's columns are SQLite's integers and text: the target's value tells.
+    let kind = match used {
+        SourceUsed::Fallback => None,
+        _ => Some(
+            incremental::key_kind(&col).map_err(|why| invalid("incremental_key", &inc.key, why))?,
+        ),
+    };
+    let fallback_key = state
+        .filter(|_| used == SourceUsed::Fallback)
+        .map(|s| s.primary_key.clone())
+        .filter(|k| !k.is_empty());
+    let merge_key = keys.primary.clone().or(fallback_key);
+    if inc.merge && merge_key.is_none() {
+        return Err(invalid(
+            "primary_key",
+            "",
+            "the columns that identify a row: strategy = merge replaces rows by their key, and \
+             the query's table has none (set [general] primary_key = column[, column])"
+                .into(),
+        ));
+    }
+    let full = |why: &str, keys: &mut transform::keys::Keys| {
+        log::info!("{strategy}: {why}: this run loads the whole table");
+        index_the_key(keys, &summary.table, &col.name);
+        Ok(Apply::Replace)
+    };
+    let Some(state) = state else {
+        return full(
+            if how.full_refresh {
+                "--full-refresh"
+            } else {
+                "the target table does not exist yet"
+            },
+            keys,
+        );
+    };
+    if !incremental::same_columns(&state.columns, &names) {
+        return Err(sink_error(sink::SinkError::Refused {
+            target: format!("the target table {}", summary.table),
+            why: format!(
+                "its columns ({}) are not the query's ({}), so rows cannot be added to it: run once \
+                 with --full-refresh to replace it",
+                state.columns.join(", "),
+                names.join(", ")
+            ),
+        }));
+    }
+    let Some(max) = &state.max else {
+        return full("the target table has no rows", keys);
+    };
+    let merge_key = merge_key.unwrap_or_default();
+    if inc.merge && !incremental::same_columns(&state.primary_key, &merge_key) {
+        log::warn!(
+            "merge: the target table has no primary key on ({}), which a merge needs",
+            merge_key.join(", ")
+        );
+        return full("a full replace creates it", keys);
+    }
+    let bound = match kind {
+        Some(k) => Bound::from_target(max, k),
+        None => Bound::guess(max),
+    }
+    .map_err(|why| {
+        sink_error(sink::SinkError::Refused {
+            target: format!("the target table {}", summary.table),
+            why: format!("{why}: run once with --full-refresh"),
+        })
+    })?;
+    let start = match inc.merge {
+        true => bound
+            .back(inc.lookback)
+            .map_err(|why| invalid("incremental_lookback", "", why))?,
+        false => bound,
+    };
+    let kind = kind.unwrap_or(match start {
+        Bound::Int(_) => KeyKind::Int,
+        Bound::Instant(_) => KeyKind::DateTime,
+    });
+    let filter = Filter {
+        column: col.name.clone(),
+        kind,
+        bound: start,
+        inclusive: inc.merge,
+    };
+    source.restrict(&filter);
+    let op = if inc.merge { ">=" } else { ">" };
+    let less = match (inc.merge, start != bound) {
+        (true, true) => format!(" (its largest, {bound}, less incremental_lookback)"),
+        _ => " (the target's largest)".to_string(),
+    };
+    log::info!(
+        "{strategy}: reading the rows with `{}` {op} {start}{less}",
+        col.name
+    );
+    summary.incremental_from = Some(start.text());
+    Ok(match inc.merge {
+        true => Apply::Merge(merge_key),
+        false => Apply::Append,
+    })
+}
+
+/// A full load of an incremental table indexes the key, so the next run's maximum is cheap.
+fn index_the_key(keys: &mut transform::keys::Keys, table: &str, key: &str) {
+    let first = |cols: &[String]| cols.first().is_some_and(|c| c.eq_ignore_ascii_case(key));
+    let covered = keys.primary.as_deref().is_some_and(first)
+        || keys.indexes.iter().any(|i| {
+            i.columns
+                .first()
+                .is_some_and(|(c, _)| c.eq_ignore_ascii_case(key))
+        });
+    if !covered {
+        keys.indexes.push(transform::keys::Index {
+            // SQLite's index names are per file: the table's name keeps them apart.
+            name: transform::derived_name(&format!("{table}_{key}"), "__dbsync_key"),
+            unique: false,
+            columns: vec![(key.to_string(), None)],
+        });
+    }
 }
 
 /// The target is the fallback table itself: there is nothing newer to copy into it.
@@ -374,7 +599,13 @@ fn log_keys(keys: &transform::keys::Keys) {
     }
 }
 
-fn print_plan(plan: &Plan, source: &dyn Source, keys: &transform::keys::Keys) {
+fn print_plan(
+    plan: &Plan,
+    source: &dyn Source,
+    keys: &transform::keys::Keys,
+    apply: &Apply,
+    summary: &Summary,
+) -> Result<(), Error> {
     println!("source:   {}", source.describe());
     match &plan.fallback {
         Some(f) => println!("fallback: {f} (if the source is unreachable)"),
@@ -384,7 +615,21 @@ fn print_plan(plan: &Plan, source: &dyn Source, keys: &transform::keys::Keys) {
         Target::Sqlite(t) => t.to_string(),
         Target::MySql(t) => format!("MySQL {} table {}", t.endpoint.describe(), t.table),
     };
-    println!("target:   {target} (replaced atomically)");
+    let what = match apply {
+        Apply::Replace => "replaced atomically".to_string(),
+        Apply::Append => "rows appended, in one transaction".to_string(),
+        Apply::Merge(k) => format!("rows merged by ({}), in one transaction", k.join(", ")),
+    };
+    println!("target:   {target} ({what})");
+    println!("strategy: {}", summary.strategy);
+    if let (Some(i), Some(from)) = (&plan.incremental, &summary.incremental_from) {
+        let op = if i.merge { ">=" } else { ">" };
+        println!("reads:    rows with `{}` {op} {from}", i.key);
+        println!("server plan for the read (EXPLAIN):");
+        for line in source.explain()? {
+            println!("  {line}");
+        }
+    }
     println!("columns:");
     for c in source.columns() {
         let to = match &plan.target {
@@ -402,4 +647,5 @@ fn print_plan(plan: &Plan, source: &dyn Source, keys: &transform::keys::Keys) {
     for line in keys.lines() {
         println!("{line}");
     }
+    Ok(())
 }

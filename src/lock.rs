@@ -162,9 +162,7 @@ pub fn lock_name(database: &str, table: &str) -> String {
     if full.chars().count() <= 64 {
         return full;
     }
-    let hash = full.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    });
+    let hash = crate::transform::fnv1a(full.as_bytes());
     let keep: String = full.chars().take(47).collect();
     format!("{keep}#{hash:016x}")
 }

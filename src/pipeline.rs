@@ -58,6 +58,8 @@ pub struct CopyStats {
     pub rows: u64,
     /// Zero or partial dates seen (kept, nulled, or the first one refused).
     pub zero_dates: u64,
+    /// What the commit changed in the target.
+    pub applied: crate::incremental::Applied,
 }
 
 /// Copies every row of `source` into `sink`, all or nothing. `before_commit` runs last
@@ -75,7 +77,7 @@ pub fn copy(
         return Err(e.into());
     }
     let t0 = Instant::now();
-    let result = stream(source, sink, opts).and_then(|stats| {
+    let result = stream(source, sink, opts).and_then(|mut stats| {
         let t1 = Instant::now();
         log::debug!(
             "all {} rows written in {:.2} s; committing",
@@ -85,7 +87,7 @@ pub fn copy(
         check_guards(opts.guards, stats.rows, sink)?;
         before_commit()?;
         crate::interrupt::check()?;
-        sink.commit(stats.rows)?;
+        stats.applied = sink.commit(stats.rows)?;
         log::debug!("committed in {:.2} s", t1.elapsed().as_secs_f64());
         Ok(stats)
     });

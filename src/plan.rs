@@ -3,6 +3,7 @@
 
 use crate::config::{ConfigError, RawConfig, Secret, AZURE_DB, EXTERNAL_DB, GENERAL, LOCAL_DB};
 use crate::connect::{Endpoint, Tls, TlsMode};
+use crate::incremental::{Incremental, Lookback};
 use crate::transform::keys::{IndexPolicy, PrimaryKey};
 use crate::transform::ZeroDates;
 use std::fmt;
@@ -143,6 +144,8 @@ pub struct Plan {
     /// Bound for statements that rightly compute long before answering: the first row of
     /// a sorted query, partition bounds, staging counts (`[general] statement_timeout`).
     pub statement_timeout: Duration,
+    /// `[general] strategy = append | merge` with its key; `None`: replace.
+    pub incremental: Option<Incremental>,
     pub target: Target,
 }
 
@@ -246,9 +249,64 @@ impl Plan {
                 )?
                 .unwrap_or(0),
             ),
+            incremental: incremental(raw)?,
             target,
         })
     }
+}
+
+fn incremental(raw: &RawConfig) -> Result<Option<Incremental>, ConfigError> {
+    let strategy = raw
+        .parsed(GENERAL, "strategy", "replace, append or merge", |s| match s
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "replace" => Some(None),
+            "append" => Some(Some(false)),
+            "merge" => Some(Some(true)),
+            _ => None,
+        })?
+        .flatten();
+    let key = raw
+        .get(GENERAL, "incremental_key")
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty());
+    let lookback = raw
+        .parsed(
+            GENERAL,
+            "incremental_lookback",
+            "0, a number of key values (e.g. 1000) or a span with a unit (e.g. 2h, 1d)",
+            Lookback::parse,
+        )?
+        .unwrap_or(Lookback::None);
+    let Some(merge) = strategy else {
+        if key.is_some() {
+            log::warn!("[general] incremental_key is set but strategy is replace: it is not used");
+        }
+        return Ok(None);
+    };
+    let Some(key) = key else {
+        return Err(ConfigError::MissingKey {
+            section: GENERAL.into(),
+            key: "incremental_key".into(),
+            env: crate::config::env_name(GENERAL, "incremental_key"),
+        });
+    };
+    if !merge && lookback != Lookback::None {
+        return Err(ConfigError::Invalid {
+            section: GENERAL.into(),
+            key: "incremental_lookback".into(),
+            value: raw.get(GENERAL, "incremental_lookback").unwrap_or_default(),
+            expected: "0 with strategy = append (rows read again would be added twice; \
+                       use strategy = merge to re-read late rows)"
+                .into(),
+        });
+    }
+    Ok(Some(Incremental {
+        merge,
+        key,
+        lookback,
+    }))
 }
 
 /// `36h`, `2d`, `90m`, `1d12h`, `45s`, `1w`: a sum of numbers, each with its unit.

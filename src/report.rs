@@ -60,9 +60,19 @@ pub struct Summary {
     pub source: SourceUsed,
     pub target: String,
     pub table: String,
-    /// `replaced`, `kept` (fallback onto itself), `planned` (dry run) or `none` (failed).
+    /// `replaced`, `appended`, `merged`, `kept` (fallback onto itself), `planned` (dry
+    /// run) or `none` (failed).
     pub action: &'static str,
+    /// `replace`, `append` or `merge`: the configured strategy.
+    pub strategy: &'static str,
+    /// Where an incremental run started: the key's value it read from (the target's
+    /// maximum, less the lookback for a merge).
+    pub incremental_from: Option<String>,
+    /// Rows read from the source.
     pub rows: u64,
+    /// Rows added and rows replaced by an incremental run.
+    pub inserted: Option<u64>,
+    pub updated: Option<u64>,
     /// Zero or partial dates met in the source (see `[external_db] zero_dates`).
     pub zero_dates: u64,
     /// When the fallback's rows were loaded (UTC), when the fallback served and knows it.
@@ -84,7 +94,11 @@ impl Summary {
             target: target.to_string(),
             table: table.to_string(),
             action: "none",
+            strategy: "replace",
+            incremental_from: None,
             rows: 0,
+            inserted: None,
+            updated: None,
             zero_dates: 0,
             fallback_loaded_at: None,
             fallback_age_seconds: None,
@@ -110,7 +124,11 @@ impl Summary {
             "target": self.target,
             "table": self.table,
             "action": self.action,
+            "strategy": self.strategy,
+            "incremental_from": self.incremental_from,
             "rows": self.rows,
+            "inserted": self.inserted,
+            "updated": self.updated,
             "zero_dates": self.zero_dates,
             "fallback_loaded_at": self.fallback_loaded_at,
             "fallback_age_seconds": self.fallback_age_seconds,

@@ -100,6 +100,24 @@ impl fmt::Display for SqlType {
     }
 }
 
+/// FNV-1a of `bytes`: a stable short hash for names that must fit a length limit.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// `name` with `suffix`, shortened with a hash when it would pass MySQL's 64-character
+/// limit for table and index names.
+pub fn derived_name(name: &str, suffix: &str) -> String {
+    let full = format!("{name}{suffix}");
+    if full.chars().count() <= 64 {
+        return full;
+    }
+    let keep: String = name.chars().take(64 - suffix.len() - 9).collect();
+    format!("{keep}_{:08x}{suffix}", fnv1a(name.as_bytes()) as u32)
+}
+
 /// Quotes an identifier for SQLite and for MySQL with ANSI-style double quotes doubled
 /// inside; MySQL needs backticks, see [`quote_mysql`].
 pub fn quote_sqlite(ident: &str) -> String {

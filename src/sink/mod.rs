@@ -3,6 +3,7 @@
 pub mod mysql;
 pub mod sqlite;
 
+use crate::incremental::{Applied, Apply, TargetState};
 use crate::transform::keys::Keys;
 use crate::transform::SourceColumn;
 use arrow::record_batch::RecordBatch;
@@ -42,9 +43,21 @@ pub enum SinkError {
 }
 
 /// A target table being replaced: `begin` prepares a new table nobody sees yet, `write`
-/// fills it, `commit` swaps it in whole; `abort` (or a crash) leaves the old one.
+/// fills it, `commit` swaps it in whole (or applies it to the table, see `set_apply`);
+/// `abort` (or a crash) leaves the old one.
 pub trait Sink {
     fn describe(&self) -> String;
+    /// What the target table holds, for an incremental run: its columns, key and largest
+    /// `key` value; `None` when it does not exist. Called before `begin`; changes nothing.
+    fn inspect(&mut self, key: &str) -> Result<Option<TargetState>, SinkError>;
+    /// How `commit` puts the new rows in (default: `Apply::Replace`).
+    fn set_apply(&mut self, apply: Apply);
+    /// The rows come from the fallback table: keep the target's column definitions where
+    /// they fit (SQLite knows only integers, reals, text and blobs).
+    fn rows_from_fallback(&mut self) {}
+    /// Records where the rows came from and when they were read, if the target keeps such
+    /// a record (`freshness`).
+    fn record_origin(&mut self, _source: String, _read_at: std::time::SystemTime) {}
     /// Prepares the new table with these columns and keys (the primary key at once,
     /// secondary indexes built before `commit` swaps it in).
     fn begin(&mut self, columns: &[SourceColumn], keys: &Keys) -> Result<(), SinkError>;
@@ -52,7 +65,8 @@ pub trait Sink {
     /// Rows the target table holds now (`None` when it does not exist yet), for the
     /// empty and shrink guards; called after `begin`, before `commit`.
     fn target_rows(&mut self) -> Result<Option<u64>, SinkError>;
-    /// Checks the staged row count against `rows_read`, then makes the new table visible.
-    fn commit(&mut self, rows_read: u64) -> Result<(), SinkError>;
+    /// Checks the staged row count against `rows_read`, then makes the new rows visible,
+    /// all at once.
+    fn commit(&mut self, rows_read: u64) -> Result<Applied, SinkError>;
     fn abort(&mut self);
 }

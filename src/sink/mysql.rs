@@ -15,9 +15,10 @@ mod writers;
 
 use super::{Sink, SinkError};
 use crate::connect::{Endpoint, Session, TlsMode};
+use crate::incremental::{Applied, Apply, TargetMax, TargetState};
 use crate::plan::{LoadMethod, MySqlTarget};
 use crate::transform::keys::{Index, Keys};
-use crate::transform::{self, quote_mysql, ColumnView, SourceColumn};
+use crate::transform::{self, derived_name, quote_mysql, ColumnView, SourceColumn};
 use arrow::record_batch::RecordBatch;
 use encode::Encoding;
 use mysql::prelude::Queryable;
@@ -51,20 +52,14 @@ pub struct MySqlSink {
     /// Give the staging table the existing target's column definitions (a fallback run:
     /// the SQLite rows know only integers, reals, text and blobs).
     keep_definitions: bool,
+    /// Swap the staging table in, or apply its rows to the table.
+    apply: Apply,
 }
 
-/// `name` with `suffix`, shortened with a hash when it would pass MySQL's 64-character limit.
-fn derived_name(name: &str, suffix: &str) -> String {
-    let full = format!("{name}{suffix}");
-    if full.chars().count() <= 64 {
-        return full;
-    }
-    let hash = name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    });
-    let keep: String = name.chars().take(64 - suffix.len() - 9).collect();
-    format!("{keep}_{:08x}{suffix}", hash as u32)
-}
+/// A writer's and the apply's SQL mode: strict, so a value the column cannot hold fails the
+/// run instead of being bent; without NO_ZERO_DATE/NO_ZERO_IN_DATE, so zero dates arrive as
+/// the source has them; NO_AUTO_VALUE_ON_ZERO, so an id 0 stays 0.
+const SQL_MODE: &str = "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION";
 
 impl MySqlSink {
     pub fn new(target: &MySqlTarget) -> Self {
@@ -83,14 +78,138 @@ impl MySqlSink {
             batches: 0,
             column_names: Vec::new(),
             keep_definitions: false,
+            apply: Apply::Replace,
         }
     }
 
-    /// Keeps the existing target table's column definitions when its columns are the
-    /// source's (see `definitions`).
-    pub fn keeping_definitions(mut self) -> Self {
-        self.keep_definitions = true;
-        self
+    /// Connects the control session (once).
+    fn connect(&mut self) -> Result<(), SinkError> {
+        if self.control.is_some() {
+            return Ok(());
+        }
+        let (mut conn, mode) = self
+            .ep()
+            .connect(false, None)
+            .map_err(|e| self.err("connecting", e))?;
+        conn.stay_open()
+            .map_err(|e| self.err("setting up the connection", e))?;
+        self.control = Some(conn);
+        self.mode = mode;
+        if mode == TlsMode::Required {
+            log::warn!(
+                "[{}] ssl_mode = {}: the connection is encrypted but the server's certificate is not verified; \
+                 set ssl_mode = verify_identity and ssl_ca to the CA bundle (see README, Connecting to Azure)",
+                self.ep().section,
+                self.ep().tls.mode.as_str()
+            );
+        }
+        Ok(())
+    }
+
+    fn database_exists(&mut self) -> Result<bool, SinkError> {
+        let name = self.ep().database.clone();
+        let known: Result<Option<String>, _> = self.control().exec_first(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (name,),
+        );
+        known
+            .map(|k| k.is_some())
+            .map_err(|e| self.err("looking up the database", e))
+    }
+
+    /// The target's largest `key`, read as text (MySQL renders dates as they compare).
+    fn max_of(&mut self, key: &str) -> Result<Option<TargetMax>, SinkError> {
+        let sql = format!(
+            "SELECT MAX({}) FROM {}.{}",
+            quote_mysql(key),
+            quote_mysql(&self.ep().database),
+            quote_mysql(&self.target.table)
+        );
+        let timeout = self.target.statement_timeout;
+        let r = self
+            .control()
+            .with_timeout(timeout, |c| c.query_first::<mysql::Value, _>(sql));
+        let v = r.map_err(|e| self.err("reading the largest incremental_key", e))?;
+        Ok(match v {
+            None | Some(mysql::Value::NULL) => None,
+            Some(mysql::Value::Int(n)) => Some(TargetMax::Int(n.into())),
+            Some(mysql::Value::UInt(n)) => Some(TargetMax::Int(n.into())),
+            Some(mysql::Value::Bytes(b)) => {
+                Some(TargetMax::Text(String::from_utf8_lossy(&b).into_owned()))
+            }
+            Some(other) => Some(TargetMax::Text(
+                other.as_sql(true).trim_matches('\'').to_string(),
+            )),
+        })
+    }
+
+    /// Puts the staged rows into the target in one transaction: a merge first deletes the
+    /// rows whose key comes again. The target is untouched unless all of it holds.
+    fn apply_staged(&mut self, staged: u64) -> Result<Applied, SinkError> {
+        let (t, s) = (quote_mysql(&self.target.table), quote_mysql(&self.staging));
+        let cols: Vec<String> = self.column_names.iter().map(|c| quote_mysql(c)).collect();
+        let cols = cols.join(", ");
+        let delete = match &self.apply {
+            Apply::Merge(key) => {
+                let on: Vec<String> = key
+                    .iter()
+                    .map(|k| format!("{t}.{k} = {s}.{k}", k = quote_mysql(k)))
+                    .collect();
+                Some(format!(
+                    "DELETE {t} FROM {t} JOIN {s} ON {}",
+                    on.join(" AND ")
+                ))
+            }
+            _ => None,
+        };
+        let insert = format!("INSERT INTO {t} ({cols}) SELECT {cols} FROM {s}");
+        let timeout = self.target.statement_timeout;
+        let t0 = std::time::Instant::now();
+        let r = self.control().with_timeout(timeout, |c| {
+            c.query_drop(format!("SET SESSION sql_mode = '{SQL_MODE}'"))?;
+            c.query_drop("START TRANSACTION")?;
+            let updated = match &delete {
+                Some(sql) => {
+                    c.query_drop(sql)?;
+                    c.affected_rows()
+                }
+                None => 0,
+            };
+            c.query_drop(&insert)?;
+            Ok::<_, mysql::Error>((c.affected_rows(), updated))
+        });
+        let (inserted, updated) = match r {
+            Ok(counts) => counts,
+            Err(e) => {
+                // Before anything else on this connection: DDL would commit the half.
+                let _ = self.control().query_drop("ROLLBACK");
+                return Err(self.err("applying the new rows", e));
+            }
+        };
+        if inserted != staged {
+            let _ = self.control().query_drop("ROLLBACK");
+            return Err(SinkError::Count {
+                staged: inserted,
+                read: staged,
+            });
+        }
+        // Its outcome must be known: a COMMIT cut off mid-way may still happen.
+        let answer = self.ep().read_timeout;
+        let r = self.control().shielded(answer, |c| c.query_drop("COMMIT"));
+        r.map_err(|e| self.err("committing the new rows", e))?;
+        log::debug!("applied in {:.2} s", t0.elapsed().as_secs_f64());
+        let sql = format!("DROP TABLE IF EXISTS {s}");
+        if let Err(e) = self.control().query_drop(sql) {
+            log::warn!(
+                "the rows were applied, but the staging table `{}` could not be dropped; the next run drops it: {}",
+                self.staging,
+                crate::report::redact(&e.to_string(), self.ep())
+            );
+        }
+        Ok(Applied {
+            inserted: staged - updated.min(staged),
+            updated,
+        })
     }
 
     /// The columns to create: the source's, or, when keeping definitions and the target has
@@ -187,12 +306,9 @@ impl MySqlSink {
             .ep()
             .session(self.mode, true)
             .map_err(|e| self.err("opening a writer connection", e))?;
-        // Strict, so a value the column cannot hold fails the run instead of being bent;
-        // without NO_ZERO_DATE/NO_ZERO_IN_DATE, so zero dates arrive as the source has them.
-        conn.query_drop(
-            "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION', \
-             unique_checks = 0, foreign_key_checks = 0",
-        )
+        conn.query_drop(format!(
+            "SET SESSION sql_mode = '{SQL_MODE}', unique_checks = 0, foreign_key_checks = 0"
+        ))
         .map_err(|e| self.err("setting up a writer connection", e))?;
         Ok(conn)
     }
@@ -304,31 +420,48 @@ impl Sink for MySqlSink {
         format!("MySQL {} table {}", self.ep().describe(), self.target.table)
     }
 
-    fn begin(&mut self, columns: &[SourceColumn], keys: &Keys) -> Result<(), SinkError> {
-        let (mut conn, mode) = self
-            .ep()
-            .connect(false, None)
-            .map_err(|e| self.err("connecting", e))?;
-        conn.stay_open()
-            .map_err(|e| self.err("setting up the connection", e))?;
-        self.control = Some(conn);
-        self.mode = mode;
-        if mode == TlsMode::Required {
-            log::warn!(
-                "[{}] ssl_mode = {}: the connection is encrypted but the server's certificate is not verified; \
-                 set ssl_mode = verify_identity and ssl_ca to the CA bundle (see README, Connecting to Azure)",
-                self.ep().section,
-                self.ep().tls.mode.as_str()
-            );
+    fn inspect(&mut self, key: &str) -> Result<Option<TargetState>, SinkError> {
+        self.connect()?;
+        if !self.database_exists()? || !self.table_exists(&self.target.table.clone())? {
+            return Ok(None);
         }
-        let db = quote_mysql(&self.ep().database);
-        let name = self.ep().database.clone();
-        let known: Result<Option<String>, _> = self.control().exec_first(
-            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
-            (name,),
+        let (db, table) = (self.ep().database.clone(), self.target.table.clone());
+        let columns: Result<Vec<String>, _> = self.control().exec(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+             ORDER BY ORDINAL_POSITION",
+            (&db, &table),
         );
-        let known = known.map_err(|e| self.err("looking up the database", e))?;
-        if known.is_none() {
+        let columns = columns.map_err(|e| self.err("reading the target's columns", e))?;
+        let pk: Result<Vec<String>, _> = self.control().exec(
+            "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+             AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
+            (&db, &table),
+        );
+        let primary_key = pk.map_err(|e| self.err("reading the target's primary key", e))?;
+        let max = if columns.iter().any(|c| c.eq_ignore_ascii_case(key)) {
+            self.max_of(key)?
+        } else {
+            None
+        };
+        Ok(Some(TargetState {
+            columns,
+            primary_key,
+            max,
+        }))
+    }
+
+    fn set_apply(&mut self, apply: Apply) {
+        self.apply = apply;
+    }
+
+    fn rows_from_fallback(&mut self) {
+        self.keep_definitions = true;
+    }
+
+    fn begin(&mut self, columns: &[SourceColumn], keys: &Keys) -> Result<(), SinkError> {
+        self.connect()?;
+        let db = quote_mysql(&self.ep().database);
+        if !self.database_exists()? {
             let created = self.control().query_drop(format!(
                 "CREATE DATABASE IF NOT EXISTS {db} CHARACTER SET utf8mb4"
             ));
@@ -398,7 +531,11 @@ impl Sink for MySqlSink {
             }
             None => {}
         }
-        self.indexes = keys.indexes.clone();
+        // Applied rows go into a table that has its indexes already.
+        self.indexes = match self.apply {
+            Apply::Replace => keys.indexes.clone(),
+            _ => Vec::new(),
+        };
         let ddl = format!(
             "CREATE TABLE {} ({}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
             quote_mysql(&self.staging),
@@ -480,7 +617,7 @@ impl Sink for MySqlSink {
         r.map_err(|e| self.err("counting the target's rows", e))
     }
 
-    fn commit(&mut self, rows_read: u64) -> Result<(), SinkError> {
+    fn commit(&mut self, rows_read: u64) -> Result<Applied, SinkError> {
         if let Some(e) = self.join_writers() {
             return Err(self.err("inserting rows", e));
         }
@@ -505,7 +642,14 @@ impl Sink for MySqlSink {
                 read: rows_read,
             });
         }
+        if self.apply != Apply::Replace {
+            return self.apply_staged(staged);
+        }
         self.build_indexes()?;
+        let replaced = Applied {
+            inserted: staged,
+            updated: 0,
+        };
         let (table, staging, old) = (
             quote_mysql(&self.target.table),
             quote_mysql(&self.staging),
@@ -534,12 +678,13 @@ impl Sink for MySqlSink {
                     crate::report::redact(&e.to_string(), self.ep())
                 );
             }
-            Ok(())
+            Ok(replaced)
         } else {
             self.exec(
                 "renaming the new table",
                 &format!("RENAME TABLE {staging} TO {table}"),
-            )
+            )?;
+            Ok(replaced)
         }
     }
 
@@ -549,6 +694,8 @@ impl Sink for MySqlSink {
         }
         self.join_writers();
         if self.control.is_some() {
+            // An apply cut short must not be committed by the DROP below (DDL commits).
+            let _ = self.control().query_drop("ROLLBACK");
             let sql = format!("DROP TABLE IF EXISTS {}", quote_mysql(&self.staging));
             if let Err(e) = self.control().query_drop(sql) {
                 log::warn!(

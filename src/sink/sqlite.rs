@@ -7,6 +7,7 @@
 
 use super::{Sink, SinkError};
 use crate::freshness;
+use crate::incremental::{Applied, Apply, TargetMax, TargetState};
 use crate::transform::keys::{Index, Keys};
 use crate::transform::{self, quote_sqlite, ColumnView, SourceColumn};
 use arrow::array::Array;
@@ -55,6 +56,9 @@ pub struct SqliteSink {
     wal: bool,
     /// Secondary indexes, built once the rows are in.
     indexes: Vec<Index>,
+    /// Swap the new table in, or add (merge) its rows to the table.
+    apply: Apply,
+    columns: Vec<String>,
 }
 
 impl SqliteSink {
@@ -73,6 +77,8 @@ impl SqliteSink {
             origin: None,
             wal: true,
             indexes: Vec::new(),
+            apply: Apply::Replace,
+            columns: Vec::new(),
         }
     }
 
@@ -82,10 +88,75 @@ impl SqliteSink {
         self
     }
 
-    /// Records the load (`freshness`) with this origin when it commits.
-    pub fn recording(mut self, source: String, read_at: SystemTime) -> Self {
-        self.origin = Some((source, read_at));
-        self
+    /// Puts the staged rows into the existing table (inside the load's transaction):
+    /// a merge first deletes the rows whose key comes again. Drops the staging table.
+    fn apply_staged(&self, staged: u64) -> Result<Applied, SinkError> {
+        let (table, staging) = (quote_sqlite(&self.table), quote_sqlite(&self.staging));
+        let list = |cols: &[String]| {
+            cols.iter()
+                .map(|c| quote_sqlite(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let updated = match &self.apply {
+            Apply::Merge(key) => {
+                let k = list(key);
+                let k = if key.len() == 1 { k } else { format!("({k})") };
+                let sql = format!(
+                    "DELETE FROM {table} WHERE {k} IN (SELECT {} FROM {staging})",
+                    list(key)
+                );
+                self.conn()
+                    .execute(&sql, [])
+                    .map_err(|e| self.err("replacing the rows that came again", e))?
+                    as u64
+            }
+            _ => 0,
+        };
+        let cols = list(&self.columns);
+        let sql = format!("INSERT INTO {table} ({cols}) SELECT {cols} FROM {staging}");
+        let inserted = self
+            .conn()
+            .execute(&sql, [])
+            .map_err(|e| self.err("adding the new rows", e))? as u64;
+        if inserted != staged {
+            return Err(SinkError::Count {
+                staged: inserted,
+                read: staged,
+            });
+        }
+        self.conn()
+            .execute_batch(&format!("DROP TABLE {staging}"))
+            .map_err(|e| self.err("dropping the staging table", e))?;
+        Ok(Applied {
+            inserted: staged - updated.min(staged),
+            updated,
+        })
+    }
+
+    /// The largest value of `key` in the table. Integers above 2^63 are held as their
+    /// digits (text, which SQLite orders after every integer): the longest, then largest.
+    fn max_of(&self, conn: &Connection, key: &str) -> Result<Option<TargetMax>, SinkError> {
+        let (t, k) = (quote_sqlite(&self.table), quote_sqlite(key));
+        let err = |e| self.err("reading the largest incremental_key", e);
+        let v: rusqlite::types::Value = conn
+            .query_row(&format!("SELECT max({k}) FROM {t}"), [], |r| r.get(0))
+            .map_err(err)?;
+        use rusqlite::types::Value;
+        Ok(match v {
+            Value::Null => None,
+            Value::Integer(n) => Some(TargetMax::Int(n.into())),
+            Value::Real(f) => Some(TargetMax::Text(f.to_string())),
+            Value::Text(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+                let sql = format!(
+                    "SELECT {k} FROM {t} WHERE typeof({k}) = 'text' ORDER BY length({k}) DESC, {k} DESC LIMIT 1"
+                );
+                let s: String = conn.query_row(&sql, [], |r| r.get(0)).map_err(err)?;
+                Some(TargetMax::Text(s))
+            }
+            Value::Text(s) => Some(TargetMax::Text(s)),
+            Value::Blob(b) => Some(TargetMax::Text(String::from_utf8_lossy(&b).into_owned())),
+        })
     }
 
     fn err(&self, action: impl Into<String>, source: rusqlite::Error) -> SinkError {
@@ -329,6 +400,49 @@ impl Sink for SqliteSink {
         format!("SQLite {} table {}", self.path.display(), self.table)
     }
 
+    fn inspect(&mut self, key: &str) -> Result<Option<TargetState>, SinkError> {
+        if !self.path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .or_else(|_| Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY))
+            .map_err(|e| self.err("opening", e))?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(|e| self.err("setting busy_timeout", e))?;
+        if !self.has(&conn, "table")? {
+            return Ok(None);
+        }
+        let info: Vec<(String, i64)> = conn
+            .prepare(&format!("PRAGMA table_info({})", quote_sqlite(&self.table)))
+            .and_then(|mut st| {
+                st.query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, i64>(5)?)))?
+                    .collect()
+            })
+            .map_err(|e| self.err("reading the table's columns", e))?;
+        let columns: Vec<String> = info.iter().map(|(n, _)| n.clone()).collect();
+        let mut pk: Vec<&(String, i64)> = info.iter().filter(|(_, p)| *p > 0).collect();
+        pk.sort_by_key(|(_, p)| *p);
+        let has_key = columns.iter().any(|c| c.eq_ignore_ascii_case(key));
+        let max = if has_key {
+            self.max_of(&conn, key)?
+        } else {
+            None
+        };
+        Ok(Some(TargetState {
+            columns,
+            primary_key: pk.into_iter().map(|(n, _)| n.clone()).collect(),
+            max,
+        }))
+    }
+
+    fn set_apply(&mut self, apply: Apply) {
+        self.apply = apply;
+    }
+
+    fn record_origin(&mut self, source: String, read_at: SystemTime) {
+        self.origin = Some((source, read_at));
+    }
+
     fn begin(&mut self, columns: &[SourceColumn], keys: &Keys) -> Result<(), SinkError> {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| SinkError::Dir {
@@ -392,7 +506,12 @@ impl Sink for SqliteSink {
             }
             None => String::new(),
         };
-        self.indexes = keys.indexes.clone();
+        // Applied rows go into a table that has its indexes already.
+        self.indexes = match self.apply {
+            Apply::Replace => keys.indexes.clone(),
+            _ => Vec::new(),
+        };
+        self.columns = columns.iter().map(|c| c.name.clone()).collect();
         let sql = format!(
             "BEGIN IMMEDIATE; DROP TABLE IF EXISTS {staging}; CREATE TABLE {staging} ({defs}{pk});",
             staging = quote_sqlite(&self.staging),
@@ -452,7 +571,7 @@ impl Sink for SqliteSink {
         Ok(Some(n as u64))
     }
 
-    fn commit(&mut self, rows_read: u64) -> Result<(), SinkError> {
+    fn commit(&mut self, rows_read: u64) -> Result<Applied, SinkError> {
         // Finalized first: a pending statement would block the DROP below.
         self.full = None;
         self.tail = None;
@@ -470,15 +589,24 @@ impl Sink for SqliteSink {
                 read: rows_read,
             });
         }
-        let sql = format!(
-            "DROP TABLE IF EXISTS {table}; ALTER TABLE {staging} RENAME TO {table};",
-            table = quote_sqlite(&self.table),
-            staging = quote_sqlite(&self.staging)
-        );
-        self.conn()
-            .execute_batch(&sql)
-            .map_err(|e| self.err("swapping in the new table", e))?;
-        self.build_indexes()?;
+        let applied = match self.apply {
+            Apply::Replace => {
+                let sql = format!(
+                    "DROP TABLE IF EXISTS {table}; ALTER TABLE {staging} RENAME TO {table};",
+                    table = quote_sqlite(&self.table),
+                    staging = quote_sqlite(&self.staging)
+                );
+                self.conn()
+                    .execute_batch(&sql)
+                    .map_err(|e| self.err("swapping in the new table", e))?;
+                self.build_indexes()?;
+                Applied {
+                    inserted: rows_read,
+                    updated: 0,
+                }
+            }
+            _ => self.apply_staged(rows_read)?,
+        };
         if let Some((source, loaded_at)) = self.origin.clone() {
             let record = freshness::LoadRecord {
                 loaded_at,
@@ -503,7 +631,7 @@ impl Sink for SqliteSink {
                 log::debug!("checkpoint after the load: {e}");
             }
         }
-        Ok(())
+        Ok(applied)
     }
 
     fn abort(&mut self) {

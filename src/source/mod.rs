@@ -68,6 +68,12 @@ pub trait Source: Send {
     fn keys(&self) -> crate::transform::keys::Keys {
         Default::default()
     }
+    /// Reads only the rows `filter` lets through (an incremental run).
+    fn restrict(&mut self, filter: &crate::incremental::Filter);
+    /// The server's plan for the read, one line per step (`--dry-run`), if it has one.
+    fn explain(&self) -> Result<Vec<String>, SourceError> {
+        Ok(Vec::new())
+    }
     /// Streams every row through `emit`; returns how many rows were read. `abandon` ends
     /// the read from another thread (a failure or a signal elsewhere).
     fn read(self: Box<Self>, emit: &mut Emit<'_>, abandon: &Abandon) -> Result<u64, SourceError>;

@@ -11,6 +11,7 @@ use super::{Emit, Source, SourceError};
 use crate::connect::session::set_read_timeout;
 use crate::connect::{Abandon, Endpoint, TlsMode};
 use crate::fence::guarded;
+use crate::incremental::{self, Filter};
 use crate::plan::Partitioning;
 use crate::transform::keys::Keys;
 use crate::transform::{self, quote_mysql, SourceColumn, SqlType};
@@ -35,6 +36,9 @@ pub struct MySqlSource {
     /// Text, ENUM and SET columns without a readable definition (see `exact::lost`).
     lost: Vec<String>,
     keys: Keys,
+    /// The query as configured (it may hold `{incremental_value}`), for `restrict`.
+    raw_query: String,
+    dialect: query::Dialect,
 }
 
 impl MySqlSource {
@@ -46,17 +50,46 @@ impl MySqlSource {
         batch_rows: usize,
         partitioning: Option<&Partitioning>,
         statement_timeout: Duration,
+        incremental_key: Option<&str>,
     ) -> Result<Self, SourceError> {
         // The probe only reads metadata: a server silent for this long is not answering.
         let (mut conn, mode) =
             ep.connect(true, Some(ep.connect_timeout.max(Duration::from_secs(5))))?;
         let dialect = query::Dialect::of(&mut conn);
-        let query = query::clean(query, dialect);
+        let raw_query = query.to_string();
+        let has_placeholder = query.contains(incremental::PLACEHOLDER);
+        if has_placeholder && incremental_key.is_none() {
+            return Err(SourceError::Query {
+                section: ep.section,
+                message: format!(
+                    "the query holds {}, which only [general] strategy = append or merge fills in",
+                    incremental::PLACEHOLDER
+                ),
+            });
+        }
+        // The columns do not depend on the start value.
+        let query = query::clean(&query.replace(incremental::PLACEHOLDER, "NULL"), dialect);
         // Describing may run the query (`LIMIT 0`) and read information_schema: statements.
         let (columns, lost, keys) = conn.with_timeout(statement_timeout, |c| {
             describe(c, &query, dialect, ep.section)
         })?;
-        let read_query = read_query(&query, dialect, &columns);
+        // A full read: the placeholder stands below every key.
+        let query = if has_placeholder {
+            let kind = incremental_key
+                .and_then(|k| columns.iter().find(|c| c.name.eq_ignore_ascii_case(k)))
+                .and_then(|c| incremental::key_kind(c).ok())
+                .unwrap_or(incremental::KeyKind::Int);
+            query::clean(
+                &raw_query.replace(
+                    incremental::PLACEHOLDER,
+                    incremental::placeholder_minimum(kind),
+                ),
+                dialect,
+            )
+        } else {
+            query
+        };
+        let read_query = read_query(&query, dialect, &columns, None);
         let read_queries = match partitioning {
             // The bounds query reads the whole result: a statement, not a probe.
             Some(p) => conn.with_timeout(statement_timeout, |c| {
@@ -76,6 +109,8 @@ impl MySqlSource {
             statement_timeout,
             lost,
             keys,
+            raw_query,
+            dialect,
         })
     }
 
@@ -88,10 +123,21 @@ impl MySqlSource {
 
 /// The query as read: the user's own when every column arrives exactly as it is, else
 /// wrapped so the columns that need it are cast on the server.
-fn read_query(query: &str, dialect: query::Dialect, columns: &[SourceColumn]) -> String {
+fn read_query(
+    query: &str,
+    dialect: query::Dialect,
+    columns: &[SourceColumn],
+    filter: Option<&Filter>,
+) -> String {
     let exprs: Vec<Option<String>> = columns.iter().map(transform::read_expr).collect();
+    let tail = filter
+        .map(|f| format!(" WHERE {}", f.mysql_condition("dbsync_src")))
+        .unwrap_or_default();
     if exprs.iter().all(Option::is_none) {
-        return query.to_string();
+        return match filter {
+            None => query.to_string(),
+            Some(_) => query::wrap(query, dialect, "*", "dbsync_src", &tail),
+        };
     }
     let list: Vec<String> = columns
         .iter()
@@ -101,7 +147,7 @@ fn read_query(query: &str, dialect: query::Dialect, columns: &[SourceColumn]) ->
             None => quote_mysql(&c.name),
         })
         .collect();
-    query::wrap(query, dialect, &list.join(", "), "dbsync_src", "")
+    query::wrap(query, dialect, &list.join(", "), "dbsync_src", &tail)
 }
 
 fn describe(
@@ -275,6 +321,49 @@ impl Source for MySqlSource {
 
     fn keys(&self) -> Keys {
         self.keys.clone()
+    }
+
+    /// Reads only the rows `filter` lets through (one connection: an incremental read is small).
+    fn restrict(&mut self, filter: &Filter) {
+        let query = self
+            .raw_query
+            .replace(incremental::PLACEHOLDER, &filter.placeholder_value());
+        let query = query::clean(&query, self.dialect);
+        let q = read_query(&query, self.dialect, &self.columns, Some(filter));
+        log::debug!("source query: {q}");
+        self.read_queries = vec![q];
+    }
+
+    /// The server's plan for the read (`EXPLAIN`), one line per step.
+    fn explain(&self) -> Result<Vec<String>, SourceError> {
+        let (mut conn, _) = self.endpoint.connect(true, None)?;
+        let query = self.read_queries.first().cloned().unwrap_or_default();
+        let rows: Vec<mysql::Row> = conn
+            .with_timeout(self.statement_timeout, |c| {
+                c.query(format!("EXPLAIN {query}"))
+            })
+            .map_err(|e| SourceError::Query {
+                section: self.endpoint.section,
+                message: e.to_string(),
+            })?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                r.columns_ref()
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, c)| match r.as_ref(i) {
+                        Some(mysql::Value::NULL) | None => None,
+                        Some(v) => Some(format!(
+                            "{}={}",
+                            c.name_str(),
+                            v.as_sql(true).trim_matches('\'')
+                        )),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect())
     }
 
     fn read(self: Box<Self>, emit: &mut Emit<'_>, abandon: &Abandon) -> Result<u64, SourceError> {
@@ -467,7 +556,10 @@ mod tests {
             },
         )];
         let d = query::Dialect::default();
-        assert_eq!(read_query("SELECT id FROM t", d, &ints), "SELECT id FROM t");
+        assert_eq!(
+            read_query("SELECT id FROM t", d, &ints, None),
+            "SELECT id FROM t"
+        );
         let mixed = [
             col(
                 "id",
@@ -479,7 +571,7 @@ mod tests {
             col("p v", SqlType::DateTime { fsp: 0 }),
         ];
         assert_eq!(
-            read_query("SELECT * FROM t", d, &mixed),
+            read_query("SELECT * FROM t", d, &mixed, None),
             "SELECT `id`, `p v` + 0 AS `p v` FROM (SELECT * FROM t\n) AS `dbsync_src`"
         );
     }

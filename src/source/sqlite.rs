@@ -25,6 +25,8 @@ pub struct SqliteSource {
     conn: Connection,
     columns: Vec<SourceColumn>,
     batch_rows: usize,
+    /// ` WHERE ...` of an incremental run.
+    filter: String,
 }
 
 /// A failure reading the fallback table `t`.
@@ -161,6 +163,7 @@ impl SqliteSource {
             conn,
             columns,
             batch_rows,
+            filter: String::new(),
         })
     }
 }
@@ -296,6 +299,10 @@ impl Source for SqliteSource {
         &self.columns
     }
 
+    fn restrict(&mut self, filter: &crate::incremental::Filter) {
+        self.filter = format!(" WHERE {}", filter.sqlite_condition());
+    }
+
     fn read(self: Box<Self>, emit: &mut Emit<'_>, _abandon: &Abandon) -> Result<u64, SourceError> {
         let err = |rows: u64, batch: u64, e: rusqlite::Error| SourceError::Read {
             rows,
@@ -317,9 +324,10 @@ impl Source for SqliteSource {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT {} FROM {}",
+                "SELECT {} FROM {}{}",
                 select_list(&self.columns),
-                quote_sqlite(&self.table.table)
+                quote_sqlite(&self.table.table),
+                self.filter
             ))
             .map_err(|e| err(0, 0, e))?;
         let mut rows = stmt.query([]).map_err(|e| err(0, 0, e))?;

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Incremental benchmark: a copy of the benchmark fixture with an indexed
+# `updated_at DATETIME(6)` (each row its own value); a full load, then 1% of the rows
+# updated and 0.1% inserted at the source, then a `strategy = merge` run; into SQLite and
+# into the TLS MariaDB. Prints the merge run's wall time beside a full replace of the same
+# table (the same config with --full-refresh), each measured after the changes.
+#
+#   bash scripts/bench_merge.sh            # 1,000,000 rows
+#   ROWS=200000 bash scripts/bench_merge.sh
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+ROWS="${ROWS:-1000000}"
+OUT="$ROOT/bench-out/merge"
+CERTS="$SERVERS/tls/certs"
+mkdir -p "$OUT"
+
+ensure_tools
+apt_install time
+ensure_mariadb
+ensure_tls_mariadb
+tls_sql() { mariadb --protocol=socket -S "$SERVERS/tls/mysqld.sock" -uroot "$@"; }
+tls_sql -e "CREATE USER IF NOT EXISTS 'bench'@'%' IDENTIFIED BY 'bench'; GRANT ALL ON *.* TO 'bench'@'%';"
+src_sql() { mariadb -h127.0.0.1 -uroot dbsync_merge "$@"; }
+
+say "seeding dbsync_merge.vehicles_stock with $ROWS rows and an indexed updated_at"
+seed_fixture dbsync_merge "$ROWS"
+src_sql -e "ALTER TABLE vehicles_stock ADD updated_at DATETIME(6) NOT NULL DEFAULT '2024-01-01',
+    ADD KEY by_updated (updated_at);
+  UPDATE vehicles_stock SET updated_at = '2024-01-01' + INTERVAL id SECOND;"
+say "building dbsync (release)"
+cargo build --release --quiet --bin dbsync
+
+cat > "$OUT/config.ini" <<EOF
+[general]
+default_target = local_sqlite
+target_argument_enabled = true
+fallback_to_local_source_on_failure = false
+strategy = merge
+incremental_key = updated_at
+[external_db]
+host = 127.0.0.1
+port = 3306
+user = root
+password =
+database = dbsync_merge
+query = SELECT * FROM vehicles_stock
+ssl_mode = disabled
+[local_db]
+db_path = $OUT/merge.db
+table_name = vehicles_stock
+[azure_mysql_db]
+host = localhost
+port = $TLS_PORT
+user = bench
+password = bench
+database = bench_merge
+table_name = vehicles_stock
+ssl_mode = verify_identity
+ssl_ca = $CERTS/ca.pem
+EOF
+chmod 600 "$OUT/config.ini"
+
+RESULTS="$OUT/results.tsv"
+: > "$RESULTS"
+run() {
+    local name="$1"; shift
+    sync
+    if /usr/bin/time -f "%e %M" -o "$OUT/time.txt" "$@" > "$OUT/last.log" 2>&1; then
+        read -r secs kb < "$OUT/time.txt"
+        printf '%s\t%s\t%s\n' "$name" "$secs" "$kb" >> "$RESULTS"
+        say "$name: $secs s, $((kb / 1024)) MB"
+    else
+        printf '%s\tfailed\t-\n' "$name" >> "$RESULTS"
+        say "$name failed:"; tail -5 "$OUT/last.log" >&2
+    fi
+}
+
+# 1% updated (a new, larger updated_at) and 0.1% inserted, at ids spread over the table.
+change() {
+    local round="$1" inserted=$((ROWS / 1000)) step=100
+    src_sql -e "UPDATE vehicles_stock SET pvp_api = pvp_api + 1, kms = kms + $round,
+        updated_at = '2030-01-01' + INTERVAL ($round * 10000000 + id) MICROSECOND
+        WHERE id % $step = $round;
+      INSERT INTO vehicles_stock (id, marca, modelo, vin, notas, updated_at)
+        SELECT $ROWS * (2 + $round) + seq, 'Nuevo', 'Modelo $round', LPAD(seq, 17, '0'), 'nuevo',
+               '2030-06-01' + INTERVAL ($round * 10000000 + seq) MICROSECOND
+        FROM seq_1_to_$inserted;"
+}
+
+for target in local_sqlite azure; do
+    say "$target: first (full) load"
+    rm -f "$OUT/merge.db"
+    tls_sql -e "DROP DATABASE IF EXISTS bench_merge"
+    target/release/dbsync -q --config "$OUT/config.ini" --target "$target"
+    target/release/dbsync -q --config "$OUT/config.ini" --target "$target" --full-refresh
+    round=1
+    [ "$target" = azure ] && round=2
+    change "$round"
+    run "$target: merge (1% updated, 0.1% inserted)" \
+        target/release/dbsync -q --config "$OUT/config.ini" --target "$target" --summary-json "$OUT/$target-merge.json"
+    cat "$OUT/$target-merge.json"
+    run "$target: full replace (--full-refresh)" \
+        target/release/dbsync -q --config "$OUT/config.ini" --target "$target" --full-refresh
+    run "$target: merge, nothing new" \
+        target/release/dbsync -q --config "$OUT/config.ini" --target "$target"
+done
+
+say "checking both targets against the source"
+want=$(src_sql -N -e "SELECT COUNT(*), SUM(CRC32(CONCAT_WS('|', id, pvp_api, kms, updated_at))) FROM vehicles_stock")
+got_mysql=$(tls_sql -N bench_merge -e "SELECT COUNT(*), SUM(CRC32(CONCAT_WS('|', id, pvp_api, kms, updated_at))) FROM vehicles_stock")
+echo "source: $want"; echo "azure:  $got_mysql"
+
+echo
+printf '%-48s %10s %10s\n' "run ($ROWS rows)" "wall s" "peak MB"
+while IFS=$'\t' read -r name secs kb; do
+    if [ "$secs" = failed ]; then printf '%-48s %10s\n' "$name" failed; continue; fi
+    printf '%-48s %10s %10s\n' "$name" "$secs" "$((kb / 1024))"
+done < "$RESULTS"

@@ -1,0 +1,495 @@
+//! Incremental loads (`[general] strategy = append | merge`): where a run starts, read
+//! from the target itself (no state file), and the filter that reads only the rows past it.
+//!
+//! The start is the largest `incremental_key` the target holds. `append` reads the rows
+//! above it; `merge` reads the rows at or above it (less `incremental_lookback`) and
+//! replaces the target's rows that share their primary key. Every comparison is exact:
+//! integers as integers, DATE/DATETIME as MySQL compares them, TIMESTAMP as instants (both
+//! targets hold TIMESTAMP in UTC).
+
+use crate::transform::{quote_mysql, quote_sqlite, SourceColumn, SqlType};
+use chrono::{NaiveDate, NaiveDateTime};
+use std::fmt;
+use std::time::Duration;
+
+/// Where a query wants the start value: `WHERE updated_at >= {incremental_value}`.
+pub const PLACEHOLDER: &str = "{incremental_value}";
+
+/// Margin below a TIMESTAMP start for the index range: a zone's clock may repeat an
+/// hour (or two) when it goes back, so the server's local rendering of an instant is not
+/// monotonic there. The exact comparison on the instant applies on top.
+const FOLD_MARGIN_SECS: i64 = 3 * 3600;
+
+/// `[general] strategy`, `incremental_key` and `incremental_lookback`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incremental {
+    /// `merge` (true) or `append`.
+    pub merge: bool,
+    pub key: String,
+    pub lookback: Lookback,
+}
+
+impl Incremental {
+    pub fn strategy(&self) -> &'static str {
+        if self.merge {
+            "merge"
+        } else {
+            "append"
+        }
+    }
+}
+
+/// How far below the target's maximum a merge reads again (rows that commit late).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookback {
+    None,
+    /// For an integer key: this many values.
+    Steps(u64),
+    /// For a date or time key: this long.
+    Span(Duration),
+}
+
+impl Lookback {
+    /// `0`, a whole number (integer keys) or an age with units (`2h`, `1d`, date keys).
+    pub fn parse(s: &str) -> Option<Lookback> {
+        let s = s.trim();
+        if let Ok(n) = s.parse::<u64>() {
+            return Some(if n == 0 {
+                Lookback::None
+            } else {
+                Lookback::Steps(n)
+            });
+        }
+        crate::plan::parse_age(s).map(Lookback::Span)
+    }
+}
+
+/// What a sink does with the rows once they are all in and counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Apply {
+    /// Swap them in for the whole table.
+    Replace,
+    /// Add them to the table.
+    Append,
+    /// Replace the table's rows that share their key (these columns), add the others.
+    Merge(Vec<String>),
+}
+
+/// What an applied load changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub inserted: u64,
+    /// Existing rows replaced by the source's (merge), changed or not.
+    pub updated: u64,
+}
+
+/// The largest key value in the target, as the target gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetMax {
+    Int(i128),
+    Text(String),
+}
+
+/// What an existing target table holds, read before the source is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetState {
+    pub columns: Vec<String>,
+    /// Its primary key, or else its first UNIQUE key of NOT NULL columns (empty: none).
+    pub primary_key: Vec<String>,
+    /// `None`: the table has no rows (or only NULL keys).
+    pub max: Option<TargetMax>,
+}
+
+/// The kinds of column an incremental key may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Int,
+    Date,
+    DateTime,
+    /// An instant: compared in UTC, whatever the source session's zone.
+    Timestamp,
+}
+
+/// Whether `col` can be an incremental key: a maximum over it must order the rows as the
+/// source does, and no row may hide behind a NULL.
+pub fn key_kind(col: &SourceColumn) -> Result<KeyKind, String> {
+    let kind = match col.ty {
+        SqlType::Int { .. } | SqlType::Year => return Ok(KeyKind::Int),
+        SqlType::Date => KeyKind::Date,
+        SqlType::DateTime { .. } => KeyKind::DateTime,
+        SqlType::Timestamp { .. } => KeyKind::Timestamp,
+        ref other => {
+            return Err(format!(
+                "`{}` is {other}: the key must be an integer or a NOT NULL DATE, DATETIME or \
+                 TIMESTAMP column (a maximum over decimals or times kept as text would be wrong)",
+                col.name
+            ))
+        }
+    };
+    if col.nullable {
+        return Err(format!(
+            "`{}` may be NULL, and rows with a NULL key would never be read: declare it NOT \
+             NULL, or use COALESCE(...) AS an alias in the query and name that",
+            col.name
+        ));
+    }
+    Ok(kind)
+}
+
+/// The start value of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Bound {
+    Int(i128),
+    /// A date and time (UTC for TIMESTAMP keys).
+    Instant(NaiveDateTime),
+}
+
+impl Bound {
+    /// Reads the target's maximum as a value of `kind`.
+    pub fn from_target(max: &TargetMax, kind: KeyKind) -> Result<Bound, String> {
+        let unreadable = |v: &dyn fmt::Display| {
+            format!("the target's largest key value {v} is not a {kind:?} value")
+        };
+        match (max, kind) {
+            (TargetMax::Int(n), KeyKind::Int) => Ok(Bound::Int(*n)),
+            (TargetMax::Text(t), KeyKind::Int) => t
+                .trim()
+                .parse::<i128>()
+                .map(Bound::Int)
+                .map_err(|_| unreadable(t)),
+            (TargetMax::Text(t), _) => parse_instant(t)
+                .map(Bound::Instant)
+                .ok_or_else(|| unreadable(t)),
+            (TargetMax::Int(n), _) => Err(unreadable(n)),
+        }
+    }
+
+    /// The same, when only the target's value tells the kind (the fallback's columns are
+    /// SQLite's integers and text).
+    pub fn guess(max: &TargetMax) -> Result<Bound, String> {
+        match max {
+            TargetMax::Int(n) => Ok(Bound::Int(*n)),
+            TargetMax::Text(t) => Bound::from_target(max, KeyKind::Int)
+                .or_else(|_| Bound::from_target(max, KeyKind::DateTime))
+                .map_err(|_| {
+                    format!("the target's largest key value {t} is neither an integer nor a date")
+                }),
+        }
+    }
+
+    /// `lookback` below this one.
+    pub fn back(self, lookback: Lookback) -> Result<Bound, String> {
+        match (self, lookback) {
+            (b, Lookback::None) => Ok(b),
+            (Bound::Int(n), Lookback::Steps(s)) => Ok(Bound::Int(n - s as i128)),
+            (Bound::Instant(t), Lookback::Span(d)) => chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| t.checked_sub_signed(d))
+                .map(Bound::Instant)
+                .ok_or_else(|| "incremental_lookback reaches before year 1".to_string()),
+            (Bound::Int(_), Lookback::Span(_)) => Err(
+                "incremental_lookback is a time span, but incremental_key is an integer: give a \
+                 number of values (e.g. 1000)"
+                    .into(),
+            ),
+            (Bound::Instant(_), Lookback::Steps(_)) => Err(
+                "incremental_lookback is a number, but incremental_key is a date: give a span \
+                 with a unit (e.g. 2h or 1d)"
+                    .into(),
+            ),
+        }
+    }
+
+    /// As MySQL and dbsync's SQLite files render it (6 fraction digits when it has any).
+    pub fn text(&self) -> String {
+        match self {
+            Bound::Int(n) => n.to_string(),
+            Bound::Instant(t) => instant_text(t),
+        }
+    }
+}
+
+impl fmt::Display for Bound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Bound::Int(n) => write!(f, "{n}"),
+            Bound::Instant(_) => write!(f, "'{}'", self.text()),
+        }
+    }
+}
+
+fn instant_text(t: &NaiveDateTime) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
+/// `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS` or with a fraction, as MySQL and SQLite files hold them.
+fn parse_instant(s: &str) -> Option<NaiveDateTime> {
+    let s = s.trim();
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+        .ok()
+        .or_else(|| {
+            NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })
+}
+
+/// The rows a run reads: those whose `column` is past `bound` (or at it, `inclusive`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub column: String,
+    pub kind: KeyKind,
+    pub bound: Bound,
+    pub inclusive: bool,
+}
+
+impl Filter {
+    fn op(&self) -> &'static str {
+        if self.inclusive {
+            ">="
+        } else {
+            ">"
+        }
+    }
+
+    /// A MySQL condition on `qualifier`.`column`: exact, and able to use an index on it.
+    pub fn mysql_condition(&self, qualifier: &str) -> String {
+        let col = format!("`{qualifier}`.{}", quote_mysql(&self.column));
+        let op = self.op();
+        match (self.kind, self.bound) {
+            (KeyKind::Timestamp, Bound::Instant(t)) => {
+                let (secs, micros) = epoch(&t);
+                let exact = format!("UNIX_TIMESTAMP({col}) {op} {secs}.{micros:06}");
+                if secs >= FOLD_MARGIN_SECS {
+                    format!(
+                        "{col} >= FROM_UNIXTIME({}) AND {exact}",
+                        secs - FOLD_MARGIN_SECS
+                    )
+                } else {
+                    exact
+                }
+            }
+            (_, b) => format!("{col} {op} {b}"),
+        }
+    }
+
+    /// What `{incremental_value}` in the user's query becomes. For TIMESTAMP keys it stands
+    /// a few hours below the start (see `FOLD_MARGIN_SECS`); the exact condition is applied
+    /// on top in any case.
+    pub fn placeholder_value(&self) -> String {
+        match (self.kind, self.bound) {
+            (KeyKind::Timestamp, Bound::Instant(t)) => {
+                let (secs, _) = epoch(&t);
+                format!("FROM_UNIXTIME({})", (secs - FOLD_MARGIN_SECS).max(0))
+            }
+            (_, b) => b.to_string(),
+        }
+    }
+
+    /// A SQLite condition on `column` of the fallback table, where dbsync wrote integers
+    /// as integers (above 2^63 as their digits) and dates as MySQL's text.
+    pub fn sqlite_condition(&self) -> String {
+        let col = quote_sqlite(&self.column);
+        let op = self.op();
+        match self.bound {
+            Bound::Int(n) if i64::try_from(n).is_ok() => format!("{col} {op} {n}"),
+            // Only BIGINT UNSIGNED goes beyond: held as text, which SQLite orders after
+            // every integer, so compare its digits by length first.
+            Bound::Int(n) => {
+                let d = n.to_string();
+                format!(
+                    "(typeof({col}) = 'text' AND (length({col}) > {l} OR (length({col}) = {l} AND {col} {op} '{d}')))",
+                    l = d.len()
+                )
+            }
+            // Padded to 26 characters, so '2024-01-01' and '... 00:00:00.000000' compare
+            // as the same instant.
+            Bound::Instant(t) => format!(
+                "substr({col} || substr(' 00:00:00.000000', length({col}) - 9), 1, 26) {op} '{}'",
+                instant_text(&t)
+            ),
+        }
+    }
+}
+
+/// What `{incremental_value}` becomes in a full read: a value below every key.
+pub fn placeholder_minimum(kind: KeyKind) -> &'static str {
+    match kind {
+        KeyKind::Int => "-9223372036854775808",
+        KeyKind::Date | KeyKind::DateTime | KeyKind::Timestamp => "'0000-00-00 00:00:00'",
+    }
+}
+
+fn epoch(t: &NaiveDateTime) -> (i64, u32) {
+    let u = t.and_utc();
+    (u.timestamp(), u.timestamp_subsec_micros())
+}
+
+/// True when `a` and `b` name the same columns in the same order (MySQL and SQLite compare
+/// column names without case).
+pub fn same_columns(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.eq_ignore_ascii_case(y))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(ty: SqlType, nullable: bool) -> SourceColumn {
+        SourceColumn {
+            name: "k".into(),
+            ty,
+            nullable,
+            exact_mysql_type: None,
+            collation: None,
+        }
+    }
+
+    #[test]
+    fn keys_must_order_and_never_be_null() {
+        let int = SqlType::Int {
+            bytes: 8,
+            unsigned: true,
+        };
+        assert_eq!(key_kind(&col(int.clone(), false)), Ok(KeyKind::Int));
+        assert_eq!(
+            key_kind(&col(SqlType::DateTime { fsp: 6 }, false)),
+            Ok(KeyKind::DateTime)
+        );
+        assert!(key_kind(&col(SqlType::DateTime { fsp: 0 }, true))
+            .unwrap_err()
+            .contains("NULL"));
+        let dec = SqlType::Decimal {
+            precision: 10,
+            scale: 2,
+            unsigned: false,
+        };
+        assert!(key_kind(&col(dec, false)).unwrap_err().contains("integer"));
+        assert!(key_kind(&col(SqlType::Time { fsp: 0 }, false)).is_err());
+    }
+
+    #[test]
+    fn bounds_read_what_targets_hold() {
+        let t = TargetMax::Text("2024-03-01 10:00:00.5".into());
+        let b = Bound::from_target(&t, KeyKind::DateTime).unwrap();
+        assert_eq!(b.text(), "2024-03-01 10:00:00.500000");
+        let d = Bound::from_target(&TargetMax::Text("2024-03-01".into()), KeyKind::Date).unwrap();
+        assert_eq!(d.text(), "2024-03-01 00:00:00.000000");
+        let big = TargetMax::Text("18446744073709551615".into());
+        assert_eq!(
+            Bound::from_target(&big, KeyKind::Int),
+            Ok(Bound::Int(18446744073709551615))
+        );
+        assert!(Bound::from_target(&TargetMax::Int(3), KeyKind::DateTime).is_err());
+        assert!(Bound::from_target(&TargetMax::Text("0000-00-00".into()), KeyKind::Date).is_err());
+        assert_eq!(
+            Bound::guess(&TargetMax::Text("12".into())),
+            Ok(Bound::Int(12))
+        );
+        assert_eq!(Bound::guess(&t), Ok(b));
+    }
+
+    #[test]
+    fn lookback_matches_the_key() {
+        assert_eq!(Lookback::parse("0"), Some(Lookback::None));
+        assert_eq!(Lookback::parse("500"), Some(Lookback::Steps(500)));
+        assert_eq!(
+            Lookback::parse("2h"),
+            Some(Lookback::Span(Duration::from_secs(7200)))
+        );
+        assert_eq!(Lookback::parse("2 apples"), None);
+        assert_eq!(Bound::Int(10).back(Lookback::Steps(3)), Ok(Bound::Int(7)));
+        assert!(Bound::Int(10)
+            .back(Lookback::Span(Duration::from_secs(1)))
+            .is_err());
+        let t = Bound::from_target(
+            &TargetMax::Text("2024-03-01 01:00:00".into()),
+            KeyKind::DateTime,
+        )
+        .unwrap();
+        assert_eq!(
+            t.back(Lookback::Span(Duration::from_secs(7200)))
+                .unwrap()
+                .text(),
+            "2024-02-29 23:00:00.000000"
+        );
+        assert!(t.back(Lookback::Steps(1)).is_err());
+    }
+
+    #[test]
+    fn conditions_are_exact_and_indexable() {
+        let at = Bound::from_target(
+            &TargetMax::Text("2024-03-01 10:00:00.25".into()),
+            KeyKind::Timestamp,
+        )
+        .unwrap();
+        let f = Filter {
+            column: "ts".into(),
+            kind: KeyKind::Timestamp,
+            bound: at,
+            inclusive: true,
+        };
+        assert_eq!(
+            f.mysql_condition("s"),
+            "`s`.`ts` >= FROM_UNIXTIME(1709276400) AND UNIX_TIMESTAMP(`s`.`ts`) >= 1709287200.250000"
+        );
+        assert_eq!(f.placeholder_value(), "FROM_UNIXTIME(1709276400)");
+        let f = Filter {
+            kind: KeyKind::DateTime,
+            inclusive: false,
+            ..f
+        };
+        assert_eq!(
+            f.mysql_condition("s"),
+            "`s`.`ts` > '2024-03-01 10:00:00.250000'"
+        );
+        assert_eq!(
+            f.sqlite_condition(),
+            "substr(\"ts\" || substr(' 00:00:00.000000', length(\"ts\") - 9), 1, 26) > '2024-03-01 10:00:00.250000'"
+        );
+        let f = Filter {
+            column: "id".into(),
+            kind: KeyKind::Int,
+            bound: Bound::Int(9223372036854775808),
+            inclusive: false,
+        };
+        assert!(f
+            .sqlite_condition()
+            .contains("length(\"id\") = 19 AND \"id\" > '9223372036854775808'"));
+    }
+
+    #[test]
+    fn the_sqlite_padding_orders_dates_and_datetimes_alike() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let f = Filter {
+            column: "k".into(),
+            kind: KeyKind::DateTime,
+            bound: Bound::from_target(
+                &TargetMax::Text("2024-03-01 00:00:00".into()),
+                KeyKind::DateTime,
+            )
+            .unwrap(),
+            inclusive: false,
+        };
+        conn.execute_batch(
+            "CREATE TABLE t (k TEXT); INSERT INTO t VALUES ('2024-03-01'), ('2024-03-01 00:00:00'), \
+             ('2024-03-01 00:00:00.000001'), ('2024-03-01 00:00:01'), ('2024-02-29 23:59:59.999999'), ('2024-03-02');",
+        )
+        .unwrap();
+        let sql = format!("SELECT k FROM t WHERE {} ORDER BY k", f.sqlite_condition());
+        let mut stmt = conn.prepare(&sql).unwrap();
+        let got: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "2024-03-01 00:00:00.000001",
+                "2024-03-01 00:00:01",
+                "2024-03-02"
+            ]
+        );
+    }
+}

@@ -1,0 +1,498 @@
+//! `[general] strategy = append | merge`: the first run loads everything, later runs read
+//! only the rows past the target's largest key and apply them in one transaction, on both
+//! targets; the refusals name the setting or `--full-refresh`.
+
+mod common;
+use common::*;
+use mysql::prelude::Queryable;
+
+const ITEMS: &str = "CREATE TABLE items (id INT NOT NULL PRIMARY KEY, name VARCHAR(20), \
+    price DECIMAL(10,2), updated_at DATETIME(6) NOT NULL, KEY by_updated (updated_at));
+    INSERT INTO items VALUES (1, 'one', 1.10, '2024-01-01 10:00:00.000001'),
+        (2, 'two', 2.20, '2024-01-02 10:00:00'), (3, NULL, 3.30, '2024-01-03 10:00:00'),
+        (4, 'four', NULL, '2024-01-03 10:00:00');";
+
+const CHANGES: &str = "UPDATE items SET name = 'ONE', updated_at = '2024-01-04 00:00:00' WHERE id = 1;
+    UPDATE items SET price = 9.99, updated_at = '2024-01-04 00:00:00.5' WHERE id = 2;
+    INSERT INTO items VALUES (5, 'five', 5.50, '2024-01-04 00:00:01'), (6, 'six', 6.60, '2024-01-05 00:00:00');";
+
+const ORDERED: &str = "SELECT id, name, price, updated_at FROM items ORDER BY id";
+
+fn merge(extra: &str) -> String {
+    format!("strategy = merge\nincremental_key = updated_at\n{extra}")
+}
+
+/// The `[general]` lines added to a config.
+fn with_general(cfg: &str, lines: &str) -> String {
+    cfg.replacen("[external_db]", &format!("{lines}\n[external_db]"), 1)
+}
+
+fn summary(job: &Job) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(job.path("summary.json")).unwrap()).unwrap()
+}
+
+fn run(job: &Job, code: i32) -> serde_json::Value {
+    job.run(&["--summary-json", "summary.json"]).expect(code);
+    summary(job)
+}
+
+#[test]
+fn merge_into_sqlite_applies_updates_and_inserts() {
+    let db = "inc_merge_sqlite";
+    let mut src = fresh_db(db, ITEMS);
+    let job = Job::new(&with_general(
+        &sqlite_config(db, "SELECT * FROM items", "items"),
+        &merge(""),
+    ));
+    let s = run(&job, 0);
+    assert_eq!(s["action"], "replaced", "{s}");
+    assert_eq!(s["strategy"], "merge");
+    assert_eq!(s["rows"], 4);
+
+    run_all(&mut src, CHANGES);
+    let s = run(&job, 0);
+    assert_eq!(s["action"], "merged", "{s}");
+    assert_eq!(s["incremental_from"], "2024-01-03 10:00:00.000000");
+    // Rows 3 and 4 share the old maximum: read again, replaced by themselves.
+    assert_eq!(
+        (
+            s["rows"].as_u64(),
+            s["inserted"].as_u64(),
+            s["updated"].as_u64()
+        ),
+        (Some(6), Some(2), Some(4))
+    );
+    let want = mysql_rows(&mut src, ORDERED);
+    let path = job.path("data/out.db");
+    assert_eq!(sqlite_rows(&path, "items", "id"), want);
+
+    // Nothing new: a quiet night reads only the rows at the maximum and changes nothing.
+    let s = run(&job, 0);
+    assert_eq!(
+        (s["rows"].as_u64(), s["inserted"].as_u64()),
+        (Some(1), Some(0)),
+        "{s}"
+    );
+    assert_eq!(sqlite_rows(&path, "items", "id"), want);
+
+    // The key is indexed, so the maximum is cheap.
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let plan: String = c
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT max(updated_at) FROM items",
+            [],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(plan.contains("INDEX"), "{plan}");
+}
+
+#[test]
+fn merge_into_mysql_applies_updates_and_inserts() {
+    let (db, target) = ("inc_merge_mysql", "inc_merge_mysql_t");
+    drop_target_db(target);
+    let mut src = fresh_db(db, ITEMS);
+    let job = Job::new(&with_general(
+        &azure_config(
+            db,
+            "SELECT * FROM items",
+            target,
+            "items",
+            &verified("ca.pem"),
+        ),
+        &merge(""),
+    ));
+    assert_eq!(run(&job, 0)["action"], "replaced");
+    run_all(&mut src, CHANGES);
+    let s = run(&job, 0);
+    assert_eq!(s["action"], "merged", "{s}");
+    assert_eq!(
+        (s["inserted"].as_u64(), s["updated"].as_u64()),
+        (Some(2), Some(4)),
+        "{s}"
+    );
+    let want = mysql_rows(&mut src, ORDERED);
+    let mut t = tls_root(Some(target));
+    assert_eq!(mysql_rows(&mut t, ORDERED), want);
+    let s = run(&job, 0);
+    assert_eq!(
+        (s["rows"].as_u64(), s["inserted"].as_u64()),
+        (Some(1), Some(0)),
+        "{s}"
+    );
+    assert_eq!(mysql_rows(&mut t, ORDERED), want);
+    let leftovers: Vec<String> = t.query("SHOW TABLES LIKE 'items\\_\\_%'").unwrap();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn append_adds_only_the_new_rows_on_both_targets() {
+    let db = "inc_append";
+    let target = "inc_append_t";
+    drop_target_db(target);
+    let mut src = fresh_db(
+        db,
+        "CREATE TABLE ev (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, what VARCHAR(10));
+         INSERT INTO ev (what) VALUES ('a'), ('b'), ('c');",
+    );
+    let general = "strategy = append\nincremental_key = id";
+    let local = Job::new(&with_general(
+        &sqlite_config(db, "SELECT * FROM ev", "ev"),
+        general,
+    ));
+    let azure = Job::new(&with_general(
+        &azure_config(db, "SELECT * FROM ev", target, "ev", &verified("ca.pem")),
+        general,
+    ));
+    for job in [&local, &azure] {
+        assert_eq!(run(job, 0)["rows"], 3);
+    }
+    src.query_drop("INSERT INTO ev (what) VALUES ('d'), ('e')")
+        .unwrap();
+    for job in [&local, &azure] {
+        let s = run(job, 0);
+        assert_eq!(s["action"], "appended", "{s}");
+        assert_eq!(
+            (s["rows"].as_u64(), s["inserted"].as_u64()),
+            (Some(2), Some(2))
+        );
+        assert_eq!(s["incremental_from"], "3");
+        // Nothing new: no rows, exit 0; the empty-source guard is for replacing runs.
+        let s = run(job, 0);
+        assert_eq!(
+            (s["action"].as_str(), s["rows"].as_u64()),
+            (Some("appended"), Some(0))
+        );
+    }
+    let want = mysql_rows(&mut src, "SELECT id, what FROM ev ORDER BY id");
+    assert_eq!(sqlite_rows(&local.path("data/out.db"), "ev", "id"), want);
+    assert_eq!(
+        mysql_rows(
+            &mut tls_root(Some(target)),
+            "SELECT id, what FROM ev ORDER BY id"
+        ),
+        want
+    );
+}
+
+#[test]
+fn the_placeholder_takes_the_start_value_and_dry_run_shows_the_plan() {
+    let db = "inc_placeholder";
+    let mut src = fresh_db(db, ITEMS);
+    // Enough older rows that the server prefers the index to a scan.
+    src.query_drop(
+        "INSERT INTO items SELECT seq + 100, 'old', 0, '2023-01-01' + INTERVAL seq MINUTE FROM seq_1_to_500",
+    )
+    .unwrap();
+    src.query_drop("ANALYZE TABLE items").unwrap();
+    let query = "SELECT * FROM items WHERE updated_at >= {incremental_value}";
+    let job = Job::new(&with_general(
+        &sqlite_config(db, query, "items"),
+        &merge(""),
+    ));
+    assert_eq!(run(&job, 0)["rows"], 504);
+    run_all(&mut src, CHANGES);
+    let out = job.run(&["--dry-run"]).expect(0).stdout();
+    assert!(
+        out.contains("reads:    rows with `updated_at` >= 2024-01-03 10:00:00.000000"),
+        "{out}"
+    );
+    assert!(
+        out.contains("EXPLAIN") && out.contains("key=by_updated"),
+        "{out}"
+    );
+    let s = run(&job, 0);
+    assert_eq!(
+        (s["rows"].as_u64(), s["inserted"].as_u64()),
+        (Some(6), Some(2)),
+        "{s}"
+    );
+    assert_eq!(
+        sqlite_rows(&job.path("data/out.db"), "items", "id"),
+        mysql_rows(&mut src, ORDERED)
+    );
+    // Without strategy, the placeholder cannot be filled in.
+    let plain = Job::new(&sqlite_config(db, query, "items"));
+    let err = plain.run(&[]).expect(1).stderr();
+    assert!(
+        err.contains("{incremental_value}") && err.contains("strategy"),
+        "{err}"
+    );
+}
+
+#[test]
+fn timestamps_compare_as_instants_whatever_the_zones() {
+    // The target server runs at +02:00; a key read or compared in a local zone would start
+    // two hours off, and read no row or three.
+    let (db, target) = ("inc_ts", "inc_ts_t");
+    drop_target_db(target);
+    let mut src = fresh_db(
+        db,
+        "CREATE TABLE t (id INT PRIMARY KEY, ts TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3));
+         INSERT INTO t VALUES (1, '2024-06-01 10:00:00'), (2, '2024-06-01 11:00:00'), (3, '2024-06-01 12:00:00.250');",
+    );
+    let general = "strategy = merge\nincremental_key = ts";
+    let azure = Job::new(&with_general(
+        &azure_config(db, "SELECT * FROM t", target, "t", &verified("ca.pem")),
+        general,
+    ));
+    let local = Job::new(&with_general(
+        &sqlite_config(db, "SELECT * FROM t", "t"),
+        general,
+    ));
+    for job in [&azure, &local] {
+        run(job, 0);
+        let s = run(job, 0);
+        assert_eq!(
+            (s["action"].as_str(), s["rows"].as_u64()),
+            (Some("merged"), Some(1)),
+            "{s}"
+        );
+        assert_eq!(s["incremental_from"], "2024-06-01 12:00:00.250000");
+    }
+    src.query_drop("INSERT INTO t VALUES (4, '2024-06-01 12:00:00.251')")
+        .unwrap();
+    for job in [&azure, &local] {
+        let s = run(job, 0);
+        assert_eq!(
+            (s["rows"].as_u64(), s["inserted"].as_u64()),
+            (Some(2), Some(1)),
+            "{s}"
+        );
+    }
+}
+
+#[test]
+fn refusals_name_the_setting_or_full_refresh() {
+    let db = "inc_refusals";
+    fresh_db(
+        db,
+        &format!("{ITEMS}\nCREATE TABLE loose (k INT, at DATETIME); INSERT INTO loose VALUES (1, NOW());"),
+    );
+    let cfg = |query: &str, general: &str| {
+        Job::new(&with_general(&sqlite_config(db, query, "t"), general))
+    };
+
+    let err = cfg(
+        "SELECT * FROM items",
+        &merge("").replace("updated_at", "changed"),
+    )
+    .run(&[])
+    .expect(2)
+    .stderr();
+    assert!(
+        err.contains("incremental_key") && err.contains("updated_at"),
+        "{err}"
+    );
+    let err = cfg(
+        "SELECT * FROM loose",
+        "strategy = append\nincremental_key = at",
+    )
+    .run(&[])
+    .expect(2)
+    .stderr();
+    assert!(err.contains("NULL"), "{err}");
+    let err = cfg(
+        "SELECT * FROM items",
+        "strategy = merge\nincremental_key = price",
+    )
+    .run(&[])
+    .expect(2)
+    .stderr();
+    assert!(
+        err.contains("decimal(10,2)") || err.contains("DECIMAL"),
+        "{err}"
+    );
+    let err = cfg(
+        "SELECT * FROM loose",
+        "strategy = merge\nincremental_key = k",
+    )
+    .run(&[])
+    .expect(2)
+    .stderr();
+    assert!(err.contains("primary_key"), "{err}");
+    let err = cfg("SELECT * FROM items", "strategy = append")
+        .run(&[])
+        .expect(2)
+        .stderr();
+    assert!(err.contains("incremental_key"), "{err}");
+    let err = cfg(
+        "SELECT * FROM items",
+        "strategy = append\nincremental_key = id\nincremental_lookback = 5",
+    )
+    .run(&[])
+    .expect(2)
+    .stderr();
+    assert!(err.contains("incremental_lookback"), "{err}");
+
+    // The query's columns changed since the target was made: only a full refresh fits.
+    let job = cfg("SELECT id, name, updated_at FROM items", &merge(""));
+    job.run(&[]).expect(0);
+    std::fs::write(
+        job.path("config.ini"),
+        with_general(&sqlite_config(db, "SELECT * FROM items", "t"), &merge("")),
+    )
+    .unwrap();
+    let err = job.run(&[]).expect(1).stderr();
+    assert!(
+        err.contains("--full-refresh") && err.contains("price"),
+        "{err}"
+    );
+    assert_eq!(sqlite_count(&job.path("data/out.db"), "t"), 4);
+    let s = {
+        job.run(&["--full-refresh", "--summary-json", "summary.json"])
+            .expect(0);
+        summary(&job)
+    };
+    assert_eq!(
+        (s["action"].as_str(), s["rows"].as_u64()),
+        (Some("replaced"), Some(4))
+    );
+    // A lookback of the wrong kind for the key.
+    std::fs::write(
+        job.path("config.ini"),
+        with_general(
+            &sqlite_config(db, "SELECT * FROM items", "t"),
+            &merge("incremental_lookback = 10"),
+        ),
+    )
+    .unwrap();
+    let err = job.run(&[]).expect(2).stderr();
+    assert!(
+        err.contains("incremental_lookback") && err.contains("unit"),
+        "{err}"
+    );
+}
+
+#[test]
+fn lookback_rereads_late_rows() {
+    let db = "inc_lookback";
+    let mut src = fresh_db(db, ITEMS);
+    let job = Job::new(&with_general(
+        &sqlite_config(db, "SELECT * FROM items", "items"),
+        &merge("incremental_lookback = 1d"),
+    ));
+    run(&job, 0);
+    // A row that committed late, with a key below the target's maximum.
+    src.query_drop("INSERT INTO items VALUES (7, 'late', 7.70, '2024-01-02 12:00:00')")
+        .unwrap();
+    let s = run(&job, 0);
+    assert_eq!(s["incremental_from"], "2024-01-02 10:00:00.000000", "{s}");
+    assert_eq!(
+        (s["rows"].as_u64(), s["inserted"].as_u64()),
+        (Some(4), Some(1)),
+        "{s}"
+    );
+    assert_eq!(
+        sqlite_rows(&job.path("data/out.db"), "items", "id"),
+        mysql_rows(&mut src, ORDERED)
+    );
+}
+
+#[test]
+fn a_merge_killed_while_applying_leaves_the_target_as_before() {
+    let (db, target) = ("inc_kill", "inc_kill_t");
+    drop_target_db(target);
+    let mut src = fresh_db(db, ITEMS);
+    let job = Job::new(&with_general(
+        &azure_config(
+            db,
+            "SELECT * FROM items",
+            target,
+            "items",
+            &verified("ca.pem"),
+        ),
+        &merge(""),
+    ));
+    run(&job, 0);
+    let mut t = tls_root(Some(target));
+    let before = mysql_rows(&mut t, ORDERED);
+    run_all(&mut src, CHANGES);
+    // A reader's lock on row 3 holds the merge's DELETE mid-transaction.
+    let mut holder = tls_root(Some(target));
+    holder.query_drop("START TRANSACTION").unwrap();
+    holder
+        .query_drop("SELECT * FROM items WHERE id = 3 FOR UPDATE")
+        .unwrap();
+    let mut child = job
+        .cmd(&[])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the merge waiting on the lock", || {
+        let n: Option<u64> = t
+            .query_first(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'DELETE%items%'",
+            )
+            .unwrap();
+        n == Some(1)
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    holder.query_drop("ROLLBACK").unwrap();
+    wait_until("the killed run's session to end", || {
+        let n: Option<u64> = t
+            .query_first(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'dbsync'",
+            )
+            .unwrap();
+        n == Some(0)
+    });
+    assert_eq!(mysql_rows(&mut t, ORDERED), before);
+    let s = run(&job, 0);
+    assert_eq!(s["action"], "merged", "{s}");
+    assert_eq!(mysql_rows(&mut t, ORDERED), mysql_rows(&mut src, ORDERED));
+}
+
+#[test]
+fn a_fallback_merge_applies_only_rows_past_the_target() {
+    // The target was loaded from the primary; the fallback file holds older and newer rows.
+    let (target, table) = ("inc_fallback_t", "items");
+    let (job, _local) = fallback_to_azure(
+        target,
+        table,
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, updated_at TEXT);
+         INSERT INTO items VALUES (1, 'stale', '2024-01-01 00:00:00'), (2, 'new', '2024-02-01 00:00:00');",
+    );
+    let mut t = tls_root(None);
+    t.query_drop(format!("CREATE DATABASE `{target}`")).unwrap();
+    run_all(
+        &mut t,
+        &format!(
+            "CREATE TABLE `{target}`.items (id INT PRIMARY KEY, name VARCHAR(10), updated_at DATETIME NOT NULL);
+             INSERT INTO `{target}`.items VALUES (1, 'current', '2024-01-15 00:00:00');"
+        ),
+    );
+    std::fs::write(
+        job.path("config.ini"),
+        with_general(
+            &std::fs::read_to_string(job.path("config.ini")).unwrap(),
+            "strategy = merge\nincremental_key = updated_at",
+        ),
+    )
+    .unwrap();
+    let s = run(&job, 3);
+    assert_eq!(
+        (s["action"].as_str(), s["rows"].as_u64()),
+        (Some("merged"), Some(1)),
+        "{s}"
+    );
+    assert_eq!(
+        mysql_rows(
+            &mut tls_root(Some(target)),
+            "SELECT id, name, updated_at FROM items ORDER BY id"
+        ),
+        [
+            [
+                Some("1".into()),
+                Some("current".into()),
+                Some("2024-01-15 00:00:00".into())
+            ],
+            [
+                Some("2".into()),
+                Some("new".into()),
+                Some("2024-02-01 00:00:00".into())
+            ]
+        ]
+    );
+}
