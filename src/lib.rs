@@ -372,7 +372,15 @@ fn execute(
             },
             false => plan.guards,
         },
+        expected_rows: match how.progress {
+            pipeline::ProgressMode::Off => None,
+            _ => source.estimate(),
+        },
     };
+    match opts.expected_rows {
+        Some(n) => log::debug!("the server estimates {n} rows"),
+        None => log::debug!("no row estimate: progress shows rows and rows/s"),
+    }
     let mut check_lock = || match lock.as_mut() {
         Some(l) => l.still_held().map_err(CopyError::from),
         None => Ok(()),

@@ -8,7 +8,6 @@ use crate::source::{Source, SourceError};
 use crate::transform::keys::Keys;
 use crate::transform::{self, ZeroDates};
 use arrow::record_batch::RecordBatch;
-use std::io::Write;
 use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -50,6 +49,8 @@ pub struct CopyOptions {
     pub progress: ProgressMode,
     pub zero_dates: ZeroDates,
     pub guards: Guards,
+    /// About how many rows will come (the source's estimate), for percent and ETA.
+    pub expected_rows: Option<u64>,
 }
 
 /// What a finished copy counted.
@@ -141,7 +142,7 @@ fn stream(
         .name("dbsync-reader".into())
         .spawn(move || read_and_transform(source, &tx, opts.zero_dates, &reader_abandon))
         .expect("spawning the reader thread");
-    let mut meter = Progress::new(opts.progress);
+    let mut meter = Progress::new(opts.progress, opts.expected_rows);
     let mut written = Ok(());
     // Time spent waiting for the reader: tells which side limits the copy (-v).
     let mut waited = Duration::ZERO;
@@ -237,7 +238,8 @@ fn read_and_transform(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgressMode {
     Off,
-    /// One updating line on a terminal: rows, rows/s, elapsed.
+    /// A progress bar on a terminal: percent and ETA when the rows can be estimated, rows,
+    /// rows/s and elapsed otherwise.
     Terminal,
     /// A plain log line every few seconds, for cron logs and `log_file`.
     Log,
@@ -248,46 +250,80 @@ struct Progress {
     start: Instant,
     last: Instant,
     rows: u64,
+    expected: Option<u64>,
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl Progress {
-    fn new(mode: ProgressMode) -> Self {
+    fn new(mode: ProgressMode, expected: Option<u64>) -> Self {
         let now = Instant::now();
+        let bar = (mode == ProgressMode::Terminal).then(|| {
+            let (bar, template) = match expected {
+                Some(n) => (
+                    indicatif::ProgressBar::new(n.max(1)),
+                    "{bar:30} {percent:>3}%  {human_pos}/~{human_len} rows  {rate}  ETA {eta}",
+                ),
+                None => (
+                    indicatif::ProgressBar::new_spinner(),
+                    "{spinner} {human_pos} rows  {rate}  {elapsed}",
+                ),
+            };
+            let style = indicatif::ProgressStyle::with_template(template)
+                .expect("a valid template")
+                .with_key(
+                    "rate",
+                    |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.0} rows/s", s.per_sec());
+                    },
+                )
+                .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
+            bar
+        });
         Progress {
             mode,
             start: now,
             last: now,
             rows: 0,
+            expected,
+            bar,
         }
     }
 
     fn add(&mut self, rows: u64) {
         self.rows += rows;
-        let every = match self.mode {
-            ProgressMode::Off => return,
-            ProgressMode::Terminal => Duration::from_millis(250),
-            ProgressMode::Log => Duration::from_secs(5),
-        };
-        if self.last.elapsed() < every {
+        if let Some(bar) = &self.bar {
+            // The estimate may be short: the bar grows rather than passing 100%.
+            if bar.length().is_some_and(|n| self.rows > n) {
+                bar.set_length(self.rows);
+            }
+            bar.set_position(self.rows);
+            return;
+        }
+        if self.mode != ProgressMode::Log || self.last.elapsed() < Duration::from_secs(5) {
             return;
         }
         self.last = Instant::now();
         let secs = self.start.elapsed().as_secs_f64();
         let rate = self.rows as f64 / secs.max(1e-9);
-        if self.mode == ProgressMode::Log {
-            log::info!(
-                "progress: {} rows, {rate:.0} rows/s, {secs:.0} s",
-                self.rows
-            );
-        } else {
-            eprint!("\r{} rows, {:.0} rows/s, {:.1} s   ", self.rows, rate, secs);
-            let _ = std::io::stderr().flush();
-        }
+        let done = match self.expected {
+            Some(n) if n > self.rows && rate > 0.0 => format!(
+                " (~{:.0}%, about {:.0} s left)",
+                self.rows as f64 * 100.0 / n as f64,
+                (n - self.rows) as f64 / rate
+            ),
+            _ => String::new(),
+        };
+        log::info!(
+            "progress: {} rows{done}, {rate:.0} rows/s, {secs:.0} s",
+            self.rows
+        );
     }
 
     fn finish(&self) {
-        if self.mode == ProgressMode::Terminal && self.last != self.start {
-            eprint!("\r\x1b[2K");
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
     }
 }

@@ -496,3 +496,19 @@ fn a_fallback_merge_applies_only_rows_past_the_target() {
         ]
     );
 }
+
+#[test]
+fn progress_knows_the_total_when_the_server_can_estimate_it() {
+    let db = "inc_progress";
+    fresh_db(db, ITEMS);
+    let job = Job::new(&sqlite_config(db, "SELECT * FROM items", "items"));
+    let err = job.run(&["--progress", "log", "-v"]).expect(0).stderr();
+    assert!(err.contains("the server estimates"), "{err}");
+    let grouped = Job::new(&sqlite_config(
+        db,
+        "SELECT name, COUNT(*) AS n FROM items GROUP BY name",
+        "items",
+    ));
+    let err = grouped.run(&["--progress", "log", "-v"]).expect(0).stderr();
+    assert!(err.contains("no row estimate"), "{err}");
+}

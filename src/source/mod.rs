@@ -74,6 +74,11 @@ pub trait Source: Send {
     fn explain(&self) -> Result<Vec<String>, SourceError> {
         Ok(Vec::new())
     }
+    /// About how many rows the read will return, when the server can tell cheaply (its
+    /// plan's estimate for a read of one table), for a progress bar's percent and ETA.
+    fn estimate(&self) -> Option<u64> {
+        None
+    }
     /// Streams every row through `emit`; returns how many rows were read. `abandon` ends
     /// the read from another thread (a failure or a signal elsewhere).
     fn read(self: Box<Self>, emit: &mut Emit<'_>, abandon: &Abandon) -> Result<u64, SourceError>;

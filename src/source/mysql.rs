@@ -336,17 +336,8 @@ impl Source for MySqlSource {
 
     /// The server's plan for the read (`EXPLAIN`), one line per step.
     fn explain(&self) -> Result<Vec<String>, SourceError> {
-        let (mut conn, _) = self.endpoint.connect(true, None)?;
-        let query = self.read_queries.first().cloned().unwrap_or_default();
-        let rows: Vec<mysql::Row> = conn
-            .with_timeout(self.statement_timeout, |c| {
-                c.query(format!("EXPLAIN {query}"))
-            })
-            .map_err(|e| SourceError::Query {
-                section: self.endpoint.section,
-                message: e.to_string(),
-            })?;
-        Ok(rows
+        Ok(self
+            .plan()?
             .iter()
             .map(|r| {
                 r.columns_ref()
@@ -366,6 +357,39 @@ impl Source for MySqlSource {
             .collect())
     }
 
+    fn estimate(&self) -> Option<u64> {
+        let plan = match self.plan() {
+            Ok(p) => p,
+            Err(e) => {
+                log::debug!("no row estimate: {e}");
+                return None;
+            }
+        };
+        // One step reading one table: its row estimate is the result's (a join's or a
+        // grouping's is not). Partitioned reads show rows and rows/s only.
+        match plan.as_slice() {
+            [step] if self.read_queries.len() == 1 => {
+                let text = |name: &str| -> String {
+                    step.get_opt::<Option<String>, _>(name)
+                        .and_then(Result::ok)
+                        .flatten()
+                        .unwrap_or_default()
+                };
+                let (access, extra) = (text("type"), text("Extra"));
+                // A scan with a condition: the estimate counts the rows examined, not kept.
+                let scan_filtered =
+                    matches!(access.as_str(), "ALL" | "index") && extra.contains("Using where");
+                if extra.contains("Using temporary") || scan_filtered {
+                    return None;
+                }
+                step.get_opt::<Option<u64>, _>("rows")
+                    .and_then(Result::ok)
+                    .flatten()
+            }
+            _ => None,
+        }
+    }
+
     fn read(self: Box<Self>, emit: &mut Emit<'_>, abandon: &Abandon) -> Result<u64, SourceError> {
         if let [query] = self.read_queries.as_slice() {
             return self.read_one(query, emit, abandon);
@@ -375,6 +399,19 @@ impl Source for MySqlSource {
 }
 
 impl MySqlSource {
+    /// `EXPLAIN` of the (first) read query, on a connection of its own.
+    fn plan(&self) -> Result<Vec<mysql::Row>, SourceError> {
+        let (mut conn, _) = self.endpoint.connect(true, None)?;
+        let query = self.read_queries.first().cloned().unwrap_or_default();
+        conn.with_timeout(self.statement_timeout, |c| {
+            c.query(format!("EXPLAIN {query}"))
+        })
+        .map_err(|e| SourceError::Query {
+            section: self.endpoint.section,
+            message: e.to_string(),
+        })
+    }
+
     fn column_name(&self, index: usize) -> &str {
         self.columns.get(index).map_or("?", |c| c.name.as_str())
     }
