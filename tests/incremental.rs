@@ -3,6 +3,7 @@
 //! targets; the refusals name the setting or `--full-refresh`.
 
 mod common;
+use common::proxy::Proxy;
 use common::*;
 use mysql::prelude::Queryable;
 
@@ -511,4 +512,65 @@ fn progress_knows_the_total_when_the_server_can_estimate_it() {
     ));
     let err = grouped.run(&["--progress", "log", "-v"]).expect(0).stderr();
     assert!(err.contains("no row estimate"), "{err}");
+}
+
+#[test]
+fn a_merge_killed_mid_way_leaves_the_sqlite_target_as_before() {
+    let db = "inc_kill_sqlite";
+    let mut src = fresh_db(db, ITEMS);
+    let job = Job::new(&with_general(
+        &sqlite_config(db, "SELECT * FROM items", "items"),
+        &merge(""),
+    ));
+    run(&job, 0);
+    let path = job.path("data/out.db");
+    let before = sqlite_rows(&path, "items", "id");
+    // Enough new rows that the read is still under way when the link goes silent.
+    run_all(&mut src, CHANGES);
+    src.query_drop(
+        "INSERT INTO items SELECT seq + 100, REPEAT('x', 20), seq, '2024-02-01' + INTERVAL seq SECOND \
+         FROM seq_1_to_300000",
+    )
+    .unwrap();
+    let proxy = Proxy::start(
+        format!("127.0.0.1:{}", mysql_port()).parse().unwrap(),
+        std::time::Duration::ZERO,
+    );
+    let cfg = std::fs::read_to_string(job.path("config.ini"))
+        .unwrap()
+        .replace(
+            &format!("port = {}", mysql_port()),
+            &format!("port = {}", proxy.port),
+        )
+        .replace(
+            "password =\n",
+            "password =\nssl_mode = disabled\nbatch_rows = 1000\n",
+        );
+    std::fs::write(job.path("config.ini"), cfg).unwrap();
+    let mut child = job
+        .cmd(&[])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let wal = job.path("data/out.db-wal");
+    wait_until("rows going into the file", || {
+        std::fs::metadata(&wal).map_or(0, |m| m.len()) > 1 << 20
+    });
+    proxy.go_silent();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(sqlite_rows(&path, "items", "id"), before);
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    proxy.speak_again();
+    let s = run(&job, 0);
+    assert_eq!(s["action"], "merged", "{s}");
+    assert_eq!(
+        sqlite_rows(&path, "items", "id"),
+        mysql_rows(&mut src, ORDERED)
+    );
 }
