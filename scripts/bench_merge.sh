@@ -7,6 +7,9 @@
 #
 #   bash scripts/bench_merge.sh            # 1,000,000 rows
 #   ROWS=200000 bash scripts/bench_merge.sh
+#   SOURCE_POOL_MB=512 bash scripts/bench_merge.sh   # the source's InnoDB buffer pool
+#       raised for the run (and put back after): the merge's reads are random lookups,
+#       which miss the default 128 MB pool once the table outgrows it.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -22,6 +25,11 @@ ensure_tls_mariadb
 tls_sql() { mariadb --protocol=socket -S "$SERVERS/tls/mysqld.sock" -uroot "$@"; }
 tls_sql -e "CREATE USER IF NOT EXISTS 'bench'@'%' IDENTIFIED BY 'bench'; GRANT ALL ON *.* TO 'bench'@'%';"
 src_sql() { mariadb -h127.0.0.1 -uroot dbsync_merge "$@"; }
+POOL_BEFORE=$(mariadb -h127.0.0.1 -uroot -N -e "SELECT @@innodb_buffer_pool_size")
+if [ -n "${SOURCE_POOL_MB:-}" ]; then
+    mariadb -h127.0.0.1 -uroot -e "SET GLOBAL innodb_buffer_pool_size = $((SOURCE_POOL_MB * 1048576))"
+    trap 'mariadb -h127.0.0.1 -uroot -e "SET GLOBAL innodb_buffer_pool_size = $POOL_BEFORE"' EXIT
+fi
 
 say "seeding dbsync_merge.vehicles_stock with $ROWS rows and an indexed updated_at"
 seed_fixture dbsync_merge "$ROWS"
@@ -76,15 +84,16 @@ run() {
     fi
 }
 
-# 1% updated (a new, larger updated_at) and 0.1% inserted, at ids spread over the table.
+# 1% updated (a new updated_at, above every earlier round's) and 0.1% inserted, at ids
+# spread over the whole table.
 change() {
-    local round="$1" inserted=$((ROWS / 1000)) step=100
+    local round="$1" inserted=$((ROWS / 1000))
     src_sql -e "UPDATE vehicles_stock SET pvp_api = pvp_api + 1, kms = kms + $round,
-        updated_at = '2030-01-01' + INTERVAL ($round * 10000000 + id) MICROSECOND
-        WHERE id % $step = $round;
+        updated_at = '2030-01-01' + INTERVAL $round YEAR + INTERVAL id MICROSECOND
+        WHERE id % 100 = $round;
       INSERT INTO vehicles_stock (id, marca, modelo, vin, notas, updated_at)
         SELECT $ROWS * (2 + $round) + seq, 'Nuevo', 'Modelo $round', LPAD(seq, 17, '0'), 'nuevo',
-               '2030-06-01' + INTERVAL ($round * 10000000 + seq) MICROSECOND
+               '2030-06-01' + INTERVAL $round YEAR + INTERVAL seq MICROSECOND
         FROM seq_1_to_$inserted;"
 }
 
@@ -112,6 +121,8 @@ got_mysql=$(tls_sql -N bench_merge -e "SELECT COUNT(*), SUM(CRC32(CONCAT_WS('|',
 echo "source: $want"; echo "azure:  $got_mysql"
 
 echo
+pool=$(mariadb -h127.0.0.1 -uroot -N -e "SELECT @@innodb_buffer_pool_size DIV 1048576")
+echo "source buffer pool: $pool MB; table: $(src_sql -N -e "SELECT (data_length + index_length) DIV 1048576 FROM information_schema.TABLES WHERE table_schema = 'dbsync_merge'") MB"
 printf '%-48s %10s %10s\n' "run ($ROWS rows)" "wall s" "peak MB"
 while IFS=$'\t' read -r name secs kb; do
     if [ "$secs" = failed ]; then printf '%-48s %10s\n' "$name" failed; continue; fi

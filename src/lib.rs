@@ -20,7 +20,7 @@ pub mod source;
 pub mod transform;
 
 use crate::config::{ConfigError, RawConfig};
-use crate::incremental::{Apply, Bound, Filter, KeyKind, TargetState};
+use crate::incremental::Apply;
 use crate::lock::LockError;
 use crate::pipeline::CopyError;
 use crate::plan::{Plan, SqliteTable, Target};
@@ -51,7 +51,11 @@ impl Error {
         match self {
             Error::Config(_) | Error::Interrupted(_) | Error::Lock(LockError::Held { .. }) => false,
             Error::Copy(CopyError::Interrupted(_)) => false,
-            Error::Copy(CopyError::Empty { .. } | CopyError::Shrunk { .. }) => false,
+            Error::Copy(
+                CopyError::Empty { .. } | CopyError::Shrunk { .. } | CopyError::Behind { .. },
+            ) => false,
+            // Trying again at once could read the target before that COMMIT shows.
+            Error::Copy(CopyError::Sink(sink::SinkError::Unknown { .. })) => false,
             Error::Source(SourceError::Connect(c)) => c.is_unreachable(),
             other => retry::is_transient_text(&error_chain(other)),
         }
@@ -332,12 +336,13 @@ fn execute(
             )
         })?;
     let apply = match &plan.incremental {
-        Some(i) => plan_increment(
+        Some(i) => incremental::run::prepare(
             i,
             source.as_mut(),
             used,
             state.as_ref(),
-            how,
+            how.full_refresh,
+            &plan.target,
             &mut keys,
             summary,
         )?,
@@ -354,23 +359,29 @@ fn execute(
     }
     sink.record_origin(source.describe(), read_at);
     let incremental = apply != Apply::Replace;
+    let merge = matches!(apply, Apply::Merge(_));
     let action = match apply {
         Apply::Replace => "replaced",
         Apply::Append => "appended",
         Apply::Merge(_) => "merged",
     };
-    sink.set_apply(apply);
+    sink.set_apply(apply.clone());
     let t1 = Instant::now();
     let opts = pipeline::CopyOptions {
         progress: how.progress,
         zero_dates: plan.zero_dates,
-        // Nothing new is a quiet night, not an emptied source; and nothing is removed.
-        guards: match incremental {
-            true => plan::Guards {
+        // Nothing new is a quiet night for append, and nothing is removed. A merge re-reads
+        // the rows at the target's largest key: none means the source lost them.
+        guards: match &apply {
+            Apply::Replace => plan.guards,
+            Apply::Merge(_) if used == SourceUsed::Primary => plan::Guards {
+                allow_empty: plan.guards.allow_empty,
+                max_shrink_percent: None,
+            },
+            _ => plan::Guards {
                 allow_empty: true,
                 max_shrink_percent: None,
             },
-            false => plan.guards,
         },
         expected_rows: match how.progress {
             pipeline::ProgressMode::Off => None,
@@ -379,13 +390,25 @@ fn execute(
     };
     match opts.expected_rows {
         Some(n) => log::debug!("the server estimates {n} rows"),
-        None => log::debug!("no row estimate: progress shows rows and rows/s"),
+        None if how.progress != pipeline::ProgressMode::Off => {
+            log::debug!("no row estimate: progress shows rows and rows/s")
+        }
+        None => {}
     }
     let mut check_lock = || match lock.as_mut() {
         Some(l) => l.still_held().map_err(CopyError::from),
         None => Ok(()),
     };
-    let stats = pipeline::copy(source, sink.as_mut(), opts, &keys, &mut check_lock)?;
+    let stats = pipeline::copy(source, sink.as_mut(), opts, &keys, &mut check_lock).map_err(
+        |e| match (e, &summary.incremental_from, &plan.incremental) {
+            (CopyError::Empty { target, .. }, Some(from), Some(i)) if merge => CopyError::Behind {
+                target,
+                key: i.key.clone(),
+                from: from.clone(),
+            },
+            (e, ..) => e,
+        },
+    )?;
     if stats.zero_dates > 0 {
         let what = match plan.zero_dates {
             transform::ZeroDates::Keep => "copied as they are",
@@ -422,164 +445,18 @@ fn execute(
     Ok(exit)
 }
 
-fn sink_error(e: sink::SinkError) -> Error {
+pub(crate) fn sink_error(e: sink::SinkError) -> Error {
     Error::Copy(CopyError::Sink(e))
 }
 
 /// A `[general]` setting that does not fit the query (exit 2).
-fn invalid(key: &str, value: &str, expected: String) -> Error {
+pub(crate) fn invalid(key: &str, value: &str, expected: String) -> Error {
     Error::Config(ConfigError::Invalid {
         section: config::GENERAL.into(),
         key: key.into(),
         value: value.into(),
         expected,
     })
-}
-
-/// Checks an incremental run against the query and the target, and restricts the source
-/// to the rows past the target's maximum; `Apply::Replace` when the run must be full
-/// (no table yet, no rows, `--full-refresh`, or a merge target without the key).
-fn plan_increment(
-    inc: &incremental::Incremental,
-    source: &mut dyn Source,
-    used: SourceUsed,
-    state: Option<&TargetState>,
-    how: How,
-    keys: &mut transform::keys::Keys,
-    summary: &mut Summary,
-) -> Result<Apply, Error> {
-    let strategy = inc.strategy();
-    let names: Vec<String> = source.columns().iter().map(|c| c.name.clone()).collect();
-    let Some(col) = source
-        .columns()
-        .iter()
-        .find(|c| c.name.eq_ignore_ascii_case(&inc.key))
-        .cloned()
-    else {
-        return Err(invalid(
-            "incremental_key",
-            &inc.key,
-            format!("a column of the query (it returns {})", names.join(", ")),
-        ));
-    };
-    // The fallback's columns are SQLite's integers and text: the target's value tells.
-    let kind = match used {
-        SourceUsed::Fallback => None,
-        _ => Some(
-            incremental::key_kind(&col).map_err(|why| invalid("incremental_key", &inc.key, why))?,
-        ),
-    };
-    let fallback_key = state
-        .filter(|_| used == SourceUsed::Fallback)
-        .map(|s| s.primary_key.clone())
-        .filter(|k| !k.is_empty());
-    let merge_key = keys.primary.clone().or(fallback_key);
-    if inc.merge && merge_key.is_none() {
-        return Err(invalid(
-            "primary_key",
-            "",
-            "the columns that identify a row: strategy = merge replaces rows by their key, and \
-             the query's table has none (set [general] primary_key = column[, column])"
-                .into(),
-        ));
-    }
-    let full = |why: &str, keys: &mut transform::keys::Keys| {
-        log::info!("{strategy}: {why}: this run loads the whole table");
-        index_the_key(keys, &summary.table, &col.name);
-        Ok(Apply::Replace)
-    };
-    let Some(state) = state else {
-        return full(
-            if how.full_refresh {
-                "--full-refresh"
-            } else {
-                "the target table does not exist yet"
-            },
-            keys,
-        );
-    };
-    if !incremental::same_columns(&state.columns, &names) {
-        return Err(sink_error(sink::SinkError::Refused {
-            target: format!("the target table {}", summary.table),
-            why: format!(
-                "its columns ({}) are not the query's ({}), so rows cannot be added to it: run once \
-                 with --full-refresh to replace it",
-                state.columns.join(", "),
-                names.join(", ")
-            ),
-        }));
-    }
-    let Some(max) = &state.max else {
-        return full("the target table has no rows", keys);
-    };
-    let merge_key = merge_key.unwrap_or_default();
-    if inc.merge && !incremental::same_columns(&state.primary_key, &merge_key) {
-        log::warn!(
-            "merge: the target table has no primary key on ({}), which a merge needs",
-            merge_key.join(", ")
-        );
-        return full("a full replace creates it", keys);
-    }
-    let bound = match kind {
-        Some(k) => Bound::from_target(max, k),
-        None => Bound::guess(max),
-    }
-    .map_err(|why| {
-        sink_error(sink::SinkError::Refused {
-            target: format!("the target table {}", summary.table),
-            why: format!("{why}: run once with --full-refresh"),
-        })
-    })?;
-    let start = match inc.merge {
-        true => bound
-            .back(inc.lookback)
-            .map_err(|why| invalid("incremental_lookback", "", why))?,
-        false => bound,
-    };
-    let kind = kind.unwrap_or(match start {
-        Bound::Int(_) => KeyKind::Int,
-        Bound::Instant(_) => KeyKind::DateTime,
-    });
-    let filter = Filter {
-        column: col.name.clone(),
-        kind,
-        bound: start,
-        inclusive: inc.merge,
-    };
-    source.restrict(&filter);
-    let op = if inc.merge { ">=" } else { ">" };
-    let less = match (inc.merge, start != bound) {
-        (true, true) => format!(" (its largest, {bound}, less incremental_lookback)"),
-        _ => " (the target's largest)".to_string(),
-    };
-    log::info!(
-        "{strategy}: reading the rows with `{}` {op} {start}{less}",
-        col.name
-    );
-    summary.incremental_from = Some(start.text());
-    Ok(match inc.merge {
-        true => Apply::Merge(merge_key),
-        false => Apply::Append,
-    })
-}
-
-/// A full load of an incremental table indexes the key, so the next run's maximum is cheap.
-fn index_the_key(keys: &mut transform::keys::Keys, table: &str, key: &str) {
-    let first = |cols: &[String]| cols.first().is_some_and(|c| c.eq_ignore_ascii_case(key));
-    let covered = keys.primary.as_deref().is_some_and(first)
-        || keys.indexes.iter().any(|i| {
-            i.columns
-                .first()
-                .is_some_and(|(c, _)| c.eq_ignore_ascii_case(key))
-        });
-    if !covered {
-        keys.indexes.push(transform::keys::Index {
-            // SQLite's index names are per file: the table's name keeps them apart.
-            name: transform::derived_name(&format!("{table}_{key}"), "__dbsync_key"),
-            unique: false,
-            columns: vec![(key.to_string(), None)],
-        });
-    }
 }
 
 /// The target is the fallback table itself: there is nothing newer to copy into it.

@@ -104,6 +104,11 @@ fn merge_into_mysql_applies_updates_and_inserts() {
         &merge(""),
     ));
     assert_eq!(run(&job, 0)["action"], "replaced");
+    // A column the server hides (as Azure's generated invisible primary keys are) is not
+    // one of the table's columns for the comparison with the query's.
+    tls_root(Some(target))
+        .query_drop("ALTER TABLE items ADD hidden INT INVISIBLE")
+        .unwrap();
     run_all(&mut src, CHANGES);
     let s = run(&job, 0);
     assert_eq!(s["action"], "merged", "{s}");
@@ -268,7 +273,8 @@ fn refusals_name_the_setting_or_full_refresh() {
     let db = "inc_refusals";
     fresh_db(
         db,
-        &format!("{ITEMS}\nCREATE TABLE loose (k INT, at DATETIME); INSERT INTO loose VALUES (1, NOW());"),
+        &format!("{ITEMS}\nCREATE TABLE loose (k INT, at DATETIME); INSERT INTO loose VALUES (1, NOW());\n\
+            CREATE TABLE days (id INT PRIMARY KEY, day DATE NOT NULL);"),
     );
     let cfg = |query: &str, general: &str| {
         Job::new(&with_general(&sqlite_config(db, query, "t"), general))
@@ -349,20 +355,132 @@ fn refusals_name_the_setting_or_full_refresh() {
         (s["action"].as_str(), s["rows"].as_u64()),
         (Some("replaced"), Some(4))
     );
-    // A lookback of the wrong kind for the key.
-    std::fs::write(
-        job.path("config.ini"),
-        with_general(
-            &sqlite_config(db, "SELECT * FROM items", "t"),
-            &merge("incremental_lookback = 10"),
-        ),
-    )
-    .unwrap();
-    let err = job.run(&[]).expect(2).stderr();
+    // Refused before the first run too (nothing to start from yet).
+    let err = cfg("SELECT * FROM items", &merge("incremental_lookback = 10"))
+        .run(&[])
+        .expect(2)
+        .stderr();
     assert!(
         err.contains("incremental_lookback") && err.contains("unit"),
         "{err}"
     );
+    // Rows added later to the last day loaded would never be read.
+    let err = cfg(
+        "SELECT * FROM days",
+        "strategy = append\nincremental_key = day",
+    )
+    .run(&[])
+    .expect(2)
+    .stderr();
+    assert!(err.contains("merge") && err.contains("DATE"), "{err}");
+    // The query's own LIMIT would apply before the filter.
+    let err = cfg(
+        "SELECT * FROM items ORDER BY id LIMIT 1000",
+        "strategy = append\nincremental_key = id",
+    )
+    .run(&[])
+    .expect(2)
+    .stderr();
+    assert!(
+        err.contains("LIMIT") && err.contains("{incremental_value}"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_changed_column_type_is_refused_naming_full_refresh() {
+    let (db, target) = ("inc_types", "inc_types_t");
+    drop_target_db(target);
+    let mut src = fresh_db(db, ITEMS);
+    let azure = Job::new(&with_general(
+        &azure_config(
+            db,
+            "SELECT * FROM items",
+            target,
+            "items",
+            &verified("ca.pem"),
+        ),
+        &merge(""),
+    ));
+    let local = Job::new(&with_general(
+        &sqlite_config(db, "SELECT * FROM items", "items"),
+        &merge(""),
+    ));
+    run(&azure, 0);
+    run(&local, 0);
+    // DECIMAL(10,2) -> DECIMAL(12,4): INSERT ... SELECT would round quietly.
+    run_all(&mut src, "ALTER TABLE items MODIFY price DECIMAL(12,4);");
+    run_all(&mut src, CHANGES);
+    let err = azure.run(&[]).expect(1).stderr();
+    assert!(
+        err.contains("--full-refresh")
+            && err.contains("decimal(10,2)")
+            && err.contains("decimal(12,4)"),
+        "{err}"
+    );
+    // DECIMAL (kept as text) -> DOUBLE: another SQLite affinity.
+    run_all(&mut src, "ALTER TABLE items MODIFY price DOUBLE;");
+    let err = local.run(&[]).expect(1).stderr();
+    assert!(
+        err.contains("--full-refresh") && err.contains("REAL"),
+        "{err}"
+    );
+    let mut t = tls_root(Some(target));
+    assert_eq!(
+        mysql_rows(&mut t, "SELECT COUNT(*) FROM items"),
+        [[Some("4".to_string())]]
+    );
+    azure.run(&["--full-refresh"]).expect(0);
+    assert_eq!(run(&azure, 0)["action"], "merged");
+}
+
+#[test]
+fn a_merge_that_finds_the_source_behind_the_target_is_refused() {
+    let db = "inc_behind";
+    let mut src = fresh_db(db, ITEMS);
+    let job = Job::new(&with_general(
+        &sqlite_config(db, "SELECT * FROM items", "items"),
+        &merge(""),
+    ));
+    run(&job, 0);
+    // Restored from an older backup: the rows at the target's largest key are gone.
+    src.query_drop("DELETE FROM items WHERE id >= 3").unwrap();
+    let err = job.run(&[]).expect(1).stderr();
+    assert!(
+        err.contains("lost rows") && err.contains("--full-refresh"),
+        "{err}"
+    );
+    assert_eq!(sqlite_count(&job.path("data/out.db"), "items"), 4);
+}
+
+#[test]
+fn a_text_key_compared_without_case_is_not_merged_into_sqlite() {
+    let db = "inc_ci_key";
+    fresh_db(
+        db,
+        "CREATE TABLE c (code VARCHAR(10) COLLATE utf8mb4_general_ci PRIMARY KEY, at DATETIME NOT NULL);
+         INSERT INTO c VALUES ('abc', '2024-01-01');
+         CREATE TABLE b (code VARCHAR(10) COLLATE utf8mb4_bin PRIMARY KEY, at DATETIME NOT NULL);
+         INSERT INTO b VALUES ('abc', '2024-01-01');",
+    );
+    let general = "strategy = merge\nincremental_key = at";
+    let err = Job::new(&with_general(
+        &sqlite_config(db, "SELECT * FROM c", "c"),
+        general,
+    ))
+    .run(&[])
+    .expect(2)
+    .stderr();
+    assert!(
+        err.contains("utf8mb4_general_ci") && err.contains("code"),
+        "{err}"
+    );
+    Job::new(&with_general(
+        &sqlite_config(db, "SELECT * FROM b", "b"),
+        general,
+    ))
+    .run(&[])
+    .expect(0);
 }
 
 #[test]
@@ -468,10 +586,11 @@ fn a_fallback_merge_applies_only_rows_past_the_target() {
         job.path("config.ini"),
         with_general(
             &std::fs::read_to_string(job.path("config.ini")).unwrap(),
-            "strategy = merge\nincremental_key = updated_at",
+            "strategy = merge\nincremental_key = updated_at\nincremental_lookback = 60d",
         ),
     )
     .unwrap();
+    // The lookback is for late rows of the primary: fallback rows never go back.
     let s = run(&job, 3);
     assert_eq!(
         (s["action"].as_str(), s["rows"].as_u64()),

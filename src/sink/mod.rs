@@ -38,6 +38,12 @@ pub enum SinkError {
     },
     #[error("{target}: {why}; nothing was changed")]
     Refused { target: String, why: String },
+    #[error(
+        "{target}: the COMMIT of the new rows got no answer ({message}): whether they were \
+         applied is unknown; the next run starts from what the target then holds, so it \
+         neither loses nor repeats them"
+    )]
+    Unknown { target: String, message: String },
     #[error("the staged table has {staged} rows but {read} were read; the old table is kept")]
     Count { staged: u64, read: u64 },
 }

@@ -143,6 +143,51 @@ impl MySqlSink {
         })
     }
 
+    /// Refuses to apply rows to a target whose column types are not those the source's
+    /// columns now get (the staging table's): INSERT ... SELECT would convert them quietly,
+    /// e.g. cut DATETIME(6) to whole seconds.
+    fn check_types(&mut self) -> Result<(), SinkError> {
+        type Def = (String, String, Option<String>);
+        let db = self.ep().database.clone();
+        let sql =
+            "SELECT COLUMN_NAME, COLUMN_TYPE, COLLATION_NAME FROM information_schema.COLUMNS \
+                   WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND EXTRA NOT LIKE '%INVISIBLE%' \
+                   ORDER BY ORDINAL_POSITION";
+        let mut defs = Vec::new();
+        for table in [self.target.table.clone(), self.staging.clone()] {
+            let r: Result<Vec<Def>, _> = self.control().exec(sql, (&db, &table));
+            defs.push(r.map_err(|e| self.err("reading the column types", e))?);
+        }
+        let differ = defs[0].iter().zip(&defs[1]).find(|(t, s)| {
+            !t.0.eq_ignore_ascii_case(&s.0) || !t.1.eq_ignore_ascii_case(&s.1) || t.2 != s.2
+        });
+        let Some((t, s)) = differ else {
+            if defs[0].len() == defs[1].len() {
+                return Ok(());
+            }
+            return Err(SinkError::Refused {
+                target: self.describe(),
+                why: "its columns are not the query's: run once with --full-refresh to replace it"
+                    .into(),
+            });
+        };
+        let show = |d: &Def| match &d.2 {
+            Some(c) => format!("{} COLLATE {c}", d.1),
+            None => d.1.clone(),
+        };
+        Err(SinkError::Refused {
+            target: self.describe(),
+            why: format!(
+                "column `{}` is {} there, but the query's `{}` is now {}: adding rows would convert \
+                 them; run once with --full-refresh to replace the table",
+                t.0,
+                show(t),
+                s.0,
+                show(s)
+            ),
+        })
+    }
+
     /// Puts the staged rows into the target in one transaction: a merge first deletes the
     /// rows whose key comes again. The target is untouched unless all of it holds.
     fn apply_staged(&mut self, staged: u64) -> Result<Applied, SinkError> {
@@ -196,7 +241,12 @@ impl MySqlSink {
         // Its outcome must be known: a COMMIT cut off mid-way may still happen.
         let answer = self.ep().read_timeout;
         let r = self.control().shielded(answer, |c| c.query_drop("COMMIT"));
-        r.map_err(|e| self.err("committing the new rows", e))?;
+        if let Err(e) = r {
+            return Err(SinkError::Unknown {
+                target: self.describe(),
+                message: crate::report::redact(&e.to_string(), self.ep()),
+            });
+        }
         log::debug!("applied in {:.2} s", t0.elapsed().as_secs_f64());
         let sql = format!("DROP TABLE IF EXISTS {s}");
         if let Err(e) = self.control().query_drop(sql) {
@@ -428,7 +478,7 @@ impl Sink for MySqlSink {
         let (db, table) = (self.ep().database.clone(), self.target.table.clone());
         let columns: Result<Vec<String>, _> = self.control().exec(
             "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
-             ORDER BY ORDINAL_POSITION",
+             AND EXTRA NOT LIKE '%INVISIBLE%' ORDER BY ORDINAL_POSITION",
             (&db, &table),
         );
         let columns = columns.map_err(|e| self.err("reading the target's columns", e))?;
@@ -543,6 +593,9 @@ impl Sink for MySqlSink {
         );
         self.exec("creating the staging table", &ddl)?;
         self.column_names = columns.iter().map(|c| c.name.clone()).collect();
+        if self.apply != Apply::Replace {
+            self.check_types()?;
+        }
         self.start_writers(&columns)
     }
 

@@ -88,50 +88,95 @@ impl SqliteSink {
         self
     }
 
-    /// Puts the staged rows into the existing table (inside the load's transaction):
-    /// a merge first deletes the rows whose key comes again. Drops the staging table.
+    /// Puts the staged rows into the existing table, inside the load's transaction: a merge
+    /// updates the rows whose key comes again (in place: cheaper than delete and insert) and
+    /// adds the others. Drops the staging table.
     fn apply_staged(&self, staged: u64) -> Result<Applied, SinkError> {
         let (table, staging) = (quote_sqlite(&self.table), quote_sqlite(&self.staging));
-        let list = |cols: &[String]| {
-            cols.iter()
-                .map(|c| quote_sqlite(c))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let updated = match &self.apply {
+        let cols: Vec<String> = self.columns.iter().map(|c| quote_sqlite(c)).collect();
+        let cols = cols.join(", ");
+        let (updated, only_new) = match &self.apply {
             Apply::Merge(key) => {
-                let k = list(key);
-                let k = if key.len() == 1 { k } else { format!("({k})") };
-                let sql = format!(
-                    "DELETE FROM {table} WHERE {k} IN (SELECT {} FROM {staging})",
-                    list(key)
-                );
-                self.conn()
-                    .execute(&sql, [])
-                    .map_err(|e| self.err("replacing the rows that came again", e))?
-                    as u64
+                let is_key = |c: &String| key.iter().any(|k| k.eq_ignore_ascii_case(c));
+                let on: Vec<String> = key
+                    .iter()
+                    .map(|k| format!("{table}.{k} = {staging}.{k}", k = quote_sqlite(k)))
+                    .collect();
+                let on = on.join(" AND ");
+                let set: Vec<String> = self
+                    .columns
+                    .iter()
+                    .filter(|c| !is_key(c))
+                    .map(|c| format!("{q} = {staging}.{q}", q = quote_sqlite(c)))
+                    .collect();
+                let updated = if set.is_empty() {
+                    // Only key columns: a row that comes again is already there as it is.
+                    let sql = format!(
+                        "SELECT count(*) FROM {staging} WHERE EXISTS (SELECT 1 FROM {table} WHERE {on})"
+                    );
+                    self.conn()
+                        .query_row(&sql, [], |r| r.get::<_, i64>(0))
+                        .map(|n| n as usize)
+                } else {
+                    let sql = format!(
+                        "UPDATE {table} SET {} FROM {staging} WHERE {on}",
+                        set.join(", ")
+                    );
+                    self.conn().execute(&sql, [])
+                }
+                .map_err(|e| self.err("replacing the rows that came again", e))?;
+                let only_new = format!(" WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {on})");
+                (updated as u64, only_new)
             }
-            _ => 0,
+            _ => (0, String::new()),
         };
-        let cols = list(&self.columns);
-        let sql = format!("INSERT INTO {table} ({cols}) SELECT {cols} FROM {staging}");
+        let sql = format!("INSERT INTO {table} ({cols}) SELECT {cols} FROM {staging}{only_new}");
         let inserted = self
             .conn()
             .execute(&sql, [])
             .map_err(|e| self.err("adding the new rows", e))? as u64;
-        if inserted != staged {
+        if inserted + updated != staged {
             return Err(SinkError::Count {
-                staged: inserted,
+                staged: inserted + updated,
                 read: staged,
             });
         }
         self.conn()
             .execute_batch(&format!("DROP TABLE {staging}"))
             .map_err(|e| self.err("dropping the staging table", e))?;
-        Ok(Applied {
-            inserted: staged - updated.min(staged),
-            updated,
-        })
+        Ok(Applied { inserted, updated })
+    }
+
+    /// Refuses to add rows to a table whose declared column types are not those the query's
+    /// columns now get (the staging table's): SQLite would store them by another affinity.
+    fn check_types(&self) -> Result<(), SinkError> {
+        let decl = |table: &str| -> Result<Vec<(String, String)>, SinkError> {
+            self.conn()
+                .prepare(&format!("PRAGMA table_info({})", quote_sqlite(table)))
+                .and_then(|mut st| st.query_map([], |r| Ok((r.get(1)?, r.get(2)?)))?.collect())
+                .map_err(|e| self.err("reading the column types", e))
+        };
+        let (have, want) = (decl(&self.table)?, decl(&self.staging)?);
+        let differ = have
+            .iter()
+            .zip(&want)
+            .find(|(h, w)| !h.0.eq_ignore_ascii_case(&w.0) || !h.1.eq_ignore_ascii_case(&w.1));
+        match differ {
+            None if have.len() == want.len() => Ok(()),
+            None => Err(SinkError::Refused {
+                target: self.describe(),
+                why: "its columns are not the query's: run once with --full-refresh to replace it"
+                    .into(),
+            }),
+            Some((h, w)) => Err(SinkError::Refused {
+                target: self.describe(),
+                why: format!(
+                    "column `{}` is declared {:?} there, but the query's `{}` now gets {:?}: \
+                     adding rows would store them otherwise; run once with --full-refresh",
+                    h.0, h.1, w.0, w.1
+                ),
+            }),
+        }
     }
 
     /// The largest value of `key` in the table. Integers above 2^63 are held as their
@@ -520,6 +565,9 @@ impl Sink for SqliteSink {
         self.conn()
             .execute_batch(&sql)
             .map_err(|e| self.err("creating the new table", e))?;
+        if self.apply != Apply::Replace {
+            self.check_types()?;
+        }
         self.full = Some(self.prepare(self.rows_per_insert)?);
         Ok(())
     }
@@ -608,9 +656,14 @@ impl Sink for SqliteSink {
             _ => self.apply_staged(rows_read)?,
         };
         if let Some((source, loaded_at)) = self.origin.clone() {
+            // What the table holds now (an incremental run added to it).
+            let rows = match self.apply {
+                Apply::Replace => rows_read,
+                _ => self.target_rows()?.unwrap_or(rows_read),
+            };
             let record = freshness::LoadRecord {
                 loaded_at,
-                rows: rows_read,
+                rows,
                 source,
             };
             freshness::write(self.conn(), &self.table, &record)

@@ -74,6 +74,10 @@ pub trait Source: Send {
     fn explain(&self) -> Result<Vec<String>, SourceError> {
         Ok(Vec::new())
     }
+    /// The query as configured, for sources that run one.
+    fn query_text(&self) -> Option<&str> {
+        None
+    }
     /// About how many rows the read will return, when the server can tell cheaply (its
     /// plan's estimate for a read of one table), for a progress bar's percent and ETA.
     fn estimate(&self) -> Option<u64> {

@@ -357,6 +357,10 @@ impl Source for MySqlSource {
             .collect())
     }
 
+    fn query_text(&self) -> Option<&str> {
+        Some(&self.raw_query)
+    }
+
     fn estimate(&self) -> Option<u64> {
         let plan = match self.plan() {
             Ok(p) => p,

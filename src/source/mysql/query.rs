@@ -329,6 +329,24 @@ fn lift(q: &str, d: Dialect) -> (String, Vec<String>) {
 /// `SELECT {list} FROM (q) AS alias{tail}`, built so that any query the server runs as it
 /// is runs the same inside: the outer-only modifiers move to the outer SELECT, and the
 /// inner query ends with a newline so a trailing `-- comment` cannot swallow the `)`.
+/// True when the query ends in a LIMIT of its own (outside any parentheses): a filter put
+/// around it would apply to the rows the LIMIT kept, not to the table.
+pub fn has_top_level_limit(q: &str) -> bool {
+    let mut depth = 0i32;
+    let mut after_dot = false;
+    for t in significant(q, Dialect::default()) {
+        if t.is_punct('(') {
+            depth += 1;
+        } else if t.is_punct(')') {
+            depth -= 1;
+        } else if depth == 0 && !after_dot && t.is_word("LIMIT") {
+            return true;
+        }
+        after_dot = t.is_punct('.');
+    }
+    false
+}
+
 pub fn wrap(q: &str, d: Dialect, list: &str, alias: &str, tail: &str) -> String {
     let (inner, lifted) = lift(q, d);
     let mods: String = lifted.iter().map(|m| format!("{m} ")).collect();
@@ -439,6 +457,19 @@ mod tests {
             clean("SELECT 1 /* ; */ ;\n# end;\n", D),
             "SELECT 1 /* ; */ \n# end;"
         );
+    }
+
+    #[test]
+    fn finds_only_a_limit_of_the_whole_query() {
+        assert!(has_top_level_limit("SELECT * FROM t ORDER BY id LIMIT 10"));
+        assert!(has_top_level_limit("select * from t limit 5 offset 2"));
+        assert!(!has_top_level_limit(
+            "SELECT * FROM (SELECT * FROM t LIMIT 3) AS x"
+        ));
+        assert!(!has_top_level_limit(
+            "SELECT t.limit, 'LIMIT 1' FROM t -- LIMIT 2"
+        ));
+        assert!(!has_top_level_limit("SELECT `limit` FROM t"));
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! integers as integers, DATE/DATETIME as MySQL compares them, TIMESTAMP as instants (both
 //! targets hold TIMESTAMP in UTC).
 
+pub mod run;
+
 use crate::transform::{quote_mysql, quote_sqlite, SourceColumn, SqlType};
 use chrono::{NaiveDate, NaiveDateTime};
 use std::fmt;
@@ -61,6 +63,23 @@ impl Lookback {
             });
         }
         crate::plan::parse_age(s).map(Lookback::Span)
+    }
+
+    /// Refuses a lookback of the other kind than the key.
+    pub fn fits(&self, kind: KeyKind) -> Result<(), String> {
+        match (self, kind) {
+            (Lookback::Span(_), KeyKind::Int) => Err(
+                "incremental_lookback is a time span, but incremental_key is an integer: give a \
+                 number of values (e.g. 1000)"
+                    .into(),
+            ),
+            (Lookback::Steps(_), KeyKind::Date | KeyKind::DateTime | KeyKind::Timestamp) => Err(
+                "incremental_lookback is a number, but incremental_key is a date: give a span \
+                 with a unit (e.g. 2h or 1d)"
+                    .into(),
+            ),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -187,16 +206,8 @@ impl Bound {
                 .and_then(|d| t.checked_sub_signed(d))
                 .map(Bound::Instant)
                 .ok_or_else(|| "incremental_lookback reaches before year 1".to_string()),
-            (Bound::Int(_), Lookback::Span(_)) => Err(
-                "incremental_lookback is a time span, but incremental_key is an integer: give a \
-                 number of values (e.g. 1000)"
-                    .into(),
-            ),
-            (Bound::Instant(_), Lookback::Steps(_)) => Err(
-                "incremental_lookback is a number, but incremental_key is a date: give a span \
-                 with a unit (e.g. 2h or 1d)"
-                    .into(),
-            ),
+            (Bound::Int(_), l) => l.fits(KeyKind::Int).map(|()| self),
+            (Bound::Instant(_), l) => l.fits(KeyKind::DateTime).map(|()| self),
         }
     }
 
