@@ -7,6 +7,8 @@
 #
 #   bash scripts/bench_merge.sh            # 1,000,000 rows
 #   ROWS=200000 bash scripts/bench_merge.sh
+#   UPDATES=recent bash scripts/bench_merge.sh       # the 1% updated are the newest rows
+#       (default spread: every 100th row, so nearly every page of the table changes)
 #   SOURCE_POOL_MB=512 bash scripts/bench_merge.sh   # the source's InnoDB buffer pool
 #       raised for the run (and put back after): the merge's reads are random lookups,
 #       which miss the default 128 MB pool once the table outgrows it.
@@ -14,6 +16,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 ROWS="${ROWS:-1000000}"
+UPDATES="${UPDATES:-spread}"
 OUT="$ROOT/bench-out/merge"
 CERTS="$SERVERS/tls/certs"
 mkdir -p "$OUT"
@@ -84,13 +87,14 @@ run() {
     fi
 }
 
-# 1% updated (a new updated_at, above every earlier round's) and 0.1% inserted, at ids
-# spread over the whole table.
+# 1% updated (a new updated_at, above every earlier round's) and 0.1% inserted; the
+# updated rows spread over the whole table, or the newest 1%.
 change() {
-    local round="$1" inserted=$((ROWS / 1000))
+    local round="$1" inserted=$((ROWS / 1000)) which="id % 100 = $1"
+    [ "$UPDATES" = recent ] && which="id > $((ROWS - ROWS / 100)) AND id <= $ROWS"
     src_sql -e "UPDATE vehicles_stock SET pvp_api = pvp_api + 1, kms = kms + $round,
         updated_at = '2030-01-01' + INTERVAL $round YEAR + INTERVAL id MICROSECOND
-        WHERE id % 100 = $round;
+        WHERE $which;
       INSERT INTO vehicles_stock (id, marca, modelo, vin, notas, updated_at)
         SELECT $ROWS * (2 + $round) + seq, 'Nuevo', 'Modelo $round', LPAD(seq, 17, '0'), 'nuevo',
                '2030-06-01' + INTERVAL $round YEAR + INTERVAL seq MICROSECOND
@@ -123,7 +127,7 @@ echo "source: $want"; echo "azure:  $got_mysql"
 echo
 pool=$(mariadb -h127.0.0.1 -uroot -N -e "SELECT @@innodb_buffer_pool_size DIV 1048576")
 echo "source buffer pool: $pool MB; table: $(src_sql -N -e "SELECT (data_length + index_length) DIV 1048576 FROM information_schema.TABLES WHERE table_schema = 'dbsync_merge'") MB"
-printf '%-48s %10s %10s\n' "run ($ROWS rows)" "wall s" "peak MB"
+printf '%-48s %10s %10s\n' "run ($ROWS rows, updates: $UPDATES)" "wall s" "peak MB"
 while IFS=$'\t' read -r name secs kb; do
     if [ "$secs" = failed ]; then printf '%-48s %10s\n' "$name" failed; continue; fi
     printf '%-48s %10s %10s\n' "$name" "$secs" "$((kb / 1024))"

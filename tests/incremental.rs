@@ -693,3 +693,33 @@ fn a_merge_killed_mid_way_leaves_the_sqlite_target_as_before() {
         mysql_rows(&mut src, ORDERED)
     );
 }
+
+#[test]
+fn a_target_without_the_key_gets_a_full_replace_that_creates_it() {
+    let db = "inc_no_key";
+    let mut src = fresh_db(db, ITEMS);
+    let cfg = sqlite_config(db, "SELECT * FROM items", "items");
+    let job = Job::new(&with_general(&cfg, "primary_key = none"));
+    run(&job, 0);
+    std::fs::write(job.path("config.ini"), with_general(&cfg, &merge(""))).unwrap();
+    run_all(&mut src, CHANGES);
+    let out = job.run(&["--summary-json", "summary.json"]).expect(0);
+    assert!(
+        out.stderr().contains("no primary key on (id)"),
+        "{}",
+        out.stderr()
+    );
+    assert_eq!(summary(&job)["action"], "replaced");
+    src.query_drop("UPDATE items SET name = 'six!', updated_at = '2024-02-01' WHERE id = 6")
+        .unwrap();
+    let s = run(&job, 0);
+    assert_eq!(
+        (s["action"].as_str(), s["updated"].as_u64()),
+        (Some("merged"), Some(1)),
+        "{s}"
+    );
+    assert_eq!(
+        sqlite_rows(&job.path("data/out.db"), "items", "id"),
+        mysql_rows(&mut src, ORDERED)
+    );
+}
