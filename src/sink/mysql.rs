@@ -18,7 +18,7 @@ use crate::connect::{Endpoint, Session, TlsMode};
 use crate::incremental::{Applied, Apply, TargetMax, TargetState};
 use crate::plan::{LoadMethod, MySqlTarget};
 use crate::transform::keys::{Index, Keys};
-use crate::transform::{self, derived_name, quote_mysql, ColumnView, SourceColumn};
+use crate::transform::{self, derived_name, mysql_literal, quote_mysql, ColumnView, SourceColumn};
 use arrow::record_batch::RecordBatch;
 use encode::Encoding;
 use mysql::prelude::Queryable;
@@ -54,6 +54,10 @@ pub struct MySqlSink {
     keep_definitions: bool,
     /// Swap the staging table in, or apply its rows to the table.
     apply: Apply,
+    /// What lookups already told (each is a round trip to a possibly remote server).
+    database_known: bool,
+    target_exists: Option<bool>,
+    local_infile: Option<i64>,
 }
 
 /// A writer's and the apply's SQL mode: strict, so a value the column cannot hold fails the
@@ -79,6 +83,9 @@ impl MySqlSink {
             column_names: Vec::new(),
             keep_definitions: false,
             apply: Apply::Replace,
+            database_known: false,
+            target_exists: None,
+            local_infile: None,
         }
     }
 
@@ -107,14 +114,27 @@ impl MySqlSink {
     }
 
     fn database_exists(&mut self) -> Result<bool, SinkError> {
-        let name = self.ep().database.clone();
-        let known: Result<Option<String>, _> = self.control().exec_first(
-            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
-            (name,),
+        if self.database_known {
+            return Ok(true);
+        }
+        let sql = format!(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {}",
+            mysql_literal(&self.ep().database)
         );
-        known
+        let known: Result<Option<String>, _> = self.control().query_first(sql);
+        self.database_known = known
             .map(|k| k.is_some())
-            .map_err(|e| self.err("looking up the database", e))
+            .map_err(|e| self.err("looking up the database", e))?;
+        Ok(self.database_known)
+    }
+
+    /// Whether the target table exists (known since `begin`, which runs under the run's
+    /// lock, so no other run creates or drops it meanwhile).
+    fn target_exists(&mut self) -> Result<bool, SinkError> {
+        match self.target_exists {
+            Some(known) => Ok(known),
+            None => self.table_exists(&self.target.table.clone()),
+        }
     }
 
     /// The target's largest `key`, read as text (MySQL renders dates as they compare).
@@ -148,15 +168,21 @@ impl MySqlSink {
     /// e.g. cut DATETIME(6) to whole seconds.
     fn check_types(&mut self) -> Result<(), SinkError> {
         type Def = (String, String, Option<String>);
-        let db = self.ep().database.clone();
-        let sql =
-            "SELECT COLUMN_NAME, COLUMN_TYPE, COLLATION_NAME FROM information_schema.COLUMNS \
-                   WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND EXTRA NOT LIKE '%INVISIBLE%' \
-                   ORDER BY ORDINAL_POSITION";
-        let mut defs = Vec::new();
-        for table in [self.target.table.clone(), self.staging.clone()] {
-            let r: Result<Vec<Def>, _> = self.control().exec(sql, (&db, &table));
-            defs.push(r.map_err(|e| self.err("reading the column types", e))?);
+        let sql = format!(
+            "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, COLLATION_NAME FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = {} AND TABLE_NAME IN ({}, {}) AND EXTRA NOT LIKE '%INVISIBLE%' \
+             ORDER BY ORDINAL_POSITION",
+            mysql_literal(&self.ep().database),
+            mysql_literal(&self.target.table),
+            mysql_literal(&self.staging)
+        );
+        type Row = (String, String, String, Option<String>);
+        let rows: Result<Vec<Row>, _> = self.control().query(sql);
+        let rows = rows.map_err(|e| self.err("reading the column types", e))?;
+        let mut defs: [Vec<Def>; 2] = Default::default();
+        for (table, name, ty, collation) in rows {
+            let i = usize::from(table.eq_ignore_ascii_case(&self.staging));
+            defs[i].push((name, ty, collation));
         }
         let differ = defs[0].iter().zip(&defs[1]).find(|(t, s)| {
             !t.0.eq_ignore_ascii_case(&s.0) || !t.1.eq_ignore_ascii_case(&s.1) || t.2 != s.2
@@ -267,18 +293,18 @@ impl MySqlSink {
     /// character sets and collations.
     fn definitions(&mut self, columns: &[SourceColumn]) -> Result<Vec<SourceColumn>, SinkError> {
         let mut out = columns.to_vec();
-        if !self.keep_definitions || !self.table_exists(&self.target.table.clone())? {
+        if !self.keep_definitions || !self.target_exists()? {
             return Ok(out);
         }
         type Def = (String, String, String, Option<String>, Option<String>);
-        let db = self.ep().database.clone();
-        let table = self.target.table.clone();
-        let defs: Result<Vec<Def>, _> = self.control().exec(
+        let sql = format!(
             "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, COLLATION_NAME \
-             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
-             ORDER BY ORDINAL_POSITION",
-            (db, table),
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {} \
+             AND EXTRA NOT LIKE '%INVISIBLE%' ORDER BY ORDINAL_POSITION",
+            mysql_literal(&self.ep().database),
+            mysql_literal(&self.target.table)
         );
+        let defs: Result<Vec<Def>, _> = self.control().query(sql);
         let defs = defs.map_err(|e| self.err("reading the target's columns", e))?;
         let same = defs.len() == out.len()
             && defs
@@ -342,11 +368,12 @@ impl MySqlSink {
     }
 
     fn table_exists(&mut self, name: &str) -> Result<bool, SinkError> {
-        let db = self.ep().database.clone();
-        let r: Result<Option<u64>, _> = self.control().exec_first(
-            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-            (db, name),
+        let sql = format!(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
+            mysql_literal(&self.ep().database),
+            mysql_literal(name)
         );
+        let r: Result<Option<u64>, _> = self.control().query_first(sql);
         r.map(|n| n.unwrap_or(0) > 0)
             .map_err(|e| self.err("looking up the table", e))
     }
@@ -366,11 +393,7 @@ impl MySqlSink {
     /// Starts the writers: one LOAD DATA stream per connection when the server allows it
     /// (and `load_method` does), prepared multi-row INSERTs otherwise.
     fn start_writers(&mut self, columns: &[SourceColumn]) -> Result<(), SinkError> {
-        let local_infile: Option<i64> = self
-            .control()
-            .query_first("SELECT @@local_infile")
-            .map_err(|e| self.err("reading local_infile", e))?;
-        let allowed = local_infile == Some(1);
+        let allowed = self.local_infile == Some(1);
         let load = match self.target.load_method {
             LoadMethod::Insert => false,
             LoadMethod::Auto => allowed,
@@ -472,22 +495,26 @@ impl Sink for MySqlSink {
 
     fn inspect(&mut self, key: &str) -> Result<Option<TargetState>, SinkError> {
         self.connect()?;
-        if !self.database_exists()? || !self.table_exists(&self.target.table.clone())? {
+        // One lookup: the visible columns, each with its place in the primary key.
+        let sql = format!(
+            "SELECT c.COLUMN_NAME, s.SEQ_IN_INDEX FROM information_schema.COLUMNS c \
+             LEFT JOIN information_schema.STATISTICS s ON s.TABLE_SCHEMA = c.TABLE_SCHEMA \
+             AND s.TABLE_NAME = c.TABLE_NAME AND s.COLUMN_NAME = c.COLUMN_NAME AND s.INDEX_NAME = 'PRIMARY' \
+             WHERE c.TABLE_SCHEMA = {} AND c.TABLE_NAME = {} AND c.EXTRA NOT LIKE '%INVISIBLE%' \
+             ORDER BY c.ORDINAL_POSITION",
+            mysql_literal(&self.ep().database),
+            mysql_literal(&self.target.table)
+        );
+        let rows: Result<Vec<(String, Option<u64>)>, _> = self.control().query(sql);
+        let rows = rows.map_err(|e| self.err("reading the target's columns", e))?;
+        if rows.is_empty() {
             return Ok(None);
         }
-        let (db, table) = (self.ep().database.clone(), self.target.table.clone());
-        let columns: Result<Vec<String>, _> = self.control().exec(
-            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
-             AND EXTRA NOT LIKE '%INVISIBLE%' ORDER BY ORDINAL_POSITION",
-            (&db, &table),
-        );
-        let columns = columns.map_err(|e| self.err("reading the target's columns", e))?;
-        let pk: Result<Vec<String>, _> = self.control().exec(
-            "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
-             AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
-            (&db, &table),
-        );
-        let primary_key = pk.map_err(|e| self.err("reading the target's primary key", e))?;
+        self.database_known = true;
+        let mut pk: Vec<&(String, Option<u64>)> = rows.iter().filter(|r| r.1.is_some()).collect();
+        pk.sort_by_key(|r| r.1);
+        let primary_key = pk.into_iter().map(|r| r.0.clone()).collect();
+        let columns: Vec<String> = rows.into_iter().map(|r| r.0).collect();
         let max = if columns.iter().any(|c| c.eq_ignore_ascii_case(key)) {
             self.max_of(key)?
         } else {
@@ -526,27 +553,38 @@ impl Sink for MySqlSink {
             }
         }
         self.exec("selecting the database", &format!("USE {db}"))?;
-        let packet: Option<u64> = self
+        let vars: Option<(u64, i64)> = self
             .control()
-            .query_first("SELECT @@max_allowed_packet")
-            .map_err(|e| self.err("reading max_allowed_packet", e))?;
-        self.max_packet = packet.unwrap_or(4 << 20) as usize;
+            .query_first("SELECT @@max_allowed_packet, @@local_infile")
+            .map_err(|e| self.err("reading max_allowed_packet and local_infile", e))?;
+        let (packet, local_infile) = vars.unwrap_or((4 << 20, 0));
+        self.max_packet = packet as usize;
+        self.local_infile = Some(local_infile);
         // Room for the packet header and the statement's own overhead.
         self.statement_limit = MAX_STATEMENT_BYTES
             .min(self.max_packet.saturating_sub(1024))
             .max(1024);
 
         let (db_name, table) = (self.ep().database.clone(), self.target.table.clone());
-        let obstacle = obstacles::find(self.control(), &db_name, &table)
+        let (exists, obstacle) = obstacles::find(self.control(), &db_name, &table)
             .map_err(|e| self.err("looking up the target table", e))?;
+        self.target_exists = Some(exists);
         if let Some(why) = obstacle {
             return Err(SinkError::Refused {
                 target: self.describe(),
                 why,
             });
         }
+        let sql = format!(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_NAME IN ({}, {})",
+            mysql_literal(&db_name),
+            mysql_literal(&self.staging),
+            mysql_literal(&self.old)
+        );
+        let left: Result<Vec<String>, _> = self.control().query(sql);
+        let left = left.map_err(|e| self.err("looking up tables left by an earlier run", e))?;
         for leftover in [self.staging.clone(), self.old.clone()] {
-            if self.table_exists(&leftover)? {
+            if left.iter().any(|t| t.eq_ignore_ascii_case(&leftover)) {
                 log::warn!("dropping `{leftover}`, left by an earlier run");
                 // IF EXISTS: a dead run's session may still drop it as its last act.
                 let sql = format!("DROP TABLE IF EXISTS {}", quote_mysql(&leftover));
@@ -661,7 +699,7 @@ impl Sink for MySqlSink {
     }
 
     fn target_rows(&mut self) -> Result<Option<u64>, SinkError> {
-        if !self.table_exists(&self.target.table.clone())? {
+        if !self.target_exists()? {
             return Ok(None);
         }
         let sql = format!("SELECT COUNT(*) FROM {}", quote_mysql(&self.target.table));
@@ -708,7 +746,7 @@ impl Sink for MySqlSink {
             quote_mysql(&self.staging),
             quote_mysql(&self.old),
         );
-        if self.table_exists(&self.target.table.clone())? {
+        if self.target_exists()? {
             // One statement, so readers see the old table or the new one, never neither.
             let sql = format!("RENAME TABLE {table} TO {old}, {staging} TO {table}");
             // Short tries: while the RENAME waits, new readers of the table queue behind it,

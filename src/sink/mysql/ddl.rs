@@ -33,11 +33,13 @@ impl Server {
             mariadb: version.to_ascii_lowercase().contains("mariadb"),
             ..Server::default()
         };
-        for var in ["sql_require_primary_key", "innodb_force_primary_key"] {
-            // Each exists on one kind of server only.
-            let on: Result<Option<i64>, _> = conn.query_first(format!("SELECT @@{var}"));
-            server.requires_primary_key |= matches!(on, Ok(Some(1)));
-        }
+        // Each exists on one kind of server only.
+        let vars: Vec<(String, String)> = conn.query(
+            "SHOW VARIABLES WHERE Variable_name IN ('sql_require_primary_key', 'innodb_force_primary_key')",
+        )?;
+        server.requires_primary_key = vars
+            .iter()
+            .any(|(_, v)| v.eq_ignore_ascii_case("ON") || v == "1");
         if explicit == 0 {
             let on = conn.query_drop("SET SESSION explicit_defaults_for_timestamp = ON");
             server.implicit_timestamp_defaults = on.is_err();
