@@ -51,9 +51,7 @@ impl Error {
         match self {
             Error::Config(_) | Error::Interrupted(_) | Error::Lock(LockError::Held { .. }) => false,
             Error::Copy(CopyError::Interrupted(_)) => false,
-            Error::Copy(
-                CopyError::Empty { .. } | CopyError::Shrunk { .. } | CopyError::Behind { .. },
-            ) => false,
+            Error::Copy(CopyError::Empty { .. } | CopyError::Shrunk { .. }) => false,
             // Trying again at once could read the target before that COMMIT shows.
             Error::Copy(CopyError::Sink(sink::SinkError::Unknown { .. })) => false,
             Error::Source(SourceError::Connect(c)) => c.is_unreachable(),
@@ -78,6 +76,13 @@ pub fn run(cli: &cli::Cli, progress: pipeline::ProgressMode) -> Summary {
     let start = Instant::now();
     let raw = RawConfig::load(&cli.config);
     let plan = raw.and_then(|raw| Plan::from_config(&raw, cli.target.map(|t| t.as_str())));
+    if let Ok(p) = &plan {
+        let mut endpoints = vec![&p.source];
+        if let Target::MySql(t) = &p.target {
+            endpoints.push(&t.endpoint);
+        }
+        connect::skip_system_bundle(&endpoints);
+    }
     let log_file = cli
         .log_file
         .clone()
@@ -370,14 +375,9 @@ fn execute(
     let opts = pipeline::CopyOptions {
         progress: how.progress,
         zero_dates: plan.zero_dates,
-        // Nothing new is a quiet night for append, and nothing is removed. A merge re-reads
-        // the rows at the target's largest key: none means the source lost them.
+        // Nothing new is a quiet night, and an incremental run removes nothing.
         guards: match &apply {
             Apply::Replace => plan.guards,
-            Apply::Merge(_) if used == SourceUsed::Primary => plan::Guards {
-                allow_empty: plan.guards.allow_empty,
-                max_shrink_percent: None,
-            },
             _ => plan::Guards {
                 allow_empty: true,
                 max_shrink_percent: None,
@@ -399,16 +399,19 @@ fn execute(
         Some(l) => l.still_held().map_err(CopyError::from),
         None => Ok(()),
     };
-    let stats = pipeline::copy(source, sink.as_mut(), opts, &keys, &mut check_lock).map_err(
-        |e| match (e, &summary.incremental_from, &plan.incremental) {
-            (CopyError::Empty { target, .. }, Some(from), Some(i)) if merge => CopyError::Behind {
-                target,
-                key: i.key.clone(),
-                from: from.clone(),
-            },
-            (e, ..) => e,
-        },
-    )?;
+    let stats = pipeline::copy(source, sink.as_mut(), opts, &keys, &mut check_lock)?;
+    if merge && stats.rows == 0 && used == SourceUsed::Primary {
+        // A merge reads the rows at the target's largest key again: none means they were
+        // deleted at the source, or the source went back (emptied, or restored from an
+        // older backup). Nothing was changed; a person should know.
+        log::warn!(
+            "merge: the source has no row with `{}` >= {}, which the target holds: rows at the \
+             top were deleted at the source, or it lost rows (emptied? restored from an older \
+             backup?); the target is unchanged (run with --full-refresh to make it the source's)",
+            plan.incremental.as_ref().map_or("", |i| i.key.as_str()),
+            summary.incremental_from.as_deref().unwrap_or("?")
+        );
+    }
     if stats.zero_dates > 0 {
         let what = match plan.zero_dates {
             transform::ZeroDates::Keep => "copied as they are",

@@ -30,17 +30,6 @@ pub enum CopyError {
     )]
     Empty { target: String, current: u64 },
     #[error(
-        "the source has no row with `{key}` >= {from}, though {target} holds rows up to there: \
-         the source lost rows the target holds (emptied, or restored from an older backup?), so \
-         the target is kept; if that is expected, run once with --full-refresh (or set [general] \
-         allow_empty = true to let such runs pass)"
-    )]
-    Behind {
-        target: String,
-        key: String,
-        from: String,
-    },
-    #[error(
         "the source returned {rows} rows, {lost:.1}% fewer than the {current} that {target} holds, \
          more than [general] max_shrink_percent = {max}: the target is kept (raise max_shrink_percent \
          if the drop is expected)"

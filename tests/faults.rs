@@ -66,8 +66,15 @@ fn a_silent_target_link_ends_the_run_within_read_timeout() {
         .query_first("SELECT COUNT(*) FROM vehicles_stock")
         .unwrap();
     assert_eq!(count, Some(500), "the old table is kept");
-    // The link is back: the next run cleans up what the silent one left, and loads.
+    // The link is back: the next run cleans up what the silent one left, and loads (once
+    // the proxy has passed the dead run's close on and the server has let its lock go).
     proxy.speak_again();
+    wait_until("the silent run's lock released", || {
+        let free: Option<Option<i64>> = tls_root(None)
+            .query_first(format!("SELECT IS_FREE_LOCK('dbsync:{db}.vehicles_stock')"))
+            .unwrap();
+        free == Some(Some(1))
+    });
     let t = Instant::now();
     let next = job.run(&[]).expect(0);
     eprintln!("the next run took {:?}:\n{}", t.elapsed(), next.stderr());

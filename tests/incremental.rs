@@ -435,7 +435,7 @@ fn a_changed_column_type_is_refused_naming_full_refresh() {
 }
 
 #[test]
-fn a_merge_that_finds_the_source_behind_the_target_is_refused() {
+fn a_merge_that_finds_the_source_behind_the_target_warns_and_changes_nothing() {
     let db = "inc_behind";
     let mut src = fresh_db(db, ITEMS);
     let job = Job::new(&with_general(
@@ -443,14 +443,39 @@ fn a_merge_that_finds_the_source_behind_the_target_is_refused() {
         &merge(""),
     ));
     run(&job, 0);
-    // Restored from an older backup: the rows at the target's largest key are gone.
+    let before = sqlite_rows(&job.path("data/out.db"), "items", "id");
+    // The rows at the target's largest key are gone (deleted, or a restored backup).
     src.query_drop("DELETE FROM items WHERE id >= 3").unwrap();
-    let err = job.run(&[]).expect(1).stderr();
+    let out = job.run(&["--summary-json", "summary.json"]).expect(0);
+    let err = out.stderr();
     assert!(
-        err.contains("lost rows") && err.contains("--full-refresh"),
+        err.contains("no row with `updated_at` >= 2024-01-03 10:00:00.000000")
+            && err.contains("--full-refresh"),
         "{err}"
     );
-    assert_eq!(sqlite_count(&job.path("data/out.db"), "items"), 4);
+    assert_eq!(summary(&job)["rows"], 0);
+    assert_eq!(sqlite_rows(&job.path("data/out.db"), "items", "id"), before);
+}
+
+#[test]
+fn a_merge_key_that_may_be_null_is_refused() {
+    let db = "inc_null_key";
+    fresh_db(
+        db,
+        "CREATE TABLE n (a INT NOT NULL, b INT NULL, at DATETIME NOT NULL, UNIQUE KEY (a, b));
+         INSERT INTO n VALUES (1, NULL, '2024-01-01');",
+    );
+    let err = Job::new(&with_general(
+        &sqlite_config(db, "SELECT * FROM n", "n"),
+        "strategy = merge\nincremental_key = at\nprimary_key = a, b",
+    ))
+    .run(&[])
+    .expect(2)
+    .stderr();
+    assert!(
+        err.contains("`b` may be NULL") && err.contains("primary_key"),
+        "{err}"
+    );
 }
 
 #[test]

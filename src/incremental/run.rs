@@ -60,6 +60,9 @@ pub(crate) fn prepare(
                     .into(),
             ));
         };
+        if !fallback {
+            check_key_not_null(key, source.columns())?;
+        }
         if matches!(target, Target::Sqlite(_)) {
             check_exact_key(key, source.columns())?;
         }
@@ -179,6 +182,27 @@ fn check_key(inc: &Incremental, col: &SourceColumn, source: &dyn Source) -> Resu
         }
     }
     Ok(kind)
+}
+
+/// A merge finds the rows to replace by equal keys, and NULL equals nothing: a row with a
+/// NULL in its key would be added again on every run.
+fn check_key_not_null(key: &[String], columns: &[SourceColumn]) -> Result<(), Error> {
+    match columns
+        .iter()
+        .find(|c| c.nullable && key.iter().any(|k| k.eq_ignore_ascii_case(&c.name)))
+    {
+        Some(c) => Err(invalid(
+            "primary_key",
+            &key.join(", "),
+            format!(
+                "NOT NULL columns for strategy = merge: `{}` may be NULL, and a row whose key holds \
+                 a NULL matches no row, so it would be added again on every run (declare it NOT \
+                 NULL, or COALESCE it in the query)",
+                c.name
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A merge into SQLite finds the rows to replace by exact comparison: a text key that the

@@ -129,7 +129,8 @@ impl MySqlSink {
     }
 
     /// Whether the target table exists (known since `begin`, which runs under the run's
-    /// lock, so no other run creates or drops it meanwhile).
+    /// lock, so no other dbsync run creates or drops it meanwhile; anyone else doing so
+    /// makes the final RENAME fail, which keeps the target as it is).
     fn target_exists(&mut self) -> Result<bool, SinkError> {
         match self.target_exists {
             Some(known) => Ok(known),
@@ -168,21 +169,27 @@ impl MySqlSink {
     /// e.g. cut DATETIME(6) to whole seconds.
     fn check_types(&mut self) -> Result<(), SinkError> {
         type Def = (String, String, Option<String>);
+        // One `=` lookup per table (`IN` would match names that differ in case).
+        let lookup = |i: u8, table: &str| {
+            format!(
+                "SELECT {i} AS which, ORDINAL_POSITION, COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME \
+                 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {} \
+                 AND EXTRA NOT LIKE '%INVISIBLE%'",
+                mysql_literal(&self.ep().database),
+                mysql_literal(table)
+            )
+        };
         let sql = format!(
-            "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, COLLATION_NAME FROM information_schema.COLUMNS \
-             WHERE TABLE_SCHEMA = {} AND TABLE_NAME IN ({}, {}) AND EXTRA NOT LIKE '%INVISIBLE%' \
-             ORDER BY ORDINAL_POSITION",
-            mysql_literal(&self.ep().database),
-            mysql_literal(&self.target.table),
-            mysql_literal(&self.staging)
+            "{} UNION ALL {} ORDER BY which, ORDINAL_POSITION",
+            lookup(0, &self.target.table),
+            lookup(1, &self.staging)
         );
-        type Row = (String, String, String, Option<String>);
+        type Row = (u8, u64, String, String, Option<String>);
         let rows: Result<Vec<Row>, _> = self.control().query(sql);
         let rows = rows.map_err(|e| self.err("reading the column types", e))?;
         let mut defs: [Vec<Def>; 2] = Default::default();
-        for (table, name, ty, collation) in rows {
-            let i = usize::from(table.eq_ignore_ascii_case(&self.staging));
-            defs[i].push((name, ty, collation));
+        for (which, _, name, ty, charset) in rows {
+            defs[usize::from(which)].push((name, ty, charset));
         }
         let differ = defs[0].iter().zip(&defs[1]).find(|(t, s)| {
             !t.0.eq_ignore_ascii_case(&s.0) || !t.1.eq_ignore_ascii_case(&s.1) || t.2 != s.2
@@ -197,8 +204,9 @@ impl MySqlSink {
                     .into(),
             });
         };
+        // Types and character sets: a collation orders and compares, but keeps every value.
         let show = |d: &Def| match &d.2 {
-            Some(c) => format!("{} COLLATE {c}", d.1),
+            Some(c) => format!("{} CHARACTER SET {c}", d.1),
             None => d.1.clone(),
         };
         Err(SinkError::Refused {
@@ -267,11 +275,18 @@ impl MySqlSink {
         // Its outcome must be known: a COMMIT cut off mid-way may still happen.
         let answer = self.ep().read_timeout;
         let r = self.control().shielded(answer, |c| c.query_drop("COMMIT"));
-        if let Err(e) = r {
-            return Err(SinkError::Unknown {
-                target: self.describe(),
-                message: crate::report::redact(&e.to_string(), self.ep()),
-            });
+        match r {
+            Ok(()) => {}
+            // The server answered: the transaction is rolled back, the target unchanged.
+            Err(e @ mysql::Error::MySqlError(_)) => {
+                return Err(self.err("committing the new rows", e))
+            }
+            Err(e) => {
+                return Err(SinkError::Unknown {
+                    target: self.describe(),
+                    message: crate::report::redact(&e.to_string(), self.ep()),
+                })
+            }
         }
         log::debug!("applied in {:.2} s", t0.elapsed().as_secs_f64());
         let sql = format!("DROP TABLE IF EXISTS {s}");
@@ -496,14 +511,17 @@ impl Sink for MySqlSink {
     fn inspect(&mut self, key: &str) -> Result<Option<TargetState>, SinkError> {
         self.connect()?;
         // One lookup: the visible columns, each with its place in the primary key.
+        // Both sides by the names themselves: a join on the columns would match tables whose
+        // names differ only in case (information_schema compares without case) and read
+        // every table's statistics.
         let sql = format!(
             "SELECT c.COLUMN_NAME, s.SEQ_IN_INDEX FROM information_schema.COLUMNS c \
-             LEFT JOIN information_schema.STATISTICS s ON s.TABLE_SCHEMA = c.TABLE_SCHEMA \
-             AND s.TABLE_NAME = c.TABLE_NAME AND s.COLUMN_NAME = c.COLUMN_NAME AND s.INDEX_NAME = 'PRIMARY' \
-             WHERE c.TABLE_SCHEMA = {} AND c.TABLE_NAME = {} AND c.EXTRA NOT LIKE '%INVISIBLE%' \
+             LEFT JOIN information_schema.STATISTICS s ON s.TABLE_SCHEMA = {db} AND s.TABLE_NAME = {t} \
+             AND s.COLUMN_NAME = c.COLUMN_NAME AND s.INDEX_NAME = 'PRIMARY' \
+             WHERE c.TABLE_SCHEMA = {db} AND c.TABLE_NAME = {t} AND c.EXTRA NOT LIKE '%INVISIBLE%' \
              ORDER BY c.ORDINAL_POSITION",
-            mysql_literal(&self.ep().database),
-            mysql_literal(&self.target.table)
+            db = mysql_literal(&self.ep().database),
+            t = mysql_literal(&self.target.table)
         );
         let rows: Result<Vec<(String, Option<u64>)>, _> = self.control().query(sql);
         let rows = rows.map_err(|e| self.err("reading the target's columns", e))?;
@@ -575,16 +593,18 @@ impl Sink for MySqlSink {
                 why,
             });
         }
-        let sql = format!(
-            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_NAME IN ({}, {})",
-            mysql_literal(&db_name),
-            mysql_literal(&self.staging),
-            mysql_literal(&self.old)
-        );
+        let lookup = |table: &str| {
+            format!(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
+                mysql_literal(&db_name),
+                mysql_literal(table)
+            )
+        };
+        let sql = format!("{} UNION ALL {}", lookup(&self.staging), lookup(&self.old));
         let left: Result<Vec<String>, _> = self.control().query(sql);
         let left = left.map_err(|e| self.err("looking up tables left by an earlier run", e))?;
         for leftover in [self.staging.clone(), self.old.clone()] {
-            if left.iter().any(|t| t.eq_ignore_ascii_case(&leftover)) {
+            if left.contains(&leftover) {
                 log::warn!("dropping `{leftover}`, left by an earlier run");
                 // IF EXISTS: a dead run's session may still drop it as its last act.
                 let sql = format!("DROP TABLE IF EXISTS {}", quote_mysql(&leftover));

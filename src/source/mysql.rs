@@ -362,6 +362,9 @@ impl Source for MySqlSource {
     }
 
     fn estimate(&self) -> Option<u64> {
+        if self.read_queries.len() != 1 {
+            return None;
+        }
         let plan = match self.plan() {
             Ok(p) => p,
             Err(e) => {
@@ -372,7 +375,7 @@ impl Source for MySqlSource {
         // One step reading one table: its row estimate is the result's (a join's or a
         // grouping's is not). Partitioned reads show rows and rows/s only.
         match plan.as_slice() {
-            [step] if self.read_queries.len() == 1 => {
+            [step] => {
                 let text = |name: &str| -> String {
                     step.get_opt::<Option<String>, _>(name)
                         .and_then(Result::ok)
@@ -407,7 +410,8 @@ impl MySqlSource {
     fn plan(&self) -> Result<Vec<mysql::Row>, SourceError> {
         let (mut conn, _) = self.endpoint.connect(true, None)?;
         let query = self.read_queries.first().cloned().unwrap_or_default();
-        conn.with_timeout(self.statement_timeout, |c| {
+        // A plan comes at once; one that does not is not worth waiting for.
+        conn.with_timeout(self.statement_timeout.min(Duration::from_secs(10)), |c| {
             c.query(format!("EXPLAIN {query}"))
         })
         .map_err(|e| SourceError::Query {

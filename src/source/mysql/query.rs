@@ -326,9 +326,6 @@ fn lift(q: &str, d: Dialect) -> (String, Vec<String>) {
     (inner, lifted)
 }
 
-/// `SELECT {list} FROM (q) AS alias{tail}`, built so that any query the server runs as it
-/// is runs the same inside: the outer-only modifiers move to the outer SELECT, and the
-/// inner query ends with a newline so a trailing `-- comment` cannot swallow the `)`.
 /// True when the query ends in a LIMIT of its own (outside any parentheses): a filter put
 /// around it would apply to the rows the LIMIT kept, not to the table.
 pub fn has_top_level_limit(q: &str) -> bool {
@@ -347,6 +344,9 @@ pub fn has_top_level_limit(q: &str) -> bool {
     false
 }
 
+/// `SELECT {list} FROM (q) AS alias{tail}`, built so that any query the server runs as it
+/// is runs the same inside: the outer-only modifiers move to the outer SELECT, and the
+/// inner query ends with a newline so a trailing `-- comment` cannot swallow the `)`.
 pub fn wrap(q: &str, d: Dialect, list: &str, alias: &str, tail: &str) -> String {
     let (inner, lifted) = lift(q, d);
     let mods: String = lifted.iter().map(|m| format!("{m} ")).collect();
