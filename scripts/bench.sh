@@ -76,18 +76,6 @@ chmod 600 "$OUT/config.ini"
 RESULTS="$OUT/results.tsv"
 : > "$RESULTS"
 # run NAME COMMAND...: wall seconds and peak RSS of the command (and its children).
-run() {
-    local name="$1"; shift
-    sync
-    if /usr/bin/time -f "%e %M" -o "$OUT/time.txt" "$@" > "$OUT/last.log" 2>&1; then
-        read -r secs kb < "$OUT/time.txt"
-        printf '%s\t%s\t%s\n' "$name" "$secs" "$kb" >> "$RESULTS"
-        say "$name: $secs s, $((kb / 1024)) MB"
-    else
-        printf '%s\tfailed\t-\n' "$name" >> "$RESULTS"
-        say "$name failed:"; tail -5 "$OUT/last.log" >&2
-    fi
-}
 
 say "MySQL -> SQLite"
 # Every tool is timed replacing its table in a file that already went through two runs:

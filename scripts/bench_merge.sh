@@ -74,18 +74,6 @@ chmod 600 "$OUT/config.ini"
 
 RESULTS="$OUT/results.tsv"
 : > "$RESULTS"
-run() {
-    local name="$1"; shift
-    sync
-    if /usr/bin/time -f "%e %M" -o "$OUT/time.txt" "$@" > "$OUT/last.log" 2>&1; then
-        read -r secs kb < "$OUT/time.txt"
-        printf '%s\t%s\t%s\n' "$name" "$secs" "$kb" >> "$RESULTS"
-        say "$name: $secs s, $((kb / 1024)) MB"
-    else
-        printf '%s\tfailed\t-\n' "$name" >> "$RESULTS"
-        say "$name failed:"; tail -5 "$OUT/last.log" >&2
-    fi
-}
 
 # 1% updated (a new updated_at, above every earlier round's) and 0.1% inserted; the
 # updated rows spread over the whole table, or the newest 1%.

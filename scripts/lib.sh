@@ -111,3 +111,18 @@ SQL
     done
     echo "the TLS MariaDB did not start; see $dir/error.log" >&2; tail -20 "$dir/error.log" >&2; exit 1
 }
+
+# run NAME COMMAND...: times the command (wall seconds and peak RSS, children included) into
+# the benchmark's $RESULTS table, its output into $OUT/last.log.
+run() {
+    local name="$1"; shift
+    sync
+    if /usr/bin/time -f "%e %M" -o "$OUT/time.txt" "$@" > "$OUT/last.log" 2>&1; then
+        read -r secs kb < "$OUT/time.txt"
+        printf '%s\t%s\t%s\n' "$name" "$secs" "$kb" >> "$RESULTS"
+        say "$name: $secs s, $((kb / 1024)) MB"
+    else
+        printf '%s\tfailed\t-\n' "$name" >> "$RESULTS"
+        say "$name failed:"; tail -5 "$OUT/last.log" >&2
+    fi
+}

@@ -37,6 +37,21 @@ fn run(job: &Job, code: i32) -> serde_json::Value {
     summary(job)
 }
 
+/// `ITEMS` in a fresh source database `db`, and a merge job from it into the TLS server's
+/// database `target` (dropped first).
+fn items_into_azure(db: &str, target: &str) -> (mysql::Conn, Job) {
+    drop_target_db(target);
+    let src = fresh_db(db, ITEMS);
+    let cfg = azure_config(
+        db,
+        "SELECT * FROM items",
+        target,
+        "items",
+        &verified("ca.pem"),
+    );
+    (src, Job::new(&with_general(&cfg, &merge(""))))
+}
+
 #[test]
 fn merge_into_sqlite_applies_updates_and_inserts() {
     let db = "inc_merge_sqlite";
@@ -91,18 +106,7 @@ fn merge_into_sqlite_applies_updates_and_inserts() {
 #[test]
 fn merge_into_mysql_applies_updates_and_inserts() {
     let (db, target) = ("inc_merge_mysql", "inc_merge_mysql_t");
-    drop_target_db(target);
-    let mut src = fresh_db(db, ITEMS);
-    let job = Job::new(&with_general(
-        &azure_config(
-            db,
-            "SELECT * FROM items",
-            target,
-            "items",
-            &verified("ca.pem"),
-        ),
-        &merge(""),
-    ));
+    let (mut src, job) = items_into_azure(db, target);
     assert_eq!(run(&job, 0)["action"], "replaced");
     // A column the server hides (as Azure's generated invisible primary keys are) is not
     // one of the table's columns for the comparison with the query's.
@@ -390,18 +394,7 @@ fn refusals_name_the_setting_or_full_refresh() {
 #[test]
 fn a_changed_column_type_is_refused_naming_full_refresh() {
     let (db, target) = ("inc_types", "inc_types_t");
-    drop_target_db(target);
-    let mut src = fresh_db(db, ITEMS);
-    let azure = Job::new(&with_general(
-        &azure_config(
-            db,
-            "SELECT * FROM items",
-            target,
-            "items",
-            &verified("ca.pem"),
-        ),
-        &merge(""),
-    ));
+    let (mut src, azure) = items_into_azure(db, target);
     let local = Job::new(&with_general(
         &sqlite_config(db, "SELECT * FROM items", "items"),
         &merge(""),
@@ -536,18 +529,7 @@ fn lookback_rereads_late_rows() {
 #[test]
 fn a_merge_killed_while_applying_leaves_the_target_as_before() {
     let (db, target) = ("inc_kill", "inc_kill_t");
-    drop_target_db(target);
-    let mut src = fresh_db(db, ITEMS);
-    let job = Job::new(&with_general(
-        &azure_config(
-            db,
-            "SELECT * FROM items",
-            target,
-            "items",
-            &verified("ca.pem"),
-        ),
-        &merge(""),
-    ));
+    let (mut src, job) = items_into_azure(db, target);
     run(&job, 0);
     let mut t = tls_root(Some(target));
     let before = mysql_rows(&mut t, ORDERED);
