@@ -21,12 +21,7 @@ OUT="$ROOT/bench-out"
 CERTS="$SERVERS/tls/certs"
 mkdir -p "$OUT"
 
-ensure_tools
-apt_install time
-ensure_mariadb
-ensure_tls_mariadb
-tls_sql() { mariadb --protocol=socket -S "$SERVERS/tls/mysqld.sock" -uroot "$@"; }
-tls_sql -e "CREATE USER IF NOT EXISTS 'bench'@'%' IDENTIFIED BY 'bench'; GRANT ALL ON *.* TO 'bench'@'%';"
+bench_servers
 
 if [ -z "$ONLY" ] && [ ! -x .bench-venv/bin/python ]; then
     say "installing the peers (pandas, SQLAlchemy, mysql-connector-python, DuckDB 1.5) in .bench-venv"

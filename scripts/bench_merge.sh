@@ -21,12 +21,7 @@ OUT="$ROOT/bench-out/merge"
 CERTS="$SERVERS/tls/certs"
 mkdir -p "$OUT"
 
-ensure_tools
-apt_install time
-ensure_mariadb
-ensure_tls_mariadb
-tls_sql() { mariadb --protocol=socket -S "$SERVERS/tls/mysqld.sock" -uroot "$@"; }
-tls_sql -e "CREATE USER IF NOT EXISTS 'bench'@'%' IDENTIFIED BY 'bench'; GRANT ALL ON *.* TO 'bench'@'%';"
+bench_servers
 src_sql() { mariadb -h127.0.0.1 -uroot dbsync_merge "$@"; }
 POOL_BEFORE=$(mariadb -h127.0.0.1 -uroot -N -e "SELECT @@innodb_buffer_pool_size")
 if [ -n "${SOURCE_POOL_MB:-}" ]; then

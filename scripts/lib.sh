@@ -126,3 +126,13 @@ run() {
         say "$name failed:"; tail -5 "$OUT/last.log" >&2
     fi
 }
+
+# The tools and both servers a benchmark needs, with the TLS server's `bench` user.
+tls_sql() { mariadb --protocol=socket -S "$SERVERS/tls/mysqld.sock" -uroot "$@"; }
+bench_servers() {
+    ensure_tools
+    apt_install time
+    ensure_mariadb
+    ensure_tls_mariadb
+    tls_sql -e "CREATE USER IF NOT EXISTS 'bench'@'%' IDENTIFIED BY 'bench'; GRANT ALL ON *.* TO 'bench'@'%';"
+}
