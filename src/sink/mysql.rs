@@ -398,10 +398,11 @@ impl MySqlSink {
             .ep()
             .session(self.mode, true)
             .map_err(|e| self.err("opening a writer connection", e))?;
-        conn.query_drop(format!(
-            "SET SESSION sql_mode = '{SQL_MODE}', unique_checks = 0, foreign_key_checks = 0"
-        ))
-        .map_err(|e| self.err("setting up a writer connection", e))?;
+        // Not `unique_checks = 0, foreign_key_checks = 0`: together they put MariaDB's
+        // InnoDB into its bulk-insert mode for an empty table, which measured twice the
+        // server's CPU of a plain load (6.0 s against 2.7 s for 1M rows, LOAD DATA).
+        conn.query_drop(format!("SET SESSION sql_mode = '{SQL_MODE}'"))
+            .map_err(|e| self.err("setting up a writer connection", e))?;
         Ok(conn)
     }
 
