@@ -6,7 +6,7 @@ mod classify;
 pub mod session;
 
 pub use classify::classify;
-pub use session::{Abandon, Session};
+pub use session::{batch, batch_until_error, Abandon, Session};
 
 use crate::config::Secret;
 use mysql::{OptsBuilder, SslOpts};
@@ -106,6 +106,33 @@ pub struct Endpoint {
     pub utc_session: bool,
 }
 
+/// What one connection adds to its setup, saving round trips (each one counts on a remote
+/// link): session settings joined to its first statement, and the server's
+/// `max_allowed_packet` when it is already known (otherwise the driver asks for it).
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    /// `name = value` assignments for the connection's first `SET`.
+    pub settings: Vec<String>,
+    pub max_packet: Option<usize>,
+}
+
+impl Setup {
+    /// For a connection that idles for the whole load (the run's lock, the target's control
+    /// connection): sites often lower `wait_timeout`. Its statements are small, so the
+    /// driver is given the protocol's largest packet instead of asking the server.
+    pub fn staying_open() -> Setup {
+        Setup {
+            settings: vec![STAY_OPEN.to_string()],
+            max_packet: Some(MAX_PACKET),
+        }
+    }
+}
+
+/// A year without a statement before the server may close the connection.
+const STAY_OPEN: &str = "SESSION wait_timeout = 31536000, interactive_timeout = 31536000";
+/// The protocol's largest `max_allowed_packet` (1 GiB).
+const MAX_PACKET: usize = 1 << 30;
+
 impl Endpoint {
     pub fn describe(&self) -> String {
         format!(
@@ -178,12 +205,26 @@ impl Endpoint {
 
     /// Options for one connection with the given TLS mode (never `Preferred`: see `connect`).
     pub fn opts(&self, mode: TlsMode, with_db: bool) -> Result<OptsBuilder, ConnectError> {
+        self.opts_with(mode, with_db, &Setup::default())
+    }
+
+    /// As `opts`, with what this connection adds to its setup.
+    pub fn opts_with(
+        &self,
+        mode: TlsMode,
+        with_db: bool,
+        setup: &Setup,
+    ) -> Result<OptsBuilder, ConnectError> {
         // One statement: each is a round trip, which a remote server makes felt.
-        let init = vec![if self.utc_session {
+        let mut init = String::from(if self.utc_session {
             "SET NAMES utf8mb4, time_zone = '+00:00'"
         } else {
             "SET NAMES utf8mb4"
-        }];
+        });
+        for s in &setup.settings {
+            init.push_str(", ");
+            init.push_str(s);
+        }
         Ok(OptsBuilder::new()
             .ip_or_hostname(Some(self.host.clone()))
             .tcp_port(self.port)
@@ -203,8 +244,10 @@ impl Endpoint {
             .tcp_keepalive_time_ms(Some(60_000))
             .tcp_keepalive_probe_interval_secs(Some(10))
             .tcp_keepalive_probe_count(Some(6))
+            // Known: the driver does not ask the server (a round trip).
+            .max_allowed_packet(setup.max_packet)
             .ssl_opts(self.ssl_opts(mode)?)
-            .init(init))
+            .init(vec![init]))
     }
 
     /// Connects, resolving `Preferred` into the mode that worked, which is returned so later
@@ -218,6 +261,16 @@ impl Endpoint {
         with_db: bool,
         read_timeout: Option<Duration>,
     ) -> Result<(Session, TlsMode), ConnectError> {
+        self.connect_with(with_db, read_timeout, &Setup::default())
+    }
+
+    /// As `connect`, with what this connection adds to its setup.
+    pub fn connect_with(
+        &self,
+        with_db: bool,
+        read_timeout: Option<Duration>,
+        setup: &Setup,
+    ) -> Result<(Session, TlsMode), ConnectError> {
         let mode = self.tls.mode;
         let first = if mode == TlsMode::Preferred {
             TlsMode::Required
@@ -227,7 +280,7 @@ impl Endpoint {
         let timeout = read_timeout.unwrap_or(self.read_timeout);
         let open = |m| -> Result<Result<Session, mysql::Error>, ConnectError> {
             let opts = self
-                .opts(m, with_db)?
+                .opts_with(m, with_db, setup)?
                 .read_timeout(Some(timeout))
                 .write_timeout(Some(timeout));
             Ok(Session::open(opts, Some(timeout)))
@@ -261,9 +314,17 @@ impl Endpoint {
 
     /// A further connection in a mode `connect` already settled, with the endpoint's
     /// read timeout.
-    pub fn session(&self, mode: TlsMode, with_db: bool) -> Result<Session, ConnectError> {
-        Session::open(self.opts(mode, with_db)?, Some(self.read_timeout))
-            .map_err(|e| classify(self, e))
+    pub fn session(
+        &self,
+        mode: TlsMode,
+        with_db: bool,
+        setup: &Setup,
+    ) -> Result<Session, ConnectError> {
+        Session::open(
+            self.opts_with(mode, with_db, setup)?,
+            Some(self.read_timeout),
+        )
+        .map_err(|e| classify(self, e))
     }
 }
 

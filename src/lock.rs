@@ -10,8 +10,9 @@
 //! MySQL: a named lock (`GET_LOCK`) held by a connection of its own for the whole run. It
 //! dies with that connection, so it is checked again right before the swap.
 
-use crate::connect::{Endpoint, Session};
+use crate::connect::{Endpoint, Session, Setup};
 use crate::plan::{SqliteTable, Target};
+use crate::transform::mysql_literal;
 use mysql::prelude::Queryable;
 use mysql::Conn;
 use std::fs::File;
@@ -63,8 +64,10 @@ impl TargetLock {
         let TargetLock::MySql { conn, name, target } = self else {
             return Ok(());
         };
-        let held: Result<Option<Option<i64>>, _> =
-            conn.exec_first("SELECT IS_USED_LOCK(?) = CONNECTION_ID()", (name.as_str(),));
+        let held: Result<Option<Option<i64>>, _> = conn.query_first(format!(
+            "SELECT IS_USED_LOCK({}) = CONNECTION_ID()",
+            mysql_literal(name)
+        ));
         match held {
             Ok(Some(Some(1))) => Ok(()),
             Ok(_) => Err(LockError::Failed {
@@ -173,8 +176,9 @@ fn lock_mysql(ep: &Endpoint, table: &str, wait: Duration) -> Result<TargetLock, 
         target: target.clone(),
         message: crate::report::redact(&message, ep),
     };
-    let (mut conn, _) = ep.connect(false, None).map_err(|e| failed(e.to_string()))?;
-    conn.stay_open().map_err(|e| failed(e.to_string()))?;
+    let (mut conn, _) = ep
+        .connect_with(false, None, &Setup::staying_open())
+        .map_err(|e| failed(e.to_string()))?;
     let name = lock_name(&ep.database, table);
     let start = Instant::now();
     loop {
@@ -182,8 +186,13 @@ fn lock_mysql(ep: &Endpoint, table: &str, wait: Duration) -> Result<TargetLock, 
         let left = wait
             .saturating_sub(start.elapsed())
             .min(Duration::from_secs(1));
+        // A plain query, not a prepared one: one round trip instead of two.
         let got: Option<Option<i64>> = conn
-            .exec_first("SELECT GET_LOCK(?, ?)", (&name, left.as_secs_f64()))
+            .query_first(format!(
+                "SELECT GET_LOCK({}, {:.3})",
+                mysql_literal(&name),
+                left.as_secs_f64()
+            ))
             .map_err(|e| failed(e.to_string()))?;
         if got.flatten() == Some(1) {
             return Ok(TargetLock::MySql { conn, name, target });

@@ -88,14 +88,6 @@ impl Session {
         })
     }
 
-    /// Keeps the server from closing this connection while it idles for the whole load
-    /// (the run's lock, the sink's control connection): sites often lower `wait_timeout`.
-    pub fn stay_open(&mut self) -> Result<(), mysql::Error> {
-        use mysql::prelude::Queryable;
-        self.conn
-            .query_drop("SET SESSION wait_timeout = 31536000, interactive_timeout = 31536000")
-    }
-
     /// Runs `f` with the socket's read timeout raised (or lowered) to `timeout`: for a
     /// statement that rightly computes for long before it answers.
     pub fn with_timeout<T>(&mut self, timeout: Duration, f: impl FnOnce(&mut Conn) -> T) -> T {
@@ -205,4 +197,47 @@ fn shutdown(fd: RawFd) {
     unsafe {
         libc::shutdown(fd, libc::SHUT_RDWR);
     }
+}
+
+/// Runs `statements` as one multi-statement query, one round trip for all: each one's rows
+/// (none for a statement without a result set), or the index of the one that failed and its
+/// error (the server runs none after it). Unlike `query_drop`, which drops later results
+/// unread, every statement's outcome is checked.
+pub fn batch(
+    conn: &mut mysql::Conn,
+    statements: &[String],
+) -> Result<Vec<Vec<mysql::Row>>, (usize, mysql::Error)> {
+    match batch_until_error(conn, statements) {
+        (rows, None) => Ok(rows),
+        (rows, Some(e)) => Err((rows.len(), e)),
+    }
+}
+
+/// As `batch`, keeping the rows of the statements that ran before one failed: the error
+/// belongs to the statement after them.
+pub fn batch_until_error(
+    conn: &mut mysql::Conn,
+    statements: &[String],
+) -> (Vec<Vec<mysql::Row>>, Option<mysql::Error>) {
+    use mysql::prelude::Queryable;
+    let mut out: Vec<Vec<mysql::Row>> = Vec::with_capacity(statements.len());
+    for s in statements {
+        log::debug!("target: {s}");
+    }
+    let mut result = match conn.query_iter(statements.join(";\n")) {
+        Ok(r) => r,
+        Err(e) => return (out, Some(e)),
+    };
+    while let Some(set) = result.iter() {
+        match set.collect::<Result<Vec<_>, _>>() {
+            Ok(rows) => out.push(rows),
+            Err(e) => return (out, Some(e)),
+        }
+    }
+    if out.len() != statements.len() {
+        // The server answered fewer statements than were sent: never taken as success.
+        let unexpected = mysql::Error::DriverError(mysql::DriverError::UnexpectedPacket);
+        return (out, Some(unexpected));
+    }
+    (out, None)
 }

@@ -14,7 +14,7 @@ mod swap;
 mod writers;
 
 use super::{Sink, SinkError};
-use crate::connect::{Endpoint, Session, TlsMode};
+use crate::connect::{self, Endpoint, Session, Setup, TlsMode};
 use crate::incremental::{Applied, Apply, TargetMax, TargetState};
 use crate::plan::{LoadMethod, MySqlTarget};
 use crate::transform::keys::{Index, Keys};
@@ -94,12 +94,10 @@ impl MySqlSink {
         if self.control.is_some() {
             return Ok(());
         }
-        let (mut conn, mode) = self
+        let (conn, mode) = self
             .ep()
-            .connect(false, None)
+            .connect_with(false, None, &Setup::staying_open())
             .map_err(|e| self.err("connecting", e))?;
-        conn.stay_open()
-            .map_err(|e| self.err("setting up the connection", e))?;
         self.control = Some(conn);
         self.mode = mode;
         if mode == TlsMode::Required {
@@ -111,21 +109,6 @@ impl MySqlSink {
             );
         }
         Ok(())
-    }
-
-    fn database_exists(&mut self) -> Result<bool, SinkError> {
-        if self.database_known {
-            return Ok(true);
-        }
-        let sql = format!(
-            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {}",
-            mysql_literal(&self.ep().database)
-        );
-        let known: Result<Option<String>, _> = self.control().query_first(sql);
-        self.database_known = known
-            .map(|k| k.is_some())
-            .map_err(|e| self.err("looking up the database", e))?;
-        Ok(self.database_known)
     }
 
     /// Whether the target table exists (known since `begin`, which runs under the run's
@@ -394,16 +377,17 @@ impl MySqlSink {
     }
 
     fn connect_writer(&self) -> Result<Session, SinkError> {
-        let mut conn = self
-            .ep()
-            .session(self.mode, true)
-            .map_err(|e| self.err("opening a writer connection", e))?;
         // Not `unique_checks = 0, foreign_key_checks = 0`: together they put MariaDB's
         // InnoDB into its bulk-insert mode for an empty table, which measured twice the
         // server's CPU of a plain load (6.0 s against 2.7 s for 1M rows, LOAD DATA).
-        conn.query_drop(format!("SET SESSION sql_mode = '{SQL_MODE}'"))
-            .map_err(|e| self.err("setting up a writer connection", e))?;
-        Ok(conn)
+        let setup = Setup {
+            settings: vec![format!("SESSION sql_mode = '{SQL_MODE}'")],
+            // Read in `begin`; a LOAD DATA stream is cut into packets of at most this.
+            max_packet: Some(self.max_packet),
+        };
+        self.ep()
+            .session(self.mode, true, &setup)
+            .map_err(|e| self.err("opening a writer connection", e))
     }
 
     /// Starts the writers: one LOAD DATA stream per connection when the server allows it
@@ -556,26 +540,71 @@ impl Sink for MySqlSink {
 
     fn begin(&mut self, columns: &[SourceColumn], keys: &Keys) -> Result<(), SinkError> {
         self.connect()?;
-        let db = quote_mysql(&self.ep().database);
-        if !self.database_exists()? {
-            let created = self.control().query_drop(format!(
-                "CREATE DATABASE IF NOT EXISTS {db} CHARACTER SET utf8mb4"
-            ));
-            if let Err(e) = created {
-                return Err(self.err(
-                    &format!(
-                        "database `{}` does not exist and could not be created (create it, or check [azure_mysql_db] database)",
-                        self.ep().database
-                    ),
-                    e,
-                ));
+        let (db_name, table) = (self.ep().database.clone(), self.target.table.clone());
+        // Every lookup in one round trip (a remote link makes each felt); the request for
+        // explicit TIMESTAMP defaults last, as the server may refuse it.
+        let db = mysql_literal(&db_name);
+        let lookup = |name: &str| {
+            format!(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {db} AND TABLE_NAME = {}",
+                mysql_literal(name)
+            )
+        };
+        let [kind, referencing] = obstacles::lookups(&db_name, &table);
+        let mut statements = vec![
+            format!("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {db}"),
+            "SELECT @@max_allowed_packet, @@local_infile".to_string(),
+            kind,
+            referencing,
+            format!("{} UNION ALL {}", lookup(&self.staging), lookup(&self.old)),
+        ];
+        const ACTIONS: [&str; 5] = [
+            "looking up the database",
+            "reading max_allowed_packet and local_infile",
+            "looking up the target table",
+            "looking up the target table's foreign keys",
+            "looking up tables left by an earlier run",
+        ];
+        let server_from = statements.len();
+        statements.extend(ddl::Server::lookups(columns));
+        statements.push(ddl::EXPLICIT_DEFAULTS.to_string());
+        let (rows, failed) = connect::batch_until_error(self.control(), &statements);
+        let explicit_set = match failed {
+            None => true,
+            Some(_) if rows.len() == statements.len() - 1 => false,
+            Some(e) => {
+                let action = ACTIONS
+                    .get(rows.len())
+                    .unwrap_or(&"reading the server's settings");
+                return Err(self.err(action, e));
             }
-        }
-        self.exec("selecting the database", &format!("USE {db}"))?;
-        let vars: Option<(u64, i64)> = self
-            .control()
-            .query_first("SELECT @@max_allowed_packet, @@local_infile")
-            .map_err(|e| self.err("reading max_allowed_packet and local_infile", e))?;
+        };
+        type Answers = (
+            Option<String>,
+            Option<(u64, i64)>,
+            Option<String>,
+            Vec<(String, String, String)>,
+            Vec<String>,
+        );
+        let answers = || -> Result<Answers, mysql::FromRowError> {
+            fn all<T: mysql::prelude::FromRow>(
+                rows: &[mysql::Row],
+            ) -> Result<Vec<T>, mysql::FromRowError> {
+                rows.iter().cloned().map(mysql::from_row_opt).collect()
+            }
+            let first =
+                |i: usize| all::<Option<String>>(&rows[i]).map(|v| v.into_iter().flatten().next());
+            Ok((
+                first(0)?,
+                all(&rows[1])?.into_iter().next(),
+                first(2)?,
+                all(&rows[3])?,
+                all(&rows[4])?,
+            ))
+        };
+        let (schema, vars, kind, referencing, left) =
+            answers().map_err(|e| self.err("reading the server's answers", e))?;
+        self.database_known = schema.is_some();
         let (packet, local_infile) = vars.unwrap_or((4 << 20, 0));
         self.max_packet = packet as usize;
         self.local_infile = Some(local_infile);
@@ -583,10 +612,7 @@ impl Sink for MySqlSink {
         self.statement_limit = MAX_STATEMENT_BYTES
             .min(self.max_packet.saturating_sub(1024))
             .max(1024);
-
-        let (db_name, table) = (self.ep().database.clone(), self.target.table.clone());
-        let (exists, obstacle) = obstacles::find(self.control(), &db_name, &table)
-            .map_err(|e| self.err("looking up the target table", e))?;
+        let (exists, obstacle) = obstacles::judge(&table, kind, &referencing);
         self.target_exists = Some(exists);
         if let Some(why) = obstacle {
             return Err(SinkError::Refused {
@@ -594,34 +620,40 @@ impl Sink for MySqlSink {
                 why,
             });
         }
-        let lookup = |table: &str| {
-            format!(
-                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
-                mysql_literal(&db_name),
-                mysql_literal(table)
-            )
-        };
-        let sql = format!("{} UNION ALL {}", lookup(&self.staging), lookup(&self.old));
-        let left: Result<Vec<String>, _> = self.control().query(sql);
-        let left = left.map_err(|e| self.err("looking up tables left by an earlier run", e))?;
+        let server_rows = rows[server_from..].to_vec();
+
+        // Then the database (created if missing), the leftovers dropped, in one round trip
+        // with the staging table's creation below.
+        let mut setup: Vec<(String, String)> = Vec::new();
+        if !self.database_known {
+            setup.push((
+                format!(
+                    "CREATE DATABASE IF NOT EXISTS {} CHARACTER SET utf8mb4",
+                    quote_mysql(&db_name)
+                ),
+                format!(
+                    "database `{db_name}` does not exist and could not be created (create it, or check [azure_mysql_db] database)"
+                ),
+            ));
+        }
+        setup.push((
+            format!("USE {}", quote_mysql(&db_name)),
+            "selecting the database".to_string(),
+        ));
         for leftover in [self.staging.clone(), self.old.clone()] {
             if left.contains(&leftover) {
                 log::warn!("dropping `{leftover}`, left by an earlier run");
                 // IF EXISTS: a dead run's session may still drop it as its last act.
                 let sql = format!("DROP TABLE IF EXISTS {}", quote_mysql(&leftover));
-                if let Err(e) = self.control().query_drop(&sql) {
-                    return Err(self.err(
-                        &format!(
-                            "dropping `{leftover}`, left by an earlier run (drop it by hand: {sql}; \
-                             the target itself is intact)"
-                        ),
-                        e,
-                    ));
-                }
+                let action = format!(
+                    "dropping `{leftover}`, left by an earlier run (drop it by hand: {sql}; \
+                     the target itself is intact)"
+                );
+                setup.push((sql, action));
             }
         }
         let columns = self.definitions(columns)?;
-        let server = ddl::Server::probe(self.control(), &columns)
+        let server = ddl::Server::settle(self.control(), &columns, &server_rows, explicit_set)
             .map_err(|e| self.err("reading the server's settings", e))?;
         let mut defs: Vec<String> = columns.iter().map(|c| server.column_def(c)).collect();
         match &keys.primary {
@@ -650,7 +682,13 @@ impl Sink for MySqlSink {
             quote_mysql(&self.staging),
             defs.join(", ")
         );
-        self.exec("creating the staging table", &ddl)?;
+        setup.push((ddl, "creating the staging table".to_string()));
+        let statements: Vec<String> = setup.iter().map(|(sql, _)| sql.clone()).collect();
+        if let Err((i, e)) = connect::batch(self.control(), &statements) {
+            let action = setup.get(i).map_or("creating the staging table", |s| &s.1);
+            return Err(self.err(action, e));
+        }
+        self.database_known = true;
         self.column_names = columns.iter().map(|c| c.name.clone()).collect();
         if self.apply != Apply::Replace {
             self.check_types()?;
@@ -778,16 +816,18 @@ impl Sink for MySqlSink {
                 .min(std::time::Duration::from_secs(3));
             let name = self.target.table.clone();
             let answer = self.ep().read_timeout;
-            let swapped = swap::rename(self.control(), &sql, &name, wait, answer);
-            swapped.map_err(|e| self.err("swapping in the new table", e))?;
+            let drop = format!("DROP TABLE {old}");
+            let swapped = swap::rename(self.control(), &sql, &drop, &name, wait, answer);
             // The new table is in place: a failing DROP of the old one is a leftover for
             // the next run to clean, not a failed run.
-            if let Err(e) = self.control().query_drop(format!("DROP TABLE {old}")) {
+            if let swap::Dropped::No(e) =
+                swapped.map_err(|e| self.err("swapping in the new table", e))?
+            {
                 log::warn!(
                     "the target was replaced, but the old table `{}` could not be dropped and is \
                      left behind; the next run drops it (or drop it by hand): {}",
                     self.old,
-                    crate::report::redact(&e.to_string(), self.ep())
+                    crate::report::redact(&e, self.ep())
                 );
             }
             Ok(replaced)

@@ -470,7 +470,9 @@ impl MySqlSource {
         let redact = |m: &str| crate::report::redact(m, &self.endpoint);
         let ep = &self.endpoint;
         let failed = |e: &dyn std::fmt::Display| read_error(0, 0, redact(&e.to_string()));
-        let session = ep.session(self.mode, true).map_err(|e| failed(&e))?;
+        let session = ep
+            .session(self.mode, true, &Default::default())
+            .map_err(|e| failed(&e))?;
         let (mut conn, fd, _everywhere) = session.into_parts();
         // Dropped before `conn` (declared later), and after the result that borrows it.
         let _registered = abandon.register(fd);

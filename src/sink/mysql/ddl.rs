@@ -22,36 +22,88 @@ pub struct Server {
     pub collations: HashMap<Collation, Option<Collation>>,
 }
 
+/// Asks the session for explicit TIMESTAMP defaults: sent last in a batch, as the server
+/// may refuse it (a user without the right to set it).
+pub const EXPLICIT_DEFAULTS: &str = "SET SESSION explicit_defaults_for_timestamp = ON";
+
 impl Server {
-    /// Reads what the server is and settles the collations `columns` need, warning for
-    /// each one that has to be replaced.
-    pub fn probe(conn: &mut Conn, columns: &[SourceColumn]) -> Result<Server, mysql::Error> {
-        let (version, explicit): (String, i64) = conn
-            .query_first("SELECT VERSION(), @@explicit_defaults_for_timestamp")?
+    /// The lookups `settle` reads, in this order: sent with the sink's other lookups, one
+    /// round trip for all. The collations `columns` need, and their replacements, are looked
+    /// up by name; one the server spells otherwise is tried by `settle` itself.
+    pub fn lookups(columns: &[SourceColumn]) -> Vec<String> {
+        let mut out = vec![
+            "SELECT VERSION(), @@explicit_defaults_for_timestamp".to_string(),
+            // Each exists on one kind of server only.
+            "SHOW VARIABLES WHERE Variable_name IN ('sql_require_primary_key', 'innodb_force_primary_key')"
+                .to_string(),
+        ];
+        let mut names: Vec<String> = columns
+            .iter()
+            .filter_map(|c| c.collation.as_ref())
+            .flat_map(candidates)
+            .map(|c| transform::mysql_literal(&c.name))
+            .collect();
+        names.sort();
+        names.dedup();
+        if !names.is_empty() {
+            out.push(format!(
+                "SELECT CHARACTER_SET_NAME, COLLATION_NAME FROM \
+                 information_schema.COLLATION_CHARACTER_SET_APPLICABILITY WHERE COLLATION_NAME IN ({})",
+                names.join(", ")
+            ));
+        }
+        out
+    }
+
+    /// What the server is, from the rows of `lookups` (`explicit_set`: the session took
+    /// `EXPLICIT_DEFAULTS`), settling the collations `columns` need and warning for each one
+    /// that has to be replaced.
+    pub fn settle(
+        conn: &mut Conn,
+        columns: &[SourceColumn],
+        rows: &[Vec<mysql::Row>],
+        explicit_set: bool,
+    ) -> Result<Server, mysql::Error> {
+        let first = |i: usize| rows.get(i).and_then(|r| r.first()).cloned();
+        let (version, explicit): (String, i64) = first(0)
+            .map(mysql::from_row_opt)
+            .transpose()
+            .map_err(|e| mysql::Error::FromRowError(e.0))?
             .unwrap_or_default();
         let mut server = Server {
             mariadb: version.to_ascii_lowercase().contains("mariadb"),
+            implicit_timestamp_defaults: explicit == 0 && !explicit_set,
             ..Server::default()
         };
-        // Each exists on one kind of server only.
-        let vars: Vec<(String, String)> = conn.query(
-            "SHOW VARIABLES WHERE Variable_name IN ('sql_require_primary_key', 'innodb_force_primary_key')",
-        )?;
+        let vars: Vec<(String, String)> = rows
+            .get(1)
+            .map(|r| r.iter().cloned().map(mysql::from_row_opt).collect())
+            .transpose()
+            .map_err(|e| mysql::Error::FromRowError(e.0))?
+            .unwrap_or_default();
         server.requires_primary_key = vars
             .iter()
             .any(|(_, v)| v.eq_ignore_ascii_case("ON") || v == "1");
-        if explicit == 0 {
-            let on = conn.query_drop("SET SESSION explicit_defaults_for_timestamp = ON");
-            server.implicit_timestamp_defaults = on.is_err();
-        }
+        let known: Vec<(String, String)> = rows
+            .get(2)
+            .map(|r| r.iter().cloned().map(mysql::from_row_opt).collect())
+            .transpose()
+            .map_err(|e| mysql::Error::FromRowError(e.0))?
+            .unwrap_or_default();
+        let listed = |c: &Collation| {
+            known.iter().any(|(cs, name)| {
+                cs.eq_ignore_ascii_case(&c.charset) && name.eq_ignore_ascii_case(&c.name)
+            })
+        };
         for c in columns {
             let Some(wanted) = &c.collation else { continue };
             if server.collations.contains_key(wanted) {
                 continue;
             }
+            // In order: listed by name, or else accepted by the server under that name.
             let found = candidates(wanted)
                 .into_iter()
-                .find(|cand| exists(conn, cand));
+                .find(|cand| listed(cand) || exists(conn, cand));
             match &found {
                 Some(f) if f == wanted => {}
                 Some(f) => log::warn!(

@@ -3,44 +3,54 @@
 //! them along to the renamed old table, and its DROP would then fail after the swap).
 
 use crate::transform::mysql_literal;
-use mysql::prelude::Queryable;
-use mysql::Conn;
 
-/// Whether `table` exists, and why it cannot be replaced (`None` when it can).
-pub fn find(
-    conn: &mut Conn,
-    database: &str,
-    table: &str,
-) -> Result<(bool, Option<String>), mysql::Error> {
+/// The two lookups `judge` reads: the table's type, and the foreign keys of other tables
+/// that reference it.
+pub fn lookups(database: &str, table: &str) -> [String; 2] {
     let (db, t) = (mysql_literal(database), mysql_literal(table));
-    let kind: Option<String> = conn.query_first(format!(
-        "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = {db} AND TABLE_NAME = {t}"
-    ))?;
-    if kind.is_none() {
-        return Ok((false, None));
+    [
+        format!(
+            "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = {db} AND TABLE_NAME = {t}"
+        ),
+        format!(
+            "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS \
+             WHERE UNIQUE_CONSTRAINT_SCHEMA = {db} AND REFERENCED_TABLE_NAME = {t} AND NOT (CONSTRAINT_SCHEMA = {db} AND TABLE_NAME = {t})"
+        ),
+    ]
+}
+
+/// Whether `table` exists, and why it cannot be replaced (`None` when it can), from what
+/// `lookups` found.
+pub fn judge(
+    table: &str,
+    kind: Option<String>,
+    referencing: &[(String, String, String)],
+) -> (bool, Option<String>) {
+    match kind.as_deref() {
+        None => return (false, None),
+        Some("VIEW") => {
+            return (
+                true,
+                Some(format!(
+                    "`{table}` is a view: dbsync replaces tables (point [azure_mysql_db] table_name at a table)"
+                )),
+            )
+        }
+        Some(_) => {}
     }
-    if kind.as_deref() == Some("VIEW") {
-        return Ok((true, Some(format!(
-            "`{table}` is a view: dbsync replaces tables (point [azure_mysql_db] table_name at a table)"
-        ))));
-    }
-    let referencing: Vec<(String, String, String)> = conn.query(format!(
-        "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS \
-         WHERE UNIQUE_CONSTRAINT_SCHEMA = {db} AND REFERENCED_TABLE_NAME = {t} AND NOT (CONSTRAINT_SCHEMA = {db} AND TABLE_NAME = {t})"
-    ))?;
     if referencing.is_empty() {
-        return Ok((true, None));
+        return (true, None);
     }
     let names: Vec<String> = referencing
         .iter()
         .map(|(db, t, c)| format!("`{db}`.`{t}` ({c})"))
         .collect();
-    Ok((
+    (
         true,
         Some(format!(
-        "`{table}` is referenced by the foreign keys of {}: replacing it would leave them pointing \
-         at the old table; drop those foreign keys, or load into another table",
-        names.join(", ")
-    )),
-    ))
+            "`{table}` is referenced by the foreign keys of {}: replacing it would leave them pointing \
+             at the old table; drop those foreign keys, or load into another table",
+            names.join(", ")
+        )),
+    )
 }

@@ -11,36 +11,55 @@ use std::time::Duration;
 /// Tries the swap.
 const TRIES: u32 = 5;
 
+/// What became of the swap's last step, the old table's DROP.
+pub enum Dropped {
+    Yes,
+    /// The new table is in place, but the old one could not be dropped (why).
+    No(String),
+}
+
 /// Runs `rename` (a `RENAME TABLE` naming `table`), each try waiting at most `wait` for
-/// metadata locks. `Err` says why, with the sessions that may block it.
+/// metadata locks, then `drop` (the old table's), each try one round trip. `Err` says why
+/// the swap did not happen, with the sessions that may block it.
 pub fn rename(
     conn: &mut Session,
     rename: &str,
+    drop: &str,
     table: &str,
     wait: Duration,
     answer: Duration,
-) -> Result<(), String> {
+) -> Result<Dropped, String> {
     let secs = wait.as_secs().max(1);
-    conn.query_drop(format!("SET SESSION lock_wait_timeout = {secs}"))
-        .map_err(|e| e.to_string())?;
+    let statements = [
+        format!("SET SESSION lock_wait_timeout = {secs}"),
+        rename.to_string(),
+        drop.to_string(),
+    ];
     let mut last = String::new();
     for attempt in 1..=TRIES {
         // The server answers after up to `wait` of waiting: the socket must not give up
         // first, or the answer would be read by the next statement.
-        let tried = conn.shielded(wait + answer, |c| c.query_drop(rename));
+        let (done, failed) = conn.shielded(wait + answer, |c| {
+            crate::connect::batch_until_error(c, &statements)
+        });
+        let tried = match (done.len(), failed) {
+            (_, None) => return Ok(Dropped::Yes),
+            // Swapped; the DROP failed.
+            (2, Some(e)) => return Ok(Dropped::No(e.to_string())),
+            (_, Some(e)) => e,
+        };
         if crate::interrupt::received().is_some() {
-            return tried.map_err(|e| e.to_string());
+            return Err(tried.to_string());
         }
         match tried {
-            Ok(()) => return Ok(()),
-            Err(mysql::Error::MySqlError(e)) if e.code == 1205 => {
+            mysql::Error::MySqlError(e) if e.code == 1205 => {
                 log::warn!(
                     "the swap waited {secs} s for other sessions' locks on `{table}` (try {attempt} of {TRIES})"
                 );
                 last = e.to_string();
                 std::thread::sleep(Duration::from_secs(1));
             }
-            Err(e) => return Err(e.to_string()),
+            e => return Err(e.to_string()),
         }
     }
     Err(format!(
