@@ -571,7 +571,8 @@ impl Sink for MySqlSink {
         let (rows, failed) = connect::batch_until_error(self.control(), &statements);
         let explicit_set = match failed {
             None => true,
-            Some(_) if rows.len() == statements.len() - 1 => false,
+            // The server refused the SET (an error of its own, not a lost connection).
+            Some(mysql::Error::MySqlError(_)) if rows.len() == statements.len() - 1 => false,
             Some(e) => {
                 let action = ACTIONS
                     .get(rows.len())
@@ -641,7 +642,8 @@ impl Sink for MySqlSink {
             "selecting the database".to_string(),
         ));
         for leftover in [self.staging.clone(), self.old.clone()] {
-            if left.contains(&leftover) {
+            // Without case: under lower_case_table_names the server lists them in lower case.
+            if left.iter().any(|l| l.eq_ignore_ascii_case(&leftover)) {
                 log::warn!("dropping `{leftover}`, left by an earlier run");
                 // IF EXISTS: a dead run's session may still drop it as its last act.
                 let sql = format!("DROP TABLE IF EXISTS {}", quote_mysql(&leftover));
@@ -818,17 +820,29 @@ impl Sink for MySqlSink {
             let answer = self.ep().read_timeout;
             let drop = format!("DROP TABLE {old}");
             let swapped = swap::rename(self.control(), &sql, &drop, &name, wait, answer);
-            // The new table is in place: a failing DROP of the old one is a leftover for
-            // the next run to clean, not a failed run.
-            if let swap::Dropped::No(e) =
-                swapped.map_err(|e| self.err("swapping in the new table", e))?
-            {
-                log::warn!(
-                    "the target was replaced, but the old table `{}` could not be dropped and is \
-                     left behind; the next run drops it (or drop it by hand): {}",
+            match swapped {
+                Ok(swap::Swapped::Yes) => {}
+                // The new table is in place: a failing DROP of the old one is a leftover for
+                // the next run to clean, not a failed run.
+                Ok(swap::Swapped::OldKept(e)) => log::warn!(
+                    "the target was replaced, but the old table `{}` could not be dropped, or its \
+                     DROP did not answer in time, and may be left behind; the next run drops it \
+                     (or drop it by hand): {}",
                     self.old,
                     crate::report::redact(&e, self.ep())
-                );
+                ),
+                Err(swap::Failed::Refused(e)) => {
+                    return Err(self.err("swapping in the new table", e))
+                }
+                // Running again is safe: it drops whichever of the two tables is left over.
+                Err(swap::Failed::Unknown(e)) => {
+                    return Err(self.err(
+                        "swapping in the new table (the connection failed after the RENAME was \
+                         sent, so whether it happened is unknown; the target holds the old rows \
+                         or the new ones, whole)",
+                        e,
+                    ))
+                }
             }
             Ok(replaced)
         } else {
@@ -848,7 +862,12 @@ impl Sink for MySqlSink {
         if self.control.is_some() {
             // An apply cut short must not be committed by the DROP below (DDL commits).
             let _ = self.control().query_drop("ROLLBACK");
-            let sql = format!("DROP TABLE IF EXISTS {}", quote_mysql(&self.staging));
+            // Qualified: `begin` may have failed before its `USE`.
+            let sql = format!(
+                "DROP TABLE IF EXISTS {}.{}",
+                quote_mysql(&self.ep().database),
+                quote_mysql(&self.staging)
+            );
             if let Err(e) = self.control().query_drop(sql) {
                 log::warn!(
                     "could not drop the staging table `{}` (the next run will): {e}",

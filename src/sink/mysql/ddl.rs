@@ -46,10 +46,14 @@ impl Server {
         names.sort();
         names.dedup();
         if !names.is_empty() {
+            // MariaDB 10.10+ lists its UCA 14 collations without the character set
+            // (`uca1400_ai_ci`): both spellings are matched.
+            let names = names.join(", ");
             out.push(format!(
-                "SELECT CHARACTER_SET_NAME, COLLATION_NAME FROM \
-                 information_schema.COLLATION_CHARACTER_SET_APPLICABILITY WHERE COLLATION_NAME IN ({})",
-                names.join(", ")
+                "SELECT CHARACTER_SET_NAME, CONCAT(CHARACTER_SET_NAME, '_', COLLATION_NAME) FROM \
+                 information_schema.COLLATION_CHARACTER_SET_APPLICABILITY \
+                 WHERE CONCAT(CHARACTER_SET_NAME, '_', COLLATION_NAME) IN ({names}) UNION ALL SELECT CHARACTER_SET_NAME, COLLATION_NAME FROM \
+                 information_schema.COLLATION_CHARACTER_SET_APPLICABILITY WHERE COLLATION_NAME IN ({names})"
             ));
         }
         out

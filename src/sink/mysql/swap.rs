@@ -11,16 +11,23 @@ use std::time::Duration;
 /// Tries the swap.
 const TRIES: u32 = 5;
 
-/// What became of the swap's last step, the old table's DROP.
-pub enum Dropped {
+/// A swap that happened.
+pub enum Swapped {
     Yes,
-    /// The new table is in place, but the old one could not be dropped (why).
-    No(String),
+    /// The new table is in place, but the old one's DROP failed or did not answer (why).
+    OldKept(String),
+}
+
+/// A swap that did not happen, or may have.
+pub enum Failed {
+    /// The server said no (or other sessions kept the table busy): the target is as it was.
+    Refused(String),
+    /// The connection failed after the RENAME may have reached the server.
+    Unknown(String),
 }
 
 /// Runs `rename` (a `RENAME TABLE` naming `table`), each try waiting at most `wait` for
-/// metadata locks, then `drop` (the old table's), each try one round trip. `Err` says why
-/// the swap did not happen, with the sessions that may block it.
+/// metadata locks, then `drop` (the old table's), each try one round trip.
 pub fn rename(
     conn: &mut Session,
     rename: &str,
@@ -28,7 +35,7 @@ pub fn rename(
     table: &str,
     wait: Duration,
     answer: Duration,
-) -> Result<Dropped, String> {
+) -> Result<Swapped, Failed> {
     let secs = wait.as_secs().max(1);
     let statements = [
         format!("SET SESSION lock_wait_timeout = {secs}"),
@@ -43,30 +50,33 @@ pub fn rename(
             crate::connect::batch_until_error(c, &statements)
         });
         let tried = match (done.len(), failed) {
-            (_, None) => return Ok(Dropped::Yes),
+            (_, None) => return Ok(Swapped::Yes),
             // Swapped; the DROP failed.
-            (2, Some(e)) => return Ok(Dropped::No(e.to_string())),
+            (2, Some(e)) => return Ok(Swapped::OldKept(e.to_string())),
             (_, Some(e)) => e,
         };
-        if crate::interrupt::received().is_some() {
-            return Err(tried.to_string());
-        }
         match tried {
             mysql::Error::MySqlError(e) if e.code == 1205 => {
+                if crate::interrupt::received().is_some() {
+                    return Err(Failed::Refused(e.to_string()));
+                }
                 log::warn!(
                     "the swap waited {secs} s for other sessions' locks on `{table}` (try {attempt} of {TRIES})"
                 );
                 last = e.to_string();
                 std::thread::sleep(Duration::from_secs(1));
             }
-            e => return Err(e.to_string()),
+            // The server's own answer: nothing was swapped.
+            e @ mysql::Error::MySqlError(_) => return Err(Failed::Refused(e.to_string())),
+            // The statements were sent and no answer came back for the RENAME.
+            e => return Err(Failed::Unknown(e.to_string())),
         }
     }
-    Err(format!(
+    Err(Failed::Refused(format!(
         "{last}: other sessions kept `{table}` in use for {TRIES} tries of {secs} s each \
          (a reader holding a transaction open?); {}",
         blockers(conn)
-    ))
+    )))
 }
 
 /// Sessions with a transaction open (the usual holders of a table's metadata lock), as far
