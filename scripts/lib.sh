@@ -136,17 +136,32 @@ settle() {
 
 # run NAME COMMAND...: times the command (wall seconds and peak RSS, children included) into
 # the benchmark's $RESULTS table, its output into $OUT/last.log; both servers settled first.
+# With TRIES=n it runs n times (BEFORE_TRY, if set, is evaluated before each) and records the
+# median wall time and the largest peak RSS: on 2 shared cores a run of a few seconds varies
+# by about 5% from one try to the next.
 run() {
     local name="$1"; shift
-    settle
-    sync
-    if /usr/bin/time -f "%e %M" -o "$OUT/time.txt" "$@" > "$OUT/last.log" 2>&1; then
-        read -r secs kb < "$OUT/time.txt"
-        printf '%s\t%s\t%s\n' "$name" "$secs" "$kb" >> "$RESULTS"
-        say "$name: $secs s, $((kb / 1024)) MB"
+    local tries="${TRIES:-1}" i times=()
+    for ((i = 1; i <= tries; i++)); do
+        [ -n "${BEFORE_TRY:-}" ] && eval "$BEFORE_TRY"
+        settle
+        sync
+        if ! /usr/bin/time -f "%e %M" -o "$OUT/time.txt" "$@" > "$OUT/last.log" 2>&1; then
+            printf '%s\tfailed\t-\n' "$name" >> "$RESULTS"
+            say "$name failed:"; tail -5 "$OUT/last.log" >&2
+            return 0
+        fi
+        times+=("$(cat "$OUT/time.txt")")
+    done
+    local secs kb all
+    all=$(printf '%s\n' "${times[@]}" | sort -n | cut -d' ' -f1 | paste -sd' ')
+    secs=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (tries + 1) / 2 ))p" | cut -d' ' -f1)
+    kb=$(printf '%s\n' "${times[@]}" | cut -d' ' -f2 | sort -n | tail -1)   # the largest
+    printf '%s\t%s\t%s\n' "$name" "$secs" "$kb" >> "$RESULTS"
+    if [ "$tries" -gt 1 ]; then
+        say "$name: $secs s (median of $all), $((kb / 1024)) MB"
     else
-        printf '%s\tfailed\t-\n' "$name" >> "$RESULTS"
-        say "$name failed:"; tail -5 "$OUT/last.log" >&2
+        say "$name: $secs s, $((kb / 1024)) MB"
     fi
 }
 
