@@ -6,7 +6,7 @@ mod classify;
 pub mod session;
 
 pub use classify::classify;
-pub use session::{batch, batch_until_error, Abandon, Session};
+pub use session::{batch, batch_changes, batch_until_error, Abandon, Session};
 
 use crate::config::Secret;
 use mysql::{OptsBuilder, SslOpts};

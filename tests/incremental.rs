@@ -571,6 +571,34 @@ fn a_merge_killed_while_applying_leaves_the_target_as_before() {
 }
 
 #[test]
+fn a_merge_whose_insert_fails_leaves_the_target_as_before() {
+    let (db, target) = ("inc_apply_fails", "inc_apply_fails_t");
+    let (mut src, job) = items_into_azure(db, target);
+    run(&job, 0);
+    let mut t = tls_root(Some(target));
+    // A unique index of the target's own that a new row breaks: the DELETE of the rows
+    // that come again has run when the INSERT fails, in the same transaction.
+    t.query_drop("ALTER TABLE items ADD UNIQUE INDEX by_name (name)")
+        .unwrap();
+    let before = mysql_rows(&mut t, ORDERED);
+    run_all(&mut src, CHANGES);
+    src.query_drop("UPDATE items SET name = 'four' WHERE id = 6")
+        .unwrap();
+    let err = job.run(&[]).expect(1).stderr();
+    assert!(err.contains("applying the new rows"), "{err}");
+    assert!(err.contains("Duplicate entry"), "{err}");
+    assert_eq!(mysql_rows(&mut t, ORDERED), before);
+    let leftovers: Vec<String> = t.query("SHOW TABLES LIKE 'items\\_\\_%'").unwrap();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Without the clash the same merge goes through.
+    t.query_drop("ALTER TABLE items DROP INDEX by_name")
+        .unwrap();
+    let s = run(&job, 0);
+    assert_eq!(s["action"], "merged", "{s}");
+    assert_eq!(mysql_rows(&mut t, ORDERED), mysql_rows(&mut src, ORDERED));
+}
+
+#[test]
 fn a_fallback_merge_applies_only_rows_past_the_target() {
     // The target was loaded from the primary; the fallback file holds older and newer rows.
     let (target, table) = ("inc_fallback_t", "items");

@@ -219,25 +219,51 @@ pub fn batch_until_error(
     conn: &mut mysql::Conn,
     statements: &[String],
 ) -> (Vec<Vec<mysql::Row>>, Option<mysql::Error>) {
-    use mysql::prelude::Queryable;
     let mut out: Vec<Vec<mysql::Row>> = Vec::with_capacity(statements.len());
+    let failed = each_answer(conn, statements, |rows, _| out.push(rows));
+    (out, failed)
+}
+
+/// Statements that return no rows, sent as one multi-statement query: the rows each one
+/// that ran changed, and the error of the one after them, if any.
+pub fn batch_changes(
+    conn: &mut mysql::Conn,
+    statements: &[String],
+) -> (Vec<u64>, Option<mysql::Error>) {
+    let mut out = Vec::with_capacity(statements.len());
+    let failed = each_answer(conn, statements, |_, affected| out.push(affected));
+    (out, failed)
+}
+
+/// Sends `statements` as one query and hands each answer (its rows and affected-row
+/// count) to `keep`, in order, until one fails; a short answer is an error too.
+fn each_answer(
+    conn: &mut mysql::Conn,
+    statements: &[String],
+    mut keep: impl FnMut(Vec<mysql::Row>, u64),
+) -> Option<mysql::Error> {
+    use mysql::prelude::Queryable;
     for s in statements {
         log::debug!("target: {s}");
     }
     let mut result = match conn.query_iter(statements.join(";\n")) {
         Ok(r) => r,
-        Err(e) => return (out, Some(e)),
+        Err(e) => return Some(e),
     };
-    while let Some(set) = result.iter() {
-        match set.collect::<Result<Vec<_>, _>>() {
-            Ok(rows) => out.push(rows),
-            Err(e) => return (out, Some(e)),
+    let mut answered = 0;
+    while let Some(mut set) = result.iter() {
+        let affected = set.affected_rows();
+        match set.by_ref().collect::<Result<Vec<_>, _>>() {
+            Ok(rows) => keep(rows, affected),
+            Err(e) => return Some(e),
         }
+        answered += 1;
     }
-    if out.len() != statements.len() {
+    if answered != statements.len() {
         // The server answered fewer statements than were sent: never taken as success.
-        let unexpected = mysql::Error::DriverError(mysql::DriverError::UnexpectedPacket);
-        return (out, Some(unexpected));
+        return Some(mysql::Error::DriverError(
+            mysql::DriverError::UnexpectedPacket,
+        ));
     }
-    (out, None)
+    None
 }

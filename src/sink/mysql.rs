@@ -225,29 +225,29 @@ impl MySqlSink {
             _ => None,
         };
         let insert = format!("INSERT INTO {t} ({cols}) SELECT {cols} FROM {s}");
+        // One round trip for the transaction's statements (the server stops at the first
+        // that fails), one for COMMIT and the staging table's DROP.
+        let mut statements = vec![
+            format!("SET SESSION sql_mode = '{SQL_MODE}'"),
+            "START TRANSACTION".to_string(),
+        ];
+        let merge = delete.is_some();
+        statements.extend(delete);
+        statements.push(insert);
         let timeout = self.target.statement_timeout;
         let t0 = std::time::Instant::now();
-        let r = self.control().with_timeout(timeout, |c| {
-            c.query_drop(format!("SET SESSION sql_mode = '{SQL_MODE}'"))?;
-            c.query_drop("START TRANSACTION")?;
-            let updated = match &delete {
-                Some(sql) => {
-                    c.query_drop(sql)?;
-                    c.affected_rows()
-                }
-                None => 0,
-            };
-            c.query_drop(&insert)?;
-            Ok::<_, mysql::Error>((c.affected_rows(), updated))
-        });
-        let (inserted, updated) = match r {
-            Ok(counts) => counts,
-            Err(e) => {
-                // Before anything else on this connection: DDL would commit the half.
-                let _ = self.control().query_drop("ROLLBACK");
-                return Err(self.err("applying the new rows", e));
-            }
-        };
+        let (changed, failed) = self
+            .control()
+            .with_timeout(timeout, |c| connect::batch_changes(c, &statements));
+        if let Some(e) = failed {
+            // Before anything else on this connection: DDL would commit the half.
+            let _ = self.control().query_drop("ROLLBACK");
+            return Err(self.err("applying the new rows", e));
+        }
+        // Every statement answered (else `failed`): what the INSERT added, and what the
+        // DELETE before it (a merge) took away.
+        let inserted = changed.last().copied().unwrap_or(0);
+        let updated = if merge { changed[2] } else { 0 };
         if inserted != staged {
             let _ = self.control().query_drop("ROLLBACK");
             return Err(SinkError::Count {
@@ -255,16 +255,27 @@ impl MySqlSink {
                 read: staged,
             });
         }
-        // Its outcome must be known: a COMMIT cut off mid-way may still happen.
+        // Its outcome must be known: a COMMIT cut off mid-way may still happen. The DROP
+        // runs only if the COMMIT succeeded.
+        let finish = ["COMMIT".to_string(), format!("DROP TABLE IF EXISTS {s}")];
         let answer = self.ep().read_timeout;
-        let r = self.control().shielded(answer, |c| c.query_drop("COMMIT"));
-        match r {
-            Ok(()) => {}
-            // The server answered: the transaction is rolled back, the target unchanged.
-            Err(e @ mysql::Error::MySqlError(_)) => {
+        let (done, failed) = self
+            .control()
+            .shielded(answer, |c| connect::batch_changes(c, &finish));
+        match (done.len(), failed) {
+            (_, None) => {}
+            // Committed; the staging table stays for the next run to drop.
+            (1, Some(e)) => log::warn!(
+                "the rows were applied, but the staging table `{}` could not be dropped; the next run drops it: {}",
+                self.staging,
+                crate::report::redact(&e.to_string(), self.ep())
+            ),
+            // The server answered the COMMIT: the transaction is rolled back, the target
+            // unchanged.
+            (_, Some(e @ mysql::Error::MySqlError(_))) => {
                 return Err(self.err("committing the new rows", e))
             }
-            Err(e) => {
+            (_, Some(e)) => {
                 return Err(SinkError::Unknown {
                     target: self.describe(),
                     message: crate::report::redact(&e.to_string(), self.ep()),
@@ -272,14 +283,6 @@ impl MySqlSink {
             }
         }
         log::debug!("applied in {:.2} s", t0.elapsed().as_secs_f64());
-        let sql = format!("DROP TABLE IF EXISTS {s}");
-        if let Err(e) = self.control().query_drop(sql) {
-            log::warn!(
-                "the rows were applied, but the staging table `{}` could not be dropped; the next run drops it: {}",
-                self.staging,
-                crate::report::redact(&e.to_string(), self.ep())
-            );
-        }
         Ok(Applied {
             inserted: staged - updated.min(staged),
             updated,
