@@ -3,7 +3,8 @@
 # `updated_at DATETIME(6)` (each row its own value); a full load, then 1% of the rows
 # updated and 0.1% inserted at the source, then a `strategy = merge` run; into SQLite and
 # into the TLS MariaDB. Prints the merge run's wall time beside a full replace of the same
-# table (the same config with --full-refresh), each measured after the changes.
+# table (the same config with --full-refresh), each measured after the changes; then the
+# same two runs into the TLS MariaDB through the 20 ms latency proxy.
 #
 #   bash scripts/bench_merge.sh            # 1,000,000 rows
 #   ROWS=200000 bash scripts/bench_merge.sh
@@ -16,6 +17,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 ROWS="${ROWS:-1000000}"
+TRIES=1   # each merge applies one round of changes: a second try would find nothing new
 UPDATES="${UPDATES:-spread}"
 OUT="$ROOT/bench-out/merge"
 CERTS="$SERVERS/tls/certs"
@@ -24,9 +26,16 @@ mkdir -p "$OUT"
 bench_servers
 src_sql() { mariadb -h127.0.0.1 -uroot dbsync_merge "$@"; }
 POOL_BEFORE=$(mariadb -h127.0.0.1 -uroot -N -e "SELECT @@innodb_buffer_pool_size")
+PROXY=
+cleanup() {
+    [ -n "$PROXY" ] && kill "$PROXY" 2>/dev/null
+    settle_restore
+    [ -n "${SOURCE_POOL_MB:-}" ] && mariadb -h127.0.0.1 -uroot -e "SET GLOBAL innodb_buffer_pool_size = $POOL_BEFORE"
+    return 0
+}
+trap cleanup EXIT
 if [ -n "${SOURCE_POOL_MB:-}" ]; then
     mariadb -h127.0.0.1 -uroot -e "SET GLOBAL innodb_buffer_pool_size = $((SOURCE_POOL_MB * 1048576))"
-    trap 'mariadb -h127.0.0.1 -uroot -e "SET GLOBAL innodb_buffer_pool_size = $POOL_BEFORE"' EXIT
 fi
 
 say "seeding dbsync_merge.vehicles_stock with $ROWS rows and an indexed updated_at"
@@ -35,7 +44,7 @@ src_sql -e "ALTER TABLE vehicles_stock ADD updated_at DATETIME(6) NOT NULL DEFAU
     ADD KEY by_updated (updated_at);
   UPDATE vehicles_stock SET updated_at = '2024-01-01' + INTERVAL id SECOND;"
 say "building dbsync (release)"
-cargo build --release --quiet --bin dbsync
+cargo build --release --quiet --bin dbsync --example latency_proxy
 
 cat > "$OUT/config.ini" <<EOF
 [general]
@@ -101,6 +110,20 @@ for target in local_sqlite azure; do
     run "$target: merge, nothing new" \
         target/release/dbsync -q --config "$OUT/config.ini" --target "$target"
 done
+
+say "azure through a 20 ms round-trip link (the latency proxy, 10 ms each way)"
+WAN_PORT="${WAN_PORT:-3399}"
+target/release/examples/latency_proxy "$WAN_PORT" "$TLS_PORT" 10 2>/dev/null &
+PROXY=$!
+sleep 0.5
+sed -e "s/^host = localhost$/host = 127.0.0.1/" -e "s/^port = $TLS_PORT$/port = $WAN_PORT/" \
+    "$OUT/config.ini" > "$OUT/config-wan.ini"
+chmod 600 "$OUT/config-wan.ini"
+change 3
+run "azure, 20 ms RTT: merge (1% updated, 0.1% inserted)" \
+    target/release/dbsync -q --config "$OUT/config-wan.ini" --target azure
+run "azure, 20 ms RTT: full replace (--full-refresh)" \
+    target/release/dbsync -q --config "$OUT/config-wan.ini" --target azure --full-refresh
 
 say "checking both targets against the source"
 want=$(src_sql -N -e "SELECT COUNT(*), SUM(CRC32(CONCAT_WS('|', id, pvp_api, kms, updated_at))) FROM vehicles_stock")

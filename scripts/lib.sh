@@ -115,30 +115,45 @@ SQL
 # settle: lets both servers write out their dirty InnoDB pages before a timed run, so no run
 # shares the CPU and disk with the flushing of the one before it (a load of 1M rows leaves
 # thousands of pages to flush, which the server otherwise does at 200 pages/s for a while).
+# Each server's own settings are read once per script and put back after every settle, and
+# by settle_restore (the benchmark scripts' EXIT trap) if a settle was cut short.
+declare -A SETTLE_SAVED=()
+settle_sql() { if [ "$1" = local ]; then mariadb -h127.0.0.1 -uroot "${@:2}"; else tls_sql "${@:2}"; fi; }
+settle_restore() {
+    local server
+    for server in "${!SETTLE_SAVED[@]}"; do
+        local pct lwm cap capmax
+        read -r pct lwm cap capmax <<< "${SETTLE_SAVED[$server]}"
+        settle_sql "$server" -e "SET GLOBAL innodb_max_dirty_pages_pct = $pct;
+            SET GLOBAL innodb_max_dirty_pages_pct_lwm = $lwm; SET GLOBAL innodb_io_capacity = $cap;
+            SET GLOBAL innodb_io_capacity_max = $capmax" || true
+    done
+}
 settle() {
-    local sql
-    for sql in "mariadb -h127.0.0.1 -uroot" tls_sql; do
-        local saved
-        saved=$($sql -N -e "SELECT @@innodb_max_dirty_pages_pct, @@innodb_io_capacity, @@innodb_io_capacity_max") || continue
-        read -r pct cap capmax <<< "$saved"
-        $sql -e "SET GLOBAL innodb_io_capacity_max = 40000; SET GLOBAL innodb_io_capacity = 20000;
+    local server
+    for server in local tls; do
+        if [ -z "${SETTLE_SAVED[$server]:-}" ]; then
+            SETTLE_SAVED[$server]=$(settle_sql "$server" -N -e "SELECT @@innodb_max_dirty_pages_pct,
+                @@innodb_max_dirty_pages_pct_lwm, @@innodb_io_capacity, @@innodb_io_capacity_max") || continue
+        fi
+        settle_sql "$server" -e "SET GLOBAL innodb_io_capacity_max = 40000; SET GLOBAL innodb_io_capacity = 20000;
                  SET GLOBAL innodb_max_dirty_pages_pct = 0"
-        local i dirty
+        local i dirty=0
         for i in $(seq 1 240); do
-            dirty=$($sql -N -e "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'" | cut -f2)
+            dirty=$(settle_sql "$server" -N -e "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'" | cut -f2)
             [ "${dirty:-0}" -lt 50 ] && break
             sleep 0.25
         done
-        $sql -e "SET GLOBAL innodb_max_dirty_pages_pct = $pct; SET GLOBAL innodb_io_capacity = $cap;
-                 SET GLOBAL innodb_io_capacity_max = $capmax"
+        [ "${dirty:-0}" -lt 50 ] || say "settle: the $server server still has $dirty dirty pages after 60 s"
     done
+    settle_restore
 }
 
 # run NAME COMMAND...: times the command (wall seconds and peak RSS, children included) into
 # the benchmark's $RESULTS table, its output into $OUT/last.log; both servers settled first.
 # With TRIES=n it runs n times (BEFORE_TRY, if set, is evaluated before each) and records the
-# median wall time and the largest peak RSS: on 2 shared cores a run of a few seconds varies
-# by about 5% from one try to the next.
+# median wall time (the lower middle one for an even n) and the largest peak RSS: on 2 shared
+# cores a run of a few seconds varies by about 5% from one try to the next.
 run() {
     local name="$1"; shift
     local tries="${TRIES:-1}" i times=()

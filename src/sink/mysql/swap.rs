@@ -44,6 +44,12 @@ pub fn rename(
     ];
     let mut last = String::new();
     for attempt in 1..=TRIES {
+        // A signal that came while waiting between tries stops the swap before the next.
+        if let Some(sig) = crate::interrupt::received().filter(|_| attempt > 1) {
+            return Err(Failed::Refused(format!(
+                "{last} (signal {sig} received before try {attempt}: the swap was not tried again)"
+            )));
+        }
         // The server answers after up to `wait` of waiting: the socket must not give up
         // first, or the answer would be read by the next statement.
         let (done, failed) = conn.shielded(wait + answer, |c| {
