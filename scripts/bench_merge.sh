@@ -6,7 +6,7 @@
 # table (the same config with --full-refresh), each measured after the changes; then the
 # same two runs into the TLS MariaDB through the 20 ms latency proxy.
 #
-#   bash scripts/bench_merge.sh            # 1,000,000 rows
+#   bash scripts/bench_merge.sh            # 1,000,000 rows, each row the median of 3 tries
 #   ROWS=200000 bash scripts/bench_merge.sh
 #   UPDATES=recent bash scripts/bench_merge.sh       # the 1% updated are the newest rows
 #       (default spread: every 100th row, so nearly every page of the table changes)
@@ -17,7 +17,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 ROWS="${ROWS:-1000000}"
-TRIES=1   # each merge applies one round of changes: a second try would find nothing new
+TRIES="${TRIES:-3}"   # each row: the median of this many tries (a merge try after its own changes)
 UPDATES="${UPDATES:-spread}"
 OUT="$ROOT/bench-out/merge"
 CERTS="$SERVERS/tls/certs"
@@ -93,16 +93,17 @@ change() {
         FROM seq_1_to_$inserted;"
 }
 
+# Each merge try reads its own round of changes, newer than every earlier one.
+ROUND=0
+next_change() { ROUND=$((ROUND + 1)); change "$ROUND"; }
+
 for target in local_sqlite azure; do
     say "$target: first (full) load"
     rm -f "$OUT/merge.db"
     tls_sql -e "DROP DATABASE IF EXISTS bench_merge"
     target/release/dbsync -q --config "$OUT/config.ini" --target "$target"
     target/release/dbsync -q --config "$OUT/config.ini" --target "$target" --full-refresh
-    round=1
-    [ "$target" = azure ] && round=2
-    change "$round"
-    run "$target: merge (1% updated, 0.1% inserted)" \
+    BEFORE_TRY=next_change run "$target: merge (1% updated, 0.1% inserted)" \
         target/release/dbsync -q --config "$OUT/config.ini" --target "$target" --summary-json "$OUT/$target-merge.json"
     cat "$OUT/$target-merge.json"
     run "$target: full replace (--full-refresh)" \
@@ -119,8 +120,7 @@ sleep 0.5
 sed -e "s/^host = localhost$/host = 127.0.0.1/" -e "s/^port = $TLS_PORT$/port = $WAN_PORT/" \
     "$OUT/config.ini" > "$OUT/config-wan.ini"
 chmod 600 "$OUT/config-wan.ini"
-change 3
-run "azure, 20 ms RTT: merge (1% updated, 0.1% inserted)" \
+BEFORE_TRY=next_change run "azure, 20 ms RTT: merge (1% updated, 0.1% inserted)" \
     target/release/dbsync -q --config "$OUT/config-wan.ini" --target azure
 run "azure, 20 ms RTT: full replace (--full-refresh)" \
     target/release/dbsync -q --config "$OUT/config-wan.ini" --target azure --full-refresh
