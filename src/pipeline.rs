@@ -88,12 +88,7 @@ pub fn copy(
         check_guards(opts.guards, stats.rows, sink)?;
         before_commit()?;
         crate::interrupt::check()?;
-        stats.applied = sink.commit(stats.rows).map_err(|e| match e {
-            // The target is as it was (unless the outcome is unknown): a signal that
-            // stopped the commit is what the run reports.
-            SinkError::Unknown { .. } => CopyError::from(e),
-            e => crate::interrupt::check().map_or_else(CopyError::from, |()| CopyError::from(e)),
-        })?;
+        stats.applied = sink.commit(stats.rows)?;
         log::debug!("committed in {:.2} s", t1.elapsed().as_secs_f64());
         Ok(stats)
     });

@@ -534,8 +534,7 @@ fn a_merge_killed_while_applying_leaves_the_target_as_before() {
     let mut t = tls_root(Some(target));
     let before = mysql_rows(&mut t, ORDERED);
     run_all(&mut src, CHANGES);
-    // A reader's lock on row 3 holds the merge mid-transaction (its INSERT … ON DUPLICATE
-    // KEY UPDATE, which updates row 3 in place).
+    // A reader's lock on row 3 holds the merge's DELETE mid-transaction.
     let mut holder = tls_root(Some(target));
     holder.query_drop("START TRANSACTION").unwrap();
     holder
@@ -549,7 +548,7 @@ fn a_merge_killed_while_applying_leaves_the_target_as_before() {
     wait_until("the merge waiting on the lock", || {
         let n: Option<u64> = t
             .query_first(
-                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT INTO `items`%'",
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'DELETE%items%'",
             )
             .unwrap();
         n == Some(1)

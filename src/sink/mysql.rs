@@ -58,9 +58,6 @@ pub struct MySqlSink {
     database_known: bool,
     target_exists: Option<bool>,
     local_infile: Option<i64>,
-    /// The existing target's primary key, when it is its only unique key (`inspect`): a
-    /// merge by exactly that key can then update rows in place.
-    sole_unique_key: Option<Vec<String>>,
 }
 
 /// A writer's and the apply's SQL mode: strict, so a value the column cannot hold fails the
@@ -89,7 +86,6 @@ impl MySqlSink {
             database_known: false,
             target_exists: None,
             local_infile: None,
-            sole_unique_key: None,
         }
     }
 
@@ -209,49 +205,26 @@ impl MySqlSink {
         })
     }
 
-    /// Puts the staged rows into the target in one transaction. A merge by the target's only
-    /// unique key updates the rows that come again in place (`ON DUPLICATE KEY UPDATE`:
-    /// 0.085 s for 11,000 rows of 1M, against 0.116 s to delete and insert them, measured);
-    /// with other unique keys that could update a different row than the one with the same
-    /// key, so then the rows that come again are deleted first and every row inserted. The
-    /// target is untouched unless all of it holds.
+    /// Puts the staged rows into the target in one transaction: a merge first deletes the
+    /// rows whose key comes again. The target is untouched unless all of it holds.
     fn apply_staged(&mut self, staged: u64) -> Result<Applied, SinkError> {
         let (t, s) = (quote_mysql(&self.target.table), quote_mysql(&self.staging));
         let cols: Vec<String> = self.column_names.iter().map(|c| quote_mysql(c)).collect();
         let cols = cols.join(", ");
-        let insert = format!("INSERT INTO {t} ({cols}) SELECT {cols} FROM {s}");
-        let (delete, insert, in_place) = match &self.apply {
-            Apply::Merge(key)
-                if self
-                    .sole_unique_key
-                    .as_ref()
-                    .is_some_and(|pk| same_columns(pk, key)) =>
-            {
-                let is_key = |c: &String| key.iter().any(|k| k.eq_ignore_ascii_case(c));
-                let mut sets: Vec<String> = self
-                    .column_names
-                    .iter()
-                    .filter(|c| !is_key(c))
-                    .map(|c| format!("{t}.{q} = {s}.{q}", q = quote_mysql(c)))
-                    .collect();
-                if sets.is_empty() {
-                    // Only key columns: a row that comes again is already there as it is.
-                    let k = quote_mysql(&key[0]);
-                    sets.push(format!("{t}.{k} = {t}.{k}"));
-                }
-                let upsert = format!("{insert} ON DUPLICATE KEY UPDATE {}", sets.join(", "));
-                (None, upsert, true)
-            }
+        let delete = match &self.apply {
             Apply::Merge(key) => {
                 let on: Vec<String> = key
                     .iter()
                     .map(|k| format!("{t}.{k} = {s}.{k}", k = quote_mysql(k)))
                     .collect();
-                let delete = format!("DELETE {t} FROM {t} JOIN {s} ON {}", on.join(" AND "));
-                (Some(delete), insert, false)
+                Some(format!(
+                    "DELETE {t} FROM {t} JOIN {s} ON {}",
+                    on.join(" AND ")
+                ))
             }
-            _ => (None, insert, false),
+            _ => None,
         };
+        let insert = format!("INSERT INTO {t} ({cols}) SELECT {cols} FROM {s}");
         // One round trip for the transaction's statements (the server stops at the first
         // that fails), one for COMMIT and the staging table's DROP.
         let mut statements = vec![
@@ -271,30 +244,17 @@ impl MySqlSink {
             let _ = self.control().query_drop("ROLLBACK");
             return Err(self.err("applying the new rows", e));
         }
-        // Every statement answered (else `failed`): the rows new to the target, and those
-        // that came again.
-        let last = changed.last().copied().unwrap_or(0);
-        let (inserted, updated) = if in_place {
-            match upsert_counts(staged, last, &self.control().info_str()) {
-                Ok(counts) => counts,
-                Err(why) => {
-                    let _ = self.control().query_drop("ROLLBACK");
-                    return Err(self.err("applying the new rows", why));
-                }
-            }
-        } else {
-            // Every staged row went in, after the DELETE (a merge) took away those that
-            // came again.
-            if last != staged {
-                let _ = self.control().query_drop("ROLLBACK");
-                return Err(SinkError::Count {
-                    staged: last,
-                    read: staged,
-                });
-            }
-            let again = if merge { changed[2] } else { 0 };
-            (staged - again.min(staged), again)
-        };
+        // Every statement answered (else `failed`): what the INSERT added, and what the
+        // DELETE before it (a merge) took away.
+        let inserted = changed.last().copied().unwrap_or(0);
+        let updated = if merge { changed[2] } else { 0 };
+        if inserted != staged {
+            let _ = self.control().query_drop("ROLLBACK");
+            return Err(SinkError::Count {
+                staged: inserted,
+                read: staged,
+            });
+        }
         // Its outcome must be known: a COMMIT cut off mid-way may still happen. The DROP
         // runs only if the COMMIT succeeded.
         let finish = ["COMMIT".to_string(), format!("DROP TABLE IF EXISTS {s}")];
@@ -323,7 +283,10 @@ impl MySqlSink {
             }
         }
         log::debug!("applied in {:.2} s", t0.elapsed().as_secs_f64());
-        Ok(Applied { inserted, updated })
+        Ok(Applied {
+            inserted: staged - updated.min(staged),
+            updated,
+        })
     }
 
     /// The columns to create: the source's, or, when keeping definitions and the target has
@@ -528,40 +491,6 @@ impl MySqlSink {
     }
 }
 
-/// The same columns, in any order (names compare without case, as MySQL's do).
-fn same_columns(a: &[String], b: &[String]) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .all(|x| b.iter().any(|y| y.eq_ignore_ascii_case(x)))
-}
-
-/// Rows inserted and rows that came again, from an `INSERT … SELECT … ON DUPLICATE KEY
-/// UPDATE` of `staged` rows: its affected rows count 1 per insert, 2 per changed row and 0
-/// per row set to what it held, and its info (`Records: R  Duplicates: D  Warnings: W`)
-/// counts the rows read and the changed ones. `Err` unless they agree with `staged`.
-fn upsert_counts(staged: u64, affected: u64, info: &str) -> Result<(u64, u64), String> {
-    let field = |name: &str| -> Option<u64> {
-        let at = info.find(name)? + name.len();
-        info[at..]
-            .trim_start()
-            .split(|c: char| !c.is_ascii_digit())
-            .next()?
-            .parse()
-            .ok()
-    };
-    let unclear = || {
-        format!("the server's count of the merge's rows is unclear (info `{info}`, {affected} rows affected, {staged} staged)")
-    };
-    let (Some(read), Some(changed)) = (field("Records:"), field("Duplicates:")) else {
-        return Err(unclear());
-    };
-    let inserted = affected.checked_sub(2 * changed).ok_or_else(unclear)?;
-    if read != staged || inserted + changed > staged {
-        return Err(unclear());
-    }
-    Ok((inserted, staged - inserted))
-}
-
 impl Sink for MySqlSink {
     fn describe(&self) -> String {
         format!("MySQL {} table {}", self.ep().describe(), self.target.table)
@@ -573,11 +502,8 @@ impl Sink for MySqlSink {
         // Both sides by the names themselves: a join on the columns would match tables whose
         // names differ only in case (information_schema compares without case) and read
         // every table's statistics.
-        // With each row, the number of the table's unique keys besides the primary one.
         let sql = format!(
-            "SELECT c.COLUMN_NAME, s.SEQ_IN_INDEX, (SELECT COUNT(DISTINCT u.INDEX_NAME) \
-             FROM information_schema.STATISTICS u WHERE u.TABLE_SCHEMA = {db} AND u.TABLE_NAME = {t} \
-             AND u.NON_UNIQUE = 0 AND u.INDEX_NAME <> 'PRIMARY') FROM information_schema.COLUMNS c \
+            "SELECT c.COLUMN_NAME, s.SEQ_IN_INDEX FROM information_schema.COLUMNS c \
              LEFT JOIN information_schema.STATISTICS s ON s.TABLE_SCHEMA = {db} AND s.TABLE_NAME = {t} \
              AND s.COLUMN_NAME = c.COLUMN_NAME AND s.INDEX_NAME = 'PRIMARY' \
              WHERE c.TABLE_SCHEMA = {db} AND c.TABLE_NAME = {t} AND c.EXTRA NOT LIKE '%INVISIBLE%' \
@@ -585,19 +511,15 @@ impl Sink for MySqlSink {
             db = mysql_literal(&self.ep().database),
             t = mysql_literal(&self.target.table)
         );
-        let rows: Result<Vec<(String, Option<u64>, u64)>, _> = self.control().query(sql);
+        let rows: Result<Vec<(String, Option<u64>)>, _> = self.control().query(sql);
         let rows = rows.map_err(|e| self.err("reading the target's columns", e))?;
         if rows.is_empty() {
             return Ok(None);
         }
         self.database_known = true;
-        let other_unique = rows[0].2;
-        let mut pk: Vec<&(String, Option<u64>, u64)> =
-            rows.iter().filter(|r| r.1.is_some()).collect();
+        let mut pk: Vec<&(String, Option<u64>)> = rows.iter().filter(|r| r.1.is_some()).collect();
         pk.sort_by_key(|r| r.1);
-        let primary_key: Vec<String> = pk.into_iter().map(|r| r.0.clone()).collect();
-        self.sole_unique_key =
-            (other_unique == 0 && !primary_key.is_empty()).then(|| primary_key.clone());
+        let primary_key = pk.into_iter().map(|r| r.0.clone()).collect();
         let columns: Vec<String> = rows.into_iter().map(|r| r.0).collect();
         let max = if columns.iter().any(|c| c.eq_ignore_ascii_case(key)) {
             self.max_of(key)?
@@ -956,39 +878,5 @@ impl Sink for MySqlSink {
                 );
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{same_columns, upsert_counts};
-
-    #[test]
-    fn upsert_counts_tell_new_rows_from_rows_that_came_again() {
-        // MariaDB 10.11, measured: 5 staged; 2 new, 1 changed, 2 set to what they held.
-        let info = "Records: 5  Duplicates: 1  Warnings: 0";
-        assert_eq!(upsert_counts(5, 4, info), Ok((2, 3)));
-        // Only new rows; only unchanged ones.
-        assert_eq!(
-            upsert_counts(3, 3, "Records: 3  Duplicates: 0  Warnings: 0"),
-            Ok((3, 0))
-        );
-        assert_eq!(
-            upsert_counts(3, 0, "Records: 3  Duplicates: 0  Warnings: 0"),
-            Ok((0, 3))
-        );
-        // Counts that cannot come from these rows, or no counts at all, are refused.
-        assert!(upsert_counts(4, 4, info).is_err());
-        assert!(upsert_counts(5, 1, info).is_err());
-        assert!(upsert_counts(5, 9, "Records: 5  Duplicates: 2  Warnings: 0").is_err());
-        assert!(upsert_counts(5, 4, "").is_err());
-    }
-
-    #[test]
-    fn key_columns_compare_as_sets_without_case() {
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert!(same_columns(&s(&["a", "B"]), &s(&["b", "A"])));
-        assert!(!same_columns(&s(&["a"]), &s(&["a", "b"])));
-        assert!(!same_columns(&s(&["a", "b"]), &s(&["a", "c"])));
     }
 }
