@@ -653,6 +653,57 @@ fn a_fallback_merge_applies_only_rows_past_the_target() {
 }
 
 #[test]
+fn a_fallback_run_never_replaces_a_target_that_holds_rows() {
+    // A target whose primary key is not the merge's (a full replace would make it), and a
+    // --full-refresh: from the fallback's older rows, both would move the target backwards.
+    let (target, table) = ("inc_fallback_keep", "items");
+    let (job, _local) = fallback_to_azure(
+        target,
+        table,
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, updated_at TEXT);
+         INSERT INTO items VALUES (1, 'stale', '2024-01-01 00:00:00'), (2, 'new', '2024-02-01 00:00:00');",
+    );
+    let mut t = tls_root(None);
+    t.query_drop(format!("CREATE DATABASE `{target}`")).unwrap();
+    run_all(
+        &mut t,
+        &format!(
+            "CREATE TABLE `{target}`.items (id INT NOT NULL, name VARCHAR(10), updated_at DATETIME NOT NULL);
+             INSERT INTO `{target}`.items VALUES (1, 'current', '2024-01-15 00:00:00');"
+        ),
+    );
+    std::fs::write(
+        job.path("config.ini"),
+        with_general(
+            &std::fs::read_to_string(job.path("config.ini")).unwrap(),
+            "strategy = merge\nincremental_key = updated_at\nprimary_key = id",
+        ),
+    )
+    .unwrap();
+    let held =
+        |t: &mut mysql::Conn| mysql_rows(t, "SELECT id, name, updated_at FROM items ORDER BY id");
+    let before = held(&mut tls_root(Some(target)));
+    let out = job.run(&["--summary-json", "summary.json"]).expect(1);
+    assert!(
+        out.stderr().contains("not made from the fallback's rows"),
+        "{}",
+        out.stderr()
+    );
+    assert_eq!(held(&mut tls_root(Some(target))), before);
+
+    let out = job
+        .run(&["--full-refresh", "--summary-json", "summary.json"])
+        .expect(1);
+    assert!(
+        out.stderr()
+            .contains("--full-refresh reloads it from the primary"),
+        "{}",
+        out.stderr()
+    );
+    assert_eq!(held(&mut tls_root(Some(target))), before);
+}
+
+#[test]
 fn progress_knows_the_total_when_the_server_can_estimate_it() {
     let db = "inc_progress";
     fresh_db(db, ITEMS);

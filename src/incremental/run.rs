@@ -72,6 +72,23 @@ pub(crate) fn prepare(
         index_the_key(keys, &summary.table, &col.name);
         Ok(Apply::Replace)
     };
+    let refused = |why: String| {
+        sink_error(SinkError::Refused {
+            target: format!("the target table {}", summary.table),
+            why,
+        })
+    };
+    // The fallback's rows are older than what the target got from the primary: they may add
+    // to it, never replace it.
+    if fallback && full_refresh {
+        return Err(refused(
+            "--full-refresh reloads it from the primary source, which is unreachable, and the \
+             fallback's rows may be older than those it holds: it is kept as it is; run again \
+             with --full-refresh once the primary is back (without it, a fallback run adds only \
+             the fallback's rows past the target's largest key)"
+                .into(),
+        ));
+    }
     let Some(state) = state else {
         return full(
             match full_refresh {
@@ -80,12 +97,6 @@ pub(crate) fn prepare(
             },
             keys,
         );
-    };
-    let refused = |why: String| {
-        sink_error(SinkError::Refused {
-            target: format!("the target table {}", summary.table),
-            why,
-        })
     };
     if !same_columns(&state.columns, &names) {
         return Err(refused(format!(
@@ -100,6 +111,15 @@ pub(crate) fn prepare(
     };
     let merge_key = merge_key.unwrap_or_default();
     if inc.merge && !same_columns(&state.primary_key, &merge_key) {
+        if fallback {
+            return Err(refused(format!(
+                "it has no primary key on ({}), which a merge needs, and the full replace that \
+                 would create it is not made from the fallback's rows, which may be older than \
+                 those it holds: it is kept as it is; the next run that reaches the primary \
+                 source replaces it",
+                merge_key.join(", ")
+            )));
+        }
         log::warn!(
             "merge: the target table has no primary key on ({}), which a merge needs",
             merge_key.join(", ")
