@@ -428,6 +428,27 @@ fn a_changed_column_type_is_refused_naming_full_refresh() {
 }
 
 #[test]
+fn a_mysql_target_that_cannot_roll_back_is_refused() {
+    let (db, target) = ("inc_engine", "inc_engine_t");
+    let (mut src, azure) = items_into_azure(db, target);
+    run(&azure, 0);
+    let mut t = tls_root(Some(target));
+    t.query_drop("ALTER TABLE items ENGINE=MyISAM").unwrap();
+    run_all(&mut src, CHANGES);
+    let err = azure.run(&[]).expect(1).stderr();
+    assert!(
+        err.contains("storage engine is MyISAM") && err.contains("--full-refresh"),
+        "{err}"
+    );
+    assert_eq!(
+        mysql_rows(&mut t, "SELECT COUNT(*) FROM items"),
+        [[Some("4".to_string())]]
+    );
+    t.query_drop("ALTER TABLE items ENGINE=InnoDB").unwrap();
+    assert_eq!(run(&azure, 0)["action"], "merged");
+}
+
+#[test]
 fn a_merge_that_finds_the_source_behind_the_target_warns_and_changes_nothing() {
     let db = "inc_behind";
     let mut src = fresh_db(db, ITEMS);

@@ -162,17 +162,37 @@ impl MySqlSink {
                 mysql_literal(table)
             )
         };
+        // And the target's storage engine, in the same round trip.
         let sql = format!(
-            "{} UNION ALL {} ORDER BY which, ORDINAL_POSITION",
+            "{} UNION ALL {} UNION ALL SELECT 2, 0, COALESCE(ENGINE, ''), '', NULL \
+             FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {} \
+             ORDER BY which, ORDINAL_POSITION",
             lookup(0, &self.target.table),
-            lookup(1, &self.staging)
+            lookup(1, &self.staging),
+            mysql_literal(&self.ep().database),
+            mysql_literal(&self.target.table)
         );
         type Row = (u8, u64, String, String, Option<String>);
         let rows: Result<Vec<Row>, _> = self.control().query(sql);
         let rows = rows.map_err(|e| self.err("reading the column types", e))?;
         let mut defs: [Vec<Def>; 2] = Default::default();
+        let mut engine = None;
         for (which, _, name, ty, charset) in rows {
-            defs[usize::from(which)].push((name, ty, charset));
+            match which {
+                2 => engine = Some(name),
+                _ => defs[usize::from(which)].push((name, ty, charset)),
+            }
+        }
+        // Only InnoDB rolls the apply back as a whole if any part of it fails.
+        if let Some(engine) = engine.filter(|e| !e.eq_ignore_ascii_case("InnoDB")) {
+            return Err(SinkError::Refused {
+                target: self.describe(),
+                why: format!(
+                    "its storage engine is {engine}, which cannot undo a half-done apply, so a \
+                     failed run could leave it half-changed: convert it (ALTER TABLE ... \
+                     ENGINE=InnoDB), or run once with --full-refresh, which makes an InnoDB table"
+                ),
+            });
         }
         let differ = defs[0].iter().zip(&defs[1]).find(|(t, s)| {
             !t.0.eq_ignore_ascii_case(&s.0) || !t.1.eq_ignore_ascii_case(&s.1) || t.2 != s.2
