@@ -104,6 +104,66 @@ fn merge_into_sqlite_applies_updates_and_inserts() {
 }
 
 #[test]
+fn a_target_made_before_it_was_incremental_gets_the_key_indexed_once() {
+    // Loaded under `replace` from a table without an index on the key, then switched to merge.
+    let (db, target) = ("inc_late_index", "inc_late_index_t");
+    drop_target_db(target);
+    let mut src = fresh_db(db, &ITEMS.replace(", KEY by_updated (updated_at)", ""));
+    let local = Job::new(&sqlite_config(db, "SELECT * FROM items", "items"));
+    let azure = Job::new(&azure_config(
+        db,
+        "SELECT * FROM items",
+        target,
+        "items",
+        &verified("ca.pem"),
+    ));
+    let path = local.path("data/out.db");
+    let sqlite_plan = || -> String {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.query_row(
+            "EXPLAIN QUERY PLAN SELECT max(updated_at) FROM items",
+            [],
+            |r| r.get(3),
+        )
+        .unwrap()
+    };
+    let mysql_indexed = || {
+        mysql_rows(
+            &mut tls_root(Some(target)),
+            "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() \
+             AND TABLE_NAME = 'items' AND COLUMN_NAME = 'updated_at' AND SEQ_IN_INDEX = 1",
+        )
+    };
+    for job in [&local, &azure] {
+        job.run(&[]).expect(0);
+    }
+    assert!(!sqlite_plan().contains("INDEX"), "{}", sqlite_plan());
+    assert_eq!(mysql_indexed(), [[Some("0".to_string())]]);
+    run_all(&mut src, CHANGES);
+    for job in [&local, &azure] {
+        let cfg = std::fs::read_to_string(job.path("config.ini")).unwrap();
+        std::fs::write(job.path("config.ini"), with_general(&cfg, &merge(""))).unwrap();
+        let out = job.run(&["--summary-json", "summary.json"]).expect(0);
+        assert!(
+            out.stderr().contains("indexed `updated_at`"),
+            "{}",
+            out.stderr()
+        );
+        assert_eq!(summary(job)["action"], "merged");
+        // Once: the next run finds it.
+        let out = job.run(&[]).expect(0);
+        assert!(!out.stderr().contains("indexed `"), "{}", out.stderr());
+    }
+    assert!(sqlite_plan().contains("INDEX"), "{}", sqlite_plan());
+    assert_eq!(mysql_indexed(), [[Some("1".to_string())]]);
+    assert_eq!(
+        sqlite_rows(&path, "items", "id").len(),
+        6,
+        "the merge applied the changes too"
+    );
+}
+
+#[test]
 fn merge_into_mysql_applies_updates_and_inserts() {
     let (db, target) = ("inc_merge_mysql", "inc_merge_mysql_t");
     let (mut src, job) = items_into_azure(db, target);

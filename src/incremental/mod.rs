@@ -109,6 +109,12 @@ pub enum TargetMax {
     Text(String),
 }
 
+/// The index dbsync gives the incremental key, so each run's maximum is cheap (SQLite's
+/// index names are per file: the table's name keeps them apart).
+pub fn key_index_name(table: &str, key: &str) -> String {
+    crate::transform::derived_name(&format!("{table}_{key}"), "__dbsync_key")
+}
+
 /// What an existing target table holds, read before the source is opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetState {

@@ -8,7 +8,7 @@ use crate::report::{SourceUsed, Summary};
 use crate::sink::SinkError;
 use crate::source::Source;
 use crate::transform::keys::{Index, Keys};
-use crate::transform::{self, SourceColumn, SqlType};
+use crate::transform::{SourceColumn, SqlType};
 use crate::{invalid, sink_error, Error};
 
 /// Checks an incremental run against the query and the target, and restricts the source
@@ -268,8 +268,7 @@ fn index_the_key(keys: &mut Keys, table: &str, key: &str) {
         });
     if !covered {
         keys.indexes.push(Index {
-            // SQLite's index names are per file: the table's name keeps them apart.
-            name: transform::derived_name(&format!("{table}_{key}"), "__dbsync_key"),
+            name: super::key_index_name(table, key),
             unique: false,
             columns: vec![(key.to_string(), None)],
         });

@@ -54,6 +54,9 @@ pub struct MySqlSink {
     keep_definitions: bool,
     /// Swap the staging table in, or apply its rows to the table.
     apply: Apply,
+    /// The incremental key, when `inspect` found no index that leads with it: an
+    /// incremental run adds one (a full replace builds it with the table).
+    unindexed_key: Option<String>,
     /// What lookups already told (each is a round trip to a possibly remote server).
     database_known: bool,
     target_exists: Option<bool>,
@@ -83,6 +86,7 @@ impl MySqlSink {
             column_names: Vec::new(),
             keep_definitions: false,
             apply: Apply::Replace,
+            unindexed_key: None,
             database_known: false,
             target_exists: None,
             local_infile: None,
@@ -223,6 +227,28 @@ impl MySqlSink {
                 show(s)
             ),
         })
+    }
+
+    /// Indexes the incremental key of a table made before it was one (under `replace`, or
+    /// by another tool): once, then every maximum is cheap. InnoDB adds it online (readers
+    /// and writers go on); it changes no row, so it needs no transaction.
+    fn index_key(&mut self, key: &str) -> Result<(), SinkError> {
+        let t0 = std::time::Instant::now();
+        let name = crate::incremental::key_index_name(&self.target.table, key);
+        let sql = format!(
+            "ALTER TABLE {}.{} ADD INDEX {} ({})",
+            quote_mysql(&self.ep().database),
+            quote_mysql(&self.target.table),
+            quote_mysql(&name),
+            quote_mysql(key)
+        );
+        let done = self.control().query_drop(sql);
+        done.map_err(|e| self.err(&format!("indexing `{key}`"), e))?;
+        log::info!(
+            "indexed `{key}` ({name}) in {:.2} s, once: each run reads its largest value",
+            t0.elapsed().as_secs_f64()
+        );
+        Ok(())
     }
 
     /// Puts the staged rows into the target in one transaction: a merge first deletes the
@@ -522,20 +548,27 @@ impl Sink for MySqlSink {
         // Both sides by the names themselves: a join on the columns would match tables whose
         // names differ only in case (information_schema compares without case) and read
         // every table's statistics.
+        // With each row, whether an index leads with the key (its maximum is then cheap).
         let sql = format!(
-            "SELECT c.COLUMN_NAME, s.SEQ_IN_INDEX FROM information_schema.COLUMNS c \
+            "SELECT c.COLUMN_NAME, s.SEQ_IN_INDEX, (SELECT COUNT(*) > 0 FROM information_schema.STATISTICS k \
+             WHERE k.TABLE_SCHEMA = {db} AND k.TABLE_NAME = {t} AND k.SEQ_IN_INDEX = 1 \
+             AND k.COLUMN_NAME = {key}) FROM information_schema.COLUMNS c \
              LEFT JOIN information_schema.STATISTICS s ON s.TABLE_SCHEMA = {db} AND s.TABLE_NAME = {t} \
              AND s.COLUMN_NAME = c.COLUMN_NAME AND s.INDEX_NAME = 'PRIMARY' \
              WHERE c.TABLE_SCHEMA = {db} AND c.TABLE_NAME = {t} AND c.EXTRA NOT LIKE '%INVISIBLE%' \
              ORDER BY c.ORDINAL_POSITION",
             db = mysql_literal(&self.ep().database),
-            t = mysql_literal(&self.target.table)
+            t = mysql_literal(&self.target.table),
+            key = mysql_literal(key)
         );
-        let rows: Result<Vec<(String, Option<u64>)>, _> = self.control().query(sql);
+        let rows: Result<Vec<(String, Option<u64>, bool)>, _> = self.control().query(sql);
         let rows = rows.map_err(|e| self.err("reading the target's columns", e))?;
         if rows.is_empty() {
             return Ok(None);
         }
+        let has_key = rows.iter().any(|r| r.0.eq_ignore_ascii_case(key));
+        self.unindexed_key = (has_key && !rows[0].2).then(|| key.to_string());
+        let rows: Vec<(String, Option<u64>)> = rows.into_iter().map(|r| (r.0, r.1)).collect();
         self.database_known = true;
         let mut pk: Vec<&(String, Option<u64>)> = rows.iter().filter(|r| r.1.is_some()).collect();
         pk.sort_by_key(|r| r.1);
@@ -717,6 +750,9 @@ impl Sink for MySqlSink {
         self.column_names = columns.iter().map(|c| c.name.clone()).collect();
         if self.apply != Apply::Replace {
             self.check_types()?;
+            if let Some(key) = self.unindexed_key.clone() {
+                self.index_key(&key)?;
+            }
         }
         self.start_writers(&columns)
     }
