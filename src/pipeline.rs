@@ -154,7 +154,11 @@ fn stream(
         let t = Instant::now();
         let batch = match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(batch) => batch,
-            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Timeout) => {
+                // A slow first row or a stalled source still shows in the log.
+                meter.tick();
+                continue;
+            }
             Err(RecvTimeoutError::Disconnected) => break,
         };
         waited += t.elapsed();
@@ -301,6 +305,11 @@ impl Progress {
             bar.set_position(self.rows);
             return;
         }
+        self.tick();
+    }
+
+    /// A log line when the last is a few seconds old (`--progress log`).
+    fn tick(&mut self) {
         if self.mode != ProgressMode::Log || self.last.elapsed() < Duration::from_secs(5) {
             return;
         }
@@ -324,6 +333,14 @@ impl Progress {
     fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+        }
+        // What follows (indexes, the swap or the apply) may take a while too.
+        if self.mode == ProgressMode::Log && self.start.elapsed() >= Duration::from_secs(5) {
+            log::info!(
+                "progress: all {} rows read in {:.0} s; committing",
+                self.rows,
+                self.start.elapsed().as_secs_f64()
+            );
         }
     }
 }

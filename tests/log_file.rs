@@ -29,3 +29,18 @@ fn the_log_is_appended_to_a_file_with_progress_lines() {
     job.run(&["--log-file", "other.log", "-q"]).expect(0);
     assert!(job.path("other.log").exists());
 }
+
+#[test]
+fn a_source_slow_to_answer_still_shows_in_the_progress_log() {
+    // The first row comes after 6 s: the log says the run is alive before it does.
+    let db = "dbsync_l_slow";
+    numbers(db, 3);
+    let query = "SELECT id, label, SLEEP(IF(id = 1, 6, 0)) AS pause FROM n";
+    let job = Job::new(&sqlite_config(db, query, "n"));
+    let err = job.run(&["--progress", "log"]).expect(0).stderr();
+    assert!(err.contains("progress: 0 rows"), "{err}");
+    assert!(
+        err.contains("progress: all 3 rows read in ") && err.contains(" s; committing"),
+        "{err}"
+    );
+}
