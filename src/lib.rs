@@ -75,6 +75,9 @@ impl Error {
 pub fn run(cli: &cli::Cli, progress: pipeline::ProgressMode) -> Summary {
     let start = Instant::now();
     let raw = RawConfig::load(&cli.config);
+    // Read apart from the plan: a config that fails as a plan still names its log file,
+    // and the error goes there too.
+    let config_log_file = raw.as_ref().ok().and_then(plan::log_file);
     let plan = raw.and_then(|raw| Plan::from_config(&raw, cli.target.map(|t| t.as_str())));
     if let Ok(p) = &plan {
         let mut endpoints = vec![&p.source];
@@ -83,10 +86,7 @@ pub fn run(cli: &cli::Cli, progress: pipeline::ProgressMode) -> Summary {
         }
         connect::skip_system_bundle(&endpoints);
     }
-    let log_file = cli
-        .log_file
-        .clone()
-        .or_else(|| plan.as_ref().ok().and_then(|p| p.log_file.clone()));
+    let log_file = cli.log_file.clone().or(config_log_file);
     if let Some(path) = log_file {
         if let Err(e) = logfile::open(&path) {
             log::warn!("cannot append the log to {}: {e}", path.display());

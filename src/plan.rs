@@ -119,6 +119,13 @@ pub struct Partitioning {
     pub partitions: usize,
 }
 
+/// `[general] log_file`, if set.
+pub fn log_file(raw: &RawConfig) -> Option<PathBuf> {
+    raw.get(GENERAL, "log_file")
+        .map(|p| PathBuf::from(p.trim()))
+        .filter(|p| !p.as_os_str().is_empty())
+}
+
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub source: Endpoint,
@@ -135,8 +142,6 @@ pub struct Plan {
     /// `[general] primary_key` and `indexes`: the target table's keys.
     pub primary_key: PrimaryKey,
     pub indexes: IndexPolicy,
-    /// Also append the log to this file (`[general] log_file`).
-    pub log_file: Option<PathBuf>,
     /// Whole-copy retries after a transient failure (`[general] retries`).
     pub retries: u32,
     /// How long a run waits for another run on the same target (`[general] lock_wait`).
@@ -153,6 +158,20 @@ impl Plan {
     /// Resolves the config (and `--target`, if given) into a plan.
     pub fn from_config(raw: &RawConfig, cli_target: Option<&str>) -> Result<Plan, ConfigError> {
         let kind = target_kind(raw, cli_target)?;
+        let incremental = incremental(raw)?;
+        let query = raw.require(EXTERNAL_DB, "query")?;
+        if incremental.is_none() && query.contains(crate::incremental::PLACEHOLDER) {
+            return Err(ConfigError::Invalid {
+                section: GENERAL.into(),
+                key: "strategy".into(),
+                value: raw.get(GENERAL, "strategy").unwrap_or_default(),
+                expected: format!(
+                    "append or merge: the query holds {}, which only they fill in (with the \
+                     target's largest incremental_key)",
+                    crate::incremental::PLACEHOLDER
+                ),
+            });
+        }
         let fallback_enabled = raw.bool(GENERAL, "fallback_to_local_source_on_failure", false)?;
         let local = if kind == TargetKind::LocalSqlite || fallback_enabled {
             Some(sqlite_table(raw)?)
@@ -181,7 +200,7 @@ impl Plan {
         };
         Ok(Plan {
             source: endpoint(raw, EXTERNAL_DB, TlsMode::Preferred)?,
-            query: raw.require(EXTERNAL_DB, "query")?,
+            query,
             batch_rows: raw.positive(EXTERNAL_DB, "batch_rows", 4_096)?,
             partitioning: partitioning(raw)?,
             zero_dates: raw
@@ -231,10 +250,6 @@ impl Plan {
                     IndexPolicy::parse,
                 )?
                 .unwrap_or(IndexPolicy::All),
-            log_file: raw
-                .get(GENERAL, "log_file")
-                .map(|p| PathBuf::from(p.trim()))
-                .filter(|p| !p.as_os_str().is_empty()),
             retries: raw
                 .parsed(GENERAL, "retries", "a whole number from 0 to 10", |s| {
                     s.parse::<u32>().ok().filter(|n| *n <= 10)
@@ -249,7 +264,7 @@ impl Plan {
                 )?
                 .unwrap_or(0),
             ),
-            incremental: incremental(raw)?,
+            incremental,
             target,
         })
     }

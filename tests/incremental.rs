@@ -283,7 +283,7 @@ fn the_placeholder_takes_the_start_value_and_dry_run_shows_the_plan() {
     );
     // Without strategy, the placeholder cannot be filled in.
     let plain = Job::new(&sqlite_config(db, query, "items"));
-    let err = plain.run(&[]).expect(1).stderr();
+    let err = plain.run(&[]).expect(2).stderr();
     assert!(
         err.contains("{incremental_value}") && err.contains("strategy"),
         "{err}"

@@ -44,3 +44,15 @@ fn a_source_slow_to_answer_still_shows_in_the_progress_log() {
         "{err}"
     );
 }
+
+#[test]
+fn a_config_error_reaches_the_log_file_too() {
+    let cfg = sqlite_config("dbsync_l_cfg", "SELECT 1 AS one", "t").replace(
+        "[external_db]",
+        "log_file = logs/dbsync.log\nretries = many\n[external_db]",
+    );
+    let job = Job::new(&cfg);
+    job.run(&[]).expect(2);
+    let log = std::fs::read_to_string(job.path("logs/dbsync.log")).unwrap();
+    assert!(log.contains("retries") && log.contains("exit 2"), "{log}");
+}
