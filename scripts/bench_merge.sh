@@ -93,9 +93,40 @@ change() {
         FROM seq_1_to_$inserted;"
 }
 
+# A copy of the SQLite target with a staging table of 1% changed rows (every 100th) and
+# 0.1% new ones, and the statements that apply them, for the sqlite3 shell alone.
+stage_floor() {
+    rm -f "$OUT/floor.db" "$OUT/floor.db-wal" "$OUT/floor.db-shm"
+    cp "$OUT/merge.db" "$OUT/floor.db"
+    local cols="marca, modelo, color, tipo_transmision, kms, pvp_api, fecha_matriculacion, vin, disponible, notas, updated_at"
+    sqlite3 "$OUT/floor.db" > /dev/null <<SQL
+PRAGMA journal_mode = wal;
+CREATE TABLE s AS SELECT * FROM vehicles_stock WHERE id % 100 = 50;
+UPDATE s SET pvp_api = pvp_api + 1, kms = kms + 1, updated_at = '2090-01-01 00:00:00.' || printf('%06d', id % 1000000);
+INSERT INTO s SELECT id + 90000000, $cols FROM vehicles_stock WHERE id <= $((ROWS / 1000));
+SQL
+    local set="" c
+    for c in ${cols//,/ }; do set="$set${set:+, }$c = s.$c"; done
+    cat > "$OUT/floor.sql" <<SQL
+PRAGMA cache_size = -16384;
+BEGIN IMMEDIATE;
+UPDATE vehicles_stock SET $set FROM s WHERE vehicles_stock.id = s.id;
+INSERT INTO vehicles_stock SELECT * FROM s WHERE NOT EXISTS (SELECT 1 FROM vehicles_stock v WHERE v.id = s.id);
+DROP TABLE s;
+COMMIT;
+PRAGMA wal_checkpoint(TRUNCATE);
+SQL
+}
+
 # Each merge try reads its own round of changes, newer than every earlier one.
 ROUND=0
 next_change() { ROUND=$((ROUND + 1)); change "$ROUND"; }
+
+# The floor any tool pays at the source: the changed rows alone, read by the mariadb client
+# (the newest round's, through the same index the merge's read uses).
+NEWEST="'2030-01-01' + INTERVAL (SELECT YEAR(MAX(updated_at)) - 2030 FROM vehicles_stock) YEAR"
+BEFORE_TRY=next_change run "source alone: the changed rows, mariadb client" \
+    sh -c "mariadb -h127.0.0.1 -uroot dbsync_merge -e \"SELECT * FROM vehicles_stock WHERE updated_at >= $NEWEST\" > /dev/null"
 
 for target in local_sqlite azure; do
     say "$target: first (full) load"
@@ -106,6 +137,13 @@ for target in local_sqlite azure; do
     BEFORE_TRY=next_change run "$target: merge (1% updated, 0.1% inserted)" \
         target/release/dbsync -q --config "$OUT/config.ini" --target "$target" --summary-json "$OUT/$target-merge.json"
     cat "$OUT/$target-merge.json"
+    if [ "$target" = local_sqlite ]; then
+        # The floor in SQLite itself: the sqlite3 shell applies a round's worth of staged
+        # rows (the same UPDATE ... FROM and INSERT as dbsync, on a copy of the target) and
+        # commits, with dbsync's settings (64 KiB pages, WAL, 16 MiB cache).
+        BEFORE_TRY=stage_floor run "sqlite3 alone: apply 1% + 0.1% and commit" \
+            sh -c "sqlite3 '$OUT/floor.db' < '$OUT/floor.sql' > /dev/null"
+    fi
     run "$target: full replace (--full-refresh)" \
         target/release/dbsync -q --config "$OUT/config.ini" --target "$target" --full-refresh
     run "$target: merge, nothing new" \

@@ -184,7 +184,7 @@ run() {
 tls_sql() { mariadb --protocol=socket -S "$SERVERS/tls/mysqld.sock" -uroot "$@"; }
 bench_servers() {
     ensure_tools
-    apt_install time
+    apt_install time sqlite3
     ensure_mariadb
     ensure_tls_mariadb
     tls_sql -e "CREATE USER IF NOT EXISTS 'bench'@'%' IDENTIFIED BY 'bench'; GRANT ALL ON *.* TO 'bench'@'%';"
