@@ -679,13 +679,13 @@ fn a_merge_whose_insert_fails_leaves_the_target_as_before() {
     assert_eq!(mysql_rows(&mut t, ORDERED), mysql_rows(&mut src, ORDERED));
 }
 
-#[test]
-fn a_fallback_merge_applies_only_rows_past_the_target() {
-    // The target was loaded from the primary; the fallback file holds older and newer rows.
-    let (target, table) = ("inc_fallback_t", "items");
+/// A merge job into the TLS server's database `target` whose primary is down: its
+/// fallback file holds an older and a newer row than the target's one row, whose `id`
+/// column is declared `id_def`; `general` adds [general] lines.
+fn fallback_merge(target: &str, id_def: &str, general: &str) -> Job {
     let (job, _local) = fallback_to_azure(
         target,
-        table,
+        "items",
         "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, updated_at TEXT);
          INSERT INTO items VALUES (1, 'stale', '2024-01-01 00:00:00'), (2, 'new', '2024-02-01 00:00:00');",
     );
@@ -694,18 +694,21 @@ fn a_fallback_merge_applies_only_rows_past_the_target() {
     run_all(
         &mut t,
         &format!(
-            "CREATE TABLE `{target}`.items (id INT PRIMARY KEY, name VARCHAR(10), updated_at DATETIME NOT NULL);
+            "CREATE TABLE `{target}`.items ({id_def}, name VARCHAR(10), updated_at DATETIME NOT NULL);
              INSERT INTO `{target}`.items VALUES (1, 'current', '2024-01-15 00:00:00');"
         ),
     );
-    std::fs::write(
-        job.path("config.ini"),
-        with_general(
-            &std::fs::read_to_string(job.path("config.ini")).unwrap(),
-            "strategy = merge\nincremental_key = updated_at\nincremental_lookback = 60d",
-        ),
-    )
-    .unwrap();
+    let cfg = std::fs::read_to_string(job.path("config.ini")).unwrap();
+    let lines = format!("{}\n{general}", merge("").trim_end());
+    std::fs::write(job.path("config.ini"), with_general(&cfg, &lines)).unwrap();
+    job
+}
+
+#[test]
+fn a_fallback_merge_applies_only_rows_past_the_target() {
+    // The target was loaded from the primary; the fallback file holds older and newer rows.
+    let target = "inc_fallback_t";
+    let job = fallback_merge(target, "id INT PRIMARY KEY", "incremental_lookback = 60d");
     // The lookback is for late rows of the primary: fallback rows never go back.
     let s = run(&job, 3);
     assert_eq!(
@@ -737,30 +740,8 @@ fn a_fallback_merge_applies_only_rows_past_the_target() {
 fn a_fallback_run_never_replaces_a_target_that_holds_rows() {
     // A target whose primary key is not the merge's (a full replace would make it), and a
     // --full-refresh: from the fallback's older rows, both would move the target backwards.
-    let (target, table) = ("inc_fallback_keep", "items");
-    let (job, _local) = fallback_to_azure(
-        target,
-        table,
-        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, updated_at TEXT);
-         INSERT INTO items VALUES (1, 'stale', '2024-01-01 00:00:00'), (2, 'new', '2024-02-01 00:00:00');",
-    );
-    let mut t = tls_root(None);
-    t.query_drop(format!("CREATE DATABASE `{target}`")).unwrap();
-    run_all(
-        &mut t,
-        &format!(
-            "CREATE TABLE `{target}`.items (id INT NOT NULL, name VARCHAR(10), updated_at DATETIME NOT NULL);
-             INSERT INTO `{target}`.items VALUES (1, 'current', '2024-01-15 00:00:00');"
-        ),
-    );
-    std::fs::write(
-        job.path("config.ini"),
-        with_general(
-            &std::fs::read_to_string(job.path("config.ini")).unwrap(),
-            "strategy = merge\nincremental_key = updated_at\nprimary_key = id",
-        ),
-    )
-    .unwrap();
+    let target = "inc_fallback_keep";
+    let job = fallback_merge(target, "id INT NOT NULL", "primary_key = id");
     let held =
         |t: &mut mysql::Conn| mysql_rows(t, "SELECT id, name, updated_at FROM items ORDER BY id");
     let before = held(&mut tls_root(Some(target)));
