@@ -193,7 +193,9 @@ fn stream(
         })
     });
     written?;
-    Ok(read?)
+    let stats = read?;
+    meter.done();
+    Ok(stats)
 }
 
 /// The reader thread: source batches, through the transform, into the channel.
@@ -334,7 +336,11 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-        // What follows (indexes, the swap or the apply) may take a while too.
+    }
+
+    /// After every row was read and written: what follows (indexes, the swap or the
+    /// apply) may take a while too, and a failed run says so instead.
+    fn done(&self) {
         if self.mode == ProgressMode::Log && self.start.elapsed() >= Duration::from_secs(5) {
             log::info!(
                 "progress: all {} rows read in {:.0} s; committing",

@@ -46,6 +46,20 @@ fn a_source_slow_to_answer_still_shows_in_the_progress_log() {
 }
 
 #[test]
+fn a_run_that_fails_after_a_slow_read_never_says_committing() {
+    // The third row fails after 6 s of reading: the log says so, not "committing".
+    let db = "dbsync_l_slow_fail";
+    numbers(db, 3);
+    let query = "SELECT id, label, SLEEP(IF(id = 1, 6, 0)) AS pause, \
+                 IF(id = 3, (SELECT 1 UNION SELECT 2), 0) AS bad FROM n";
+    let job = Job::new(&sqlite_config(db, query, "n"));
+    let err = job.run(&["--progress", "log"]).expect(1).stderr();
+    assert!(err.contains("progress: 0 rows"), "{err}");
+    assert!(!err.contains("committing"), "{err}");
+    assert!(err.contains("more than 1 row"), "{err}");
+}
+
+#[test]
 fn a_config_error_reaches_the_log_file_too() {
     let cfg = sqlite_config("dbsync_l_cfg", "SELECT 1 AS one", "t").replace(
         "[external_db]",
