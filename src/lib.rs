@@ -305,14 +305,12 @@ fn execute(
     let state = match &plan.incremental {
         Some(i) => {
             summary.strategy = i.strategy();
-            match how.full_refresh {
-                true => None,
-                false => sink.inspect(&i.key).map_err(sink_error)?,
-            }
+            // Read under --full-refresh too: a fallback run must know whether it holds rows.
+            sink.inspect(&i.key).map_err(sink_error)?
         }
         None => None,
     };
-    let incremental_read = state.as_ref().is_some_and(|s| s.max.is_some());
+    let incremental_read = !how.full_refresh && state.as_ref().is_some_and(|s| s.max.is_some());
     let (mut source, used) = match open_source(plan, how.dry_run, incremental_read, summary)? {
         Opened::Source(s, used) => (s, used),
         Opened::Kept(exit) => return Ok(exit),

@@ -80,7 +80,8 @@ pub(crate) fn prepare(
     };
     // The fallback's rows are older than what the target got from the primary: they may add
     // to it, never replace it.
-    if fallback && full_refresh {
+    let holds_rows = state.is_some_and(|s| s.has_rows);
+    if fallback && full_refresh && holds_rows {
         return Err(refused(
             "--full-refresh reloads it from the primary source, which is unreachable, and the \
              fallback's rows may be older than those it holds: it is kept as it is; run again \
@@ -89,14 +90,11 @@ pub(crate) fn prepare(
                 .into(),
         ));
     }
+    if full_refresh {
+        return full("--full-refresh", keys);
+    }
     let Some(state) = state else {
-        return full(
-            match full_refresh {
-                true => "--full-refresh",
-                false => "the target table does not exist yet",
-            },
-            keys,
-        );
+        return full("the target table does not exist yet", keys);
     };
     if !same_columns(&state.columns, &names) {
         return Err(refused(format!(
@@ -107,7 +105,22 @@ pub(crate) fn prepare(
         )));
     }
     let Some(max) = &state.max else {
-        return full("the target table has no rows", keys);
+        if !state.has_rows {
+            return full("the target table has no rows", keys);
+        }
+        if fallback {
+            return Err(refused(format!(
+                "its rows all have a NULL `{}`, so nothing tells which of the fallback's rows \
+                 are newer, and a full replace from the fallback's rows, which may be older \
+                 than those it holds, could move it backwards: it is kept as it is; the next \
+                 run that reaches the primary source replaces it",
+                col.name
+            )));
+        }
+        return full(
+            &format!("the target's rows all have a NULL `{}`", col.name),
+            keys,
+        );
     };
     let merge_key = merge_key.unwrap_or_default();
     if inc.merge && !same_columns(&state.primary_key, &merge_key) {

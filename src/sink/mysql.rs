@@ -230,25 +230,60 @@ impl MySqlSink {
     }
 
     /// Indexes the incremental key of a table made before it was one (under `replace`, or
-    /// by another tool): once, then every maximum is cheap. InnoDB adds it online (readers
-    /// and writers go on); it changes no row, so it needs no transaction.
-    fn index_key(&mut self, key: &str) -> Result<(), SinkError> {
+    /// by another tool), so that each later run's maximum is cheap. Best effort, after the
+    /// rows were committed: InnoDB builds it online (readers and writers go on), but the
+    /// ALTER needs a brief exclusive metadata lock at its start and end, which waits only a
+    /// few seconds for other sessions (else new readers would queue behind it). A failure
+    /// is logged and the next run tries again; the run itself succeeded.
+    fn index_key(&mut self, key: &str) {
         let t0 = std::time::Instant::now();
         let name = crate::incremental::key_index_name(&self.target.table, key);
-        let sql = format!(
-            "ALTER TABLE {}.{} ADD INDEX {} ({})",
-            quote_mysql(&self.ep().database),
+        let wait = self
+            .ep()
+            .read_timeout
+            .min(std::time::Duration::from_secs(3));
+        let statements = [
+            format!("SET SESSION lock_wait_timeout = {}", wait.as_secs().max(1)),
+            format!(
+                "ALTER TABLE {}.{} ADD INDEX {} ({}), ALGORITHM=INPLACE, LOCK=NONE",
+                quote_mysql(&self.ep().database),
+                quote_mysql(&self.target.table),
+                quote_mysql(&name),
+                quote_mysql(key)
+            ),
+            "SET SESSION lock_wait_timeout = DEFAULT".to_string(),
+        ];
+        let timeout = self.target.statement_timeout + wait;
+        let (_, failed) = self
+            .control()
+            .with_timeout(timeout, |c| connect::batch_until_error(c, &statements));
+        let why = match failed {
+            None => {
+                log::info!(
+                    "indexed `{key}` ({name}) in {:.2} s, once: each run reads its largest value",
+                    t0.elapsed().as_secs_f64()
+                );
+                return;
+            }
+            // Duplicate key name: another run (or a person) added it meanwhile.
+            Some(mysql::Error::MySqlError(e)) if e.code == 1061 => return,
+            Some(e @ mysql::Error::MySqlError(_)) => {
+                let _ = self
+                    .control()
+                    .query_drop("SET SESSION lock_wait_timeout = DEFAULT");
+                e.to_string()
+            }
+            Some(e) => format!(
+                "{e} (no answer within statement_timeout: the server may still be building it)"
+            ),
+        };
+        log::warn!(
+            "the rows were applied, but `{key}` could not be indexed; the next run tries again \
+             (or add it yourself: ALTER TABLE {} ADD INDEX ({})): {}",
             quote_mysql(&self.target.table),
-            quote_mysql(&name),
-            quote_mysql(key)
+            quote_mysql(key),
+            crate::report::redact(&why, self.ep())
         );
-        let done = self.control().query_drop(sql);
-        done.map_err(|e| self.err(&format!("indexing `{key}`"), e))?;
-        log::info!(
-            "indexed `{key}` ({name}) in {:.2} s, once: each run reads its largest value",
-            t0.elapsed().as_secs_f64()
-        );
-        Ok(())
     }
 
     /// Puts the staged rows into the target in one transaction: a merge first deletes the
@@ -579,10 +614,27 @@ impl Sink for MySqlSink {
         } else {
             None
         };
+        let has_rows = match max {
+            Some(_) => true,
+            None => {
+                let sql = format!(
+                    "SELECT EXISTS (SELECT 1 FROM {}.{})",
+                    quote_mysql(&self.ep().database),
+                    quote_mysql(&self.target.table)
+                );
+                let timeout = self.target.statement_timeout;
+                let r = self
+                    .control()
+                    .with_timeout(timeout, |c| c.query_first::<bool, _>(sql));
+                let r = r.map_err(|e| self.err("reading whether the table has rows", e))?;
+                r.unwrap_or(false)
+            }
+        };
         Ok(Some(TargetState {
             columns,
             primary_key,
             max,
+            has_rows,
         }))
     }
 
@@ -750,9 +802,6 @@ impl Sink for MySqlSink {
         self.column_names = columns.iter().map(|c| c.name.clone()).collect();
         if self.apply != Apply::Replace {
             self.check_types()?;
-            if let Some(key) = self.unindexed_key.clone() {
-                self.index_key(&key)?;
-            }
         }
         self.start_writers(&columns)
     }
@@ -854,7 +903,11 @@ impl Sink for MySqlSink {
             });
         }
         if self.apply != Apply::Replace {
-            return self.apply_staged(staged);
+            let applied = self.apply_staged(staged)?;
+            if let Some(key) = self.unindexed_key.take() {
+                self.index_key(&key);
+            }
+            return Ok(applied);
         }
         self.build_indexes()?;
         let replaced = Applied {

@@ -504,16 +504,30 @@ impl Sink for SqliteSink {
             || conn
                 .query_row(
                     "SELECT count(*) > 0 FROM pragma_index_list(?1) l, pragma_index_info(l.name) i \
-                     WHERE i.seqno = 0 AND i.name = ?2 COLLATE NOCASE",
+                     WHERE l.partial = 0 AND i.seqno = 0 AND i.name = ?2 COLLATE NOCASE",
                     [self.table.as_str(), key],
                     |r| r.get::<_, bool>(0),
                 )
                 .map_err(|e| self.err("reading the table's indexes", e))?;
         self.unindexed_key = (has_key && !leads).then(|| key.to_string());
+        let has_rows = match max {
+            Some(_) => true,
+            None => conn
+                .query_row(
+                    &format!(
+                        "SELECT EXISTS (SELECT 1 FROM {})",
+                        quote_sqlite(&self.table)
+                    ),
+                    [],
+                    |r| r.get::<_, bool>(0),
+                )
+                .map_err(|e| self.err("reading whether the table has rows", e))?,
+        };
         Ok(Some(TargetState {
             columns,
             primary_key: pk.into_iter().map(|(n, _)| n.clone()).collect(),
             max,
+            has_rows,
         }))
     }
 
