@@ -211,6 +211,48 @@ fn merge_into_mysql_applies_updates_and_inserts() {
 }
 
 #[test]
+fn a_mysql_target_whose_columns_or_key_changed_is_refused_or_rebuilt() {
+    let (db, target) = ("inc_mysql_shape", "inc_mysql_shape_t");
+    let (mut src, job) = items_into_azure(db, target);
+    assert_eq!(run(&job, 0)["action"], "replaced");
+    let held = |t: &mut mysql::Conn| mysql_rows(t, "SELECT * FROM items ORDER BY id");
+    // A column renamed on the target (by a person, or another tool): rows cannot be added.
+    let mut t = tls_root(Some(target));
+    t.query_drop("ALTER TABLE items RENAME COLUMN name TO title")
+        .unwrap();
+    run_all(&mut src, CHANGES);
+    let before = held(&mut t);
+    let err = job.run(&[]).expect(1).stderr();
+    assert!(
+        err.contains("--full-refresh") && err.contains("title"),
+        "{err}"
+    );
+    assert_eq!(held(&mut t), before);
+    // The columns are back, the primary key is gone: a full replace makes it again.
+    run_all(
+        &mut t,
+        "ALTER TABLE items RENAME COLUMN title TO name; ALTER TABLE items DROP PRIMARY KEY",
+    );
+    let out = job.run(&["--summary-json", "summary.json"]).expect(0);
+    assert!(
+        out.stderr().contains("no primary key on (id)"),
+        "{}",
+        out.stderr()
+    );
+    assert_eq!(summary(&job)["action"], "replaced");
+    assert_eq!(mysql_rows(&mut t, ORDERED), mysql_rows(&mut src, ORDERED));
+    src.query_drop("UPDATE items SET name = 'six!', updated_at = '2024-02-01' WHERE id = 6")
+        .unwrap();
+    let s = run(&job, 0);
+    assert_eq!(
+        (s["action"].as_str(), s["updated"].as_u64()),
+        (Some("merged"), Some(1)),
+        "{s}"
+    );
+    assert_eq!(mysql_rows(&mut t, ORDERED), mysql_rows(&mut src, ORDERED));
+}
+
+#[test]
 fn append_adds_only_the_new_rows_on_both_targets() {
     let db = "inc_append";
     let target = "inc_append_t";
