@@ -305,8 +305,10 @@ fn execute(
     let state = match &plan.incremental {
         Some(i) => {
             summary.strategy = i.strategy();
-            // Read under --full-refresh too: a fallback run must know whether it holds rows.
-            sink.inspect(&i.key).map_err(sink_error)?
+            // Read under --full-refresh too (all but the maximum): a fallback run must know
+            // whether it holds rows.
+            sink.inspect(&i.key, !how.full_refresh)
+                .map_err(sink_error)?
         }
         None => None,
     };

@@ -78,7 +78,7 @@ pub fn copy(
         return Err(e.into());
     }
     let t0 = Instant::now();
-    let result = stream(source, sink, opts).and_then(|mut stats| {
+    let result = stream(source, sink, opts).and_then(|(mut stats, meter)| {
         let t1 = Instant::now();
         log::debug!(
             "all {} rows written in {:.2} s; committing",
@@ -88,6 +88,7 @@ pub fn copy(
         check_guards(opts.guards, stats.rows, sink)?;
         before_commit()?;
         crate::interrupt::check()?;
+        meter.done();
         stats.applied = sink.commit(stats.rows)?;
         log::debug!("committed in {:.2} s", t1.elapsed().as_secs_f64());
         Ok(stats)
@@ -130,11 +131,13 @@ fn check_guards(guards: Guards, rows: u64, sink: &mut dyn Sink) -> Result<(), Co
     }
 }
 
+/// Every row from the reader thread into `sink`; the meter is handed back to say when the
+/// commit starts.
 fn stream(
     source: Box<dyn Source>,
     sink: &mut dyn Sink,
     opts: CopyOptions,
-) -> Result<CopyStats, CopyError> {
+) -> Result<(CopyStats, Progress), CopyError> {
     let (tx, rx) = sync_channel::<RecordBatch>(CHANNEL_BATCHES);
     let abandon = Abandon::default();
     let reader_abandon = abandon.clone();
@@ -193,9 +196,7 @@ fn stream(
         })
     });
     written?;
-    let stats = read?;
-    meter.done();
-    Ok(stats)
+    Ok((read?, meter))
 }
 
 /// The reader thread: source batches, through the transform, into the channel.
@@ -338,8 +339,9 @@ impl Progress {
         }
     }
 
-    /// After every row was read and written: what follows (indexes, the swap or the
-    /// apply) may take a while too, and a failed run says so instead.
+    /// After every row was read and written and the checks before the commit passed: the
+    /// commit (indexes, the swap or the apply) may take a while too, and a failed run says
+    /// so instead.
     fn done(&self) {
         if self.mode == ProgressMode::Log && self.start.elapsed() >= Duration::from_secs(5) {
             log::info!(

@@ -33,7 +33,13 @@ fn summary(job: &Job) -> serde_json::Value {
 }
 
 fn run(job: &Job, code: i32) -> serde_json::Value {
-    job.run(&["--summary-json", "summary.json"]).expect(code);
+    run_with(job, &[], code)
+}
+
+fn run_with(job: &Job, args: &[&str], code: i32) -> serde_json::Value {
+    let mut all = vec!["--summary-json", "summary.json"];
+    all.extend_from_slice(args);
+    job.run(&all).expect(code);
     summary(job)
 }
 
@@ -835,6 +841,16 @@ fn a_fallback_run_never_replaces_a_target_that_holds_rows() {
         out.stderr()
     );
     assert_eq!(held(&mut tls_root(Some(target))), before);
+
+    // An empty target has nothing to lose: --full-refresh loads the fallback's rows.
+    run_all(&mut tls_root(Some(target)), "DELETE FROM items");
+    let s = run_with(&job, &["--full-refresh"], 3);
+    assert_eq!(
+        (s["action"].as_str(), s["rows"].as_u64()),
+        (Some("replaced"), Some(2)),
+        "{s}"
+    );
+    assert_eq!(held(&mut tls_root(Some(target))).len(), 2);
 }
 
 #[test]
@@ -941,5 +957,101 @@ fn a_target_without_the_key_gets_a_full_replace_that_creates_it() {
     assert_eq!(
         sqlite_rows(&job.path("data/out.db"), "items", "id"),
         mysql_rows(&mut src, ORDERED)
+    );
+}
+
+#[test]
+fn a_sqlite_target_with_a_partial_index_or_only_null_keys_is_handled() {
+    let db = "inc_sqlite_odd";
+    let mut src = fresh_db(db, ITEMS);
+    let job = Job::new(&with_general(
+        &sqlite_config(db, "SELECT * FROM items", "items"),
+        &merge(""),
+    ));
+    run(&job, 0);
+    let path = job.path("data/out.db");
+    let sqlite = |sql: &str| {
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap()
+    };
+    // A partial index covers only some rows: it does not make the maximum cheap, so the
+    // key gets a whole one.
+    let made: Vec<String> = {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let mut st = c
+            .prepare("SELECT name FROM pragma_index_list('items') WHERE origin = 'c'")
+            .unwrap();
+        let names = st.query_map([], |r| r.get(0)).unwrap();
+        names.map(Result::unwrap).collect()
+    };
+    assert!(!made.is_empty());
+    for name in made {
+        sqlite(&format!("DROP INDEX \"{name}\""));
+    }
+    sqlite("CREATE INDEX some_rows ON items (updated_at) WHERE id > 100");
+    run_all(&mut src, CHANGES);
+    let out = job.run(&["--summary-json", "summary.json"]).expect(0);
+    assert!(
+        out.stderr().contains("indexed `updated_at`"),
+        "{}",
+        out.stderr()
+    );
+    assert_eq!(summary(&job)["action"], "merged");
+
+    // Rows whose keys are all NULL tell nothing of where to start: a full replace.
+    sqlite(
+        "CREATE TABLE nulls AS SELECT id, name, price, NULL AS updated_at FROM items; \
+         DROP TABLE items; ALTER TABLE nulls RENAME TO items",
+    );
+    let out = job.run(&["--summary-json", "summary.json"]).expect(0);
+    assert!(
+        out.stderr()
+            .contains("the target's rows all have a NULL `updated_at`"),
+        "{}",
+        out.stderr()
+    );
+    assert_eq!(summary(&job)["action"], "replaced");
+    assert_eq!(
+        sqlite_rows(&path, "items", "id"),
+        mysql_rows(&mut src, ORDERED)
+    );
+}
+
+#[test]
+fn a_full_refresh_does_not_read_the_targets_largest_key() {
+    // A target whose largest key is slow to read (a view that takes a second a row, in place
+    // of a large table without an index on the key): an incremental run gives up after
+    // statement_timeout; --full-refresh does not need it, and goes on to the next check
+    // (dbsync replaces tables, not views).
+    let (db, target) = ("inc_refresh_slow", "inc_refresh_slow_t");
+    let (_src, job) = items_into_azure(db, target);
+    let cfg = std::fs::read_to_string(job.path("config.ini")).unwrap();
+    let cfg = with_general(&cfg, "statement_timeout = 2\nretries = 0");
+    std::fs::write(job.path("config.ini"), cfg).unwrap();
+    let mut t = tls_root(None);
+    t.query_drop(format!("CREATE DATABASE `{target}`")).unwrap();
+    run_all(
+        &mut t,
+        &format!(
+            "CREATE TABLE `{target}`.base (id INT NOT NULL PRIMARY KEY, name VARCHAR(20), \
+             price DECIMAL(10,2), updated_at DATETIME(6) NOT NULL);
+             INSERT INTO `{target}`.base SELECT id, name, price, '2023-01-01' FROM (SELECT 1 id, 'a' name, 1.0 price \
+             UNION ALL SELECT 2, 'b', 2.0 UNION ALL SELECT 3, 'c', 3.0 UNION ALL SELECT 4, 'd', 4.0) r;
+             CREATE VIEW `{target}`.items AS SELECT * FROM `{target}`.base WHERE SLEEP(1) = 0;"
+        ),
+    );
+    let out = job.run(&["--summary-json", "summary.json"]).expect(1);
+    assert!(
+        out.stderr().contains("reading the largest incremental_key"),
+        "{}",
+        out.stderr()
+    );
+    let out = job.run(&["--full-refresh"]).expect(1);
+    assert!(
+        out.stderr().contains("`items` is a view") && !out.stderr().contains("largest"),
+        "{}",
+        out.stderr()
     );
 }

@@ -121,7 +121,7 @@ pub struct TargetState {
     pub columns: Vec<String>,
     /// Its primary key, or else its first UNIQUE key of NOT NULL columns (empty: none).
     pub primary_key: Vec<String>,
-    /// `None`: the table has no rows, or only NULL keys.
+    /// `None`: the table has no rows, or only NULL keys, or it was not read (a full refresh).
     pub max: Option<TargetMax>,
     /// Whether it holds any row (with a key or not).
     pub has_rows: bool,

@@ -54,8 +54,10 @@ pub enum SinkError {
 pub trait Sink {
     fn describe(&self) -> String;
     /// What the target table holds, for an incremental run: its columns, key and largest
-    /// `key` value; `None` when it does not exist. Called before `begin`; changes nothing.
-    fn inspect(&mut self, key: &str) -> Result<Option<TargetState>, SinkError>;
+    /// `key` value (only when `read_max`: on a large table without an index on `key` it is a
+    /// scan, which a full refresh does not need); `None` when it does not exist. Called
+    /// before `begin`; changes nothing.
+    fn inspect(&mut self, key: &str, read_max: bool) -> Result<Option<TargetState>, SinkError>;
     /// How `commit` puts the new rows in (default: `Apply::Replace`).
     fn set_apply(&mut self, apply: Apply);
     /// The rows come from the fallback table: keep the target's column definitions where

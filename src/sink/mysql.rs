@@ -274,7 +274,8 @@ impl MySqlSink {
                 e.to_string()
             }
             Some(e) => format!(
-                "{e} (no answer within statement_timeout: the server may still be building it)"
+                "{e} (the connection was lost, or no answer came within statement_timeout: the \
+                 server may still be building it)"
             ),
         };
         log::warn!(
@@ -287,8 +288,10 @@ impl MySqlSink {
     }
 
     /// Puts the staged rows into the target in one transaction: a merge first deletes the
-    /// rows whose key comes again. The target is untouched unless all of it holds.
-    fn apply_staged(&mut self, staged: u64) -> Result<Applied, SinkError> {
+    /// rows whose key comes again. The target is untouched unless all of it holds. With what
+    /// was applied, whether the staging table's DROP answered too (else the connection may be
+    /// out of step, and nothing more is sent on it).
+    fn apply_staged(&mut self, staged: u64) -> Result<(Applied, bool), SinkError> {
         let (t, s) = (quote_mysql(&self.target.table), quote_mysql(&self.staging));
         let cols: Vec<String> = self.column_names.iter().map(|c| quote_mysql(c)).collect();
         let cols = cols.join(", ");
@@ -343,14 +346,17 @@ impl MySqlSink {
         let (done, failed) = self
             .control()
             .shielded(answer, |c| connect::batch_changes(c, &finish));
-        match (done.len(), failed) {
-            (_, None) => {}
+        let tidy = match (done.len(), failed) {
+            (_, None) => true,
             // Committed; the staging table stays for the next run to drop.
-            (1, Some(e)) => log::warn!(
-                "the rows were applied, but the staging table `{}` could not be dropped; the next run drops it: {}",
-                self.staging,
-                crate::report::redact(&e.to_string(), self.ep())
-            ),
+            (1, Some(e)) => {
+                log::warn!(
+                    "the rows were applied, but the staging table `{}` could not be dropped; the next run drops it: {}",
+                    self.staging,
+                    crate::report::redact(&e.to_string(), self.ep())
+                );
+                false
+            }
             // The server answered the COMMIT: the transaction is rolled back, the target
             // unchanged.
             (_, Some(e @ mysql::Error::MySqlError(_))) => {
@@ -362,12 +368,13 @@ impl MySqlSink {
                     message: crate::report::redact(&e.to_string(), self.ep()),
                 })
             }
-        }
+        };
         log::debug!("applied in {:.2} s", t0.elapsed().as_secs_f64());
-        Ok(Applied {
+        let applied = Applied {
             inserted: staged - updated.min(staged),
             updated,
-        })
+        };
+        Ok((applied, tidy))
     }
 
     /// The columns to create: the source's, or, when keeping definitions and the target has
@@ -577,7 +584,7 @@ impl Sink for MySqlSink {
         format!("MySQL {} table {}", self.ep().describe(), self.target.table)
     }
 
-    fn inspect(&mut self, key: &str) -> Result<Option<TargetState>, SinkError> {
+    fn inspect(&mut self, key: &str, read_max: bool) -> Result<Option<TargetState>, SinkError> {
         self.connect()?;
         // One lookup: the visible columns, each with its place in the primary key.
         // Both sides by the names themselves: a join on the columns would match tables whose
@@ -609,7 +616,7 @@ impl Sink for MySqlSink {
         pk.sort_by_key(|r| r.1);
         let primary_key = pk.into_iter().map(|r| r.0.clone()).collect();
         let columns: Vec<String> = rows.into_iter().map(|r| r.0).collect();
-        let max = if columns.iter().any(|c| c.eq_ignore_ascii_case(key)) {
+        let max = if has_key && read_max {
             self.max_of(key)?
         } else {
             None
@@ -903,9 +910,11 @@ impl Sink for MySqlSink {
             });
         }
         if self.apply != Apply::Replace {
-            let applied = self.apply_staged(staged)?;
-            if let Some(key) = self.unindexed_key.take() {
-                self.index_key(&key);
+            let (applied, tidy) = self.apply_staged(staged)?;
+            match self.unindexed_key.take() {
+                Some(key) if tidy => self.index_key(&key),
+                Some(key) => log::info!("`{key}` is not indexed yet: the next run tries"),
+                None => {}
             }
             return Ok(applied);
         }

@@ -470,7 +470,7 @@ impl Sink for SqliteSink {
         format!("SQLite {} table {}", self.path.display(), self.table)
     }
 
-    fn inspect(&mut self, key: &str) -> Result<Option<TargetState>, SinkError> {
+    fn inspect(&mut self, key: &str, read_max: bool) -> Result<Option<TargetState>, SinkError> {
         if !self.path.exists() {
             return Ok(None);
         }
@@ -493,7 +493,7 @@ impl Sink for SqliteSink {
         let mut pk: Vec<&(String, i64)> = info.iter().filter(|(_, p)| *p > 0).collect();
         pk.sort_by_key(|(_, p)| *p);
         let has_key = columns.iter().any(|c| c.eq_ignore_ascii_case(key));
-        let max = if has_key {
+        let max = if has_key && read_max {
             self.max_of(&conn, key)?
         } else {
             None
