@@ -58,14 +58,18 @@ fn items_into_azure(db: &str, target: &str) -> (mysql::Conn, Job) {
     (src, Job::new(&with_general(&cfg, &merge(""))))
 }
 
+/// `ITEMS` in a fresh source database `db`, and a merge job from it into a SQLite file, with
+/// these `[general]` lines besides.
+fn items_into_sqlite(db: &str, extra: &str) -> (mysql::Conn, Job) {
+    let src = fresh_db(db, ITEMS);
+    let cfg = sqlite_config(db, "SELECT * FROM items", "items");
+    (src, Job::new(&with_general(&cfg, &merge(extra))))
+}
+
 #[test]
 fn merge_into_sqlite_applies_updates_and_inserts() {
     let db = "inc_merge_sqlite";
-    let mut src = fresh_db(db, ITEMS);
-    let job = Job::new(&with_general(
-        &sqlite_config(db, "SELECT * FROM items", "items"),
-        &merge(""),
-    ));
+    let (mut src, job) = items_into_sqlite(db, "");
     let s = run(&job, 0);
     assert_eq!(s["action"], "replaced", "{s}");
     assert_eq!(s["strategy"], "merge");
@@ -574,11 +578,7 @@ fn a_mysql_target_that_cannot_roll_back_is_refused() {
 #[test]
 fn a_merge_that_finds_the_source_behind_the_target_warns_and_changes_nothing() {
     let db = "inc_behind";
-    let mut src = fresh_db(db, ITEMS);
-    let job = Job::new(&with_general(
-        &sqlite_config(db, "SELECT * FROM items", "items"),
-        &merge(""),
-    ));
+    let (mut src, job) = items_into_sqlite(db, "");
     run(&job, 0);
     let before = sqlite_rows(&job.path("data/out.db"), "items", "id");
     // The rows at the target's largest key are gone (deleted, or a restored backup).
@@ -648,11 +648,7 @@ fn a_text_key_compared_without_case_is_not_merged_into_sqlite() {
 #[test]
 fn lookback_rereads_late_rows() {
     let db = "inc_lookback";
-    let mut src = fresh_db(db, ITEMS);
-    let job = Job::new(&with_general(
-        &sqlite_config(db, "SELECT * FROM items", "items"),
-        &merge("incremental_lookback = 1d"),
-    ));
+    let (mut src, job) = items_into_sqlite(db, "incremental_lookback = 1d");
     run(&job, 0);
     // A row that committed late, with a key below the target's maximum.
     src.query_drop("INSERT INTO items VALUES (7, 'late', 7.70, '2024-01-02 12:00:00')")
@@ -872,11 +868,7 @@ fn progress_knows_the_total_when_the_server_can_estimate_it() {
 #[test]
 fn a_merge_killed_mid_way_leaves_the_sqlite_target_as_before() {
     let db = "inc_kill_sqlite";
-    let mut src = fresh_db(db, ITEMS);
-    let job = Job::new(&with_general(
-        &sqlite_config(db, "SELECT * FROM items", "items"),
-        &merge(""),
-    ));
+    let (mut src, job) = items_into_sqlite(db, "");
     run(&job, 0);
     let path = job.path("data/out.db");
     let before = sqlite_rows(&path, "items", "id");
@@ -963,11 +955,7 @@ fn a_target_without_the_key_gets_a_full_replace_that_creates_it() {
 #[test]
 fn a_sqlite_target_with_a_partial_index_or_only_null_keys_is_handled() {
     let db = "inc_sqlite_odd";
-    let mut src = fresh_db(db, ITEMS);
-    let job = Job::new(&with_general(
-        &sqlite_config(db, "SELECT * FROM items", "items"),
-        &merge(""),
-    ));
+    let (mut src, job) = items_into_sqlite(db, "");
     run(&job, 0);
     let path = job.path("data/out.db");
     let sqlite = |sql: &str| {
