@@ -36,6 +36,28 @@ fn run(job: &Job, code: i32) -> serde_json::Value {
     run_with(job, &[], code)
 }
 
+/// A merge into a target without the primary key: a full replace that makes it, then, after
+/// one more change at the source, a merge.
+fn rebuilt_then_merged(job: &Job, src: &mut mysql::Conn) {
+    let s = run_saying(job, 0, "no primary key on (id)");
+    assert_eq!(s["action"], "replaced", "{s}");
+    src.query_drop("UPDATE items SET name = 'six!', updated_at = '2024-02-01' WHERE id = 6")
+        .unwrap();
+    let s = run(job, 0);
+    assert_eq!(
+        (s["action"].as_str(), s["updated"].as_u64()),
+        (Some("merged"), Some(1)),
+        "{s}"
+    );
+}
+
+/// A run whose log says `text`; its summary.
+fn run_saying(job: &Job, code: i32, text: &str) -> serde_json::Value {
+    let out = job.run(&["--summary-json", "summary.json"]).expect(code);
+    assert!(out.stderr().contains(text), "{}", out.stderr());
+    summary(job)
+}
+
 fn run_with(job: &Job, args: &[&str], code: i32) -> serde_json::Value {
     let mut all = vec!["--summary-json", "summary.json"];
     all.extend_from_slice(args);
@@ -158,22 +180,12 @@ fn a_target_made_before_it_was_incremental_gets_the_key_indexed_once() {
     // needs: it waits a few seconds and gives up; the rows are applied all the same.
     let mut reader = tls_root(Some(target));
     run_all(&mut reader, "START TRANSACTION; SELECT COUNT(*) FROM items");
-    let out = azure.run(&["--summary-json", "summary.json"]).expect(0);
-    assert!(
-        out.stderr().contains("could not be indexed"),
-        "{}",
-        out.stderr()
-    );
+    run_saying(&azure, 0, "could not be indexed");
     assert_eq!(summary(&azure)["action"], "merged");
     assert_eq!(mysql_indexed(), [[Some("0".to_string())]]);
     drop(reader);
     for job in [&local, &azure] {
-        let out = job.run(&["--summary-json", "summary.json"]).expect(0);
-        assert!(
-            out.stderr().contains("indexed `updated_at`"),
-            "{}",
-            out.stderr()
-        );
+        run_saying(job, 0, "indexed `updated_at`");
         assert_eq!(summary(job)["action"], "merged");
         // Once: the next run finds it.
         let out = job.run(&[]).expect(0);
@@ -243,22 +255,7 @@ fn a_mysql_target_whose_columns_or_key_changed_is_refused_or_rebuilt() {
         &mut t,
         "ALTER TABLE items RENAME COLUMN title TO name; ALTER TABLE items DROP PRIMARY KEY",
     );
-    let out = job.run(&["--summary-json", "summary.json"]).expect(0);
-    assert!(
-        out.stderr().contains("no primary key on (id)"),
-        "{}",
-        out.stderr()
-    );
-    assert_eq!(summary(&job)["action"], "replaced");
-    assert_eq!(mysql_rows(&mut t, ORDERED), mysql_rows(&mut src, ORDERED));
-    src.query_drop("UPDATE items SET name = 'six!', updated_at = '2024-02-01' WHERE id = 6")
-        .unwrap();
-    let s = run(&job, 0);
-    assert_eq!(
-        (s["action"].as_str(), s["updated"].as_u64()),
-        (Some("merged"), Some(1)),
-        "{s}"
-    );
+    rebuilt_then_merged(&job, &mut src);
     assert_eq!(mysql_rows(&mut t, ORDERED), mysql_rows(&mut src, ORDERED));
 }
 
@@ -804,12 +801,7 @@ fn a_fallback_run_never_replaces_a_target_that_holds_rows() {
     let held =
         |t: &mut mysql::Conn| mysql_rows(t, "SELECT id, name, updated_at FROM items ORDER BY id");
     let before = held(&mut tls_root(Some(target)));
-    let out = job.run(&["--summary-json", "summary.json"]).expect(1);
-    assert!(
-        out.stderr().contains("not made from the fallback's rows"),
-        "{}",
-        out.stderr()
-    );
+    run_saying(&job, 1, "not made from the fallback's rows");
     assert_eq!(held(&mut tls_root(Some(target))), before);
 
     let out = job
@@ -829,13 +821,7 @@ fn a_fallback_run_never_replaces_a_target_that_holds_rows() {
         "ALTER TABLE items MODIFY updated_at DATETIME NULL; UPDATE items SET updated_at = NULL",
     );
     let before = held(&mut tls_root(Some(target)));
-    let out = job.run(&["--summary-json", "summary.json"]).expect(1);
-    assert!(
-        out.stderr()
-            .contains("its rows all have a NULL `updated_at`"),
-        "{}",
-        out.stderr()
-    );
+    run_saying(&job, 1, "its rows all have a NULL `updated_at`");
     assert_eq!(held(&mut tls_root(Some(target))), before);
 
     // An empty target has nothing to lose: --full-refresh loads the fallback's rows.
@@ -931,21 +917,7 @@ fn a_target_without_the_key_gets_a_full_replace_that_creates_it() {
     run(&job, 0);
     std::fs::write(job.path("config.ini"), with_general(&cfg, &merge(""))).unwrap();
     run_all(&mut src, CHANGES);
-    let out = job.run(&["--summary-json", "summary.json"]).expect(0);
-    assert!(
-        out.stderr().contains("no primary key on (id)"),
-        "{}",
-        out.stderr()
-    );
-    assert_eq!(summary(&job)["action"], "replaced");
-    src.query_drop("UPDATE items SET name = 'six!', updated_at = '2024-02-01' WHERE id = 6")
-        .unwrap();
-    let s = run(&job, 0);
-    assert_eq!(
-        (s["action"].as_str(), s["updated"].as_u64()),
-        (Some("merged"), Some(1)),
-        "{s}"
-    );
+    rebuilt_then_merged(&job, &mut src);
     assert_eq!(
         sqlite_rows(&job.path("data/out.db"), "items", "id"),
         mysql_rows(&mut src, ORDERED)
@@ -980,12 +952,7 @@ fn a_sqlite_target_with_a_partial_index_or_only_null_keys_is_handled() {
     }
     sqlite("CREATE INDEX some_rows ON items (updated_at) WHERE id > 100");
     run_all(&mut src, CHANGES);
-    let out = job.run(&["--summary-json", "summary.json"]).expect(0);
-    assert!(
-        out.stderr().contains("indexed `updated_at`"),
-        "{}",
-        out.stderr()
-    );
+    run_saying(&job, 0, "indexed `updated_at`");
     assert_eq!(summary(&job)["action"], "merged");
 
     // Rows whose keys are all NULL tell nothing of where to start: a full replace.
@@ -993,13 +960,7 @@ fn a_sqlite_target_with_a_partial_index_or_only_null_keys_is_handled() {
         "CREATE TABLE nulls AS SELECT id, name, price, NULL AS updated_at FROM items; \
          DROP TABLE items; ALTER TABLE nulls RENAME TO items",
     );
-    let out = job.run(&["--summary-json", "summary.json"]).expect(0);
-    assert!(
-        out.stderr()
-            .contains("the target's rows all have a NULL `updated_at`"),
-        "{}",
-        out.stderr()
-    );
+    run_saying(&job, 0, "the target's rows all have a NULL `updated_at`");
     assert_eq!(summary(&job)["action"], "replaced");
     assert_eq!(
         sqlite_rows(&path, "items", "id"),
@@ -1030,12 +991,7 @@ fn a_full_refresh_does_not_read_the_targets_largest_key() {
              CREATE VIEW `{target}`.items AS SELECT * FROM `{target}`.base WHERE SLEEP(1) = 0;"
         ),
     );
-    let out = job.run(&["--summary-json", "summary.json"]).expect(1);
-    assert!(
-        out.stderr().contains("reading the largest incremental_key"),
-        "{}",
-        out.stderr()
-    );
+    run_saying(&job, 1, "reading the largest incremental_key");
     let out = job.run(&["--full-refresh"]).expect(1);
     assert!(
         out.stderr().contains("`items` is a view") && !out.stderr().contains("largest"),
