@@ -81,7 +81,7 @@ pub fn copy(
     let result = stream(source, sink, opts).and_then(|(mut stats, meter)| {
         let t1 = Instant::now();
         log::debug!(
-            "all {} rows written in {:.2} s; committing",
+            "all {} rows written in {:.2} s",
             stats.rows,
             (t1 - t0).as_secs_f64()
         );
@@ -89,6 +89,7 @@ pub fn copy(
         before_commit()?;
         crate::interrupt::check()?;
         meter.done();
+        log::debug!("committing");
         stats.applied = sink.commit(stats.rows)?;
         log::debug!("committed in {:.2} s", t1.elapsed().as_secs_f64());
         Ok(stats)
@@ -259,6 +260,8 @@ struct Progress {
     rows: u64,
     expected: Option<u64>,
     bar: Option<indicatif::ProgressBar>,
+    /// How long the reading took, once it ended.
+    read_in: Duration,
 }
 
 impl Progress {
@@ -295,6 +298,7 @@ impl Progress {
             rows: 0,
             expected,
             bar,
+            read_in: Duration::ZERO,
         }
     }
 
@@ -333,7 +337,8 @@ impl Progress {
         );
     }
 
-    fn finish(&self) {
+    fn finish(&mut self) {
+        self.read_in = self.start.elapsed();
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
@@ -343,11 +348,11 @@ impl Progress {
     /// commit (indexes, the swap or the apply) may take a while too, and a failed run says
     /// so instead.
     fn done(&self) {
-        if self.mode == ProgressMode::Log && self.start.elapsed() >= Duration::from_secs(5) {
+        if self.mode == ProgressMode::Log && self.read_in >= Duration::from_secs(5) {
             log::info!(
                 "progress: all {} rows read in {:.0} s; committing",
                 self.rows,
-                self.start.elapsed().as_secs_f64()
+                self.read_in.as_secs_f64()
             );
         }
     }

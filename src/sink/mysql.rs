@@ -348,14 +348,15 @@ impl MySqlSink {
             .shielded(answer, |c| connect::batch_changes(c, &finish));
         let tidy = match (done.len(), failed) {
             (_, None) => true,
-            // Committed; the staging table stays for the next run to drop.
+            // Committed; the staging table stays for the next run to drop. A server's answer
+            // leaves the connection in step; silence or a cut does not.
             (1, Some(e)) => {
                 log::warn!(
                     "the rows were applied, but the staging table `{}` could not be dropped; the next run drops it: {}",
                     self.staging,
                     crate::report::redact(&e.to_string(), self.ep())
                 );
-                false
+                matches!(e, mysql::Error::MySqlError(_))
             }
             // The server answered the COMMIT: the transaction is rolled back, the target
             // unchanged.
