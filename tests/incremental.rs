@@ -28,6 +28,12 @@ fn with_general(cfg: &str, lines: &str) -> String {
     cfg.replacen("[external_db]", &format!("{lines}\n[external_db]"), 1)
 }
 
+/// Adds these `[general]` lines to the job's config file.
+fn add_general(job: &Job, lines: &str) {
+    let cfg = std::fs::read_to_string(job.path("config.ini")).unwrap();
+    std::fs::write(job.path("config.ini"), with_general(&cfg, lines)).unwrap();
+}
+
 fn summary(job: &Job) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(job.path("summary.json")).unwrap()).unwrap()
 }
@@ -173,8 +179,7 @@ fn a_target_made_before_it_was_incremental_gets_the_key_indexed_once() {
     assert_eq!(mysql_indexed(), [[Some("0".to_string())]]);
     run_all(&mut src, CHANGES);
     for job in [&local, &azure] {
-        let cfg = std::fs::read_to_string(job.path("config.ini")).unwrap();
-        std::fs::write(job.path("config.ini"), with_general(&cfg, &merge(""))).unwrap();
+        add_general(job, &merge(""));
     }
     // MySQL: a session in a transaction that read the table holds a metadata lock the ALTER
     // needs: it waits a few seconds and gives up; the rows are applied all the same.
@@ -754,9 +759,7 @@ fn fallback_merge(target: &str, id_def: &str, general: &str) -> Job {
              INSERT INTO `{target}`.items VALUES (1, 'current', '2024-01-15 00:00:00');"
         ),
     );
-    let cfg = std::fs::read_to_string(job.path("config.ini")).unwrap();
-    let lines = format!("{}\n{general}", merge("").trim_end());
-    std::fs::write(job.path("config.ini"), with_general(&cfg, &lines)).unwrap();
+    add_general(&job, &format!("{}\n{general}", merge("").trim_end()));
     job
 }
 
@@ -976,9 +979,7 @@ fn a_full_refresh_does_not_read_the_targets_largest_key() {
     // (dbsync replaces tables, not views).
     let (db, target) = ("inc_refresh_slow", "inc_refresh_slow_t");
     let (_src, job) = items_into_azure(db, target);
-    let cfg = std::fs::read_to_string(job.path("config.ini")).unwrap();
-    let cfg = with_general(&cfg, "statement_timeout = 2\nretries = 0");
-    std::fs::write(job.path("config.ini"), cfg).unwrap();
+    add_general(&job, "statement_timeout = 2\nretries = 0");
     let mut t = tls_root(None);
     t.query_drop(format!("CREATE DATABASE `{target}`")).unwrap();
     run_all(
