@@ -185,13 +185,17 @@ fn a_target_made_before_it_was_incremental_gets_the_key_indexed_once() {
     // needs: it waits a few seconds and gives up; the rows are applied all the same.
     let mut reader = tls_root(Some(target));
     run_all(&mut reader, "START TRANSACTION; SELECT COUNT(*) FROM items");
-    run_saying(&azure, 0, "could not be indexed");
-    assert_eq!(summary(&azure)["action"], "merged");
+    assert_eq!(
+        run_saying(&azure, 0, "could not be indexed")["action"],
+        "merged"
+    );
     assert_eq!(mysql_indexed(), [[Some("0".to_string())]]);
     drop(reader);
     for job in [&local, &azure] {
-        run_saying(job, 0, "indexed `updated_at`");
-        assert_eq!(summary(job)["action"], "merged");
+        assert_eq!(
+            run_saying(job, 0, "indexed `updated_at`")["action"],
+            "merged"
+        );
         // Once: the next run finds it.
         let out = job.run(&[]).expect(0);
         assert!(!out.stderr().contains("indexed `"), "{}", out.stderr());
@@ -955,16 +959,20 @@ fn a_sqlite_target_with_a_partial_index_or_only_null_keys_is_handled() {
     }
     sqlite("CREATE INDEX some_rows ON items (updated_at) WHERE id > 100");
     run_all(&mut src, CHANGES);
-    run_saying(&job, 0, "indexed `updated_at`");
-    assert_eq!(summary(&job)["action"], "merged");
+    assert_eq!(
+        run_saying(&job, 0, "indexed `updated_at`")["action"],
+        "merged"
+    );
 
     // Rows whose keys are all NULL tell nothing of where to start: a full replace.
     sqlite(
         "CREATE TABLE nulls AS SELECT id, name, price, NULL AS updated_at FROM items; \
          DROP TABLE items; ALTER TABLE nulls RENAME TO items",
     );
-    run_saying(&job, 0, "the target's rows all have a NULL `updated_at`");
-    assert_eq!(summary(&job)["action"], "replaced");
+    assert_eq!(
+        run_saying(&job, 0, "the target's rows all have a NULL `updated_at`")["action"],
+        "replaced"
+    );
     assert_eq!(
         sqlite_rows(&path, "items", "id"),
         mysql_rows(&mut src, ORDERED)
