@@ -3,6 +3,7 @@
 //! targets; the refusals name the setting or `--full-refresh`.
 
 mod common;
+use common::jobs::*;
 use common::proxy::Proxy;
 use common::*;
 use mysql::prelude::Queryable;
@@ -23,25 +24,6 @@ fn merge(extra: &str) -> String {
     format!("strategy = merge\nincremental_key = updated_at\n{extra}")
 }
 
-/// The `[general]` lines added to a config.
-fn with_general(cfg: &str, lines: &str) -> String {
-    cfg.replacen("[external_db]", &format!("{lines}\n[external_db]"), 1)
-}
-
-/// Adds these `[general]` lines to the job's config file.
-fn add_general(job: &Job, lines: &str) {
-    let cfg = std::fs::read_to_string(job.path("config.ini")).unwrap();
-    std::fs::write(job.path("config.ini"), with_general(&cfg, lines)).unwrap();
-}
-
-fn summary(job: &Job) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(job.path("summary.json")).unwrap()).unwrap()
-}
-
-fn run(job: &Job, code: i32) -> serde_json::Value {
-    run_with(job, &[], code)
-}
-
 /// A merge into a target without the primary key: a full replace that makes it, then, after
 /// one more change at the source, a merge.
 fn rebuilt_then_merged(job: &Job, src: &mut mysql::Conn) {
@@ -55,20 +37,6 @@ fn rebuilt_then_merged(job: &Job, src: &mut mysql::Conn) {
         (Some("merged"), Some(1)),
         "{s}"
     );
-}
-
-/// A run whose log says `text`; its summary.
-fn run_saying(job: &Job, code: i32, text: &str) -> serde_json::Value {
-    let out = job.run(&["--summary-json", "summary.json"]).expect(code);
-    assert!(out.stderr().contains(text), "{}", out.stderr());
-    summary(job)
-}
-
-fn run_with(job: &Job, args: &[&str], code: i32) -> serde_json::Value {
-    let mut all = vec!["--summary-json", "summary.json"];
-    all.extend_from_slice(args);
-    job.run(&all).expect(code);
-    summary(job)
 }
 
 /// `ITEMS` in a fresh source database `db`, and a merge job from it into the TLS server's
@@ -410,7 +378,7 @@ fn refusals_name_the_setting_or_full_refresh() {
     let db = "inc_refusals";
     fresh_db(
         db,
-        &format!("{ITEMS}\nCREATE TABLE loose (k INT, at DATETIME); INSERT INTO loose VALUES (1, NOW());\n\
+        &format!("{ITEMS}\nCREATE TABLE loose (k INT NOT NULL, at DATETIME); INSERT INTO loose VALUES (1, NOW());\n\
             CREATE TABLE days (id INT PRIMARY KEY, day DATE NOT NULL);"),
     );
     let cfg = |query: &str, general: &str| {
