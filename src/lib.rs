@@ -107,6 +107,7 @@ pub fn run(cli: &cli::Cli, progress: pipeline::ProgressMode) -> Summary {
         execute_with_retries(&plan, how, &mut summary)
     });
     summary.seconds = start.elapsed().as_secs_f64();
+    summary.warnings = logfile::warnings();
     match result {
         Ok(exit) => summary.exit = exit,
         Err(e) => {
@@ -534,6 +535,9 @@ fn print_plan(
     }
     for line in keys.lines() {
         println!("{line}");
+    }
+    for warning in logfile::warnings() {
+        println!("warning:  {warning}");
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `[general] log_file` / `--log-file`: the run's log also appended, with timestamps, to a
 //! file (the Python tool meant to, and never did). Log lines go to stderr as before and,
-//! once the file is open, to it too. Rotation is left to logrotate (see README).
+//! once the file is open, to it too. Rotation is left to logrotate (see README). dbsync's
+//! own warnings are also kept for the run's summary (`warnings`).
 
 use std::fs::File;
 use std::io::Write;
@@ -8,6 +9,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 static FILE: Mutex<Option<File>> = Mutex::new(None);
+static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// Opens `path` for appending (creating it and its directory); later log lines go to it.
 pub fn open(path: &Path) -> std::io::Result<()> {
@@ -45,4 +47,36 @@ impl Write for Tee {
     fn flush(&mut self) -> std::io::Result<()> {
         std::io::stderr().flush()
     }
+}
+
+/// A logger that also keeps every warning dbsync logs, whatever the level shown.
+pub struct Capture<L>(pub L);
+
+fn ours(meta: &log::Metadata<'_>) -> bool {
+    meta.level() == log::Level::Warn && meta.target().starts_with("dbsync")
+}
+
+impl<L: log::Log> log::Log for Capture<L> {
+    fn enabled(&self, meta: &log::Metadata<'_>) -> bool {
+        ours(meta) || self.0.enabled(meta)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if ours(record.metadata()) {
+            let mut kept = WARNINGS.lock().unwrap_or_else(|p| p.into_inner());
+            kept.push(record.args().to_string());
+        }
+        if self.0.enabled(record.metadata()) {
+            self.0.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
+}
+
+/// The warnings logged so far in this run.
+pub fn warnings() -> Vec<String> {
+    WARNINGS.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }

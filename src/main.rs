@@ -78,13 +78,16 @@ fn init_logging(cli: &Cli) {
         log::LevelFilter::Trace => log::LevelFilter::Trace,
         _ => log::LevelFilter::Off,
     };
-    env_logger::Builder::new()
+    let logger = env_logger::Builder::new()
         .filter_level(others)
         .filter_module("dbsync", level)
         .parse_env("RUST_LOG")
         .format_target(false)
         .target(env_logger::Target::Pipe(Box::new(dbsync::logfile::Tee)))
-        .init();
+        .build();
+    // Warnings go into the summary even when the terminal shows fewer.
+    log::set_max_level(logger.filter().max(log::LevelFilter::Warn));
+    let _ = log::set_boxed_logger(Box::new(dbsync::logfile::Capture(logger)));
 }
 
 /// Rows are built and dropped a batch (a few MB) at a time. glibc raises its mmap

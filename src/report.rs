@@ -83,6 +83,8 @@ pub struct Summary {
     pub attempts: u32,
     /// Why each earlier attempt failed.
     pub retried: Vec<String>,
+    /// Every warning the run logged.
+    pub warnings: Vec<String>,
     pub exit: Exit,
     pub error: Option<String>,
 }
@@ -105,6 +107,7 @@ impl Summary {
             seconds: 0.0,
             attempts: 1,
             retried: Vec::new(),
+            warnings: Vec::new(),
             exit: Exit::Failed,
             error: None,
         }
@@ -136,6 +139,7 @@ impl Summary {
             "rows_per_second": self.rows_per_second().round(),
             "attempts": self.attempts,
             "retried": self.retried,
+            "warnings": self.warnings,
             "exit_code": self.exit as i32,
             "error": self.error,
         })

@@ -7,6 +7,7 @@
 //! integers as integers, DATE/DATETIME as MySQL compares them, TIMESTAMP as instants (both
 //! targets hold TIMESTAMP in UTC).
 
+pub mod decide;
 pub mod run;
 
 use crate::transform::{quote_mysql, quote_sqlite, SourceColumn, SqlType};
@@ -49,6 +50,26 @@ pub enum Lookback {
     Steps(u64),
     /// For a date or time key: this long.
     Span(Duration),
+}
+
+impl fmt::Display for Lookback {
+    /// As the setting would be written: `0`, `500`, `2h`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Lookback::None => write!(f, "0"),
+            Lookback::Steps(n) => write!(f, "{n}"),
+            Lookback::Span(d) => {
+                let s = d.as_secs();
+                match [(86_400, "d"), (3600, "h"), (60, "m")]
+                    .into_iter()
+                    .find(|(unit, _)| s % unit == 0 && s > 0)
+                {
+                    Some((unit, name)) => write!(f, "{}{name}", s / unit),
+                    None => write!(f, "{s}s"),
+                }
+            }
+        }
+    }
 }
 
 impl Lookback {
@@ -125,6 +146,19 @@ pub struct TargetState {
     pub max: Option<TargetMax>,
     /// Whether it holds any row (with a key or not).
     pub has_rows: bool,
+    /// How its primary key columns compare text, where the target says (SQLite: `BINARY`,
+    /// `RTRIM`, ...); a MySQL target keeps the source's collations and says nothing.
+    pub key_collations: Vec<(String, String)>,
+}
+
+/// What the source tells of a run's start, for the warnings about a run that would read
+/// nothing new for good.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StartView {
+    /// The source server's clock, in UTC.
+    pub now_utc: Option<NaiveDateTime>,
+    /// Whether the source still holds a row at the target's largest key (integer keys).
+    pub holds_max: Option<bool>,
 }
 
 /// The kinds of column an incremental key may be.
@@ -141,13 +175,13 @@ pub enum KeyKind {
 /// source does, and no row may hide behind a NULL.
 pub fn key_kind(col: &SourceColumn) -> Result<KeyKind, String> {
     let kind = match col.ty {
-        SqlType::Int { .. } | SqlType::Year => return Ok(KeyKind::Int),
+        SqlType::Int { .. } | SqlType::Year => KeyKind::Int,
         SqlType::Date => KeyKind::Date,
         SqlType::DateTime { .. } => KeyKind::DateTime,
         SqlType::Timestamp { .. } => KeyKind::Timestamp,
         ref other => {
             return Err(format!(
-                "`{}` is {other}: the key must be an integer or a NOT NULL DATE, DATETIME or \
+                "`{}` is {other}: the key must be a NOT NULL integer, YEAR, DATE, DATETIME or \
                  TIMESTAMP column (a maximum over decimals or times kept as text would be wrong)",
                 col.name
             ))
@@ -242,7 +276,7 @@ fn instant_text(t: &NaiveDateTime) -> String {
 }
 
 /// `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS` or with a fraction, as MySQL and SQLite files hold them.
-fn parse_instant(s: &str) -> Option<NaiveDateTime> {
+pub(crate) fn parse_instant(s: &str) -> Option<NaiveDateTime> {
     let s = s.trim();
     NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
         .ok()

@@ -1,7 +1,9 @@
 //! Deciding one incremental run: the key checked against the query, the target's state
-//! checked against the source, and the source restricted to the rows past the start.
+//! checked against the source (`decide`), and the source restricted to the rows past the
+//! start.
 
-use super::{key_kind, same_columns, Apply, Bound, Filter, Incremental, KeyKind};
+use super::decide::{decide, stall_warning, Decision, Facts, Refusal};
+use super::{key_kind, Apply, Bound, Filter, Incremental, KeyKind};
 use super::{TargetState, PLACEHOLDER};
 use crate::plan::Target;
 use crate::report::{SourceUsed, Summary};
@@ -25,178 +27,180 @@ pub(crate) fn prepare(
     keys: &mut Keys,
     summary: &mut Summary,
 ) -> Result<Apply, Error> {
-    let strategy = inc.strategy();
-    let names: Vec<String> = source.columns().iter().map(|c| c.name.clone()).collect();
-    let Some(col) = source
-        .columns()
-        .iter()
-        .find(|c| c.name.eq_ignore_ascii_case(&inc.key))
-        .cloned()
-    else {
-        return Err(invalid(
-            "incremental_key",
-            &inc.key,
-            format!("a column of the query (it returns {})", names.join(", ")),
-        ));
-    };
+    let col = key_column(inc, source.columns())?;
     let fallback = used == SourceUsed::Fallback;
     // The fallback's columns are SQLite's integers and text: the target's value tells.
     let kind = match fallback {
         true => None,
         false => Some(check_key(inc, &col, source)?),
     };
-    let fallback_key = state
-        .filter(|_| fallback)
-        .map(|s| s.primary_key.clone())
-        .filter(|k| !k.is_empty());
-    let merge_key = keys.primary.clone().or(fallback_key);
-    if inc.merge {
-        let Some(key) = &merge_key else {
-            return Err(invalid(
-                "primary_key",
-                "",
-                "the columns that identify a row: strategy = merge replaces rows by their key, and \
-                 the query's table has none (set [general] primary_key = column[, column])"
-                    .into(),
-            ));
-        };
-        if !fallback {
-            check_key_not_null(key, source.columns())?;
-        }
-        if matches!(target, Target::Sqlite(_)) {
-            check_exact_key(key, source.columns())?;
-        }
-    }
-    let full = |why: &str, keys: &mut Keys| {
-        log::info!("{strategy}: {why}: this run loads the whole table");
-        index_the_key(keys, &summary.table, &col.name);
-        Ok(Apply::Replace)
+    let merge_key = match inc.merge {
+        true => merge_key(keys, state, fallback, source.columns(), target)?,
+        false => Vec::new(),
     };
-    let refused = |why: String| {
-        sink_error(SinkError::Refused {
-            target: format!("the target table {}", summary.table),
-            why,
-        })
+    let facts = Facts {
+        inc,
+        key: &col.name,
+        kind,
+        fallback,
+        full_refresh,
+        columns: source.columns(),
+        merge_key: &merge_key,
+        collated_keys: matches!(target, Target::Sqlite(_)),
+        state,
     };
-    // The fallback's rows are older than what the target got from the primary: they may add
-    // to it, never replace it.
-    let holds_rows = state.is_some_and(|s| s.has_rows);
-    if fallback && full_refresh && holds_rows {
-        return Err(refused(
-            "--full-refresh reloads it from the primary source, which is unreachable, and the \
-             fallback's rows may be older than those it holds: it is kept as it is; run again \
-             with --full-refresh once the primary is back (without it, a fallback run adds only \
-             the fallback's rows past the target's largest key)"
-                .into(),
-        ));
-    }
-    if full_refresh {
-        return full("--full-refresh", keys);
-    }
-    let Some(state) = state else {
-        return full("the target table does not exist yet", keys);
-    };
-    if !same_columns(&state.columns, &names) {
-        return Err(refused(format!(
-            "its columns ({}) are not the query's ({}), so rows cannot be added to it: run once \
-             with --full-refresh to replace it",
-            state.columns.join(", "),
-            names.join(", ")
-        )));
-    }
-    let Some(max) = &state.max else {
-        if !state.has_rows {
-            return full("the target table has no rows", keys);
+    let (max, start, inclusive) = match decide(&facts) {
+        Ok(Decision::Read {
+            max,
+            start,
+            inclusive,
+        }) => (max, start, inclusive),
+        Ok(Decision::Full { why, warn }) => {
+            let line = format!("{}: {why}: this run loads the whole table", inc.strategy());
+            match warn {
+                true => log::warn!("{line}"),
+                false => log::info!("{line}"),
+            }
+            index_the_key(keys, &summary.table, &col.name);
+            return Ok(Apply::Replace);
         }
-        if fallback {
-            return Err(refused(format!(
-                "its rows all have a NULL `{}`, so nothing tells which of the fallback's rows \
-                 are newer, and a full replace from the fallback's rows, which may be older \
-                 than those it holds, could move it backwards: it is kept as it is; the next \
-                 run that reaches the primary source replaces it",
-                col.name
-            )));
+        Err(Refusal::Target(why)) => {
+            return Err(sink_error(SinkError::Refused {
+                target: format!("the target table {}", summary.table),
+                why,
+            }))
         }
-        return full(
-            &format!("the target's rows all have a NULL `{}`", col.name),
-            keys,
-        );
-    };
-    let merge_key = merge_key.unwrap_or_default();
-    if inc.merge && !same_columns(&state.primary_key, &merge_key) {
-        if fallback {
-            return Err(refused(format!(
-                "it has no primary key on ({}), which a merge needs, and the full replace that \
-                 would create it is not made from the fallback's rows, which may be older than \
-                 those it holds: it is kept as it is; the next run that reaches the primary \
-                 source replaces it",
-                merge_key.join(", ")
-            )));
-        }
-        log::warn!(
-            "merge: the target table has no primary key on ({}), which a merge needs",
-            merge_key.join(", ")
-        );
-        return full("a full replace creates it", keys);
-    }
-    let bound = match kind {
-        Some(k) => Bound::from_target(max, k),
-        None => Bound::guess(max),
-    }
-    .map_err(|why| refused(format!("{why}: run once with --full-refresh")))?;
-    // Fallback rows are older than the primary's: only those past everything the target
-    // holds may go in, or the target would move backwards.
-    let (start, inclusive) = match (inc.merge, fallback) {
-        (true, false) => (
-            bound
-                .back(inc.lookback)
-                .map_err(|why| invalid("incremental_lookback", "", why))?,
-            true,
-        ),
-        _ => (bound, false),
+        Err(Refusal::Setting { key, value, why }) => return Err(invalid(key, &value, why)),
     };
     let kind = kind.unwrap_or(match start {
         Bound::Int(_) => KeyKind::Int,
         Bound::Instant(_) => KeyKind::DateTime,
     });
-    source.restrict(&Filter {
+    let filter = Filter {
         column: col.name.clone(),
         kind,
         bound: start,
         inclusive,
-    });
-    let op = if inclusive { ">=" } else { ">" };
-    let less = match (inclusive, start != bound) {
-        (true, true) => format!(" (its largest, {bound}, less incremental_lookback)"),
-        _ => " (the target's largest)".to_string(),
     };
-    log::info!(
-        "{strategy}: reading the rows with `{}` {op} {start}{less}",
-        col.name
-    );
+    source.restrict(&filter);
+    log_start(inc, &col.name, max, &filter, fallback);
     summary.incremental_from = Some(start.text());
+    if !fallback {
+        warn_of_stall(inc, &col, kind, max, source)?;
+    }
     Ok(match inc.merge {
         true => Apply::Merge(merge_key),
         false => Apply::Append,
     })
 }
 
+/// The query's column named by `incremental_key`.
+fn key_column(inc: &Incremental, columns: &[SourceColumn]) -> Result<SourceColumn, Error> {
+    columns
+        .iter()
+        .find(|c| c.name.eq_ignore_ascii_case(&inc.key))
+        .cloned()
+        .ok_or_else(|| {
+            let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+            invalid(
+                "incremental_key",
+                &inc.key,
+                format!("a column of the query (it returns {})", names.join(", ")),
+            )
+        })
+}
+
+/// The columns a merge matches rows by: the query's key, or, from the fallback (which knows
+/// none), the target's own primary key. Refuses what could leave two rows for one key.
+fn merge_key(
+    keys: &Keys,
+    state: Option<&TargetState>,
+    fallback: bool,
+    columns: &[SourceColumn],
+    target: &Target,
+) -> Result<Vec<String>, Error> {
+    let fallback_key = state
+        .filter(|_| fallback)
+        .map(|s| s.primary_key.clone())
+        .filter(|k| !k.is_empty());
+    let Some(key) = keys.primary.clone().or(fallback_key) else {
+        return Err(invalid(
+            "primary_key",
+            "",
+            "the columns that identify a row: strategy = merge replaces rows by their key, and \
+             the query's table has none (set [general] primary_key = column[, column])"
+                .into(),
+        ));
+    };
+    if !fallback {
+        check_key_not_null(&key, columns)?;
+    }
+    if matches!(target, Target::Sqlite(_)) {
+        check_exact_key(&key, columns)?;
+    }
+    Ok(key)
+}
+
+fn log_start(inc: &Incremental, key: &str, max: Bound, filter: &Filter, fallback: bool) {
+    let op = if filter.inclusive { ">=" } else { ">" };
+    let start = filter.bound;
+    let why = match (start != max, fallback && inc.merge) {
+        (true, _) => format!(" (its largest, {max}, less incremental_lookback)"),
+        // Rows below it may be older in the fallback than in the target.
+        (false, true) => {
+            " (the target's largest; from the fallback, without incremental_lookback)".into()
+        }
+        (false, false) => " (the target's largest)".into(),
+    };
+    log::info!(
+        "{}: reading the rows with `{key}` {op} {start}{why}",
+        inc.strategy()
+    );
+}
+
+/// Warns when the target's largest key would keep every later run from reading new rows
+/// (see `stall_warning`); the source's answer costs one round trip.
+fn warn_of_stall(
+    inc: &Incremental,
+    col: &SourceColumn,
+    kind: KeyKind,
+    max: Bound,
+    source: &mut dyn Source,
+) -> Result<(), Error> {
+    let year = col.ty == SqlType::Year;
+    let probe_max = match max {
+        Bound::Int(n) if !year => Some(n),
+        _ => None,
+    };
+    let view = source.look_at_start(&col.name, probe_max)?;
+    if let Some(warning) = stall_warning(inc, &col.name, kind, year, max, &view) {
+        log::warn!("{}: {warning}", inc.strategy());
+    }
+    Ok(())
+}
+
 /// The key's kind, refusing what would lose rows: NULLs, a lookback of the other kind, an
-/// `append` by dates (every later row of the last day would be skipped), a query whose own
-/// LIMIT would apply before the filter.
+/// `append` by dates or years (every later row of the last day or year would be skipped), a
+/// query whose own LIMIT would apply before the filter.
 fn check_key(inc: &Incremental, col: &SourceColumn, source: &dyn Source) -> Result<KeyKind, Error> {
     let kind = key_kind(col).map_err(|why| invalid("incremental_key", &inc.key, why))?;
     inc.lookback
         .fits(kind)
-        .map_err(|why| invalid("incremental_lookback", "", why))?;
-    if !inc.merge && kind == KeyKind::Date {
+        .map_err(|why| invalid("incremental_lookback", &inc.lookback.to_string(), why))?;
+    let shared_by = match (kind, &col.ty) {
+        (KeyKind::Date, _) => Some("day"),
+        (_, SqlType::Year) => Some("year"),
+        _ => None,
+    };
+    if let Some(period) = shared_by.filter(|_| !inc.merge) {
         return Err(invalid(
             "strategy",
             "append",
             format!(
-                "merge for a DATE key: `{}` is shared by every row of a day, and append reads \
-                 only days past the last one loaded, so rows added later to that day would be lost",
-                col.name
+                "merge for a {} key: `{}` is shared by every row of a {period}, and append reads \
+                 only {period}s past the last one loaded, so rows added later to that {period} \
+                 would be lost",
+                col.ty, col.name
             ),
         ));
     }
@@ -239,7 +243,8 @@ fn check_key_not_null(key: &[String], columns: &[SourceColumn]) -> Result<(), Er
 }
 
 /// A merge into SQLite finds the rows to replace by exact comparison: a text key that the
-/// source compares by a case- or accent-insensitive collation could leave two rows.
+/// source compares by a case- or accent-insensitive collation could leave two rows. (One
+/// that only ignores trailing spaces, PAD SPACE, is declared COLLATE RTRIM in SQLite.)
 fn check_exact_key(key: &[String], columns: &[SourceColumn]) -> Result<(), Error> {
     for name in key {
         let Some(c) = columns.iter().find(|c| c.name.eq_ignore_ascii_case(name)) else {

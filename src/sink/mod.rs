@@ -44,6 +44,13 @@ pub enum SinkError {
          neither loses nor repeats them"
     )]
     Unknown { target: String, message: String },
+    #[error(
+        "the query returns the same primary key ({key}) more than once ({detail}), and the \
+         target holds each key once: a JOIN that repeats rows? Make the query return each key \
+         once, or set [general] primary_key to the columns that identify a row; nothing was \
+         changed"
+    )]
+    DuplicateKey { key: String, detail: String },
     #[error("the staged table has {staged} rows but {read} were read; the old table is kept")]
     Count { staged: u64, read: u64 },
 }

@@ -57,6 +57,8 @@ pub struct MySqlSink {
     /// The incremental key, when `inspect` found no index that leads with it: an
     /// incremental run adds one (a full replace builds it with the table).
     unindexed_key: Option<String>,
+    /// The staging table's primary key columns.
+    primary: Option<Vec<String>>,
     /// What lookups already told (each is a round trip to a possibly remote server).
     database_known: bool,
     target_exists: Option<bool>,
@@ -87,6 +89,7 @@ impl MySqlSink {
             keep_definitions: false,
             apply: Apply::Replace,
             unindexed_key: None,
+            primary: None,
             database_known: false,
             target_exists: None,
             local_infile: None,
@@ -423,6 +426,22 @@ impl MySqlSink {
         Ok(out)
     }
 
+    /// A writer's failure; a key the staging table already holds (1062) means the query
+    /// returns that key more than once, which the user fixes in the query or primary_key.
+    fn rows_error(&self, e: String) -> SinkError {
+        let duplicate = e.find("Duplicate entry").filter(|_| e.contains("1062"));
+        match (duplicate, &self.primary) {
+            (Some(at), Some(key)) => {
+                let detail = e[at..].split([';', '}']).next().unwrap_or_default();
+                SinkError::DuplicateKey {
+                    key: key.join(", "),
+                    detail: crate::report::redact(detail.trim(), self.ep()),
+                }
+            }
+            _ => self.err("inserting rows", e),
+        }
+    }
+
     fn ep(&self) -> &Endpoint {
         &self.target.endpoint
     }
@@ -643,6 +662,8 @@ impl Sink for MySqlSink {
             primary_key,
             max,
             has_rows,
+            // The staging table takes the source's collations, which the merge compares by.
+            key_collations: Vec::new(),
         }))
     }
 
@@ -774,6 +795,7 @@ impl Sink for MySqlSink {
         let server = ddl::Server::settle(self.control(), &columns, &server_rows, explicit_set)
             .map_err(|e| self.err("reading the server's settings", e))?;
         let mut defs: Vec<String> = columns.iter().map(|c| server.column_def(c)).collect();
+        self.primary = keys.primary.clone();
         match &keys.primary {
             Some(cols) => {
                 let cols: Vec<String> = cols.iter().map(|c| quote_mysql(c)).collect();
@@ -817,7 +839,7 @@ impl Sink for MySqlSink {
     fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
         self.batches += 1;
         if let Some(e) = self.failed() {
-            return Err(self.err("inserting rows", e));
+            return Err(self.rows_error(e));
         }
         let views = batch
             .columns()
@@ -870,7 +892,7 @@ impl Sink for MySqlSink {
             }
         }
         match self.failed() {
-            Some(e) => Err(self.err("inserting rows", e)),
+            Some(e) => Err(self.rows_error(e)),
             None => Ok(()),
         }
     }
@@ -887,7 +909,7 @@ impl Sink for MySqlSink {
 
     fn commit(&mut self, rows_read: u64) -> Result<Applied, SinkError> {
         if let Some(e) = self.join_writers() {
-            return Err(self.err("inserting rows", e));
+            return Err(self.rows_error(e));
         }
         // A LOAD DATA stream's OK packet says how many rows the server stored (a count that
         // costs nothing); INSERTs are counted on the table.

@@ -8,7 +8,7 @@
 use super::{Sink, SinkError};
 use crate::freshness;
 use crate::incremental::{Applied, Apply, TargetMax, TargetState};
-use crate::transform::keys::{Index, Keys};
+use crate::transform::keys::{self, Index, Keys};
 use crate::transform::{self, quote_sqlite, ColumnView, SourceColumn};
 use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
@@ -62,6 +62,9 @@ pub struct SqliteSink {
     /// The incremental key, when `inspect` found no index that leads with it: an
     /// incremental run adds one (a full replace builds it with the table).
     unindexed_key: Option<String>,
+    /// The primary key's columns, and those of them declared COLLATE RTRIM (see `begin`).
+    primary: Vec<String>,
+    rtrim_keys: Vec<String>,
 }
 
 impl SqliteSink {
@@ -83,6 +86,8 @@ impl SqliteSink {
             apply: Apply::Replace,
             columns: Vec::new(),
             unindexed_key: None,
+            primary: Vec::new(),
+            rtrim_keys: Vec::new(),
         }
     }
 
@@ -101,7 +106,12 @@ impl SqliteSink {
         let cols = cols.join(", ");
         let (updated, only_new) = match &self.apply {
             Apply::Merge(key) => {
-                let is_key = |c: &String| key.iter().any(|k| k.eq_ignore_ascii_case(c));
+                // A key column compared without trailing spaces is set too: the source's
+                // 'abc ' replaces the target's 'abc', as it does on MySQL.
+                let is_key = |c: &String| {
+                    key.iter().any(|k| k.eq_ignore_ascii_case(c))
+                        && !self.rtrim_keys.iter().any(|k| k.eq_ignore_ascii_case(c))
+                };
                 let on: Vec<String> = key
                     .iter()
                     .map(|k| format!("{table}.{k} = {staging}.{k}", k = quote_sqlite(k)))
@@ -310,6 +320,12 @@ impl SqliteSink {
                 .into_owned();
             (ffi::sqlite3_extended_errcode(db), msg)
         };
+        if code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY && !self.primary.is_empty() {
+            return SinkError::DuplicateKey {
+                key: self.primary.join(", "),
+                detail: format!("{action}: {msg}"),
+            };
+        }
         self.err(
             action,
             rusqlite::Error::SqliteFailure(ffi::Error::new(code), Some(msg)),
@@ -523,11 +539,23 @@ impl Sink for SqliteSink {
                 )
                 .map_err(|e| self.err("reading whether the table has rows", e))?,
         };
+        // The primary key's index (none for an INTEGER PRIMARY KEY) says how it compares.
+        let key_collations: Vec<(String, String)> = conn
+            .prepare(
+                "SELECT i.name, i.coll FROM pragma_index_list(?1) l, pragma_index_xinfo(l.name) i \
+                 WHERE l.origin = 'pk' AND i.key = 1 ORDER BY i.seqno",
+            )
+            .and_then(|mut st| {
+                st.query_map([self.table.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            })
+            .map_err(|e| self.err("reading the primary key's collations", e))?;
         Ok(Some(TargetState {
             columns,
             primary_key: pk.into_iter().map(|(n, _)| n.clone()).collect(),
             max,
             has_rows,
+            key_collations,
         }))
     }
 
@@ -586,13 +614,27 @@ impl Sink for SqliteSink {
         self.conn = Some(conn);
         self.ncols = columns.len();
         self.rows_per_insert = (MAX_PARAMS / self.ncols.max(1)).clamp(1, MAX_ROWS_PER_INSERT);
+        self.primary = keys.primary.clone().unwrap_or_default();
+        // A text key the source compares ignoring trailing spaces (PAD SPACE) is compared so
+        // here too: else a merge would keep 'abc' and 'abc ' as two rows.
+        self.rtrim_keys = columns
+            .iter()
+            .filter(|c| {
+                keys::pads_trailing_spaces(c)
+                    && self.primary.iter().any(|k| k.eq_ignore_ascii_case(&c.name))
+            })
+            .map(|c| c.name.clone())
+            .collect();
         let defs: Vec<String> = columns
             .iter()
             .map(|c| {
                 let ty = transform::sqlite_type(&c.ty);
+                let rtrim = self.rtrim_keys.contains(&c.name);
+                let collate = if rtrim { " COLLATE RTRIM" } else { "" };
                 format!("{} {ty}", quote_sqlite(&c.name))
                     .trim_end()
                     .to_string()
+                    + collate
             })
             .collect();
         let pk = match &keys.primary {

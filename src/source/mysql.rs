@@ -9,7 +9,7 @@ pub mod query;
 
 use super::{Emit, Source, SourceError};
 use crate::connect::session::set_read_timeout;
-use crate::connect::{Abandon, Endpoint, TlsMode};
+use crate::connect::{Abandon, Endpoint, Session, TlsMode};
 use crate::fence::guarded;
 use crate::incremental::{self, Filter};
 use crate::plan::Partitioning;
@@ -39,6 +39,8 @@ pub struct MySqlSource {
     /// The query as configured (it may hold `{incremental_value}`), for `restrict`.
     raw_query: String,
     dialect: query::Dialect,
+    /// The connection that described the query, kept for `look_at_start` (a login less).
+    probe: Option<Session>,
 }
 
 impl MySqlSource {
@@ -111,6 +113,7 @@ impl MySqlSource {
             keys,
             raw_query,
             dialect,
+            probe: Some(conn),
         })
     }
 
@@ -334,6 +337,56 @@ impl Source for MySqlSource {
         self.read_queries = vec![q];
     }
 
+    /// One statement: the server's UTC clock, and whether the query returns a row whose
+    /// key is `max` (the placeholder stands below every key; the server pushes the equality
+    /// into the query where it can, as it does the read's own filter).
+    fn look_at_start(
+        &mut self,
+        key: &str,
+        max: Option<i128>,
+    ) -> Result<incremental::StartView, SourceError> {
+        let Some(mut conn) = self.probe.take() else {
+            return Ok(Default::default());
+        };
+        let holds = match max {
+            Some(n) => {
+                let query = self.raw_query.replace(
+                    incremental::PLACEHOLDER,
+                    incremental::placeholder_minimum(incremental::KeyKind::Int),
+                );
+                let query = query::clean(&query, self.dialect);
+                let tail = format!(" WHERE `dbsync_src`.{} = {n} LIMIT 1", quote_mysql(key));
+                let inner = query::wrap(&query, self.dialect, "1", "dbsync_src", &tail);
+                format!("EXISTS ({inner})")
+            }
+            None => "NULL".to_string(),
+        };
+        let sql = format!("SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%d %H:%i:%s.%f'), {holds}");
+        let answer: Result<Option<(String, Option<bool>)>, _> =
+            conn.with_timeout(self.statement_timeout, |c| c.query_first(sql));
+        match answer {
+            Ok(Some((now, holds_max))) => Ok(incremental::StartView {
+                now_utc: incremental::parse_instant(&now),
+                holds_max,
+            }),
+            Ok(None) => Ok(Default::default()),
+            // The check only warns: a query the server cannot run this way reads all the same.
+            Err(mysql::Error::MySqlError(e)) => {
+                log::debug!("the check of the start against the source failed: {e}");
+                Ok(Default::default())
+            }
+            Err(e) => Err(SourceError::Query {
+                section: self.endpoint.section,
+                message: format!(
+                    "{} (while checking the start against the source; silence longer than \
+                     [general] statement_timeout = {} s counts as a failure)",
+                    crate::report::redact(&e.to_string(), &self.endpoint),
+                    self.statement_timeout.as_secs()
+                ),
+            }),
+        }
+    }
+
     /// The server's plan for the read (`EXPLAIN`), one line per step.
     fn explain(&self) -> Result<Vec<String>, SourceError> {
         Ok(self
@@ -397,7 +450,13 @@ impl Source for MySqlSource {
         }
     }
 
-    fn read(self: Box<Self>, emit: &mut Emit<'_>, abandon: &Abandon) -> Result<u64, SourceError> {
+    fn read(
+        mut self: Box<Self>,
+        emit: &mut Emit<'_>,
+        abandon: &Abandon,
+    ) -> Result<u64, SourceError> {
+        // Not held idle through the read.
+        drop(self.probe.take());
         if let [query] = self.read_queries.as_slice() {
             return self.read_one(query, emit, abandon);
         }

@@ -18,6 +18,20 @@ pub struct Keys {
     pub indexes: Vec<Index>,
 }
 
+/// Whether the source compares this text column as if shorter values were padded with
+/// spaces (PAD SPACE: every MySQL and MariaDB collation but the `_nopad_` and `_0900_` ones,
+/// and not binary strings), so `'abc'` and `'abc '` are one key there. SQLite's BINARY
+/// compares them apart; its RTRIM collation, which ignores trailing spaces, agrees with the
+/// source for equality.
+pub fn pads_trailing_spaces(col: &super::SourceColumn) -> bool {
+    use super::SqlType;
+    let text = matches!(col.ty, SqlType::Text { .. } | SqlType::Enum | SqlType::Set);
+    text && col.collation.as_ref().is_some_and(|k| {
+        let name = k.name.to_ascii_lowercase();
+        k.charset != "binary" && !name.contains("_nopad") && !name.contains("_0900_")
+    })
+}
+
 /// `[general] indexes`: which of the source's indexes the target gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IndexPolicy {
@@ -124,6 +138,60 @@ mod tests {
                 columns: vec![("lot".into(), None)],
             }],
         }
+    }
+
+    #[test]
+    fn only_pad_space_text_ignores_trailing_spaces() {
+        use crate::transform::{Collation, SourceColumn, SqlType};
+        let col = |ty: SqlType, charset: &str, name: &str| SourceColumn {
+            name: "k".into(),
+            ty,
+            nullable: false,
+            exact_mysql_type: None,
+            collation: Some(Collation {
+                charset: charset.into(),
+                name: name.into(),
+            }),
+        };
+        let text = SqlType::Text {
+            max_chars: 9,
+            fixed: false,
+        };
+        assert!(pads_trailing_spaces(&col(
+            text.clone(),
+            "utf8mb4",
+            "utf8mb4_bin"
+        )));
+        assert!(pads_trailing_spaces(&col(
+            SqlType::Enum,
+            "latin1",
+            "latin1_bin"
+        )));
+        assert!(!pads_trailing_spaces(&col(
+            text.clone(),
+            "utf8mb4",
+            "utf8mb4_nopad_bin"
+        )));
+        assert!(!pads_trailing_spaces(&col(
+            text.clone(),
+            "utf8mb4",
+            "utf8mb4_0900_bin"
+        )));
+        assert!(!pads_trailing_spaces(&col(
+            text.clone(),
+            "binary",
+            "binary"
+        )));
+        let int = SqlType::Int {
+            bytes: 4,
+            unsigned: false,
+        };
+        assert!(!pads_trailing_spaces(&col(int, "utf8mb4", "utf8mb4_bin")));
+        let unknown = SourceColumn {
+            collation: None,
+            ..col(text, "", "")
+        };
+        assert!(!pads_trailing_spaces(&unknown));
     }
 
     #[test]
