@@ -7,5 +7,5 @@ cd "$ROOT"
 ensure_tools
 ensure_mariadb
 ensure_tls_mariadb
-export DBSYNC_TEST_TLS_PORT="$TLS_PORT"
+export TEST_TLS_PORT="$TLS_PORT"
 cargo test "$@"

@@ -8,6 +8,7 @@
 //! hold `#` or `;` inside a string (`WHERE lot = 'lot #4'`).
 
 mod ini;
+mod known;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -44,6 +45,18 @@ pub enum ConfigError {
         value: String,
         expected: String,
     },
+    #[error("config file has a section [{name}], which dbsync does not read{hint}")]
+    UnknownSection { name: String, hint: String },
+    #[error("[{section}] {key} is not a setting dbsync reads{hint}")]
+    UnknownKey {
+        section: String,
+        key: String,
+        hint: String,
+    },
+    #[error(
+        "environment variable {name} is not a setting dbsync reads (DBSYNC_<SECTION>_<KEY>){hint}"
+    )]
+    UnknownEnv { name: String, hint: String },
     #[error("environment variable {0} is not valid UTF-8 (its value is not shown): set it to UTF-8 text, or unset it")]
     NotUtf8Env(String),
     #[error("--target {requested} is not allowed: [general] target_argument_enabled is false (set it to true, or change default_target)")]
@@ -93,6 +106,7 @@ impl RawConfig {
                 message,
             }
         })?;
+        known::check(&raw.sections, &raw.env)?;
         if raw.file_holds_a_password() {
             warn_if_others_can_read(path);
         }
@@ -117,6 +131,18 @@ impl RawConfig {
             .any(|keys| keys.get("password").is_some_and(|p| !p.is_empty()))
     }
 
+    /// The file's `[table.NAME]` sections.
+    pub fn table_sections(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .sections
+            .keys()
+            .filter(|s| s.starts_with("table."))
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
     /// True when the file has the section or any environment variable provides a key of it.
     pub fn has_section(&self, section: &str) -> bool {
         let prefix = format!("DBSYNC_{}_", section.to_ascii_uppercase());
@@ -125,6 +151,10 @@ impl RawConfig {
 
     /// A key's value: the environment override, else the file's, else `None`.
     pub fn get(&self, section: &str, key: &str) -> Option<String> {
+        debug_assert!(
+            known::is_known(section, key),
+            "[{section}] {key} is read but not in config::known"
+        );
         if let Some(v) = self.env.get(&env_name(section, key)) {
             return Some(v.clone());
         }

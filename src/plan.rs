@@ -157,6 +157,15 @@ pub struct Plan {
 impl Plan {
     /// Resolves the config (and `--target`, if given) into a plan.
     pub fn from_config(raw: &RawConfig, cli_target: Option<&str>) -> Result<Plan, ConfigError> {
+        if let Some(name) = raw.table_sections().into_iter().next() {
+            return Err(ConfigError::UnknownSection {
+                name,
+                hint: ": a [table.NAME] section sets one table of a job of many tables \
+                       ([general] tables), which this version does not run yet; put the \
+                       table's settings in [general] and [external_db]"
+                    .into(),
+            });
+        }
         let kind = target_kind(raw, cli_target)?;
         let incremental = incremental(raw)?;
         let query = raw.require(EXTERNAL_DB, "query")?;

@@ -125,3 +125,101 @@ fn a_password_in_a_file_others_can_read_gets_a_chmod_warning() {
     .expect(EXIT_OK);
     assert!(!run.stderr().contains("chmod 600"), "{}", run.stderr());
 }
+
+/// A config whose source cannot be reached and that has no fallback: a run that got as far
+/// as connecting would fail with exit 1, not 2.
+fn nowhere_config() -> String {
+    sqlite_config("nowhere", "SELECT 1", "s")
+        .replace(
+            &format!("port = {}", mysql_port()),
+            &format!("port = {}", closed_port()),
+        )
+        .replace(
+            "fallback_to_local_source_on_failure = true",
+            "fallback_to_local_source_on_failure = false",
+        )
+}
+
+#[test]
+fn a_misspelt_key_section_or_variable_is_a_config_error_naming_the_one_meant() {
+    for (typo, meant) in [
+        ("password =\n", "pasword = x\n"),
+        (
+            "fallback_to_local_source_on_failure = false",
+            "fallback_to_local_source_on_falure = true",
+        ),
+        ("[local_db]", "[local_db]\nssl_mod = verify_identity"),
+        ("[local_db]", "[locl_db]\ndb_path = x\n[local_db]"),
+    ] {
+        let job = Job::new(&nowhere_config().replacen(typo, meant, 1));
+        let err = job
+            .run(&["--summary-json", "-"])
+            .expect(EXIT_USAGE)
+            .stderr();
+        let want = match meant.split([' ', '\n']).find(|w| !w.is_empty()) {
+            Some("pasword") => "did you mean `password`?",
+            Some("fallback_to_local_source_on_falure") => {
+                "did you mean `fallback_to_local_source_on_failure`?"
+            }
+            Some("[local_db]") => "[local_db] ssl_mod is not a setting dbsync reads",
+            _ => "did you mean [local_db]?",
+        };
+        assert!(err.contains(want), "{meant}: {err}");
+        assert!(!err.contains("Connection refused"), "{err}");
+    }
+    let job = Job::new(&nowhere_config());
+    let out = job
+        .cmd(&[])
+        .env("DBSYNC_EXTERNAL_DB_PASWORD", "secret")
+        .output()
+        .unwrap();
+    let err = Run(out).expect(EXIT_USAGE).stderr();
+    assert!(
+        err.contains("DBSYNC_EXTERNAL_DB_PASWORD")
+            && err.contains("did you mean DBSYNC_EXTERNAL_DB_PASSWORD?")
+            && !err.contains("secret"),
+        "{err}"
+    );
+}
+
+#[test]
+fn default_keys_count_for_every_section() {
+    let db = "dbsync_c_default";
+    fresh_db(db, "CREATE TABLE s (id INT); INSERT INTO s VALUES (1);");
+    // configparser gives [DEFAULT]'s keys to every section; dbsync reads them so too.
+    let cfg = sqlite_config(db, "SELECT * FROM s", "s")
+        .replace(&format!("port = {}\n", mysql_port()), "");
+    let cfg = format!("[DEFAULT]\nport = {}\n\n{cfg}", mysql_port());
+    let job = Job::new(&cfg);
+    job.run(&[]).expect(EXIT_OK);
+    assert_eq!(sqlite_count(&job.path("data/out.db"), "s"), 1);
+    std::fs::write(
+        job.path("config.ini"),
+        cfg.replace("[DEFAULT]\n", "[DEFAULT]\nprot = 1\n"),
+    )
+    .unwrap();
+    let err = job.run(&[]).expect(EXIT_USAGE).stderr();
+    assert!(
+        err.contains("[DEFAULT] prot") && err.contains("`port`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_login_without_a_password_is_told_so_not_about_tls() {
+    let db = "dbsync_c_nopass";
+    let mut c = fresh_db(db, "CREATE TABLE s (id INT); INSERT INTO s VALUES (1);");
+    use mysql::prelude::Queryable;
+    c.query_drop("CREATE USER IF NOT EXISTS 'dbsync_c_nopass'@'%' IDENTIFIED BY 'pw1'")
+        .unwrap();
+    let cfg = sqlite_config(db, "SELECT * FROM s", "s")
+        .replace("user = root", "user = dbsync_c_nopass\nssl_mode = disabled");
+    let err = Job::new(&cfg).run(&[]).expect(1).stderr();
+    assert!(
+        err.contains("using password: NO")
+            && err.contains("no password was sent")
+            && err.contains("DBSYNC_EXTERNAL_DB_PASSWORD")
+            && !err.contains("secure transport"),
+        "{err}"
+    );
+}

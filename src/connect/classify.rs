@@ -110,7 +110,13 @@ fn classify_server(ep: &Endpoint, m: mysql::MySqlError) -> ConnectError {
     let section = ep.section;
     if m.code == 1045 || m.code == 1044 || m.code == 1698 {
         let mut cause = m.to_string();
-        if ep.tls.mode == TlsMode::Disabled {
+        if m.message.contains("using password: NO") {
+            cause.push_str(&format!(
+                " (no password was sent: [{section}] password is empty or missing; set it there, \
+                 or in {})",
+                crate::config::env_name(section, "password")
+            ));
+        } else if ep.tls.mode == TlsMode::Disabled {
             cause.push_str(&format!(
                 " (with [{section}] ssl_mode = disabled: a server that requires secure transport, as Azure does, \
                  refuses every plaintext login like this; set ssl_mode = verify_identity with ssl_ca)"

@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 pub const FIXTURE: &str = include_str!("../../scripts/fixtures/vehicles_stock.sql");
 
 pub fn mysql_port() -> u16 {
-    std::env::var("DBSYNC_TEST_MYSQL_PORT")
+    std::env::var("TEST_MYSQL_PORT")
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(3306)
@@ -199,7 +199,7 @@ pub fn sqlite_count(path: &Path, table: &str) -> i64 {
 // ---- the TLS-only MariaDB standing in for Azure (scripts/lib.sh ensure_tls_mariadb) ----
 
 pub fn tls_port() -> u16 {
-    std::env::var("DBSYNC_TEST_TLS_PORT")
+    std::env::var("TEST_TLS_PORT")
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(3307)

@@ -1,0 +1,274 @@
+//! The sections and keys dbsync reads: a name outside them, in the file or as a `DBSYNC_*`
+//! variable, is a config error naming the nearest known one, never a setting silently
+//! ignored (`pasword = ...` would otherwise log in without a password).
+
+use super::{env_name, ConfigError, AZURE_DB, EXTERNAL_DB, GENERAL, LOCAL_DB};
+use std::collections::HashMap;
+
+/// Both MySQL endpoints' keys.
+const ENDPOINT: &[&str] = &[
+    "type",
+    "host",
+    "port",
+    "user",
+    "password",
+    "database",
+    "ssl_mode",
+    "ssl_ca",
+    "ssl_cert",
+    "ssl_key",
+    "connect_timeout",
+    "read_timeout",
+];
+
+/// Each section's own keys, besides `ENDPOINT`'s for the two MySQL sections.
+const SECTIONS: &[(&str, bool, &[&str])] = &[
+    (
+        GENERAL,
+        false,
+        &[
+            "default_target",
+            "target_argument_enabled",
+            "fallback_to_local_source_on_failure",
+            "log_file",
+            "strategy",
+            "incremental_key",
+            "incremental_lookback",
+            "fallback_max_age",
+            "allow_empty",
+            "max_shrink_percent",
+            "statement_timeout",
+            "primary_key",
+            "indexes",
+            "retries",
+            "lock_wait",
+        ],
+    ),
+    (
+        EXTERNAL_DB,
+        true,
+        &[
+            "query",
+            "batch_rows",
+            "zero_dates",
+            "partitions",
+            "partition_column",
+        ],
+    ),
+    (LOCAL_DB, false, &["db_path", "table_name", "journal_mode"]),
+    (AZURE_DB, true, &["table_name", "writers", "load_method"]),
+];
+
+/// Every known key of `section`, if it is a known section.
+fn keys_of(section: &str) -> Option<Vec<&'static str>> {
+    let (_, endpoint, own) = SECTIONS.iter().find(|(name, _, _)| *name == section)?;
+    let mut keys = own.to_vec();
+    if *endpoint {
+        keys.extend_from_slice(ENDPOINT);
+    }
+    Some(keys)
+}
+
+/// Every section's name with each of its keys.
+fn all_keys() -> impl Iterator<Item = (&'static str, &'static str)> {
+    SECTIONS.iter().flat_map(|(section, _, _)| {
+        keys_of(section)
+            .unwrap_or_default()
+            .into_iter()
+            .map(move |k| (*section, k))
+    })
+}
+
+/// Refuses an unknown section, an unknown key in a known section (a `[DEFAULT]` key must
+/// be known to some section, as configparser gives it to all), and an unknown `DBSYNC_*`
+/// variable.
+pub fn check(
+    sections: &HashMap<String, HashMap<String, String>>,
+    env: &HashMap<String, String>,
+) -> Result<(), ConfigError> {
+    let mut names: Vec<&String> = sections.keys().collect();
+    names.sort();
+    for section in names {
+        check_section(section, sections[section].keys())?;
+    }
+    let known: Vec<String> = all_keys().map(|(s, k)| env_name(s, k)).collect();
+    let mut vars: Vec<&String> = env.keys().collect();
+    vars.sort();
+    match vars.into_iter().find(|v| !known.contains(v)) {
+        None => Ok(()),
+        Some(name) => Err(ConfigError::UnknownEnv {
+            name: name.clone(),
+            hint: did_you_mean(name, known.iter().map(String::as_str), |n| n.to_string()),
+        }),
+    }
+}
+
+fn check_section<'a>(
+    section: &str,
+    keys: impl Iterator<Item = &'a String>,
+) -> Result<(), ConfigError> {
+    let known: Vec<&str> = match (section, keys_of(section)) {
+        (super::ini::DEFAULT_SECTION, _) => all_keys().map(|(_, k)| k).collect(),
+        (_, Some(keys)) => keys,
+        // A job's per-table sections are read by the plan, which knows their keys.
+        _ if section.starts_with("table.") => return Ok(()),
+        (_, None) => {
+            let sections = SECTIONS.iter().map(|(s, _, _)| *s);
+            return Err(ConfigError::UnknownSection {
+                name: section.to_string(),
+                hint: did_you_mean(section, sections, |s| format!("[{s}]")),
+            });
+        }
+    };
+    let mut keys: Vec<&String> = keys.collect();
+    keys.sort();
+    match keys.into_iter().find(|k| !known.contains(&k.as_str())) {
+        None => Ok(()),
+        Some(key) => Err(ConfigError::UnknownKey {
+            section: section.to_string(),
+            key: key.clone(),
+            hint: did_you_mean(key, known.into_iter(), |k| format!("`{k}`")),
+        }),
+    }
+}
+
+/// "; did you mean X?" for the known name nearest to `name`, when one is near enough to be
+/// a slip of the fingers; else a pointer to the reference.
+fn did_you_mean<'a>(
+    name: &str,
+    known: impl Iterator<Item = &'a str>,
+    show: impl Fn(&str) -> String,
+) -> String {
+    let lower = name.to_ascii_lowercase();
+    let nearest = known
+        .map(|k| (edits(&lower, &k.to_ascii_lowercase()), k))
+        .min_by_key(|(d, _)| *d);
+    match nearest {
+        Some((d, k)) if d <= 2 + name.len() / 6 => format!("; did you mean {}?", show(k)),
+        _ => " (config.example.ini lists every setting)".to_string(),
+    }
+}
+
+/// Levenshtein distance: insertions, deletions and substitutions of characters.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// Whether dbsync reads `key` in `section` (for the tests that keep this list whole).
+pub fn is_known(section: &str, key: &str) -> bool {
+    keys_of(section).is_some_and(|keys| keys.contains(&key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sections(text: &[(&str, &[&str])]) -> HashMap<String, HashMap<String, String>> {
+        text.iter()
+            .map(|(s, keys)| {
+                let keys = keys
+                    .iter()
+                    .map(|k| (k.to_string(), String::new()))
+                    .collect();
+                (s.to_string(), keys)
+            })
+            .collect()
+    }
+
+    fn error(text: &[(&str, &[&str])], env: &[&str]) -> String {
+        let env = env.iter().map(|v| (v.to_string(), String::new())).collect();
+        check(&sections(text), &env).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_misspelt_key_names_the_one_meant() {
+        let e = error(&[("external_db", &["host", "pasword"])], &[]);
+        assert!(
+            e.contains("[external_db] pasword") && e.contains("did you mean `password`?"),
+            "{e}"
+        );
+        let e = error(&[("general", &["fallback_to_local_source_on_falure"])], &[]);
+        assert!(
+            e.contains("did you mean `fallback_to_local_source_on_failure`?"),
+            "{e}"
+        );
+        let e = error(&[("azure_mysql_db", &["ssl_mod"])], &[]);
+        assert!(e.contains("did you mean `ssl_mode`?"), "{e}");
+        let e = error(&[("local_db", &["colour"])], &[]);
+        assert!(e.contains("config.example.ini"), "{e}");
+    }
+
+    #[test]
+    fn a_misspelt_section_or_variable_names_the_one_meant() {
+        let e = error(&[("extrenal_db", &["host"])], &[]);
+        assert!(e.contains("did you mean [external_db]?"), "{e}");
+        let e = error(&[], &["DBSYNC_EXTERNAL_DB_PASWORD"]);
+        assert!(
+            e.contains("DBSYNC_EXTERNAL_DB_PASWORD")
+                && e.contains("did you mean DBSYNC_EXTERNAL_DB_PASSWORD?"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn every_key_of_the_python_tool_and_defaults_and_table_sections_pass() {
+        let python: &[(&str, &[&str])] = &[
+            (
+                "general",
+                &[
+                    "default_target",
+                    "target_argument_enabled",
+                    "fallback_to_local_source_on_failure",
+                ],
+            ),
+            (
+                "external_db",
+                &[
+                    "type", "host", "port", "user", "password", "database", "query",
+                ],
+            ),
+            ("local_db", &["db_path", "table_name"]),
+            (
+                "azure_mysql_db",
+                &[
+                    "type",
+                    "host",
+                    "port",
+                    "user",
+                    "password",
+                    "database",
+                    "table_name",
+                    "ssl_mode",
+                    "ssl_ca",
+                    "ssl_cert",
+                    "ssl_key",
+                ],
+            ),
+            ("DEFAULT", &["port", "query"]),
+            ("table.orders", &["query"]),
+        ];
+        let env = HashMap::from([("DBSYNC_AZURE_MYSQL_DB_PASSWORD".into(), String::new())]);
+        check(&sections(python), &env).unwrap();
+        let e = error(&[("DEFAULT", &["hots"])], &[]);
+        assert!(e.contains("did you mean `host`?"), "{e}");
+    }
+
+    #[test]
+    fn distance_counts_edits() {
+        assert_eq!(edits("pasword", "password"), 1);
+        assert_eq!(edits("ssl_mod", "ssl_mode"), 1);
+        assert_eq!(edits("kitten", "sitting"), 3);
+        assert_eq!(edits("", "abc"), 3);
+    }
+}
