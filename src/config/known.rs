@@ -264,6 +264,35 @@ mod tests {
         assert!(e.contains("did you mean `host`?"), "{e}");
     }
 
+    /// `config.example.ini` shows every key, set or commented out (`; key = value`), and
+    /// only known ones.
+    #[test]
+    fn the_example_config_lists_every_key() {
+        let text = include_str!("../../config.example.ini");
+        let mut section = String::new();
+        let mut shown = Vec::new();
+        for line in text.lines() {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+                section = name.to_string();
+                continue;
+            }
+            let line = line.strip_prefix("; ").unwrap_or(line);
+            let Some((key, _)) = line.split_once(" = ") else {
+                continue;
+            };
+            if key.chars().all(|c| c.is_ascii_lowercase() || c == '_') && !key.is_empty() {
+                assert!(is_known(&section, key), "[{section}] {key} is not known");
+                shown.push((section.clone(), key.to_string()));
+            }
+        }
+        for (section, key) in all_keys() {
+            assert!(
+                shown.contains(&(section.to_string(), key.to_string())),
+                "config.example.ini does not show [{section}] {key}"
+            );
+        }
+    }
+
     #[test]
     fn distance_counts_edits() {
         assert_eq!(edits("pasword", "password"), 1);
