@@ -297,9 +297,11 @@ fn execute(
     let read_at = std::time::SystemTime::now();
     interrupt::check()?;
     let mut sink: Box<dyn Sink> = match &plan.target {
-        Target::Sqlite(t) => {
-            Box::new(sink::sqlite::SqliteSink::new(&t.path, &t.table).with_wal(t.wal))
-        }
+        Target::Sqlite(t) => Box::new(
+            sink::sqlite::SqliteSink::new(&t.path, &t.table)
+                .with_wal(t.wal)
+                .with_decimal(t.decimal),
+        ),
         Target::MySql(t) => Box::new(sink::mysql::MySqlSink::new(t)),
     };
     // An incremental run starts from what the target holds: read it before the source.
@@ -522,9 +524,9 @@ fn print_plan(
     println!("columns:");
     for c in source.columns() {
         let to = match &plan.target {
-            Target::Sqlite(_) => match transform::sqlite_type(&c.ty) {
-                "" => "(no declared type)".to_string(),
-                t => t.to_string(),
+            Target::Sqlite(t) => match transform::sqlite_decl(&c.ty, t.decimal) {
+                d if d.is_empty() => "(no declared type)".to_string(),
+                d => d,
             },
             Target::MySql(_) => transform::mysql_target_type(c),
         };

@@ -5,7 +5,7 @@ use crate::config::{ConfigError, RawConfig, Secret, AZURE_DB, EXTERNAL_DB, GENER
 use crate::connect::{Endpoint, Tls, TlsMode};
 use crate::incremental::{Incremental, Lookback};
 use crate::transform::keys::{IndexPolicy, PrimaryKey};
-use crate::transform::ZeroDates;
+use crate::transform::{DecimalMode, ZeroDates};
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -38,6 +38,8 @@ pub struct SqliteTable {
     pub table: String,
     /// journal_mode WAL (the default) rather than DELETE (`[local_db] journal_mode`).
     pub wal: bool,
+    /// How DECIMAL columns are stored (`[local_db] decimal`).
+    pub decimal: DecimalMode,
 }
 
 impl fmt::Display for SqliteTable {
@@ -442,6 +444,14 @@ fn sqlite_table(raw: &RawConfig) -> Result<SqliteTable, ConfigError> {
                 }
             })?
             .unwrap_or(true),
+        decimal: raw
+            .parsed(
+                LOCAL_DB,
+                "decimal",
+                "auto, real or text",
+                DecimalMode::parse,
+            )?
+            .unwrap_or(DecimalMode::Auto),
     })
 }
 

@@ -18,7 +18,9 @@ const CHANGES: &str = "UPDATE items SET name = 'ONE', updated_at = '2024-01-04 0
     UPDATE items SET price = 9.99, updated_at = '2024-01-04 00:00:00.5' WHERE id = 2;
     INSERT INTO items VALUES (5, 'five', 5.50, '2024-01-04 00:00:01'), (6, 'six', 6.60, '2024-01-05 00:00:00');";
 
-const ORDERED: &str = "SELECT id, name, price, updated_at FROM items ORDER BY id";
+/// The rows as both targets hold them: the DECIMAL(10,2) price as a number (SQLite stores
+/// it so, `[local_db] decimal = auto`).
+const ORDERED: &str = "SELECT id, name, price + 0e0 AS price, updated_at FROM items ORDER BY id";
 
 fn merge(extra: &str) -> String {
     format!("strategy = merge\nincremental_key = updated_at\n{extra}")

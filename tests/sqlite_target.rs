@@ -25,7 +25,12 @@ fn copies_the_fixture_exactly_with_the_original_config() {
         run.stderr()
     );
 
-    let want = mysql_rows(&mut c, "SELECT * FROM vehicles_stock ORDER BY id");
+    // The DECIMAL(12,2) price is a number in SQLite (`[local_db] decimal = auto`).
+    let want = mysql_rows(
+        &mut c,
+        "SELECT id, marca, modelo, color, tipo_transmision, kms, pvp_api + 0e0, \
+         fecha_matriculacion, vin, disponible, notas FROM vehicles_stock ORDER BY id",
+    );
     let got = sqlite_rows(&job.path("data/out.db"), "vehicles_stock", "id");
     assert_eq!(got.len(), 3000);
     assert_eq!(got, want);
@@ -114,7 +119,11 @@ fn empty_result_creates_the_table_with_its_columns() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    let expected = [("id", "INTEGER"), ("name", "TEXT"), ("price", "TEXT")];
+    let expected = [
+        ("id", "INTEGER"),
+        ("name", "TEXT"),
+        ("price", "DECIMAL(9,2)"),
+    ];
     assert_eq!(cols, expected.map(|(a, b)| (a.to_string(), b.to_string())));
     assert_eq!(sqlite_count(&job.path("data/out.db"), "e"), 0);
 }
@@ -297,7 +306,7 @@ fn config_errors_exit_2_naming_the_fix() {
         (
             good.replace("[local_db]", "[elsewhere]"),
             vec![],
-            "section [local_db]",
+            "section [elsewhere], which dbsync does not read",
         ),
         (
             good.replace("query = SELECT 1", ""),

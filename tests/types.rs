@@ -112,7 +112,11 @@ fn same(mysql: &[u8], sqlite: &rusqlite::types::Value) -> bool {
     use rusqlite::types::Value;
     let text = String::from_utf8_lossy(mysql);
     match sqlite {
-        Value::Integer(i) => text.parse::<i64>() == Ok(*i),
+        // A whole DECIMAL (`0.0000`), which SQLite's NUMERIC affinity stores as an integer.
+        Value::Integer(i) => {
+            text.parse::<i64>() == Ok(*i)
+                || (text.contains('.') && text.parse::<f64>() == Ok(*i as f64))
+        }
         Value::Real(f) => text.parse::<f64>() == Ok(*f),
         Value::Text(t) => t.as_bytes() == mysql,
         Value::Blob(b) => b == mysql,
@@ -147,6 +151,9 @@ fn every_type_into_sqlite_exactly() {
                     "f" | "yr" => {
                         String::from_utf8_lossy(m).parse::<f64>().ok() == sqlite_number(s)
                     }
+                    // DECIMAL(p,s), p <= 15: a number that prints back at its scale.
+                    "d10" => at_scale(s, 0).as_deref() == Some(&*String::from_utf8_lossy(m)),
+                    "du" => at_scale(s, 2).as_deref() == Some(&*String::from_utf8_lossy(m)),
                     _ => same(m, s),
                 },
                 _ => false,
@@ -167,9 +174,23 @@ fn every_type_into_sqlite_exactly() {
     // Affinity never rewrote text that looks like a number.
     let conn = rusqlite::Connection::open(job.path("data/out.db")).unwrap();
     let kinds: String = conn
-        .query_row("SELECT typeof(tt) || typeof(tx) || typeof(d10) || typeof(biu) FROM alltypes WHERE k = 4", [], |r| r.get(0))
+        .query_row("SELECT typeof(tt) || typeof(tx) || typeof(d65) || typeof(biu) FROM alltypes WHERE k = 4", [], |r| r.get(0))
         .unwrap();
     assert_eq!(kinds, "texttexttexttext");
+    // DECIMAL up to 15 digits is a number (whole values an integer); wider ones exact text.
+    let kinds: String = conn
+        .query_row(
+            "SELECT typeof(d10) || typeof(du) || typeof(d65) FROM alltypes WHERE k = 2",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kinds, "integerrealtext");
+}
+
+/// A SQLite number printed at a DECIMAL's scale.
+fn at_scale(v: &rusqlite::types::Value, scale: usize) -> Option<String> {
+    sqlite_number(v).map(|f| format!("{f:.scale$}"))
 }
 
 fn sqlite_number(v: &rusqlite::types::Value) -> Option<f64> {

@@ -55,7 +55,11 @@ const SECTIONS: &[(&str, bool, &[&str])] = &[
             "partition_column",
         ],
     ),
-    (LOCAL_DB, false, &["db_path", "table_name", "journal_mode"]),
+    (
+        LOCAL_DB,
+        false,
+        &["db_path", "table_name", "journal_mode", "decimal"],
+    ),
     (AZURE_DB, true, &["table_name", "writers", "load_method"]),
 ];
 

@@ -9,7 +9,7 @@ use super::{Sink, SinkError};
 use crate::freshness;
 use crate::incremental::{Applied, Apply, TargetMax, TargetState};
 use crate::transform::keys::{self, Index, Keys};
-use crate::transform::{self, quote_sqlite, ColumnView, SourceColumn};
+use crate::transform::{self, quote_sqlite, ColumnView, DecimalMode, SourceColumn, SqlType};
 use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
 use rusqlite::{ffi, Connection, OpenFlags};
@@ -54,6 +54,8 @@ pub struct SqliteSink {
     origin: Option<(String, SystemTime)>,
     /// journal_mode WAL (default) or DELETE (`[local_db] journal_mode`).
     wal: bool,
+    /// How DECIMAL columns are declared (`[local_db] decimal`).
+    decimal: DecimalMode,
     /// Secondary indexes, built once the rows are in.
     indexes: Vec<Index>,
     /// Swap the new table in, or add (merge) its rows to the table.
@@ -82,6 +84,7 @@ impl SqliteSink {
             rows: 0,
             origin: None,
             wal: true,
+            decimal: DecimalMode::Auto,
             indexes: Vec::new(),
             apply: Apply::Replace,
             columns: Vec::new(),
@@ -95,6 +98,68 @@ impl SqliteSink {
     pub fn with_wal(mut self, wal: bool) -> Self {
         self.wal = wal;
         self
+    }
+
+    /// How DECIMAL columns are declared (`[local_db] decimal`).
+    pub fn with_decimal(mut self, decimal: DecimalMode) -> Self {
+        self.decimal = decimal;
+        self
+    }
+
+    /// Each column's declared type. Rows added to an existing table keep its DECIMAL
+    /// columns as they are declared there when that is TEXT (made before `decimal = auto`,
+    /// or under `decimal = text`): until a full replace, which declares them anew.
+    fn declared_types(&self, columns: &[SourceColumn]) -> Result<Vec<String>, SinkError> {
+        let mut types: Vec<String> = columns
+            .iter()
+            .map(|c| transform::sqlite_decl(&c.ty, self.decimal))
+            .collect();
+        let wide: Vec<&str> = columns
+            .iter()
+            .filter(|c| {
+                matches!(c.ty, SqlType::Decimal { precision, .. } if precision > transform::REAL_DIGITS)
+            })
+            .map(|c| c.name.as_str())
+            .collect();
+        if self.decimal == DecimalMode::Real && !wide.is_empty() {
+            log::warn!(
+                "[local_db] decimal = real: {} hold(s) more than {} digits, which SQLite's REAL \
+                 rounds (decimal = auto keeps them exact, as text)",
+                wide.join(", "),
+                transform::REAL_DIGITS
+            );
+        }
+        if self.apply == Apply::Replace || !self.has(self.conn(), "table")? {
+            return Ok(types);
+        }
+        let have = self.table_types(&self.table)?;
+        let mut kept = Vec::new();
+        for (c, ty) in columns.iter().zip(types.iter_mut()) {
+            let text = have
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(&c.name))
+                .is_some_and(|(_, t)| t.eq_ignore_ascii_case("TEXT"));
+            if matches!(c.ty, SqlType::Decimal { .. }) && text && ty.as_str() != "TEXT" {
+                kept.push(format!("`{}` (would be {ty})", c.name));
+                *ty = "TEXT".into();
+            }
+        }
+        if !kept.is_empty() {
+            log::info!(
+                "DECIMAL columns stay exact text in the existing table until a --full-refresh \
+                 declares them as numbers: {}",
+                kept.join(", ")
+            );
+        }
+        Ok(types)
+    }
+
+    /// Each column's name and declared type.
+    fn table_types(&self, table: &str) -> Result<Vec<(String, String)>, SinkError> {
+        self.conn()
+            .prepare(&format!("PRAGMA table_info({})", quote_sqlite(table)))
+            .and_then(|mut st| st.query_map([], |r| Ok((r.get(1)?, r.get(2)?)))?.collect())
+            .map_err(|e| self.err("reading the column types", e))
     }
 
     /// Puts the staged rows into the existing table, inside the load's transaction: a merge
@@ -185,13 +250,10 @@ impl SqliteSink {
     /// Refuses to add rows to a table whose declared column types are not those the query's
     /// columns now get (the staging table's): SQLite would store them by another affinity.
     fn check_types(&self) -> Result<(), SinkError> {
-        let decl = |table: &str| -> Result<Vec<(String, String)>, SinkError> {
-            self.conn()
-                .prepare(&format!("PRAGMA table_info({})", quote_sqlite(table)))
-                .and_then(|mut st| st.query_map([], |r| Ok((r.get(1)?, r.get(2)?)))?.collect())
-                .map_err(|e| self.err("reading the column types", e))
-        };
-        let (have, want) = (decl(&self.table)?, decl(&self.staging)?);
+        let (have, want) = (
+            self.table_types(&self.table)?,
+            self.table_types(&self.staging)?,
+        );
         let differ = have
             .iter()
             .zip(&want)
@@ -625,10 +687,11 @@ impl Sink for SqliteSink {
             })
             .map(|c| c.name.clone())
             .collect();
+        let types = self.declared_types(columns)?;
         let defs: Vec<String> = columns
             .iter()
-            .map(|c| {
-                let ty = transform::sqlite_type(&c.ty);
+            .zip(&types)
+            .map(|(c, ty)| {
                 let rtrim = self.rtrim_keys.contains(&c.name);
                 let collate = if rtrim { " COLLATE RTRIM" } else { "" };
                 format!("{} {ty}", quote_sqlite(&c.name))

@@ -4,6 +4,8 @@
 //! from what the table actually holds (one scan before reading): only integers → BIGINT,
 //! reals (with or without integers) → DOUBLE, any text → text (numbers rendered as SQLite
 //! renders them), any blob → bytes. A column of only NULLs follows its declared type.
+//! A column declared `DECIMAL(p,s)` (dbsync's, `[local_db] decimal`) that holds only
+//! numbers is DECIMAL(p,s) again, each value printed at its scale.
 
 use super::{Emit, Source, SourceError};
 use crate::connect::Abandon;
@@ -179,6 +181,14 @@ fn column_type(decl: &str, h: &Holds) -> SqlType {
     };
     match (h.integer, h.real, h.text, h.blob) {
         (_, _, _, true) => binary,
+        (_, _, false, false) if declared_decimal(decl).is_some() => {
+            let (precision, scale) = declared_decimal(decl).expect("matched above");
+            SqlType::Decimal {
+                precision,
+                scale,
+                unsigned: false,
+            }
+        }
         (_, _, true, false) => text,
         (_, true, false, false) => SqlType::Double,
         (true, false, false, false) => SqlType::Int {
@@ -202,6 +212,20 @@ fn column_type(decl: &str, h: &Holds) -> SqlType {
             }
         }
     }
+}
+
+/// `(p, s)` of a declared `DECIMAL(p,s)` or `NUMERIC(p,s)`.
+fn declared_decimal(decl: &str) -> Option<(u8, u8)> {
+    let d = decl.trim().to_ascii_uppercase();
+    let args = d
+        .strip_prefix("DECIMAL")
+        .or_else(|| d.strip_prefix("NUMERIC"))?
+        .trim()
+        .strip_prefix('(')?
+        .strip_suffix(')')?;
+    let (p, s) = args.split_once(',')?;
+    let (p, s): (u8, u8) = (p.trim().parse().ok()?, s.trim().parse().ok()?);
+    ((1..=65).contains(&p) && s <= 30 && s <= p).then_some((p, s))
 }
 
 enum Builder {
@@ -282,6 +306,10 @@ fn select_list(columns: &[SourceColumn]) -> String {
             match c.ty {
                 SqlType::Text { .. } | SqlType::Binary { .. } => {
                     format!("CASE typeof({q}) WHEN 'real' THEN CAST({q} AS TEXT) ELSE {q} END")
+                }
+                // At its scale: 12 and 12.5 in DECIMAL(10,2) are 12.00 and 12.50.
+                SqlType::Decimal { scale, .. } => {
+                    format!("CASE WHEN {q} IS NULL THEN NULL ELSE printf('%.{scale}f', {q}) END")
                 }
                 _ => q,
             }
