@@ -89,11 +89,12 @@ fn a_one_table_query_keeps_its_keys_on_both_targets() {
         "{}",
         run.stderr()
     );
+    // SQLite's index names are per file: each carries its table's name.
     let want_sqlite = vec![
-        s("by_lot_made", false, "lot,made"),
-        s("by_lot_prefix", false, "lot"),
         s("pk", true, "id"),
-        s("u_vin", true, "vin"),
+        s("stock__by_lot_made", false, "lot,made"),
+        s("stock__by_lot_prefix", false, "lot"),
+        s("stock__u_vin", true, "vin"),
     ];
     assert_eq!(
         sqlite_keys(&job.path("data/local.db"), "stock"),
@@ -169,5 +170,40 @@ fn a_join_that_multiplies_rows_gets_no_keys_unless_named() {
         run.stderr().contains("primary_key") && run.stderr().contains("`nope`"),
         "{}",
         run.stderr()
+    );
+}
+
+#[test]
+fn two_tables_with_an_index_of_the_same_name_share_one_sqlite_file() {
+    let db = "dbsync_k_shared_name";
+    fresh_db(
+        db,
+        "CREATE TABLE film_actor (actor_id INT, film_id INT, PRIMARY KEY (actor_id, film_id),
+             KEY idx_fk_film_id (film_id));
+         CREATE TABLE inventory (id INT PRIMARY KEY, film_id INT, KEY idx_fk_film_id (film_id));
+         INSERT INTO film_actor VALUES (1, 10), (2, 10); INSERT INTO inventory VALUES (1, 10);",
+    );
+    // Two configs loading two tables into one file, each run twice, in turn.
+    let first = Job::new(&sqlite_config(db, "SELECT * FROM film_actor", "film_actor"));
+    let second = sqlite_config(db, "SELECT * FROM inventory", "inventory");
+    std::fs::write(first.path("second.ini"), second).unwrap();
+    for _ in 0..2 {
+        first.run(&[]).expect(0);
+        first.run(&["--config", "second.ini"]).expect(0);
+    }
+    let path = first.path("data/out.db");
+    assert_eq!(
+        sqlite_keys(&path, "film_actor"),
+        vec![
+            s("film_actor__idx_fk_film_id", false, "film_id"),
+            s("pk", true, "actor_id,film_id")
+        ]
+    );
+    assert_eq!(
+        sqlite_keys(&path, "inventory"),
+        vec![
+            s("inventory__idx_fk_film_id", false, "film_id"),
+            s("pk", true, "id")
+        ]
     );
 }

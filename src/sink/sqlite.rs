@@ -355,7 +355,7 @@ impl SqliteSink {
             let sql = format!(
                 "CREATE {}INDEX {} ON {} ({})",
                 if i.unique { "UNIQUE " } else { "" },
-                quote_sqlite(&i.name),
+                quote_sqlite(&index_name(&self.table, &i.name)),
                 quote_sqlite(&self.table),
                 cols.join(", ")
             );
@@ -445,6 +445,14 @@ impl SqliteSink {
             self.batches
         )))
     }
+}
+
+/// The SQLite name of the source's index `index` on `table`. SQLite's index names are one
+/// namespace per file, and schemas reuse names across tables (`idx_fk_film_id` on two of
+/// them): the table's name keeps them apart, the same every run, and a replaced table's
+/// old indexes go with it.
+pub fn index_name(table: &str, index: &str) -> String {
+    format!("{table}__{index}")
 }
 
 /// # Safety

@@ -81,6 +81,10 @@ pub fn discover(
             continue;
         };
         if kind != "BTREE" && kind != "HASH" {
+            log::info!(
+                "the source's {kind} index `{name}` on `{table}` is not copied: the target \
+                 holds its columns as other types (GEOMETRY as WKB bytes) or has no such index"
+            );
             continue;
         }
         if name == "PRIMARY" {
