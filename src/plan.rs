@@ -332,6 +332,9 @@ fn incremental(raw: &RawConfig) -> Result<Option<Incremental>, ConfigError> {
         merge,
         key,
         lookback,
+        lookback_text: raw
+            .get(GENERAL, "incremental_lookback")
+            .map_or("0".into(), |t| t.trim().to_string()),
     }))
 }
 

@@ -351,3 +351,53 @@ fn a_query_that_repeats_a_key_is_named_as_such_on_both_targets() {
         .map(|r| r.map(|v| v.map(String::from)))
     );
 }
+
+#[test]
+fn rows_keyed_by_a_zero_date_are_warned_of() {
+    let (db, target) = ("gap_zero", "gap_zero_t");
+    let mut src = fresh_db(
+        db,
+        "SET SESSION sql_mode = '';
+         CREATE TABLE z (id INT PRIMARY KEY, at DATETIME NOT NULL, KEY(at));
+         INSERT INTO z VALUES (1, '2024-01-01'), (2, '0000-00-00 00:00:00');",
+    );
+    let jobs = both(
+        db,
+        target,
+        "SELECT * FROM z",
+        "z",
+        "strategy = merge\nincremental_key = at",
+    );
+    for job in &jobs {
+        run(job, 0);
+        let s = run_saying(job, 0, "is a zero date (0000-00-00), which sorts below");
+        assert!(s["warnings"].to_string().contains("COALESCE"), "{s}");
+    }
+    src.query_drop("UPDATE z SET at = '2024-01-02' WHERE id = 2")
+        .unwrap();
+    for job in &jobs {
+        let s = run(job, 0);
+        assert!(!s["warnings"].to_string().contains("zero date"), "{s}");
+    }
+}
+
+#[test]
+fn a_query_with_its_own_start_and_limit_is_not_warned_of() {
+    // Catching up in chunks: the placeholder's WHERE and LIMIT leave rows out at any start,
+    // so the source's rows are not asked about.
+    let db = "gap_chunks";
+    numbers(db, 5);
+    let query = "SELECT * FROM n WHERE id > {incremental_value} ORDER BY id LIMIT 2";
+    let [sqlite, _] = both(
+        db,
+        "gap_chunks_t",
+        query,
+        "n",
+        "strategy = append\nincremental_key = id",
+    );
+    for rows in [2, 4, 5, 5] {
+        let s = run(&sqlite, 0);
+        assert!(!s["warnings"].to_string().contains("no longer"), "{s}");
+        assert_eq!(sqlite_count(&sqlite.path("data/out.db"), "n"), rows);
+    }
+}

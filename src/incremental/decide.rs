@@ -133,7 +133,7 @@ fn start(f: &Facts, max: Bound) -> Result<Decision, Refusal> {
     let start = match (f.inc.merge, f.fallback) {
         (true, false) => max.back(f.inc.lookback).map_err(|why| Refusal::Setting {
             key: "incremental_lookback",
-            value: f.inc.lookback.to_string(),
+            value: f.inc.lookback_text.clone(),
             why,
         })?,
         _ => max,
@@ -186,11 +186,53 @@ fn key_mismatch(f: &Facts, state: &TargetState) -> Option<String> {
     })
 }
 
-/// A warning when the target's largest key would keep the run from ever reading new rows:
+/// What a run asks the source about its start (see `stall_warnings`): whether an append's
+/// largest integer key is still there, and whether rows with a zero date as key are.
+pub fn start_questions(
+    inc: &Incremental,
+    key: &str,
+    kind: KeyKind,
+    year: bool,
+    max: Bound,
+) -> super::StartQuestions {
+    super::StartQuestions {
+        key: key.to_string(),
+        holds: match max {
+            Bound::Int(n) if !inc.merge && !year => Some(n),
+            _ => None,
+        },
+        zero_dates: kind != KeyKind::Int,
+    }
+}
+
+/// Warnings when the target's largest key would keep the run from ever reading new rows:
 /// a date ahead of the source's own clock (a row from the future makes every run read only
-/// it), or an integer the source no longer has (a stray high id, deleted since, hides every
-/// lower id added after it). `year`: the key is a YEAR column.
-pub fn stall_warning(
+/// it), an append's integer key the source no longer has (a stray high id, deleted since,
+/// hides every lower id added after it), or rows keyed by a zero date, which sort below
+/// every start. `year`: the key is a YEAR column.
+pub fn stall_warnings(
+    inc: &Incremental,
+    key: &str,
+    kind: KeyKind,
+    year: bool,
+    max: Bound,
+    view: &super::StartView,
+) -> Vec<String> {
+    let mut warnings: Vec<String> = stall_warning(inc, key, kind, year, max, view)
+        .into_iter()
+        .collect();
+    if view.zero_keys == Some(true) {
+        warnings.push(format!(
+            "the source has rows whose `{key}` is a zero date (0000-00-00), which sorts below \
+             every start: such rows are read by a full load only, and a row changed with a \
+             zero `{key}` is never read again; give them a real date, or select \
+             COALESCE(NULLIF(`{key}`, 0), <a date>) AS an alias and name that"
+        ));
+    }
+    warnings
+}
+
+fn stall_warning(
     inc: &Incremental,
     key: &str,
     kind: KeyKind,
@@ -219,9 +261,10 @@ pub fn stall_warning(
             };
             (t > now + margin).then(|| ahead(now))
         }
+        // Next year's models are on sale this year: a YEAR two ahead is from the future.
         (Bound::Int(y), Some(now)) if year => {
             let this_year = (now + chrono::Duration::hours(14)).format("%Y").to_string();
-            (y > this_year.parse().unwrap_or(i128::MAX)).then(|| ahead(now))
+            (y > this_year.parse::<i128>().unwrap_or(i128::MAX - 1) + 1).then(|| ahead(now))
         }
         (Bound::Int(n), _) if !year && view.holds_max == Some(false) => Some(format!(
             "the target's largest `{key}`, {n}, is no longer in the source (deleted there, or a \
@@ -286,6 +329,7 @@ mod tests {
         Incremental {
             merge,
             key: "k".into(),
+            lookback_text: lookback.to_string(),
             lookback,
         }
     }
@@ -492,8 +536,9 @@ mod tests {
         let view = super::super::StartView {
             now_utc: Some(now()),
             holds_max: None,
+            zero_keys: None,
         };
-        let warn = |kind, max| stall_warning(&m, "k", kind, false, max, &view);
+        let warn = |kind, max| stall_warnings(&m, "k", kind, false, max, &view).pop();
         let future = at("2099-01-01 00:00:00");
         assert!(warn(KeyKind::DateTime, future)
             .unwrap()
@@ -503,9 +548,9 @@ mod tests {
         assert_eq!(warn(KeyKind::DateTime, in_10h), None);
         assert!(warn(KeyKind::Timestamp, in_10h).is_some());
         assert_eq!(warn(KeyKind::Timestamp, at("2026-12-05 12:00:30")), None);
-        let year = |y| stall_warning(&m, "y", KeyKind::Int, true, Bound::Int(y), &view);
-        assert!(year(2099).is_some());
-        assert_eq!(year(2026), None);
+        let year = |y| stall_warnings(&m, "y", KeyKind::Int, true, Bound::Int(y), &view).pop();
+        assert!(year(2028).is_some());
+        assert_eq!(year(2027), None);
     }
 
     #[test]
@@ -514,9 +559,11 @@ mod tests {
         let view = |holds| super::super::StartView {
             now_utc: Some(now()),
             holds_max: holds,
+            zero_keys: None,
         };
-        let warn =
-            |holds| stall_warning(&a, "id", KeyKind::Int, false, Bound::Int(9), &view(holds));
+        let warn = |holds| {
+            stall_warnings(&a, "id", KeyKind::Int, false, Bound::Int(9), &view(holds)).pop()
+        };
         assert!(warn(Some(false))
             .unwrap()
             .contains("`id`, 9, is no longer in the source"));

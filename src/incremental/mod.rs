@@ -30,6 +30,8 @@ pub struct Incremental {
     pub merge: bool,
     pub key: String,
     pub lookback: Lookback,
+    /// `incremental_lookback` as written, for messages.
+    pub lookback_text: String,
 }
 
 impl Incremental {
@@ -151,14 +153,27 @@ pub struct TargetState {
     pub key_collations: Vec<(String, String)>,
 }
 
+/// What a run asks the source of its start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartQuestions {
+    pub key: String,
+    /// Whether a row with this key value is still there (append by an integer key).
+    pub holds: Option<i128>,
+    /// Whether rows with a zero date as key are there (date keys).
+    pub zero_dates: bool,
+}
+
 /// What the source tells of a run's start, for the warnings about a run that would read
 /// nothing new for good.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StartView {
     /// The source server's clock, in UTC.
     pub now_utc: Option<NaiveDateTime>,
-    /// Whether the source still holds a row at the target's largest key (integer keys).
+    /// Whether the source still holds a row at the target's largest key.
     pub holds_max: Option<bool>,
+    /// Whether the source holds rows whose key is a zero date (`0000-00-00`), which sort
+    /// below every start.
+    pub zero_keys: Option<bool>,
 }
 
 /// The kinds of column an incremental key may be.

@@ -2,7 +2,7 @@
 //! checked against the source (`decide`), and the source restricted to the rows past the
 //! start.
 
-use super::decide::{decide, stall_warning, Decision, Facts, Refusal};
+use super::decide::{decide, stall_warnings, start_questions, Decision, Facts, Refusal};
 use super::{key_kind, Apply, Bound, Filter, Incremental, KeyKind};
 use super::{TargetState, PLACEHOLDER};
 use crate::plan::Target;
@@ -86,7 +86,7 @@ pub(crate) fn prepare(
     log_start(inc, &col.name, max, &filter, fallback);
     summary.incremental_from = Some(start.text());
     if !fallback {
-        warn_of_stall(inc, &col, kind, max, source)?;
+        warn_of_stall(inc, &col, kind, max, source);
     }
     Ok(match inc.merge {
         true => Apply::Merge(merge_key),
@@ -159,24 +159,19 @@ fn log_start(inc: &Incremental, key: &str, max: Bound, filter: &Filter, fallback
 }
 
 /// Warns when the target's largest key would keep every later run from reading new rows
-/// (see `stall_warning`); the source's answer costs one round trip.
+/// (see `stall_warnings`); the source's answer costs one round trip, bounded.
 fn warn_of_stall(
     inc: &Incremental,
     col: &SourceColumn,
     kind: KeyKind,
     max: Bound,
     source: &mut dyn Source,
-) -> Result<(), Error> {
+) {
     let year = col.ty == SqlType::Year;
-    let probe_max = match max {
-        Bound::Int(n) if !year => Some(n),
-        _ => None,
-    };
-    let view = source.look_at_start(&col.name, probe_max)?;
-    if let Some(warning) = stall_warning(inc, &col.name, kind, year, max, &view) {
+    let view = source.look_at_start(&start_questions(inc, &col.name, kind, year, max));
+    for warning in stall_warnings(inc, &col.name, kind, year, max, &view) {
         log::warn!("{}: {warning}", inc.strategy());
     }
-    Ok(())
 }
 
 /// The key's kind, refusing what would lose rows: NULLs, a lookback of the other kind, an
@@ -186,7 +181,7 @@ fn check_key(inc: &Incremental, col: &SourceColumn, source: &dyn Source) -> Resu
     let kind = key_kind(col).map_err(|why| invalid("incremental_key", &inc.key, why))?;
     inc.lookback
         .fits(kind)
-        .map_err(|why| invalid("incremental_lookback", &inc.lookback.to_string(), why))?;
+        .map_err(|why| invalid("incremental_lookback", &inc.lookback_text, why))?;
     let shared_by = match (kind, &col.ty) {
         (KeyKind::Date, _) => Some("day"),
         (_, SqlType::Year) => Some("year"),

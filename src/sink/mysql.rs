@@ -429,15 +429,11 @@ impl MySqlSink {
     /// A writer's failure; a key the staging table already holds (1062) means the query
     /// returns that key more than once, which the user fixes in the query or primary_key.
     fn rows_error(&self, e: String) -> SinkError {
-        let duplicate = e.find("Duplicate entry").filter(|_| e.contains("1062"));
-        match (duplicate, &self.primary) {
-            (Some(at), Some(key)) => {
-                let detail = e[at..].split([';', '}']).next().unwrap_or_default();
-                SinkError::DuplicateKey {
-                    key: key.join(", "),
-                    detail: crate::report::redact(detail.trim(), self.ep()),
-                }
-            }
+        match (first_code(&e), &self.primary) {
+            (Some(1062), Some(key)) => SinkError::DuplicateKey {
+                key: key.join(", "),
+                detail: crate::report::redact(&e, self.ep()),
+            },
             _ => self.err("inserting rows", e),
         }
     }
@@ -597,6 +593,20 @@ impl MySqlSink {
     fn join_writers(&mut self) -> Option<String> {
         self.writers.as_mut().and_then(Writers::join)
     }
+}
+
+/// The first server error or warning code in a writer's failure (`ERROR 1062 (23000): …`,
+/// or the first of LOAD DATA's `Warning 1062: …`).
+fn first_code(e: &str) -> Option<u32> {
+    ["ERROR ", "Warning ", "Error "]
+        .iter()
+        .flat_map(|tag| e.match_indices(tag).map(move |(at, _)| at + tag.len()))
+        .filter_map(|at| {
+            let digits: String = e[at..].chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok().map(|code| (at, code))
+        })
+        .min()
+        .map(|(_, code)| code)
 }
 
 impl Sink for MySqlSink {
@@ -1019,5 +1029,21 @@ impl Sink for MySqlSink {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_code;
+
+    #[test]
+    fn the_first_code_of_a_writer_failure_decides() {
+        let insert = "MySqlError { ERROR 1062 (23000): Duplicate entry '2' for key 'PRIMARY' }";
+        assert_eq!(first_code(insert), Some(1062));
+        let load = "LOAD DATA reported 2 warning(s), which under LOCAL stand for values the \
+                    server bent or dropped, so the load is refused: Warning 1265: Data truncated \
+                    for column 'v' at row 1; Warning 1062: Duplicate entry '2' for key 'PRIMARY'";
+        assert_eq!(first_code(load), Some(1265));
+        assert_eq!(first_code("the connection was lost"), None);
     }
 }

@@ -70,15 +70,14 @@ pub trait Source: Send {
     }
     /// Reads only the rows `filter` lets through (an incremental run).
     fn restrict(&mut self, filter: &crate::incremental::Filter);
-    /// The source's clock and, for `max` (an integer key's largest value in the target),
-    /// whether the source still holds a row with that key: what tells a run that would
-    /// never read new rows. Sources that cannot tell say nothing.
+    /// What the source tells of an incremental run's start (see `StartView`), asked of it
+    /// in one bounded statement: what tells a run that would never read new rows. Sources
+    /// that cannot tell, or a check that fails, say nothing.
     fn look_at_start(
         &mut self,
-        _key: &str,
-        _max: Option<i128>,
-    ) -> Result<crate::incremental::StartView, SourceError> {
-        Ok(Default::default())
+        _ask: &crate::incremental::StartQuestions,
+    ) -> crate::incremental::StartView {
+        Default::default()
     }
     /// The server's plan for the read, one line per step (`--dry-run`), if it has one.
     fn explain(&self) -> Result<Vec<String>, SourceError> {

@@ -25,6 +25,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long the check of an incremental run's start may take.
+const START_CHECK: Duration = Duration::from_secs(5);
+
 pub struct MySqlSource {
     endpoint: Endpoint,
     mode: TlsMode,
@@ -113,7 +116,8 @@ impl MySqlSource {
             keys,
             raw_query,
             dialect,
-            probe: Some(conn),
+            // Kept only when an incremental run will check its start with it.
+            probe: incremental_key.map(|_| conn),
         })
     }
 
@@ -340,50 +344,58 @@ impl Source for MySqlSource {
     /// One statement: the server's UTC clock, and whether the query returns a row whose
     /// key is `max` (the placeholder stands below every key; the server pushes the equality
     /// into the query where it can, as it does the read's own filter).
-    fn look_at_start(
-        &mut self,
-        key: &str,
-        max: Option<i128>,
-    ) -> Result<incremental::StartView, SourceError> {
+    /// One statement, bounded to a few seconds on the server and on the client (the check
+    /// only warns, and must not cost the night a long wait): the server's UTC clock, and
+    /// the questions about the query's rows, which the server answers through an index on
+    /// the key when it can push the condition into the query, as it does the read's own.
+    /// A query holding `{incremental_value}` is not asked about its rows: its own WHERE
+    /// (a LIMIT, a BETWEEN) may leave them out at any start.
+    fn look_at_start(&mut self, ask: &incremental::StartQuestions) -> incremental::StartView {
+        // Dropped at the end: not held through the read.
         let Some(mut conn) = self.probe.take() else {
-            return Ok(Default::default());
+            return Default::default();
         };
-        let holds = match max {
-            Some(n) => {
-                let query = self.raw_query.replace(
-                    incremental::PLACEHOLDER,
-                    incremental::placeholder_minimum(incremental::KeyKind::Int),
+        let rows_asked = !self.raw_query.contains(incremental::PLACEHOLDER);
+        let exists = |condition: String| match rows_asked {
+            true => {
+                let query = query::clean(&self.raw_query, self.dialect);
+                let tail = format!(
+                    " WHERE `dbsync_src`.{} {condition} LIMIT 1",
+                    quote_mysql(&ask.key)
                 );
-                let query = query::clean(&query, self.dialect);
-                let tail = format!(" WHERE `dbsync_src`.{} = {n} LIMIT 1", quote_mysql(key));
-                let inner = query::wrap(&query, self.dialect, "1", "dbsync_src", &tail);
-                format!("EXISTS ({inner})")
+                format!(
+                    "EXISTS ({})",
+                    query::wrap(&query, self.dialect, "1", "dbsync_src", &tail)
+                )
             }
-            None => "NULL".to_string(),
+            false => "NULL".to_string(),
         };
-        let sql = format!("SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%d %H:%i:%s.%f'), {holds}");
-        let answer: Result<Option<(String, Option<bool>)>, _> =
-            conn.with_timeout(self.statement_timeout, |c| c.query_first(sql));
+        let holds = ask
+            .holds
+            .map_or("NULL".into(), |n| exists(format!("= {n}")));
+        let zero = match ask.zero_dates {
+            true => exists("< '1000-01-01'".into()),
+            false => "NULL".into(),
+        };
+        let sql = format!(
+            "SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%d %H:%i:%s.%f'), {holds}, {zero}"
+        );
+        let sql = self.dialect.bounded(&sql, START_CHECK.as_secs());
+        type Answer = (String, Option<bool>, Option<bool>);
+        let answer: Result<Option<Answer>, _> =
+            conn.with_timeout(START_CHECK + Duration::from_secs(1), |c| c.query_first(sql));
         match answer {
-            Ok(Some((now, holds_max))) => Ok(incremental::StartView {
+            Ok(Some((now, holds_max, zero_keys))) => incremental::StartView {
                 now_utc: incremental::parse_instant(&now),
                 holds_max,
-            }),
-            Ok(None) => Ok(Default::default()),
-            // The check only warns: a query the server cannot run this way reads all the same.
-            Err(mysql::Error::MySqlError(e)) => {
-                log::debug!("the check of the start against the source failed: {e}");
-                Ok(Default::default())
+                zero_keys,
+            },
+            Ok(None) => Default::default(),
+            Err(e) => {
+                let e = crate::report::redact(&e.to_string(), &self.endpoint);
+                log::debug!("the start was not checked against the source: {e}");
+                Default::default()
             }
-            Err(e) => Err(SourceError::Query {
-                section: self.endpoint.section,
-                message: format!(
-                    "{} (while checking the start against the source; silence longer than \
-                     [general] statement_timeout = {} s counts as a failure)",
-                    crate::report::redact(&e.to_string(), &self.endpoint),
-                    self.statement_timeout.as_secs()
-                ),
-            }),
         }
     }
 

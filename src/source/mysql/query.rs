@@ -17,12 +17,15 @@ use mysql::Conn;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dialect {
     pub backslash_escapes: bool,
+    /// MariaDB rather than MySQL: how a statement's running time is bounded on the server.
+    pub mariadb: bool,
 }
 
 impl Default for Dialect {
     fn default() -> Self {
         Dialect {
             backslash_escapes: true,
+            mariadb: false,
         }
     }
 }
@@ -30,12 +33,26 @@ impl Default for Dialect {
 impl Dialect {
     /// The session's own rules; the server's default when they cannot be read.
     pub fn of(conn: &mut Conn) -> Dialect {
-        let mode: Option<String> = conn.query_first("SELECT @@SESSION.sql_mode").ok().flatten();
+        let (mode, version): (String, String) = conn
+            .query_first("SELECT @@SESSION.sql_mode, VERSION()")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         Dialect {
-            backslash_escapes: !mode
-                .unwrap_or_default()
-                .to_ascii_uppercase()
-                .contains("NO_BACKSLASH_ESCAPES"),
+            backslash_escapes: !mode.to_ascii_uppercase().contains("NO_BACKSLASH_ESCAPES"),
+            mariadb: version.to_ascii_lowercase().contains("mariadb"),
+        }
+    }
+
+    /// `select` (a SELECT) bounded to `secs` seconds on the server itself, so a check given
+    /// up on the client does not run on there.
+    pub fn bounded(self, select: &str, secs: u64) -> String {
+        match self.mariadb {
+            true => format!("SET STATEMENT max_statement_time = {secs} FOR {select}"),
+            false => match select.strip_prefix("SELECT ") {
+                Some(rest) => format!("SELECT /*+ MAX_EXECUTION_TIME({}) */ {rest}", secs * 1000),
+                None => select.to_string(),
+            },
         }
     }
 }
@@ -373,7 +390,24 @@ mod tests {
 
     const D: Dialect = Dialect {
         backslash_escapes: true,
+        mariadb: false,
     };
+
+    #[test]
+    fn a_check_is_bounded_on_either_server() {
+        let mariadb = Dialect {
+            mariadb: true,
+            ..D
+        };
+        assert_eq!(
+            mariadb.bounded("SELECT 1", 5),
+            "SET STATEMENT max_statement_time = 5 FOR SELECT 1"
+        );
+        assert_eq!(
+            D.bounded("SELECT 1", 5),
+            "SELECT /*+ MAX_EXECUTION_TIME(5000) */ 1"
+        );
+    }
 
     fn kinds(q: &str, d: Dialect) -> Vec<(Kind, &str)> {
         tokens(q, d)
@@ -402,6 +436,7 @@ mod tests {
         // Without backslash escapes 'a\' ends at its second quote, and the rest is a comment.
         let plain = Dialect {
             backslash_escapes: false,
+            mariadb: false,
         };
         let k = kinds("SELECT 'a\\' -- y'", plain);
         assert_eq!(k[1], (Kind::Str, "'a\\'"));
