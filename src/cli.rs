@@ -1,6 +1,6 @@
 //! The command line. Each field's doc comment is its `--help` text.
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// Copy the result of a MySQL query into a SQLite file or Azure Database for MySQL,
@@ -55,6 +55,22 @@ pub struct Cli {
     /// log_file). Rotation is left to logrotate.
     #[arg(long, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What dbsync prints about itself instead of running the job.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the completion script for SHELL to stdout, e.g.
+    /// `dbsync completions bash > /etc/bash_completion.d/dbsync`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout, e.g. `dbsync man > /usr/local/share/man/man1/dbsync.1`.
+    Man,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -78,6 +78,10 @@ pub fn run(cli: &cli::Cli, progress: pipeline::ProgressMode) -> Summary {
     // Read apart from the plan: a config that fails as a plan still names its log file,
     // and the error goes there too.
     let config_log_file = raw.as_ref().ok().and_then(plan::log_file);
+    let log_level = raw
+        .as_ref()
+        .ok()
+        .map_or(log::LevelFilter::Info, plan::log_level);
     let plan = raw.and_then(|raw| Plan::from_config(&raw, cli.target.map(|t| t.as_str())));
     if let Ok(p) = &plan {
         let mut endpoints = vec![&p.source];
@@ -88,7 +92,7 @@ pub fn run(cli: &cli::Cli, progress: pipeline::ProgressMode) -> Summary {
     }
     let log_file = cli.log_file.clone().or(config_log_file);
     if let Some(path) = log_file {
-        if let Err(e) = logfile::open(&path) {
+        if let Err(e) = logfile::open(&path, log_level) {
             log::warn!("cannot append the log to {}: {e}", path.display());
         } else {
             log::info!("dbsync {} starting", env!("CARGO_PKG_VERSION"));

@@ -1,18 +1,20 @@
 //! `[general] log_file` / `--log-file`: the run's log also appended, with timestamps, to a
-//! file (the Python tool meant to, and never did). Log lines go to stderr as before and,
-//! once the file is open, to it too. Rotation is left to logrotate (see README). dbsync's
-//! own warnings are also kept for the run's summary (`warnings`).
+//! file (the Python tool meant to, and never did), at its own level (`[general] log_level`,
+//! default info), whatever `-q` or `-v` make the terminal show. Rotation is left to
+//! logrotate (see README). dbsync's own warnings are also kept for the run's summary
+//! (`warnings`).
 
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
-static FILE: Mutex<Option<File>> = Mutex::new(None);
+static FILE: Mutex<Option<(File, log::LevelFilter)>> = Mutex::new(None);
 static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// Opens `path` for appending (creating it and its directory); later log lines go to it.
-pub fn open(path: &Path) -> std::io::Result<()> {
+/// Opens `path` for appending (creating it and its directory); later log lines of `level`
+/// and above go to it.
+pub fn open(path: &Path, level: log::LevelFilter) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -20,36 +22,34 @@ pub fn open(path: &Path) -> std::io::Result<()> {
         .create(true)
         .append(true)
         .open(path)?;
-    *FILE.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    *FILE.lock().unwrap_or_else(|p| p.into_inner()) = Some((f, level));
+    log::set_max_level(log::max_level().max(level));
     Ok(())
 }
 
 /// Appends one line, with a timestamp, to the log file only (for what main prints itself).
 pub fn line(text: &str) {
-    if let Some(f) = FILE.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
-        let _ = writeln!(f, "[{now}] {text}");
+    if let Some((f, _)) = FILE.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        let _ = writeln!(f, "[{}] {text}", now());
     }
 }
 
-/// The log's destination: stderr, and the file when one is open.
-pub struct Tee;
-
-impl Write for Tee {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        std::io::stderr().write_all(buf)?;
-        if let Some(f) = FILE.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            let _ = f.write_all(buf);
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
-    }
+fn now() -> impl std::fmt::Display {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
 }
 
-/// A logger that also keeps every warning dbsync logs, whatever the level shown.
+/// Whether the file takes a record of dbsync's at this level.
+fn to_file(meta: &log::Metadata<'_>) -> bool {
+    meta.target().starts_with("dbsync")
+        && FILE
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|(_, level)| meta.level() <= *level)
+}
+
+/// The run's logger: the terminal's (`L`, at the terminal's level), the log file at its
+/// own, and every warning of dbsync's kept for the summary.
 pub struct Capture<L>(pub L);
 
 fn ours(meta: &log::Metadata<'_>) -> bool {
@@ -58,7 +58,7 @@ fn ours(meta: &log::Metadata<'_>) -> bool {
 
 impl<L: log::Log> log::Log for Capture<L> {
     fn enabled(&self, meta: &log::Metadata<'_>) -> bool {
-        ours(meta) || self.0.enabled(meta)
+        ours(meta) || self.0.enabled(meta) || to_file(meta)
     }
 
     fn log(&self, record: &log::Record<'_>) {
@@ -68,6 +68,11 @@ impl<L: log::Log> log::Log for Capture<L> {
         }
         if self.0.enabled(record.metadata()) {
             self.0.log(record);
+        }
+        if to_file(record.metadata()) {
+            if let Some((f, _)) = FILE.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                let _ = writeln!(f, "[{} {:<5}] {}", now(), record.level(), record.args());
+            }
         }
     }
 

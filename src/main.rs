@@ -1,8 +1,8 @@
 //! The `dbsync` command: parses the command line, sets up logging, runs the job and turns
 //! its outcome into the exit code scripts check.
 
-use clap::Parser;
-use dbsync::cli::{Cli, ProgressArg};
+use clap::{CommandFactory, Parser};
+use dbsync::cli::{Cli, Command, ProgressArg};
 use dbsync::report::Exit;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -15,6 +15,9 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { Exit::Usage as u8 } else { 0 });
         }
     };
+    if let Some(command) = &cli.command {
+        return about_itself(command);
+    }
     init_logging(&cli);
     steady_memory();
     dbsync::interrupt::install();
@@ -64,6 +67,29 @@ fn main() -> ExitCode {
     ExitCode::from(summary.exit as u8)
 }
 
+/// `dbsync completions SHELL` and `dbsync man`: generated from the same definition as
+/// `--help`, so they never drift from it.
+fn about_itself(command: &Command) -> ExitCode {
+    use std::io::Write;
+    let mut definition = Cli::command();
+    // Made in memory first: clap_complete panics on a write error (a closed pipe).
+    let mut text = Vec::new();
+    let made = match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut definition, "dbsync", &mut text);
+            Ok(())
+        }
+        Command::Man => clap_mangen::Man::new(definition).render(&mut text),
+    };
+    match made.and_then(|()| std::io::stdout().write_all(&text)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dbsync: error: cannot write to stdout: {e}");
+            ExitCode::from(Exit::Failed as u8)
+        }
+    }
+}
+
 fn init_logging(cli: &Cli) {
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => log::LevelFilter::Warn,
@@ -83,7 +109,7 @@ fn init_logging(cli: &Cli) {
         .filter_module("dbsync", level)
         .parse_env("RUST_LOG")
         .format_target(false)
-        .target(env_logger::Target::Pipe(Box::new(dbsync::logfile::Tee)))
+        .target(env_logger::Target::Stderr)
         .build();
     // Warnings go into the summary even when the terminal shows fewer.
     log::set_max_level(logger.filter().max(log::LevelFilter::Warn));

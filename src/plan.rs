@@ -121,6 +121,31 @@ pub struct Partitioning {
     pub partitions: usize,
 }
 
+/// `[general] log_level`: the log file's level (info when unset, or not valid: the plan
+/// reports that).
+pub fn log_level(raw: &RawConfig) -> log::LevelFilter {
+    parsed_log_level(raw)
+        .ok()
+        .flatten()
+        .unwrap_or(log::LevelFilter::Info)
+}
+
+fn parsed_log_level(raw: &RawConfig) -> Result<Option<log::LevelFilter>, ConfigError> {
+    raw.parsed(
+        GENERAL,
+        "log_level",
+        "error, warn, info, debug or trace",
+        |s| match s.to_ascii_lowercase().as_str() {
+            "error" => Some(log::LevelFilter::Error),
+            "warn" => Some(log::LevelFilter::Warn),
+            "info" => Some(log::LevelFilter::Info),
+            "debug" => Some(log::LevelFilter::Debug),
+            "trace" => Some(log::LevelFilter::Trace),
+            _ => None,
+        },
+    )
+}
+
 /// `[general] log_file`, if set.
 pub fn log_file(raw: &RawConfig) -> Option<PathBuf> {
     raw.get(GENERAL, "log_file")
@@ -168,6 +193,7 @@ impl Plan {
                     .into(),
             });
         }
+        parsed_log_level(raw)?;
         let kind = target_kind(raw, cli_target)?;
         let incremental = incremental(raw)?;
         let query = raw.require(EXTERNAL_DB, "query")?;

@@ -70,3 +70,49 @@ fn a_config_error_reaches_the_log_file_too() {
     let log = std::fs::read_to_string(job.path("logs/dbsync.log")).unwrap();
     assert!(log.contains("retries") && log.contains("exit 2"), "{log}");
 }
+
+#[test]
+fn the_log_file_keeps_its_own_level_whatever_the_terminal_shows() {
+    let db = "dbsync_l_level";
+    numbers(db, 5);
+    let cfg = sqlite_config(db, "SELECT * FROM n", "n")
+        .replace("[external_db]", "log_file = run.log\n[external_db]");
+    let job = Job::new(&cfg);
+    // -q: the terminal shows no INFO line, the file keeps them.
+    let run = job.run(&["-q"]).expect(0);
+    assert!(!run.stderr().contains("replaced with"), "{}", run.stderr());
+    let log = std::fs::read_to_string(job.path("run.log")).unwrap();
+    assert!(
+        log.contains("INFO") && log.contains("replaced with 5 rows"),
+        "{log}"
+    );
+    assert!(!log.contains("DEBUG"), "{log}");
+    // log_level = warn: the file keeps warnings and the exit line only; -v does not change it.
+    std::fs::remove_file(job.path("run.log")).unwrap();
+    add_log_level(&job, "warn");
+    let run = job.run(&["-v"]).expect(0);
+    assert!(run.stderr().contains("DEBUG"), "{}", run.stderr());
+    let log = std::fs::read_to_string(job.path("run.log")).unwrap();
+    assert!(!log.contains("INFO") && !log.contains("DEBUG"), "{log}");
+    assert!(log.contains("dbsync: exit 0"), "{log}");
+    // debug: the file has what -v shows, the terminal stays at its own level.
+    add_log_level(&job, "debug");
+    let run = job.run(&[]).expect(0);
+    assert!(!run.stderr().contains("DEBUG"), "{}", run.stderr());
+    let log = std::fs::read_to_string(job.path("run.log")).unwrap();
+    assert!(log.contains("DEBUG"), "{log}");
+    add_log_level(&job, "loud");
+    let err = job.run(&[]).expect(2).stderr();
+    assert!(err.contains("log_level") && err.contains("debug"), "{err}");
+}
+
+fn add_log_level(job: &Job, level: &str) {
+    let cfg = std::fs::read_to_string(job.path("config.ini")).unwrap();
+    let cfg: String = cfg
+        .lines()
+        .filter(|l| !l.starts_with("log_level"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let cfg = cfg.replacen("log_file", &format!("log_level = {level}\nlog_file"), 1);
+    std::fs::write(job.path("config.ini"), cfg).unwrap();
+}

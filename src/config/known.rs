@@ -31,6 +31,7 @@ const SECTIONS: &[(&str, bool, &[&str])] = &[
             "target_argument_enabled",
             "fallback_to_local_source_on_failure",
             "log_file",
+            "log_level",
             "strategy",
             "incremental_key",
             "incremental_lookback",
