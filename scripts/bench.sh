@@ -84,7 +84,8 @@ rm -f "$OUT/dbsync.db"
 for _ in 1 2; do target/release/dbsync -q --config "$OUT/config.ini"; done
 run "dbsync -> SQLite" target/release/dbsync -q --config "$OUT/config.ini"
 # The cost of WAL (the default, so readers keep reading during a load) over DELETE.
-sed 's/^table_name = vehicles_stock$/table_name = vehicles_stock\njournal_mode = delete/' "$OUT/config.ini" > "$OUT/config-delete.ini"
+# Only [local_db]'s table_name (the first): journal_mode is not a key of [azure_mysql_db].
+sed '0,/^table_name = vehicles_stock$/s//table_name = vehicles_stock\njournal_mode = delete/' "$OUT/config.ini" > "$OUT/config-delete.ini"
 rm -f "$OUT/dbsync-delete.db"
 sed -i "s#$OUT/dbsync.db#$OUT/dbsync-delete.db#" "$OUT/config-delete.ini"
 chmod 600 "$OUT/config-delete.ini"
