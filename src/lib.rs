@@ -18,6 +18,7 @@ pub mod retry;
 pub mod sink;
 pub mod source;
 pub mod transform;
+pub mod verify;
 
 use crate::config::{ConfigError, RawConfig};
 use crate::incremental::Apply;
