@@ -17,6 +17,8 @@ pub mod report;
 pub mod retry;
 pub mod sink;
 pub mod source;
+#[cfg(test)]
+pub mod testing;
 pub mod transform;
 pub mod verify;
 

@@ -357,3 +357,6 @@ impl Progress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
