@@ -1,3 +1,6 @@
+// Each range is one batch of ids: a single one is meant.
+#![allow(clippy::single_range_in_vec_init)]
+
 use super::*;
 use crate::plan::Guards;
 use crate::testing::{FakeSink, FakeSource};

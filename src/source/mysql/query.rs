@@ -395,10 +395,7 @@ mod tests {
 
     #[test]
     fn a_check_is_bounded_on_either_server() {
-        let mariadb = Dialect {
-            mariadb: true,
-            ..D
-        };
+        let mariadb = Dialect { mariadb: true, ..D };
         assert_eq!(
             mariadb.bounded("SELECT 1", 5),
             "SET STATEMENT max_statement_time = 5 FOR SELECT 1"
