@@ -285,7 +285,14 @@ fn execute(
 ) -> Result<Exit, Error> {
     // Before anything is read: a second run stops here, touching nothing. Held across
     // retries; taken again only if it was lost.
-    if !how.dry_run && lock.as_mut().is_none_or(|l| l.still_held().is_err()) {
+    let lost = |l: &mut lock::TargetLock| match l.still_held(true) {
+        Ok(()) => false,
+        Err(e) => {
+            log::info!("taking the run's lock again: {e}");
+            true
+        }
+    };
+    if !how.dry_run && lock.as_mut().is_none_or(lost) {
         *lock = None;
         *lock = Some(
             lock::acquire(&plan.target, plan.lock_wait)
@@ -396,7 +403,7 @@ fn execute(
         None => {}
     }
     let mut check_lock = || match lock.as_mut() {
-        Some(l) => l.still_held().map_err(CopyError::from),
+        Some(l) => l.still_held(false).map_err(CopyError::from),
         None => Ok(()),
     };
     let stats = pipeline::copy(source, sink.as_mut(), opts, &keys, &mut check_lock)?;

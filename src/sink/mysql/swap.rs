@@ -10,12 +10,14 @@ use std::time::Duration;
 
 /// Tries the swap.
 const TRIES: u32 = 5;
+/// The longest a try waits on the server for other sessions' locks.
+pub const LOCK_WAIT: Duration = Duration::from_secs(3);
 
 /// A swap that happened.
 pub enum Swapped {
     Yes,
     /// The new table is in place, but the old one's DROP failed or did not answer (why).
-    OldKept(String),
+    OldKept(mysql::Error),
 }
 
 /// A swap that did not happen, or may have.
@@ -23,7 +25,7 @@ pub enum Failed {
     /// The server said no (or other sessions kept the table busy): the target is as it was.
     Refused(String),
     /// The connection failed after the RENAME may have reached the server.
-    Unknown(String),
+    Unknown(mysql::Error),
 }
 
 /// Runs `rename` (a `RENAME TABLE` naming `table`), each try waiting at most `wait` for
@@ -58,7 +60,7 @@ pub fn rename(
         let tried = match (done.len(), failed) {
             (_, None) => return Ok(Swapped::Yes),
             // Swapped; the DROP failed.
-            (2, Some(e)) => return Ok(Swapped::OldKept(e.to_string())),
+            (2, Some(e)) => return Ok(Swapped::OldKept(e)),
             (_, Some(e)) => e,
         };
         match tried {
@@ -75,7 +77,7 @@ pub fn rename(
             // The server's own answer: nothing was swapped.
             e @ mysql::Error::MySqlError(_) => return Err(Failed::Refused(e.to_string())),
             // The statements were sent and no answer came back for the RENAME.
-            e => return Err(Failed::Unknown(e.to_string())),
+            e => return Err(Failed::Unknown(e)),
         }
     }
     Err(Failed::Refused(format!(

@@ -1,0 +1,321 @@
+//! A target link that dies mid-run, through the project's TCP proxy: each dead connection
+//! costs one timeout, never more; the error names the step, the connection, the wait and
+//! the setting; cleanup happens on a fresh connection or is left to the next run; the
+//! target stays whole.
+//!
+//! Timeouts are short (`read_timeout = 3`) so each test takes seconds; each time bound
+//! sits between what the fixed code takes and what waiting again on a dead connection
+//! (the old behaviour) took.
+
+mod common;
+use common::proxy::{Proxy, Scope, Trigger};
+use common::*;
+use mysql::prelude::Queryable;
+use std::net::SocketAddr;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `[azure_mysql_db] read_timeout` of these tests.
+const READ_TIMEOUT: u64 = 3;
+/// A limit no run here may reach: a hung run fails its test instead of hanging it.
+const HANG: Duration = Duration::from_secs(120);
+
+/// A source of `rows` fixture rows, and a target already holding its first `old` rows,
+/// loaded directly. Returns the direct config.
+fn loaded(db: &str, rows: u64, old: u64) -> String {
+    fixture_db(db, rows);
+    drop_target_db(db);
+    let first = format!("SELECT * FROM vehicles_stock WHERE id <= {old}");
+    let direct = azure_config(db, &first, db, "vehicles_stock", &verified("ca.pem"));
+    Job::new(&direct).run(&[]).expect(0);
+    direct.replace(&first, "SELECT * FROM vehicles_stock")
+}
+
+/// `cfg` with the target reached through `proxy`, the short read_timeout, and `general`
+/// lines added to `[general]`.
+fn via(cfg: &str, proxy: &Proxy, general: &str) -> String {
+    let out = cfg
+        .replace("host = localhost", "host = 127.0.0.1")
+        .replace(
+            &format!("port = {}\nuser = dbsync", tls_port()),
+            &format!("port = {}\nuser = dbsync", proxy.port),
+        )
+        .replace(
+            "table_name = vehicles_stock\nssl_mode",
+            &format!("table_name = vehicles_stock\nread_timeout = {READ_TIMEOUT}\nssl_mode"),
+        )
+        .replace("[external_db]", &format!("{general}\n[external_db]"));
+    assert!(out.contains(&format!("port = {}\n", proxy.port)), "{out}");
+    out
+}
+
+fn start_proxy() -> Proxy {
+    Proxy::start(
+        SocketAddr::from(([127, 0, 0, 1], tls_port())),
+        Duration::ZERO,
+    )
+}
+
+fn spawn(job: &Job) -> Child {
+    job.cmd(&["--summary-json", "-", "-v"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for the run's end; its output, and how long after the silence began it ended.
+fn finish(mut child: Child, proxy: &Proxy) -> (Run, Duration) {
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > HANG {
+            let _ = child.kill();
+            panic!("still running after {HANG:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ended = Instant::now();
+    let run = Run(child.wait_with_output().unwrap());
+    let since = proxy.silent_since().expect("the link went silent");
+    // Shown when the test fails.
+    eprintln!("{}", run.stderr());
+    (run, ended - since)
+}
+
+fn summary(run: &Run) -> serde_json::Value {
+    serde_json::from_str(run.stdout().trim()).unwrap()
+}
+
+/// The error says what waited and under which setting, in words, never the raw I/O text.
+fn assert_named(text: &str, connection: &str, setting: &str) {
+    assert!(text.contains(connection), "names {connection:?}: {text}");
+    assert!(text.contains(setting), "names {setting:?}: {text}");
+    assert_no_raw(text);
+}
+
+fn assert_no_raw(text: &str) {
+    for raw in [
+        "os error 11)",
+        "os error 11 ",
+        "Resource temporarily unavailable",
+        "out of sync",
+        "IoError",
+        "CodecError",
+    ] {
+        assert!(!text.contains(raw), "shows {raw:?}: {text}");
+    }
+}
+
+fn target_rows(db: &str) -> u64 {
+    let n: Option<u64> = tls_root(Some(db))
+        .query_first("SELECT COUNT(*) FROM vehicles_stock")
+        .unwrap();
+    n.unwrap()
+}
+
+fn leftovers(db: &str) -> Vec<String> {
+    tls_root(Some(db))
+        .query(r"SHOW TABLES LIKE '%\_\_dbsync\_%'")
+        .unwrap()
+}
+
+fn lock_free(db: &str) -> bool {
+    let free: Option<Option<i64>> = tls_root(None)
+        .query_first(format!("SELECT IS_FREE_LOCK('dbsync:{db}.vehicles_stock')"))
+        .unwrap();
+    free == Some(Some(1))
+}
+
+/// The next run, the link healthy again: loads everything, with nothing left to clean
+/// unless `leftover_expected`.
+fn next_run_is_clean(db: &str, cfg: &str, rows: u64, leftover_expected: bool) {
+    let t0 = Instant::now();
+    wait_until("the dead run's lock released", || lock_free(db));
+    let t1 = Instant::now();
+    let next = Job::new(cfg);
+    let run = run_within(&mut next.cmd(&[]), HANG).expect(0);
+    let err = run.stderr();
+    eprintln!(
+        "next run: lock free after {:?}, run took {:?}\n{err}",
+        t1 - t0,
+        t1.elapsed()
+    );
+    if !leftover_expected {
+        assert!(!err.contains("left by an earlier run"), "{err}");
+    }
+    assert_eq!(target_rows(db), rows);
+    assert!(leftovers(db).is_empty(), "{:?}", leftovers(db));
+}
+
+#[test]
+fn a_load_whose_link_goes_silent_costs_one_timeout_and_is_cleaned_up_at_once() {
+    let db = "dl_mid_load";
+    let cfg = loaded(db, 200_000, 500);
+    let proxy = start_proxy();
+    // The LOAD DATA stream's flow dies after 4 MB; other connections live on.
+    proxy.silence_when(Trigger::Bytes(4 << 20), Scope::Connection);
+    let job = Job::new(&via(&cfg, &proxy, "retries = 0"));
+    let (run, took) = finish(spawn(&job), &proxy);
+    let run = run.expect(1);
+    eprintln!("mid-load: ended {took:?} after the silence");
+    let err = run.stderr();
+    let error = summary(&run)["error"].as_str().unwrap().to_string();
+    assert_named(&error, "writer 1 of 1", "[azure_mysql_db] read_timeout = 3");
+    assert_no_raw(&err);
+    // One timeout, then a cleanup on a fresh connection: never a second timeout.
+    assert!(
+        took < Duration::from_secs(2 * READ_TIMEOUT - 1),
+        "{took:?}\n{err}"
+    );
+    assert_eq!(target_rows(db), 500, "the target is whole");
+    // Cleaned up by this run, the dead flow still open: staging dropped, lock released.
+    assert!(leftovers(db).is_empty(), "{:?}\n{err}", leftovers(db));
+    assert!(lock_free(db), "{err}");
+    proxy.speak_again();
+    next_run_is_clean(db, &job_config(&job), 200_000, false);
+}
+
+#[test]
+fn a_link_silent_from_the_loads_answer_on_fails_each_attempt_once() {
+    let db = "dl_mid_commit";
+    let cfg = loaded(db, 20_000, 500);
+    let proxy = start_proxy();
+    // Every row reaches the server; its answer, and everything after it, is lost.
+    proxy.silence_when(Trigger::AnswerAfter(1 << 20), Scope::Link);
+    let job = Job::new(&via(&cfg, &proxy, "retries = 1"));
+    let (run, took) = finish(spawn(&job), &proxy);
+    let run = run.expect(1);
+    eprintln!("mid-commit: ended {took:?} after the silence");
+    let err = run.stderr();
+    let s = summary(&run);
+    assert_eq!(s["attempts"], 2, "{s}");
+    let first = s["retried"][0].as_str().unwrap();
+    assert_named(first, "writer 1 of 1", "[azure_mysql_db] read_timeout = 3");
+    assert!(first.contains("after all rows were sent"), "{first}");
+    assert_named(
+        s["error"].as_str().unwrap(),
+        "handshake",
+        "[azure_mysql_db] read_timeout = 3",
+    );
+    assert_no_raw(&err);
+    // Attempt 1: the answer's timeout and a cleanup bounded to a few seconds; a 5 s pause;
+    // attempt 2: the new connection's handshake timeout, the old lock connection given up
+    // without a wait.
+    assert!(took < Duration::from_secs(17), "{took:?}\n{err}");
+    assert_eq!(target_rows(db), 500, "the target is whole");
+    proxy.speak_again();
+    next_run_is_clean(db, &job_config(&job), 20_000, true);
+}
+
+#[test]
+fn a_link_silent_during_the_swap_leaves_the_target_whole() {
+    let db = "dl_swap";
+    let cfg = loaded(db, 2_000, 500);
+    let proxy = start_proxy();
+    let job = Job::new(&via(&cfg, &proxy, "retries = 1"));
+    // A reader's open transaction makes the RENAME wait; the link dies while it waits,
+    // then the reader lets go, so the server swaps but its answer is lost.
+    let mut reader = tls_root(Some(db));
+    reader.query_drop("BEGIN").unwrap();
+    let _: Vec<u64> = reader.query("SELECT id FROM vehicles_stock").unwrap();
+    let child = spawn(&job);
+    wait_until("the swap waiting for the reader", || {
+        let waiting: Option<u64> = tls_root(None)
+            .query_first(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                 WHERE INFO LIKE 'RENAME TABLE%' AND STATE LIKE 'Waiting for table metadata lock%'",
+            )
+            .unwrap();
+        waiting.unwrap_or(0) > 0
+    });
+    proxy.go_silent();
+    reader.query_drop("COMMIT").unwrap();
+    let (run, took) = finish(child, &proxy);
+    let run = run.expect(1);
+    eprintln!("swap: ended {took:?} after the silence");
+    let err = run.stderr();
+    let s = summary(&run);
+    let first = s["retried"][0].as_str().unwrap();
+    assert_named(
+        first,
+        "control connection",
+        "[azure_mysql_db] read_timeout = 3",
+    );
+    assert!(first.contains("swapping in the new table"), "{first}");
+    assert!(first.contains("unknown"), "{first}");
+    assert_no_raw(&err);
+    // The swap's try (its 3 s lock wait and the answer's read_timeout), a cleanup bounded
+    // to a few seconds, a 5 s pause, then one handshake timeout.
+    assert!(took < Duration::from_secs(20), "{took:?}\n{err}");
+    let rows = target_rows(db);
+    assert!(rows == 500 || rows == 2_000, "whole: {rows}");
+    proxy.speak_again();
+    next_run_is_clean(db, &job_config(&job), 2_000, true);
+}
+
+#[test]
+fn a_silent_lock_connection_is_given_up_and_its_lock_taken_again() {
+    let db = "dl_lock";
+    let cfg = loaded(db, 100_000, 500);
+    let proxy = start_proxy();
+    let job = Job::new(&via(&cfg, &proxy, "retries = 1"));
+    let child = spawn(&job);
+    wait_until("the run holds its lock", || !lock_free(db));
+    // The run's first connection to the target is its lock's.
+    proxy.silence_connection(0);
+    let (run, took) = finish(child, &proxy);
+    let err = run.stderr();
+    let run = run.expect(0);
+    eprintln!("lock connection: ended {took:?} after the silence");
+    let s = summary(&run);
+    assert_eq!(s["attempts"], 2, "{s}");
+    let first = s["retried"][0].as_str().unwrap();
+    assert_named(
+        first,
+        "the lock connection",
+        "[azure_mysql_db] read_timeout = 3",
+    );
+    assert_no_raw(&err);
+    // One timeout on the lock connection, a 5 s pause, the second attempt's load.
+    assert!(took < Duration::from_secs(20), "{took:?}\n{err}");
+    assert_eq!(target_rows(db), 100_000);
+    assert!(leftovers(db).is_empty(), "{:?}", leftovers(db));
+    // The dead lock session was ended on the server, not left holding the lock.
+    assert!(lock_free(db), "{err}");
+}
+
+#[test]
+fn a_link_that_refuses_new_connections_after_the_first_attempt_ends_the_run_soon() {
+    let db = "dl_refused";
+    let cfg = loaded(db, 200_000, 500);
+    let proxy = start_proxy();
+    proxy.silence_when(Trigger::Bytes(4 << 20), Scope::Link);
+    let job = Job::new(&via(&cfg, &proxy, "retries = 1"));
+    let child = spawn(&job);
+    wait_until("the link silent", || proxy.silent_since().is_some());
+    proxy.refuse_new();
+    let (run, took) = finish(child, &proxy);
+    let run = run.expect(1);
+    eprintln!("refused: ended {took:?} after the silence");
+    let err = run.stderr();
+    let s = summary(&run);
+    assert_eq!(s["attempts"], 2, "{s}");
+    let first = s["retried"][0].as_str().unwrap();
+    assert_named(first, "writer 1 of 1", "[azure_mysql_db] read_timeout = 3");
+    assert!(
+        s["error"].as_str().unwrap().contains("refused"),
+        "{}",
+        s["error"]
+    );
+    assert_no_raw(&err);
+    // One timeout, a refused cleanup, the pause, a refused connection: nothing else waits.
+    assert!(took < Duration::from_secs(12), "{took:?}\n{err}");
+    assert_eq!(target_rows(db), 500, "the target is whole");
+    proxy.accept_again();
+    proxy.speak_again();
+    next_run_is_clean(db, &job_config(&job), 200_000, true);
+}
+
+fn job_config(job: &Job) -> String {
+    std::fs::read_to_string(job.path("config.ini")).unwrap()
+}
