@@ -314,9 +314,14 @@ impl Endpoint {
         } else {
             mode
         };
+        // Near run_timeout a connection being made (not yet within reach of a stop's
+        // shutdown) waits no longer than the time left.
+        let timeout = crate::interrupt::cap(timeout);
+        let mut ep = self.clone();
+        ep.connect_timeout = crate::interrupt::cap(self.connect_timeout);
         let classify = |e| classify::classify_handshake(self, e, timeout, setting);
         let open = |m| -> Result<Result<Session, mysql::Error>, ConnectError> {
-            let opts = self
+            let opts = ep
                 .opts_with(m, with_db, setup)?
                 .read_timeout(Some(timeout))
                 .write_timeout(Some(timeout));
@@ -357,12 +362,18 @@ impl Endpoint {
         with_db: bool,
         setup: &Setup,
     ) -> Result<Session, ConnectError> {
-        Session::open(
-            self.opts_with(mode, with_db, setup)?,
-            Some(self.read_timeout),
-        )
-        .map(|s| s.of(self.origin(), &self.user))
-        .map_err(|e| classify(self, e))
+        let timeout = crate::interrupt::cap(self.read_timeout);
+        let mut ep = self.clone();
+        ep.connect_timeout = crate::interrupt::cap(self.connect_timeout);
+        let opts = ep
+            .opts_with(mode, with_db, setup)?
+            .read_timeout(Some(timeout))
+            .write_timeout(Some(timeout));
+        Session::open(opts, Some(self.read_timeout))
+            .map(|s| s.of(self.origin(), &self.user))
+            .map_err(|e| {
+                classify::classify_handshake(self, e, timeout, &self.read_timeout_setting())
+            })
     }
 }
 

@@ -27,7 +27,7 @@ use crate::plan::{Plan, SqliteTable, Target};
 use crate::report::{Exit, SourceUsed, Summary};
 use crate::sink::Sink;
 use crate::source::{Source, SourceError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -42,6 +42,20 @@ pub enum Error {
     Lock(#[from] LockError),
     #[error(transparent)]
     Interrupted(#[from] interrupt::Interrupted),
+    /// An attempt failed after `[general] run_timeout` ran out (a wait it cut short).
+    #[error("stopped by {}: {cause}", interrupt::run_timeout_setting(*.limit))]
+    PastRunTimeout { limit: Duration, cause: String },
+    /// A retry that would start only after run_timeout ran out.
+    #[error(
+        "{cause}; not retried: the next attempt would start after a {} s pause, with {} s of {} left",
+        .pause.as_secs(), .left.as_secs(), interrupt::run_timeout_setting(*.limit)
+    )]
+    NoTimeToRetry {
+        cause: String,
+        pause: Duration,
+        left: Duration,
+        limit: Duration,
+    },
 }
 
 impl Error {
@@ -50,6 +64,7 @@ impl Error {
     fn is_transient(&self) -> bool {
         match self {
             Error::Config(_) | Error::Interrupted(_) | Error::Lock(LockError::Held { .. }) => false,
+            Error::PastRunTimeout { .. } | Error::NoTimeToRetry { .. } => false,
             Error::Copy(CopyError::Interrupted(_)) => false,
             Error::Copy(CopyError::Empty { .. } | CopyError::Shrunk { .. }) => false,
             // Trying again at once could read the target before that COMMIT shows.
@@ -63,9 +78,10 @@ impl Error {
         match self {
             Error::Config(_) => Exit::Usage,
             Error::Lock(LockError::Held { .. }) => Exit::Locked,
-            Error::Interrupted(i) | Error::Copy(CopyError::Interrupted(i)) => {
-                Exit::interrupted(i.0)
-            }
+            Error::Interrupted(i) | Error::Copy(CopyError::Interrupted(i)) => match i.0 {
+                interrupt::Stop::Signal(sig) => Exit::interrupted(sig),
+                interrupt::Stop::RunTimeout(_) => Exit::Failed,
+            },
             _ => Exit::Failed,
         }
     }
@@ -79,6 +95,9 @@ pub fn run(cli: &cli::Cli, progress: pipeline::ProgressMode) -> Summary {
     // and the error goes there too.
     let config_log_file = raw.as_ref().ok().and_then(plan::log_file);
     let plan = raw.and_then(|raw| Plan::from_config(&raw, cli.target.map(|t| t.as_str())));
+    if let Some(limit) = plan.as_ref().ok().and_then(|p| p.run_timeout) {
+        interrupt::set_run_timeout(start, limit);
+    }
     if let Ok(p) = &plan {
         let mut endpoints = vec![&p.source];
         if let Target::MySql(t) = &p.target {
@@ -126,19 +145,30 @@ struct How {
 }
 
 /// Runs the copy, and again, up to `[general] retries` times, after a transient failure:
-/// each attempt is a whole, atomic copy, so nothing is half-done in between.
+/// each attempt is a whole, atomic copy, so nothing is half-done in between. No retry
+/// starts whose pause would end past `[general] run_timeout`.
 fn execute_with_retries(plan: &Plan, how: How, summary: &mut Summary) -> Result<Exit, Error> {
     let mut attempt = 1;
     let mut lock = None;
     loop {
         summary.attempts = attempt;
-        let result = execute(plan, how, summary, &mut lock);
-        let err = match result {
-            Err(e) if attempt <= plan.retries && !how.dry_run && e.is_transient() => e,
-            other => return other,
+        let err = match execute(plan, how, summary, &mut lock) {
+            Ok(exit) => return Ok(exit),
+            Err(e) => past_run_timeout(e),
         };
+        if attempt > plan.retries || how.dry_run || !err.is_transient() {
+            return Err(err);
+        }
         let text = error_chain(&err);
         let wait = retry::backoff(attempt + 1);
+        if let Some(left) = interrupt::left().filter(|left| wait >= *left) {
+            return Err(Error::NoTimeToRetry {
+                cause: text,
+                pause: wait,
+                left,
+                limit: plan.run_timeout.unwrap_or_default(),
+            });
+        }
         log::warn!(
             "attempt {attempt} failed ({text}); trying again in {} s ({} of [general] retries = {} left)",
             wait.as_secs(),
@@ -157,6 +187,20 @@ fn execute_with_retries(plan: &Plan, how: How, summary: &mut Summary) -> Result<
             ..Summary::new(&summary.target, &summary.table)
         };
         attempt += 1;
+    }
+}
+
+/// An attempt's failure once run_timeout has run out names it: the failure is most likely
+/// a wait that the stop cut short. A signal's is left as it is: a failure such as a swap of
+/// unknown outcome must not pass for an interruption.
+fn past_run_timeout(e: Error) -> Error {
+    match (interrupt::stopping(), &e) {
+        (_, Error::Interrupted(_) | Error::Copy(CopyError::Interrupted(_))) => e,
+        (Some(interrupt::Stop::RunTimeout(limit)), _) => Error::PastRunTimeout {
+            limit,
+            cause: error_chain(&e),
+        },
+        _ => e,
     }
 }
 

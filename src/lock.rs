@@ -184,7 +184,7 @@ fn lock_file(t: &SqliteTable, wait: Duration) -> Result<TargetLock, LockError> {
         if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
             return Err(failed(format!("flock {}: {err}", path.display())));
         }
-        if crate::interrupt::received().is_some() || start.elapsed() >= wait {
+        if crate::interrupt::stopping().is_some() || start.elapsed() >= wait {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             let holder = match holder.trim() {
@@ -278,7 +278,7 @@ fn lock_mysql(ep: &Endpoint, table: &str, wait: Duration) -> Result<TargetLock, 
                 ep,
             });
         }
-        if crate::interrupt::received().is_some() || start.elapsed() >= wait {
+        if crate::interrupt::stopping().is_some() || start.elapsed() >= wait {
             break;
         }
     }

@@ -1,7 +1,7 @@
 //! A target link that dies mid-run, through the project's TCP proxy: each dead connection
 //! costs one timeout, never more; the error names the step, the connection, the wait and
 //! the setting; cleanup happens on a fresh connection or is left to the next run; the
-//! target stays whole.
+//! target stays whole. And `[general] run_timeout` bounds the whole run.
 //!
 //! Timeouts are short (`read_timeout = 3`) so each test takes seconds; each time bound
 //! sits between what the fixed code takes and what waiting again on a dead connection
@@ -314,6 +314,94 @@ fn a_link_that_refuses_new_connections_after_the_first_attempt_ends_the_run_soon
     proxy.accept_again();
     proxy.speak_again();
     next_run_is_clean(db, &job_config(&job), 200_000, true);
+}
+
+#[test]
+fn run_timeout_stops_a_run_that_waits_on_a_silent_link() {
+    let db = "dl_deadline_wait";
+    let cfg = loaded(db, 200_000, 500);
+    let proxy = start_proxy();
+    proxy.silence_when(Trigger::Bytes(4 << 20), Scope::Link);
+    // A read_timeout far longer than the run may last: run_timeout ends it.
+    let cfg = via(&cfg, &proxy, "run_timeout = 6s").replace(
+        &format!("read_timeout = {READ_TIMEOUT}"),
+        "read_timeout = 60",
+    );
+    let job = Job::new(&cfg);
+    let t0 = Instant::now();
+    let run = run_within(&mut job.cmd(&["--summary-json", "-"]), HANG);
+    let took = t0.elapsed();
+    let run = run.expect(1);
+    let err = run.stderr();
+    let error = summary(&run)["error"].as_str().unwrap().to_string();
+    assert!(error.contains("[general] run_timeout = 6s"), "{error}");
+    assert_no_raw(&err);
+    // The deadline, then at most a few seconds to stop.
+    assert!(took < Duration::from_secs(6 + 5), "{took:?}\n{err}");
+    assert_eq!(target_rows(db), 500, "the target is whole");
+    proxy.speak_again();
+    next_run_is_clean(db, &job_config(&job), 200_000, true);
+}
+
+#[test]
+fn run_timeout_stops_a_slow_load_as_sigterm_would_but_exits_1() {
+    let db = "dl_deadline_slow";
+    numbers(db, 1_000);
+    drop_target_db(db);
+    let cfg = azure_config(
+        db,
+        "SELECT id, label FROM n WHERE id <= 5",
+        db,
+        "n",
+        &verified("ca.pem"),
+    );
+    let job = Job::new(&cfg);
+    job.run(&[]).expect(0);
+    // About 10 s of reading.
+    let slow = cfg
+        .replace(
+            "SELECT id, label FROM n WHERE id <= 5",
+            "SELECT id, label, SLEEP(0.01) AS pause FROM n",
+        )
+        .replace("[external_db]", "run_timeout = 3\n[external_db]");
+    std::fs::write(job.path("config.ini"), slow).unwrap();
+    let t0 = Instant::now();
+    let run = run_within(&mut job.cmd(&["--summary-json", "-"]), HANG).expect(1);
+    let took = t0.elapsed();
+    let s = summary(&run);
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .contains("[general] run_timeout = 3s"),
+        "{s}"
+    );
+    assert!(took < Duration::from_secs(3 + 5), "{took:?}");
+    let mut c = tls_root(Some(db));
+    let count: Option<u64> = c.query_first("SELECT COUNT(*) FROM n").unwrap();
+    assert_eq!(count, Some(5), "the target is unchanged");
+    let staging: Vec<String> = c.query("SHOW TABLES LIKE '%dbsync%'").unwrap();
+    assert!(staging.is_empty(), "{staging:?}");
+}
+
+#[test]
+fn no_retry_starts_when_its_pause_would_cross_run_timeout() {
+    let db = "dl_deadline_retry";
+    let cfg = loaded(db, 200_000, 500);
+    let proxy = start_proxy();
+    proxy.silence_when(Trigger::Bytes(4 << 20), Scope::Connection);
+    // The first attempt fails after about 4 s; its retry would start 5 s later, past 8 s.
+    let job = Job::new(&via(&cfg, &proxy, "retries = 2\nrun_timeout = 8"));
+    let t0 = Instant::now();
+    let run = run_within(&mut job.cmd(&["--summary-json", "-"]), HANG).expect(1);
+    let took = t0.elapsed();
+    let s = summary(&run);
+    assert_eq!(s["attempts"], 1, "{s}");
+    let error = s["error"].as_str().unwrap();
+    assert!(error.contains("[general] run_timeout = 8s"), "{error}");
+    assert!(error.contains("not retried"), "{error}");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert_eq!(target_rows(db), 500);
 }
 
 fn job_config(job: &Job) -> String {

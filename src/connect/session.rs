@@ -145,8 +145,9 @@ impl Session {
 
     /// Runs `f` with the socket's read timeout raised (or lowered) to `timeout`: for a
     /// statement that rightly computes for long before it answers.
+    /// Near `[general] run_timeout` the wait is cut short (see `interrupt::cap`).
     pub fn with_timeout<T>(&mut self, timeout: Duration, f: impl FnOnce(&mut Conn) -> T) -> T {
-        set_read_timeout(self.fd, Some(timeout));
+        set_read_timeout(self.fd, Some(crate::interrupt::cap(timeout)));
         let out = f(&mut self.conn);
         set_read_timeout(self.fd, self.read_timeout);
         out

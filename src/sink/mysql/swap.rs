@@ -46,10 +46,11 @@ pub fn rename(
     ];
     let mut last = String::new();
     for attempt in 1..=TRIES {
-        // A signal that came while waiting between tries stops the swap before the next.
-        if let Some(sig) = crate::interrupt::received().filter(|_| attempt > 1) {
+        // A stop that came while waiting between tries stops the swap before the next.
+        if let Some(stop) = crate::interrupt::stopping().filter(|_| attempt > 1) {
+            let why = crate::interrupt::Interrupted(stop);
             return Err(Failed::Refused(format!(
-                "{last} (signal {sig} received before try {attempt}: the swap was not tried again)"
+                "{last} ({why}: the swap was not tried again before try {attempt})"
             )));
         }
         // The server answers after up to `wait` of waiting: the socket must not give up
@@ -65,7 +66,7 @@ pub fn rename(
         };
         match tried {
             mysql::Error::MySqlError(e) if e.code == 1205 => {
-                if crate::interrupt::received().is_some() {
+                if crate::interrupt::stopping().is_some() {
                     return Err(Failed::Refused(e.to_string()));
                 }
                 log::warn!(
