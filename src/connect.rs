@@ -3,7 +3,9 @@
 //! serve) from every other connection failure (it must not).
 
 mod classify;
+pub mod cleanup;
 pub mod session;
+pub mod wait;
 
 pub use classify::classify;
 pub use session::{batch, batch_changes, batch_until_error, Abandon, Session};
@@ -141,6 +143,20 @@ impl Endpoint {
         )
     }
 
+    /// The server, as the cleanup of given-up connections knows it.
+    pub fn origin(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// `[azure_mysql_db] read_timeout = 10 s`: what bounds an ordinary wait.
+    pub fn read_timeout_setting(&self) -> String {
+        format!(
+            "[{}] read_timeout = {}",
+            self.section,
+            wait::secs(self.read_timeout)
+        )
+    }
+
     fn ssl_opts(&self, mode: TlsMode) -> Result<Option<SslOpts>, ConnectError> {
         let (accept_invalid, skip_domain) = match mode {
             TlsMode::Disabled => return Ok(None),
@@ -271,26 +287,52 @@ impl Endpoint {
         read_timeout: Option<Duration>,
         setup: &Setup,
     ) -> Result<(Session, TlsMode), ConnectError> {
+        match read_timeout {
+            Some(bound) => {
+                let setting = format!("[{}] connect_timeout, at least 5 s", self.section);
+                self.connect_bounded(with_db, bound, &setting, setup)
+            }
+            None => {
+                let setting = self.read_timeout_setting();
+                self.connect_bounded(with_db, self.read_timeout, &setting, setup)
+            }
+        }
+    }
+
+    /// As `connect_with`, the handshake (and the connection's statements) bounded by
+    /// `timeout`, which `setting` names in the error of a silent handshake.
+    pub fn connect_bounded(
+        &self,
+        with_db: bool,
+        timeout: Duration,
+        setting: &str,
+        setup: &Setup,
+    ) -> Result<(Session, TlsMode), ConnectError> {
         let mode = self.tls.mode;
         let first = if mode == TlsMode::Preferred {
             TlsMode::Required
         } else {
             mode
         };
-        let timeout = read_timeout.unwrap_or(self.read_timeout);
+        // Near run_timeout a connection being made (not yet within reach of a stop's
+        // shutdown) waits no longer than the time left.
+        let timeout = crate::interrupt::cap(timeout);
+        let mut ep = self.clone();
+        ep.connect_timeout = crate::interrupt::cap(self.connect_timeout);
+        let classify = |e| classify::classify_handshake(self, e, timeout, setting);
         let open = |m| -> Result<Result<Session, mysql::Error>, ConnectError> {
-            let opts = self
+            let opts = ep
                 .opts_with(m, with_db, setup)?
                 .read_timeout(Some(timeout))
                 .write_timeout(Some(timeout));
-            Ok(Session::open(opts, Some(timeout)))
+            Ok(Session::open(opts, Some(timeout)).map(|s| s.of(self.origin(), &self.user)))
         };
         match open(first)? {
             Ok(c) => Ok((c, first)),
             Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
                 if mode == TlsMode::Preferred =>
             {
-                let conn = open(TlsMode::Disabled)?.map_err(|e| classify(self, e))?;
+                let conn = open(TlsMode::Disabled)?.map_err(classify)?;
                 // Once per section and run, however many connections find it out.
                 static WARNED: std::sync::Mutex<Vec<&'static str>> =
                     std::sync::Mutex::new(Vec::new());
@@ -308,7 +350,7 @@ impl Endpoint {
                 );
                 Ok((conn, TlsMode::Disabled))
             }
-            Err(e) => Err(classify(self, e)),
+            Err(e) => Err(classify(e)),
         }
     }
 
@@ -320,11 +362,18 @@ impl Endpoint {
         with_db: bool,
         setup: &Setup,
     ) -> Result<Session, ConnectError> {
-        Session::open(
-            self.opts_with(mode, with_db, setup)?,
-            Some(self.read_timeout),
-        )
-        .map_err(|e| classify(self, e))
+        let timeout = crate::interrupt::cap(self.read_timeout);
+        let mut ep = self.clone();
+        ep.connect_timeout = crate::interrupt::cap(self.connect_timeout);
+        let opts = ep
+            .opts_with(mode, with_db, setup)?
+            .read_timeout(Some(timeout))
+            .write_timeout(Some(timeout));
+        Session::open(opts, Some(self.read_timeout))
+            .map(|s| s.of(self.origin(), &self.user))
+            .map_err(|e| {
+                classify::classify_handshake(self, e, timeout, &self.read_timeout_setting())
+            })
     }
 }
 

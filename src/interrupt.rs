@@ -1,11 +1,17 @@
-//! SIGTERM and SIGINT (systemd, Kubernetes, a CI cancelling, Ctrl-C): the run stops within
-//! seconds, drops its staging table or rolls back, writes its summary and exits 128 +
-//! the signal. A second signal ends the process at once (the target is still whole: SQLite
-//! rolls back on the next open, and the next MySQL run drops the leftover staging table).
+//! Stopping a run before its end: SIGTERM and SIGINT (systemd, Kubernetes, a CI
+//! cancelling, Ctrl-C), or `[general] run_timeout` running out. Either way the run stops
+//! within seconds, drops its staging table or rolls back, and writes its summary; a signal
+//! exits 128 + the signal, run_timeout exits 1. A second signal ends the process at once
+//! (the target is still whole: SQLite rolls back on the next open, and the next MySQL run
+//! drops the leftover staging table).
 
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
+/// When `[general] run_timeout` runs out, and its value.
+static DEADLINE: OnceLock<(Instant, Duration)> = OnceLock::new();
 
 extern "C" fn on_signal(sig: libc::c_int) {
     // Only async-signal-safe work here: an atomic swap, and _exit on the second signal.
@@ -15,24 +21,24 @@ extern "C" fn on_signal(sig: libc::c_int) {
     }
 }
 
-/// After a signal, how long the run gets to stop by itself (it checks between batches and
+/// After a stop, how long the run gets to stop by itself (it checks between batches and
 /// statements) before every connection's socket is shut down under whatever statement
 /// is still waiting on the server (a long sort, a swap waiting for a lock). The target is
 /// whole either way; what such a cut leaves (a staging table) the next run drops.
-const GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+pub const GRACE: Duration = Duration::from_secs(3);
 
 /// Installs the handlers for SIGTERM and SIGINT, and the watcher that enforces `GRACE`.
 pub fn install() {
     std::thread::Builder::new()
-        .name("dbsync-signal-watcher".into())
+        .name("dbsync-stop-watcher".into())
         .spawn(|| {
-            while received().is_none() {
-                std::thread::sleep(std::time::Duration::from_millis(100));
+            while stopping().is_none() {
+                std::thread::sleep(Duration::from_millis(100));
             }
             std::thread::sleep(GRACE);
             crate::connect::session::ALL.abandon();
         })
-        .expect("spawning the signal watcher");
+        .expect("spawning the stop watcher");
     for sig in [libc::SIGTERM, libc::SIGINT] {
         // SAFETY: a plain handler that only touches an atomic (see `on_signal`); the
         // sigaction struct is zeroed, then filled, before use.
@@ -46,11 +52,57 @@ pub fn install() {
     }
 }
 
+/// Starts the clock of `[general] run_timeout`: the run, retries and pauses included,
+/// stops `limit` after `start`. Once per process.
+pub fn set_run_timeout(start: Instant, limit: Duration) {
+    let _ = DEADLINE.set((start + limit, limit));
+}
+
+/// Why a run stops early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Signal(i32),
+    /// `[general] run_timeout` ran out (its value).
+    RunTimeout(Duration),
+}
+
 /// The signal received, if any.
 pub fn received() -> Option<i32> {
     match RECEIVED.load(Ordering::SeqCst) {
         0 => None,
         sig => Some(sig),
+    }
+}
+
+/// A signal received, or else run_timeout run out, if either.
+pub fn stopping() -> Option<Stop> {
+    if let Some(sig) = received() {
+        return Some(Stop::Signal(sig));
+    }
+    match DEADLINE.get() {
+        Some((at, limit)) if Instant::now() >= *at => Some(Stop::RunTimeout(*limit)),
+        _ => None,
+    }
+}
+
+/// Time left before run_timeout runs out; `None` without one.
+pub fn left() -> Option<Duration> {
+    DEADLINE
+        .get()
+        .map(|(at, _)| at.saturating_duration_since(Instant::now()))
+}
+
+/// `wait`, shortened so that a wait starting now ends by the deadline plus `GRACE`: for
+/// the waits a stop's shutdown cannot reach (a connection being made, the shielded swap),
+/// so that none overruns run_timeout by more than a few seconds.
+pub fn cap(wait: Duration) -> Duration {
+    match DEADLINE.get() {
+        None => wait,
+        Some((at, _)) => {
+            let until = (*at + GRACE).saturating_duration_since(Instant::now());
+            // Never zero: a socket timeout of zero waits forever.
+            wait.min(until).max(Duration::from_millis(100))
+        }
     }
 }
 
@@ -63,11 +115,55 @@ pub fn name(sig: i32) -> String {
     }
 }
 
-/// Fails with `Interrupted` once a signal has arrived.
-pub fn check() -> Result<(), Interrupted> {
-    received().map_or(Ok(()), |sig| Err(Interrupted(sig)))
+/// `[general] run_timeout = 1h30m`.
+pub fn run_timeout_setting(limit: Duration) -> String {
+    let s = limit.as_secs();
+    let mut text = String::new();
+    for (n, unit) in [(s / 3_600, 'h'), (s / 60 % 60, 'm'), (s % 60, 's')] {
+        if n > 0 {
+            text.push_str(&format!("{n}{unit}"));
+        }
+    }
+    format!("[general] run_timeout = {text}")
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("interrupted by {}: the run stopped and the target is unchanged", name(*.0))]
-pub struct Interrupted(pub i32);
+/// Fails with `Interrupted` once a signal has arrived or run_timeout has run out.
+pub fn check() -> Result<(), Interrupted> {
+    stopping().map_or(Ok(()), |stop| Err(Interrupted(stop)))
+}
+
+#[derive(Debug)]
+pub struct Interrupted(pub Stop);
+
+impl std::error::Error for Interrupted {}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Stop::Signal(sig) => write!(
+                f,
+                "interrupted by {}: the run stopped and the target is unchanged",
+                name(sig)
+            ),
+            Stop::RunTimeout(limit) => write!(
+                f,
+                "stopped by {}: the run lasted that long, retries and pauses included; the \
+                 target is unchanged",
+                run_timeout_setting(limit)
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_timeout_is_shown_as_written() {
+        let show = |s| run_timeout_setting(Duration::from_secs(s));
+        assert_eq!(show(25), "[general] run_timeout = 25s");
+        assert_eq!(show(5_400), "[general] run_timeout = 1h30m");
+        assert_eq!(show(90_005), "[general] run_timeout = 25h5s");
+    }
+}

@@ -30,7 +30,7 @@ use crate::plan::{Plan, SqliteTable, Target};
 use crate::report::{Exit, SourceUsed, Summary};
 use crate::sink::Sink;
 use crate::source::{Source, SourceError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -45,6 +45,20 @@ pub enum Error {
     Lock(#[from] LockError),
     #[error(transparent)]
     Interrupted(#[from] interrupt::Interrupted),
+    /// An attempt failed after `[general] run_timeout` ran out (a wait it cut short).
+    #[error("stopped by {}: {cause}", interrupt::run_timeout_setting(*.limit))]
+    PastRunTimeout { limit: Duration, cause: String },
+    /// A retry that would start only after run_timeout ran out.
+    #[error(
+        "{cause}; not retried: the next attempt would start after a {} s pause, with {} s of {} left",
+        .pause.as_secs(), .left.as_secs(), interrupt::run_timeout_setting(*.limit)
+    )]
+    NoTimeToRetry {
+        cause: String,
+        pause: Duration,
+        left: Duration,
+        limit: Duration,
+    },
 }
 
 impl Error {
@@ -53,6 +67,7 @@ impl Error {
     fn is_transient(&self) -> bool {
         match self {
             Error::Config(_) | Error::Interrupted(_) | Error::Lock(LockError::Held { .. }) => false,
+            Error::PastRunTimeout { .. } | Error::NoTimeToRetry { .. } => false,
             Error::Copy(CopyError::Interrupted(_)) => false,
             Error::Copy(CopyError::Empty { .. } | CopyError::Shrunk { .. }) => false,
             // Trying again at once could read the target before that COMMIT shows.
@@ -66,9 +81,10 @@ impl Error {
         match self {
             Error::Config(_) => Exit::Usage,
             Error::Lock(LockError::Held { .. }) => Exit::Locked,
-            Error::Interrupted(i) | Error::Copy(CopyError::Interrupted(i)) => {
-                Exit::interrupted(i.0)
-            }
+            Error::Interrupted(i) | Error::Copy(CopyError::Interrupted(i)) => match i.0 {
+                interrupt::Stop::Signal(sig) => Exit::interrupted(sig),
+                interrupt::Stop::RunTimeout(_) => Exit::Failed,
+            },
             _ => Exit::Failed,
         }
     }
@@ -86,6 +102,9 @@ pub fn run(cli: &cli::Cli, progress: pipeline::ProgressMode) -> Summary {
         .ok()
         .map_or(log::LevelFilter::Info, plan::log_level);
     let plan = raw.and_then(|raw| Plan::from_config(&raw, cli.target.map(|t| t.as_str())));
+    if let Some(limit) = plan.as_ref().ok().and_then(|p| p.run_timeout) {
+        interrupt::set_run_timeout(start, limit);
+    }
     if let Ok(p) = &plan {
         let mut endpoints = vec![&p.source];
         if let Target::MySql(t) = &p.target {
@@ -134,19 +153,30 @@ struct How {
 }
 
 /// Runs the copy, and again, up to `[general] retries` times, after a transient failure:
-/// each attempt is a whole, atomic copy, so nothing is half-done in between.
+/// each attempt is a whole, atomic copy, so nothing is half-done in between. No retry
+/// starts whose pause would end past `[general] run_timeout`.
 fn execute_with_retries(plan: &Plan, how: How, summary: &mut Summary) -> Result<Exit, Error> {
     let mut attempt = 1;
     let mut lock = None;
     loop {
         summary.attempts = attempt;
-        let result = execute(plan, how, summary, &mut lock);
-        let err = match result {
-            Err(e) if attempt <= plan.retries && !how.dry_run && e.is_transient() => e,
-            other => return other,
+        let err = match execute(plan, how, summary, &mut lock) {
+            Ok(exit) => return Ok(exit),
+            Err(e) => past_run_timeout(e),
         };
+        if attempt > plan.retries || how.dry_run || !err.is_transient() {
+            return Err(err);
+        }
         let text = error_chain(&err);
         let wait = retry::backoff(attempt + 1);
+        if let Some(left) = interrupt::left().filter(|left| wait >= *left) {
+            return Err(Error::NoTimeToRetry {
+                cause: text,
+                pause: wait,
+                left,
+                limit: plan.run_timeout.unwrap_or_default(),
+            });
+        }
         log::warn!(
             "attempt {attempt} failed ({text}); trying again in {} s ({} of [general] retries = {} left)",
             wait.as_secs(),
@@ -165,6 +195,20 @@ fn execute_with_retries(plan: &Plan, how: How, summary: &mut Summary) -> Result<
             ..Summary::new(&summary.target, &summary.table)
         };
         attempt += 1;
+    }
+}
+
+/// An attempt's failure once run_timeout has run out names it: the failure is most likely
+/// a wait that the stop cut short. A signal's is left as it is: a failure such as a swap of
+/// unknown outcome must not pass for an interruption.
+fn past_run_timeout(e: Error) -> Error {
+    match (interrupt::stopping(), &e) {
+        (_, Error::Interrupted(_) | Error::Copy(CopyError::Interrupted(_))) => e,
+        (Some(interrupt::Stop::RunTimeout(limit)), _) => Error::PastRunTimeout {
+            limit,
+            cause: error_chain(&e),
+        },
+        _ => e,
     }
 }
 
@@ -293,7 +337,14 @@ fn execute(
 ) -> Result<Exit, Error> {
     // Before anything is read: a second run stops here, touching nothing. Held across
     // retries; taken again only if it was lost.
-    if !how.dry_run && lock.as_mut().is_none_or(|l| l.still_held().is_err()) {
+    let lost = |l: &mut lock::TargetLock| match l.still_held(true) {
+        Ok(()) => false,
+        Err(e) => {
+            log::info!("taking the run's lock again: {e}");
+            true
+        }
+    };
+    if !how.dry_run && lock.as_mut().is_none_or(lost) {
         *lock = None;
         *lock = Some(
             lock::acquire(&plan.target, plan.lock_wait)
@@ -406,7 +457,7 @@ fn execute(
         None => {}
     }
     let mut check_lock = || match lock.as_mut() {
-        Some(l) => l.still_held().map_err(CopyError::from),
+        Some(l) => l.still_held(false).map_err(CopyError::from),
         None => Ok(()),
     };
     let stats = pipeline::copy(source, sink.as_mut(), opts, &keys, &mut check_lock)?;

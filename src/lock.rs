@@ -8,9 +8,13 @@
 //! third run lock a new file while the second still waits on the old one).
 //!
 //! MySQL: a named lock (`GET_LOCK`) held by a connection of its own for the whole run. It
-//! dies with that connection, so it is checked again right before the swap.
+//! dies with that connection, so it is checked again right before the swap. A lock
+//! connection that went silent is given up, not waited on again; its server session, which
+//! still holds the lock when the flow was dropped without a close, is ended (`KILL`) by the
+//! connection that takes the lock again.
 
-use crate::connect::{Endpoint, Session, Setup};
+use crate::connect::wait::{broken, secs, Waiting};
+use crate::connect::{cleanup, Endpoint, Session, Setup};
 use crate::plan::{SqliteTable, Target};
 use crate::transform::mysql_literal;
 use mysql::prelude::Queryable;
@@ -46,8 +50,11 @@ pub enum TargetLock {
         conn: Session,
         name: String,
         target: String,
+        ep: Box<Endpoint>,
     },
 }
+
+const WHO: &str = "the lock connection";
 
 /// Takes the target's lock, waiting up to `wait` for another run to finish.
 pub fn acquire(target: &Target, wait: Duration) -> Result<TargetLock, LockError> {
@@ -59,29 +66,87 @@ pub fn acquire(target: &Target, wait: Duration) -> Result<TargetLock, LockError>
 
 impl TargetLock {
     /// Fails when the lock was lost (the MySQL connection holding it died), so a run never
-    /// swaps in its table unprotected.
-    pub fn still_held(&mut self) -> Result<(), LockError> {
-        let TargetLock::MySql { conn, name, target } = self else {
+    /// swaps in its table unprotected. `quick`: at a retry's start, where a lost lock is
+    /// only taken again, the answer is awaited a few seconds, not a whole read_timeout.
+    pub fn still_held(&mut self, quick: bool) -> Result<(), LockError> {
+        let TargetLock::MySql {
+            conn,
+            name,
+            target,
+            ep,
+        } = self
+        else {
             return Ok(());
         };
-        let held: Result<Option<Option<i64>>, _> = conn.query_first(format!(
+        let lost = |why: String| LockError::Failed {
+            target: target.clone(),
+            message: format!("the run's lock was lost: {why}; the target is kept"),
+        };
+        if conn.is_dead() {
+            return Err(lost(format!("{WHO} was given up before")));
+        }
+        if cleanup::link_down(ep) {
+            // The cleanup after a failure could not reach the server: this connection is
+            // as dead, most likely, and waiting to find out would cost a whole timeout.
+            conn.give_up();
+            return Err(lost(format!(
+                "a fresh connection to the server could not be made after a failure, so {WHO} \
+                 was given up without a wait"
+            )));
+        }
+        let sql = format!(
             "SELECT IS_USED_LOCK({}) = CONNECTION_ID()",
             mysql_literal(name)
-        ));
+        );
+        let (bound, setting) = match quick {
+            true => (
+                cleanup::QUICK,
+                format!(
+                    "a retry's lock check waits at most {}",
+                    secs(cleanup::QUICK)
+                ),
+            ),
+            false => (ep.read_timeout, ep.read_timeout_setting()),
+        };
+        let held: Result<Option<Option<i64>>, _> = conn.with_timeout(bound, |c| c.query_first(sql));
+        let what = "checking that the run still holds it";
         match held {
             Ok(Some(Some(1))) => Ok(()),
-            Ok(_) => Err(LockError::Failed {
-                target: target.clone(),
-                message: "the run's lock was lost before the swap; the target is kept".into(),
-            }),
-            Err(e) => Err(LockError::Failed {
-                target: target.clone(),
-                message: format!(
-                    "the connection holding the run's lock was lost ({e}); the target is kept"
-                ),
-            }),
+            Ok(_) => Err(lost("the server no longer counts it as this run's".into())),
+            Err(e) => Err(lost(words(
+                conn,
+                ep,
+                &Wait {
+                    what,
+                    bound,
+                    setting: &setting,
+                },
+                e,
+            ))),
         }
     }
+}
+
+/// What a lock connection waited for.
+struct Wait<'a> {
+    what: &'a str,
+    bound: Duration,
+    setting: &'a str,
+}
+
+/// A lock connection's failure in words; a broken connection is given up first.
+fn words(conn: &mut Session, ep: &Endpoint, wait: &Wait, e: mysql::Error) -> String {
+    let Some(how) = broken(&e) else {
+        return crate::report::redact(&e.to_string(), ep);
+    };
+    conn.give_up();
+    Waiting {
+        who: WHO,
+        what: wait.what,
+        bound: wait.bound,
+        setting: wait.setting,
+    }
+    .failed(how)
 }
 
 fn lock_path(t: &SqliteTable) -> PathBuf {
@@ -119,7 +184,7 @@ fn lock_file(t: &SqliteTable, wait: Duration) -> Result<TargetLock, LockError> {
         if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
             return Err(failed(format!("flock {}: {err}", path.display())));
         }
-        if crate::interrupt::received().is_some() || start.elapsed() >= wait {
+        if crate::interrupt::stopping().is_some() || start.elapsed() >= wait {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             let holder = match holder.trim() {
@@ -179,6 +244,8 @@ fn lock_mysql(ep: &Endpoint, table: &str, wait: Duration) -> Result<TargetLock, 
     let (mut conn, _) = ep
         .connect_with(false, None, &Setup::staying_open())
         .map_err(|e| failed(e.to_string()))?;
+    // An earlier attempt's lock connection, given up, may still hold the lock.
+    cleanup::end_given_up(&mut conn, ep);
     let name = lock_name(&ep.database, table);
     let start = Instant::now();
     loop {
@@ -187,17 +254,31 @@ fn lock_mysql(ep: &Endpoint, table: &str, wait: Duration) -> Result<TargetLock, 
             .saturating_sub(start.elapsed())
             .min(Duration::from_secs(1));
         // A plain query, not a prepared one: one round trip instead of two.
-        let got: Option<Option<i64>> = conn
-            .query_first(format!(
-                "SELECT GET_LOCK({}, {:.3})",
-                mysql_literal(&name),
-                left.as_secs_f64()
-            ))
-            .map_err(|e| failed(e.to_string()))?;
+        let got: Result<Option<Option<i64>>, _> = conn.query_first(format!(
+            "SELECT GET_LOCK({}, {:.3})",
+            mysql_literal(&name),
+            left.as_secs_f64()
+        ));
+        let got = got.map_err(|e| {
+            let setting = ep.read_timeout_setting();
+            let what = "taking the run's lock";
+            let wait = Wait {
+                what,
+                bound: ep.read_timeout,
+                setting: &setting,
+            };
+            failed(words(&mut conn, ep, &wait, e))
+        })?;
         if got.flatten() == Some(1) {
-            return Ok(TargetLock::MySql { conn, name, target });
+            let ep = Box::new(ep.clone());
+            return Ok(TargetLock::MySql {
+                conn,
+                name,
+                target,
+                ep,
+            });
         }
-        if crate::interrupt::received().is_some() || start.elapsed() >= wait {
+        if crate::interrupt::stopping().is_some() || start.elapsed() >= wait {
             break;
         }
     }

@@ -173,6 +173,8 @@ pub struct Plan {
     pub retries: u32,
     /// How long a run waits for another run on the same target (`[general] lock_wait`).
     pub lock_wait: Duration,
+    /// A bound on the whole run, retries and pauses included (`[general] run_timeout`).
+    pub run_timeout: Option<Duration>,
     /// Bound for statements that rightly compute long before answering: the first row of
     /// a sorted query, partition bounds, staging counts (`[general] statement_timeout`).
     pub statement_timeout: Duration,
@@ -301,6 +303,12 @@ impl Plan {
                 )?
                 .unwrap_or(0),
             ),
+            run_timeout: raw.parsed(
+                GENERAL,
+                "run_timeout",
+                "a duration: seconds, or with units, e.g. 90m, 2h, 1h30m",
+                parse_duration,
+            )?,
             incremental,
             target,
         })
@@ -387,6 +395,15 @@ pub fn parse_age(s: &str) -> Option<Duration> {
         any = true;
     }
     (any && number.is_empty() && total > 0).then(|| Duration::from_secs(total))
+}
+
+/// `parse_age`, or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    match s.trim().parse::<u64>() {
+        Ok(0) => None,
+        Ok(n) => Some(Duration::from_secs(n)),
+        Err(_) => parse_age(s),
+    }
 }
 
 fn target_kind(raw: &RawConfig, cli: Option<&str>) -> Result<TargetKind, ConfigError> {
@@ -592,6 +609,40 @@ mod tests {
         for bad in ["36", "h", "2x", "", "0h", "1.5h"] {
             assert_eq!(parse_age(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn run_timeout_takes_units_or_seconds() {
+        assert_eq!(plan(BASE, None).unwrap().run_timeout, None);
+        let with = |v: &str| {
+            plan(
+                &BASE.replace(
+                    "[external_db]",
+                    &format!("run_timeout = {v}\n[external_db]"),
+                ),
+                None,
+            )
+        };
+        assert_eq!(
+            with("90m").unwrap().run_timeout,
+            Some(Duration::from_secs(5400))
+        );
+        assert_eq!(
+            with("2h").unwrap().run_timeout,
+            Some(Duration::from_secs(7200))
+        );
+        assert_eq!(
+            with("45").unwrap().run_timeout,
+            Some(Duration::from_secs(45))
+        );
+        for bad in ["0", "-5", "soon", "1.5h"] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains("run_timeout") && e.contains("90m"), "{bad}: {e}");
+        }
+        let env = [("DBSYNC_GENERAL_RUN_TIMEOUT".to_string(), "2h".to_string())];
+        let raw = RawConfig::parse(BASE, env.into_iter().collect()).unwrap();
+        let p = Plan::from_config(&raw, None).unwrap();
+        assert_eq!(p.run_timeout, Some(Duration::from_secs(7200)));
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub fn is_transient_text(message: &str) -> bool {
         "bytes remaining on stream",
         "the connection failed after",
         "lock was lost",
+        crate::connect::wait::GIVEN_UP,
+        // A connection that could not be made (`ConnectError::Unreachable`): refused, no
+        // answer to the connect or to the handshake, as while a server fails over.
+        "cannot reach ",
         "database is locked",
     ]
     .iter()
@@ -87,6 +91,8 @@ mod tests {
             "ERROR 2013 (HY000): Lost connection to server during query",
             "IoError { server disconnected }",
             "CodecError { IO error: bytes remaining on stream }",
+            "cannot lock X: cannot reach u@h:1/d ([azure_mysql_db] host/port): the server \
+             accepted the TCP connection but did not answer the handshake within 10 s",
         ] {
             assert!(is_transient_text(t), "{t}");
         }

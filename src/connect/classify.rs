@@ -9,12 +9,30 @@ use super::{ConnectError, Endpoint, TlsMode};
 /// perform, TLS, a peer that does not speak MySQL, an error we do not know — fails the run,
 /// so the fallback's older rows never stand in for a problem someone has to fix.
 pub fn classify(ep: &Endpoint, e: mysql::Error) -> ConnectError {
+    classify_handshake(ep, e, ep.read_timeout, &ep.read_timeout_setting())
+}
+
+/// As `classify`, for a connection whose handshake may wait `bound`, which `setting`
+/// names in the message of a silent handshake.
+pub fn classify_handshake(
+    ep: &Endpoint,
+    e: mysql::Error,
+    bound: std::time::Duration,
+    setting: &str,
+) -> ConnectError {
+    let silent = || {
+        ep.unreachable(format!(
+            "the server accepted the TCP connection but did not answer the handshake within {} \
+             ({setting})",
+            super::wait::secs(bound)
+        ))
+    };
     match e {
-        mysql::Error::IoError(io) => classify_io(ep, &io),
+        mysql::Error::IoError(io) => classify_io(ep, &io, silent),
         mysql::Error::CodecError(c) => {
             // The codec's error type is not exported; its source is the I/O error, if any.
             match std::error::Error::source(&c).and_then(|s| s.downcast_ref::<std::io::Error>()) {
-                Some(io) => classify_io(ep, io),
+                Some(io) => classify_io(ep, io, silent),
                 None => ep.protocol_error(format!(
                     "{c} (the bytes it sent are not a MySQL handshake: is [{}] port a MySQL port?)",
                     ep.section
@@ -29,7 +47,11 @@ pub fn classify(ep: &Endpoint, e: mysql::Error) -> ConnectError {
 }
 
 /// An I/O error while connecting or during the handshake.
-fn classify_io(ep: &Endpoint, io: &std::io::Error) -> ConnectError {
+fn classify_io(
+    ep: &Endpoint,
+    io: &std::io::Error,
+    silent: impl FnOnce() -> ConnectError,
+) -> ConnectError {
     use std::io::ErrorKind::*;
     let cause = io.to_string();
     if looks_like_tls(&cause) {
@@ -37,9 +59,7 @@ fn classify_io(ep: &Endpoint, io: &std::io::Error) -> ConnectError {
     }
     match io.kind() {
         // A read timeout during the handshake: it took the TCP connection, said nothing.
-        WouldBlock | TimedOut => ep.unreachable(format!(
-            "the server accepted the TCP connection but did not answer the handshake ({cause})"
-        )),
+        WouldBlock | TimedOut => silent(),
         k if unreachable_kind(k) => ep.unreachable(cause),
         BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof => ep.protocol_error(
             format!("it closed the connection during the handshake ({cause})"),

@@ -9,6 +9,10 @@
 //! compared; the one that appeared is this connection's. Every connection dbsync makes
 //! goes through here, and nothing else in the process opens sockets meanwhile.
 
+mod stall;
+
+pub use stall::{StallWatch, Stalled};
+
 use mysql::{Conn, OptsBuilder};
 use std::collections::BTreeSet;
 use std::ops::{Deref, DerefMut};
@@ -24,10 +28,17 @@ pub static ALL: std::sync::LazyLock<Abandon> = std::sync::LazyLock::new(Abandon:
 pub struct Session {
     /// Declared before `conn`, so it is dropped (unregistered) first.
     registered: Registered,
+    /// A second registration, with an `Abandon` of the caller's (see `also_in`).
+    also: Option<Registered>,
     conn: Conn,
     fd: Option<RawFd>,
     /// The read timeout of the connection's ordinary statements.
     read_timeout: Option<Duration>,
+    /// The server (`host:port`) and user, for ending the session after a `give_up`.
+    origin: String,
+    user: String,
+    /// Given up: timed out or cut once, so never waited on again.
+    dead: bool,
 }
 
 impl Deref for Session {
@@ -82,16 +93,61 @@ impl Session {
         };
         Ok(Session {
             registered: ALL.register(fd),
+            also: None,
             conn,
             fd,
             read_timeout,
+            origin: String::new(),
+            user: String::new(),
+            dead: false,
         })
+    }
+
+    /// Names the server and user this session belongs to (see `give_up`).
+    pub(super) fn of(mut self, origin: String, user: &str) -> Session {
+        super::cleanup::reached(&origin);
+        self.origin = origin;
+        self.user = user.to_string();
+        self
+    }
+
+    /// This connection timed out or was cut: nothing may wait on it again. Its socket is
+    /// shut down, so any later use (the driver's own goodbye, a statement's close) fails at
+    /// once instead of waiting; its server session, which may live on (a dropped flow
+    /// delivers no close), is noted for a cleanup on a fresh connection to end.
+    pub fn give_up(&mut self) {
+        if self.dead {
+            return;
+        }
+        self.dead = true;
+        if let Some(fd) = self.fd {
+            shutdown(fd);
+        }
+        if !self.origin.is_empty() {
+            super::cleanup::record(&self.origin, &self.user, self.conn.connection_id());
+        }
+    }
+
+    pub fn is_dead(&self) -> bool {
+        self.dead
+    }
+
+    /// The socket, when it could be found (see `StallWatch::cut`).
+    pub fn fd(&self) -> Option<RawFd> {
+        self.fd
+    }
+
+    /// Registers the socket with `abandon` too, for as long as the session lives: a group
+    /// of connections (the writers) can then be cut at once.
+    pub fn also_in(&mut self, abandon: &Abandon) {
+        self.also = Some(abandon.register(self.fd));
     }
 
     /// Runs `f` with the socket's read timeout raised (or lowered) to `timeout`: for a
     /// statement that rightly computes for long before it answers.
+    /// Near `[general] run_timeout` the wait is cut short (see `interrupt::cap`).
     pub fn with_timeout<T>(&mut self, timeout: Duration, f: impl FnOnce(&mut Conn) -> T) -> T {
-        set_read_timeout(self.fd, Some(timeout));
+        set_read_timeout(self.fd, Some(crate::interrupt::cap(timeout)));
         let out = f(&mut self.conn);
         set_read_timeout(self.fd, self.read_timeout);
         out
@@ -192,9 +248,25 @@ impl Abandon {
     }
 }
 
+/// Ends a connection's traffic. Its close, later, resets the connection rather than
+/// closing it in order: the server may be blocked sending a result nobody reads (an
+/// abandoned read), and an orderly close would leave it waiting its net_write_timeout,
+/// holding the source table, instead of failing at once.
 fn shutdown(fd: RawFd) {
-    // SAFETY: the descriptor belongs to a live connection (see `Registered`).
+    let abort = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: the descriptor belongs to a live connection (see `Registered`); setsockopt
+    // reads a valid linger struct.
     unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&abort as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
         libc::shutdown(fd, libc::SHUT_RDWR);
     }
 }

@@ -8,6 +8,7 @@
 
 mod ddl;
 pub mod encode;
+mod failure;
 mod load;
 mod obstacles;
 mod swap;
@@ -16,11 +17,12 @@ mod writers;
 use super::{Sink, SinkError};
 use crate::connect::{self, Endpoint, Session, Setup, TlsMode};
 use crate::incremental::{Applied, Apply, TargetMax, TargetState};
-use crate::plan::{LoadMethod, MySqlTarget};
+use crate::plan::MySqlTarget;
 use crate::transform::keys::{Index, Keys};
 use crate::transform::{self, derived_name, mysql_literal, quote_mysql, ColumnView, SourceColumn};
 use arrow::record_batch::RecordBatch;
 use encode::Encoding;
+use failure::Bound;
 use mysql::prelude::Queryable;
 use rayon::prelude::*;
 use writers::{Piece, Statements, Writers};
@@ -106,6 +108,9 @@ impl MySqlSink {
             .connect_with(false, None, &Setup::staying_open())
             .map_err(|e| self.err("connecting", e))?;
         self.control = Some(conn);
+        // An earlier attempt's given-up sessions may hold what this one needs.
+        let ep = self.target.endpoint.clone();
+        connect::cleanup::end_given_up(self.control(), &ep);
         self.mode = mode;
         if mode == TlsMode::Required {
             log::warn!(
@@ -140,7 +145,8 @@ impl MySqlSink {
         let r = self
             .control()
             .with_timeout(timeout, |c| c.query_first::<mysql::Value, _>(sql));
-        let v = r.map_err(|e| self.err("reading the largest incremental_key", e))?;
+        let v =
+            r.map_err(|e| self.fail("reading the largest incremental_key", e, Bound::Statement))?;
         Ok(match v {
             None | Some(mysql::Value::NULL) => None,
             Some(mysql::Value::Int(n)) => Some(TargetMax::Int(n.into())),
@@ -181,7 +187,7 @@ impl MySqlSink {
         );
         type Row = (u8, u64, String, String, Option<String>);
         let rows: Result<Vec<Row>, _> = self.control().query(sql);
-        let rows = rows.map_err(|e| self.err("reading the column types", e))?;
+        let rows = rows.map_err(|e| self.fail("reading the column types", e, Bound::Read))?;
         let mut defs: [Vec<Def>; 2] = Default::default();
         let mut engine = None;
         for (which, _, name, ty, charset) in rows {
@@ -276,10 +282,16 @@ impl MySqlSink {
                     .query_drop("SET SESSION lock_wait_timeout = DEFAULT");
                 e.to_string()
             }
-            Some(e) => format!(
-                "{e} (the connection was lost, or no answer came within statement_timeout: the \
-                 server may still be building it)"
-            ),
+            Some(e) => {
+                let setting = format!(
+                    "[general] statement_timeout = {} plus a {} lock wait (the server may still \
+                     be building it)",
+                    connect::wait::secs(self.target.statement_timeout),
+                    connect::wait::secs(wait)
+                );
+                self.given_up(e, timeout, &setting)
+                    .unwrap_or_else(|e| e.to_string())
+            }
         };
         log::warn!(
             "the rows were applied, but `{key}` could not be indexed; the next run tries again \
@@ -327,9 +339,12 @@ impl MySqlSink {
             .control()
             .with_timeout(timeout, |c| connect::batch_changes(c, &statements));
         if let Some(e) = failed {
-            // Before anything else on this connection: DDL would commit the half.
-            let _ = self.control().query_drop("ROLLBACK");
-            return Err(self.err("applying the new rows", e));
+            // Before anything else on this connection: DDL would commit the half. A broken
+            // connection is not waited on: its session rolls back as it ends.
+            if connect::wait::broken(&e).is_none() {
+                let _ = self.control().query_drop("ROLLBACK");
+            }
+            return Err(self.fail("applying the new rows", e, Bound::Statement));
         }
         // Every statement answered (else `failed`): what the INSERT added, and what the
         // DELETE before it (a merge) took away.
@@ -354,12 +369,17 @@ impl MySqlSink {
             // Committed; the staging table stays for the next run to drop. A server's answer
             // leaves the connection in step; silence or a cut does not.
             (1, Some(e)) => {
+                let in_step = matches!(e, mysql::Error::MySqlError(_));
+                let setting = self.ep().read_timeout_setting();
+                let why = self
+                    .given_up(e, answer, &setting)
+                    .unwrap_or_else(|e| e.to_string());
                 log::warn!(
                     "the rows were applied, but the staging table `{}` could not be dropped; the next run drops it: {}",
                     self.staging,
-                    crate::report::redact(&e.to_string(), self.ep())
+                    crate::report::redact(&why, self.ep())
                 );
-                matches!(e, mysql::Error::MySqlError(_))
+                in_step
             }
             // The server answered the COMMIT: the transaction is rolled back, the target
             // unchanged.
@@ -367,10 +387,14 @@ impl MySqlSink {
                 return Err(self.err("committing the new rows", e))
             }
             (_, Some(e)) => {
+                let setting = self.ep().read_timeout_setting();
+                let why = self
+                    .given_up(e, answer, &setting)
+                    .unwrap_or_else(|e| e.to_string());
                 return Err(SinkError::Unknown {
                     target: self.describe(),
-                    message: crate::report::redact(&e.to_string(), self.ep()),
-                })
+                    message: crate::report::redact(&why, self.ep()),
+                });
             }
         };
         log::debug!("applied in {:.2} s", t0.elapsed().as_secs_f64());
@@ -398,7 +422,7 @@ impl MySqlSink {
             mysql_literal(&self.target.table)
         );
         let defs: Result<Vec<Def>, _> = self.control().query(sql);
-        let defs = defs.map_err(|e| self.err("reading the target's columns", e))?;
+        let defs = defs.map_err(|e| self.fail("reading the target's columns", e, Bound::Read))?;
         let same = defs.len() == out.len()
             && defs
                 .iter()
@@ -469,7 +493,7 @@ impl MySqlSink {
     fn exec(&mut self, action: &str, sql: &str) -> Result<(), SinkError> {
         log::debug!("target: {sql}");
         let r = self.control().query_drop(sql);
-        r.map_err(|e| self.err(action, e))
+        r.map_err(|e| self.fail(action, e, Bound::Read))
     }
 
     fn table_exists(&mut self, name: &str) -> Result<bool, SinkError> {
@@ -480,70 +504,7 @@ impl MySqlSink {
         );
         let r: Result<Option<u64>, _> = self.control().query_first(sql);
         r.map(|n| n.unwrap_or(0) > 0)
-            .map_err(|e| self.err("looking up the table", e))
-    }
-
-    fn connect_writer(&self) -> Result<Session, SinkError> {
-        // Not `unique_checks = 0, foreign_key_checks = 0`: together they put MariaDB's
-        // InnoDB into its bulk-insert mode for an empty table, which measured twice the
-        // server's CPU of a plain load (6.0 s against 2.7 s for 1M rows, LOAD DATA).
-        let setup = Setup {
-            settings: vec![format!("SESSION sql_mode = '{SQL_MODE}'")],
-            // Read in `begin`; a LOAD DATA stream is cut into packets of at most this.
-            max_packet: Some(self.max_packet),
-        };
-        self.ep()
-            .session(self.mode, true, &setup)
-            .map_err(|e| self.err("opening a writer connection", e))
-    }
-
-    /// Starts the writers: one LOAD DATA stream per connection when the server allows it
-    /// (and `load_method` does), prepared multi-row INSERTs otherwise.
-    fn start_writers(&mut self, columns: &[SourceColumn]) -> Result<(), SinkError> {
-        let allowed = self.local_infile == Some(1);
-        let load = match self.target.load_method {
-            LoadMethod::Insert => false,
-            LoadMethod::Auto => allowed,
-            LoadMethod::LoadData if allowed => true,
-            LoadMethod::LoadData => {
-                return Err(self.err(
-                    "loading rows",
-                    "the server does not allow LOAD DATA LOCAL INFILE (@@local_infile = 0): \
-                     set [azure_mysql_db] load_method = auto or insert, or turn local_infile on",
-                ))
-            }
-        };
-        self.fields = columns
-            .iter()
-            .map(|c| load::Field::for_type(&c.ty))
-            .collect();
-        // Two streams measured no faster than one, even through a 20 ms link; INSERTs,
-        // which each wait for their answer, gain from a second connection.
-        let connections = self.target.writers.unwrap_or(if load { 1 } else { 2 });
-        let how = if load {
-            log::info!(
-                "loading with LOAD DATA LOCAL INFILE, streamed ({} connections)",
-                connections
-            );
-            Statements::LoadData {
-                sql: load::statement(&self.staging, &self.column_names, &self.fields),
-            }
-        } else {
-            log::info!(
-                "loading with prepared multi-row INSERTs ({} connections)",
-                connections
-            );
-            Statements::Insert {
-                head: format!("INSERT INTO {} VALUES ", quote_mysql(&self.staging)),
-                ncols: self.column_names.len(),
-            }
-        };
-        let conns = (0..connections)
-            .map(|_| self.connect_writer())
-            .collect::<Result<Vec<_>, _>>()?;
-        self.writers = Some(Writers::start(conns, self.ep(), &how));
-        self.statements = Some(how);
-        Ok(())
+            .map_err(|e| self.fail("looking up the table", e, Bound::Read))
     }
 
     /// Secondary indexes, in one ALTER on the staging table, so readers never see the new
@@ -576,7 +537,7 @@ impl MySqlSink {
         let t0 = std::time::Instant::now();
         let timeout = self.target.statement_timeout;
         let r = self.control().with_timeout(timeout, |c| c.query_drop(sql));
-        r.map_err(|e| self.err("building the indexes", e))?;
+        r.map_err(|e| self.fail("building the indexes", e, Bound::Statement))?;
         log::info!(
             "{} indexes built in {:.2} s",
             self.indexes.len(),
@@ -634,7 +595,7 @@ impl Sink for MySqlSink {
             key = mysql_literal(key)
         );
         let rows: Result<Vec<(String, Option<u64>, bool)>, _> = self.control().query(sql);
-        let rows = rows.map_err(|e| self.err("reading the target's columns", e))?;
+        let rows = rows.map_err(|e| self.fail("reading the target's columns", e, Bound::Read))?;
         if rows.is_empty() {
             return Ok(None);
         }
@@ -663,7 +624,9 @@ impl Sink for MySqlSink {
                 let r = self
                     .control()
                     .with_timeout(timeout, |c| c.query_first::<bool, _>(sql));
-                let r = r.map_err(|e| self.err("reading whether the table has rows", e))?;
+                let r = r.map_err(|e| {
+                    self.fail("reading whether the table has rows", e, Bound::Statement)
+                })?;
                 r.unwrap_or(false)
             }
         };
@@ -724,7 +687,7 @@ impl Sink for MySqlSink {
                 let action = ACTIONS
                     .get(rows.len())
                     .unwrap_or(&"reading the server's settings");
-                return Err(self.err(action, e));
+                return Err(self.fail(action, e, Bound::Read));
             }
         };
         type Answers = (
@@ -788,6 +751,10 @@ impl Sink for MySqlSink {
             format!("USE {}", quote_mysql(&db_name)),
             "selecting the database".to_string(),
         ));
+        // A dead run's session may still hold a leftover (its flow dropped, the server not
+        // told): each DROP waits briefly for it, then fails naming the lock wait.
+        let wait = self.ep().read_timeout.min(swap::LOCK_WAIT);
+        let mut drops = Vec::new();
         for leftover in [self.staging.clone(), self.old.clone()] {
             // Without case: under lower_case_table_names the server lists them in lower case.
             if left.iter().any(|l| l.eq_ignore_ascii_case(&leftover)) {
@@ -798,12 +765,20 @@ impl Sink for MySqlSink {
                     "dropping `{leftover}`, left by an earlier run (drop it by hand: {sql}; \
                      the target itself is intact)"
                 );
-                setup.push((sql, action));
+                drops.push((sql, action));
             }
+        }
+        if !drops.is_empty() {
+            let secs = wait.as_secs().max(1);
+            let limit = format!("SET SESSION lock_wait_timeout = {secs}");
+            setup.push((limit, "limiting the lock wait".into()));
+            setup.append(&mut drops);
+            let reset = "SET SESSION lock_wait_timeout = DEFAULT".to_string();
+            setup.push((reset, "resetting the lock wait".into()));
         }
         let columns = self.definitions(columns)?;
         let server = ddl::Server::settle(self.control(), &columns, &server_rows, explicit_set)
-            .map_err(|e| self.err("reading the server's settings", e))?;
+            .map_err(|e| self.fail("reading the server's settings", e, Bound::Read))?;
         let mut defs: Vec<String> = columns.iter().map(|c| server.column_def(c)).collect();
         self.primary = keys.primary.clone();
         match &keys.primary {
@@ -834,9 +809,13 @@ impl Sink for MySqlSink {
         );
         setup.push((ddl, "creating the staging table".to_string()));
         let statements: Vec<String> = setup.iter().map(|(sql, _)| sql.clone()).collect();
-        if let Err((i, e)) = connect::batch(self.control(), &statements) {
+        let answer = self.ep().read_timeout + wait;
+        let r = self
+            .control()
+            .with_timeout(answer, |c| connect::batch(c, &statements));
+        if let Err((i, e)) = r {
             let action = setup.get(i).map_or("creating the staging table", |s| &s.1);
-            return Err(self.err(action, e));
+            return Err(self.fail(action, e, Bound::Read));
         }
         self.database_known = true;
         self.column_names = columns.iter().map(|c| c.name.clone()).collect();
@@ -914,7 +893,7 @@ impl Sink for MySqlSink {
         let sql = format!("SELECT COUNT(*) FROM {}", quote_mysql(&self.target.table));
         let timeout = self.target.statement_timeout;
         let r = self.control().with_timeout(timeout, |c| c.query_first(sql));
-        r.map_err(|e| self.err("counting the target's rows", e))
+        r.map_err(|e| self.fail("counting the target's rows", e, Bound::Statement))
     }
 
     fn commit(&mut self, rows_read: u64) -> Result<Applied, SinkError> {
@@ -933,7 +912,7 @@ impl Sink for MySqlSink {
             let sql = format!("SELECT COUNT(*) FROM {}", quote_mysql(&self.staging));
             let timeout = self.target.statement_timeout;
             let r = self.control().with_timeout(timeout, |c| c.query_first(sql));
-            r.map_err(|e| self.err("counting the staging table", e))?
+            r.map_err(|e| self.fail("counting the staging table", e, Bound::Statement))?
         };
         let staged = staged.unwrap_or(0);
         if staged != rows_read {
@@ -966,10 +945,7 @@ impl Sink for MySqlSink {
             let sql = format!("RENAME TABLE {table} TO {old}, {staging} TO {table}");
             // Short tries: while the RENAME waits, new readers of the table queue behind it,
             // and a signal is only acted on between tries (see `swap`).
-            let wait = self
-                .ep()
-                .read_timeout
-                .min(std::time::Duration::from_secs(3));
+            let wait = self.ep().read_timeout.min(swap::LOCK_WAIT);
             let name = self.target.table.clone();
             let answer = self.ep().read_timeout;
             let drop = format!("DROP TABLE {old}");
@@ -978,24 +954,34 @@ impl Sink for MySqlSink {
                 Ok(swap::Swapped::Yes) => {}
                 // The new table is in place: a failing DROP of the old one is a leftover for
                 // the next run to clean, not a failed run.
-                Ok(swap::Swapped::OldKept(e)) => log::warn!(
-                    "the target was replaced, but the old table `{}` could not be dropped, or its \
-                     DROP did not answer in time, and may be left behind; the next run drops it \
-                     (or drop it by hand): {}",
-                    self.old,
-                    crate::report::redact(&e, self.ep())
-                ),
+                Ok(swap::Swapped::OldKept(e)) => {
+                    let setting = self.swap_setting(wait);
+                    let why = self
+                        .given_up(e, wait + answer, &setting)
+                        .unwrap_or_else(|e| e.to_string());
+                    log::warn!(
+                        "the target was replaced, but the old table `{}` could not be dropped, or \
+                         its DROP did not answer in time, and may be left behind; the next run \
+                         drops it (or drop it by hand): {}",
+                        self.old,
+                        crate::report::redact(&why, self.ep())
+                    )
+                }
                 Err(swap::Failed::Refused(e)) => {
                     return Err(self.err("swapping in the new table", e))
                 }
                 // Running again is safe: it drops whichever of the two tables is left over.
                 Err(swap::Failed::Unknown(e)) => {
+                    let setting = self.swap_setting(wait);
+                    let why = self
+                        .given_up(e, wait + answer, &setting)
+                        .unwrap_or_else(|e| e.to_string());
                     return Err(self.err(
                         "swapping in the new table (the connection failed after the RENAME was \
                          sent, so whether it happened is unknown; the target holds the old rows \
                          or the new ones, whole)",
-                        e,
-                    ))
+                        why,
+                    ));
                 }
             }
             Ok(replaced)
@@ -1009,26 +995,7 @@ impl Sink for MySqlSink {
     }
 
     fn abort(&mut self) {
-        if let Some(w) = &self.writers {
-            w.stop();
-        }
-        self.join_writers();
-        if self.control.is_some() {
-            // An apply cut short must not be committed by the DROP below (DDL commits).
-            let _ = self.control().query_drop("ROLLBACK");
-            // Qualified: `begin` may have failed before its `USE`.
-            let sql = format!(
-                "DROP TABLE IF EXISTS {}.{}",
-                quote_mysql(&self.ep().database),
-                quote_mysql(&self.staging)
-            );
-            if let Err(e) = self.control().query_drop(sql) {
-                log::warn!(
-                    "could not drop the staging table `{}` (the next run will): {e}",
-                    self.staging
-                );
-            }
-        }
+        self.abandon_load();
     }
 }
 

@@ -10,12 +10,14 @@ use std::time::Duration;
 
 /// Tries the swap.
 const TRIES: u32 = 5;
+/// The longest a try waits on the server for other sessions' locks.
+pub const LOCK_WAIT: Duration = Duration::from_secs(3);
 
 /// A swap that happened.
 pub enum Swapped {
     Yes,
     /// The new table is in place, but the old one's DROP failed or did not answer (why).
-    OldKept(String),
+    OldKept(mysql::Error),
 }
 
 /// A swap that did not happen, or may have.
@@ -23,7 +25,7 @@ pub enum Failed {
     /// The server said no (or other sessions kept the table busy): the target is as it was.
     Refused(String),
     /// The connection failed after the RENAME may have reached the server.
-    Unknown(String),
+    Unknown(mysql::Error),
 }
 
 /// Runs `rename` (a `RENAME TABLE` naming `table`), each try waiting at most `wait` for
@@ -44,10 +46,11 @@ pub fn rename(
     ];
     let mut last = String::new();
     for attempt in 1..=TRIES {
-        // A signal that came while waiting between tries stops the swap before the next.
-        if let Some(sig) = crate::interrupt::received().filter(|_| attempt > 1) {
+        // A stop that came while waiting between tries stops the swap before the next.
+        if let Some(stop) = crate::interrupt::stopping().filter(|_| attempt > 1) {
+            let why = crate::interrupt::Interrupted(stop);
             return Err(Failed::Refused(format!(
-                "{last} (signal {sig} received before try {attempt}: the swap was not tried again)"
+                "{last} ({why}: the swap was not tried again before try {attempt})"
             )));
         }
         // The server answers after up to `wait` of waiting: the socket must not give up
@@ -58,12 +61,12 @@ pub fn rename(
         let tried = match (done.len(), failed) {
             (_, None) => return Ok(Swapped::Yes),
             // Swapped; the DROP failed.
-            (2, Some(e)) => return Ok(Swapped::OldKept(e.to_string())),
+            (2, Some(e)) => return Ok(Swapped::OldKept(e)),
             (_, Some(e)) => e,
         };
         match tried {
             mysql::Error::MySqlError(e) if e.code == 1205 => {
-                if crate::interrupt::received().is_some() {
+                if crate::interrupt::stopping().is_some() {
                     return Err(Failed::Refused(e.to_string()));
                 }
                 log::warn!(
@@ -75,7 +78,7 @@ pub fn rename(
             // The server's own answer: nothing was swapped.
             e @ mysql::Error::MySqlError(_) => return Err(Failed::Refused(e.to_string())),
             // The statements were sent and no answer came back for the RENAME.
-            e => return Err(Failed::Unknown(e.to_string())),
+            e => return Err(Failed::Unknown(e)),
         }
     }
     Err(Failed::Refused(format!(
