@@ -4,7 +4,7 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SERVERS="$ROOT/.test-servers"
 # TEST_TLS_PORT picks another port (with its own data directory per checkout).
-TLS_PORT="${TEST_TLS_PORT:-${DBSYNC_TLS_PORT:-3307}}"
+TLS_PORT="${TEST_TLS_PORT:-3307}"
 
 say() { printf '%s\n' "== $*" >&2; }
 

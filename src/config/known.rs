@@ -43,6 +43,7 @@ const SECTIONS: &[(&str, bool, &[&str])] = &[
             "indexes",
             "retries",
             "lock_wait",
+            "run_timeout",
         ],
     ),
     (
