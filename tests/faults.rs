@@ -126,7 +126,15 @@ fn a_silent_source_link_is_a_failure_never_a_fallback() {
         Some(1),
         "a read failure, not a fallback: {err}"
     );
-    assert!(err.contains("read_timeout"), "{err}");
+    assert!(
+        err.contains("the source's reading connection got no answer for 2 s")
+            && err.contains("[external_db] read_timeout = 2 s"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("os error"),
+        "the driver's words stay out: {err}"
+    );
     assert!(took < Duration::from_secs(15), "{took:?}");
     eprintln!("silent source link: the run ended {took:?} after the silence began");
     let summary: serde_json::Value =

@@ -604,6 +604,25 @@ impl MySqlSource {
                 Err(f) => {
                     let (row, col) = reader.position();
                     let text = redact(&f.to_string());
+                    if let Some(how) = f.broken() {
+                        // Before the first rows the server may compute for long (a sort).
+                        let (bound, setting) = match rows == 0 && row == 0 {
+                            true => (self.statement_timeout, "[general] statement_timeout"),
+                            false => (ep.read_timeout, "read_timeout"),
+                        };
+                        let setting = match setting {
+                            "read_timeout" => format!("[{}] read_timeout", ep.section),
+                            s => s.to_string(),
+                        };
+                        let waiting = crate::connect::wait::Waiting {
+                            who: "the source's reading connection",
+                            what: "reading the query's rows",
+                            bound,
+                            setting: &format!("{setting} = {}", crate::connect::wait::secs(bound)),
+                        };
+                        let message = format!("after {rows} rows, {}", waiting.failed(how));
+                        return Err(read_error(rows, batches + 1, message));
+                    }
                     if f.is_connection() {
                         let message = format!(
                             "the connection failed after {rows} rows: {text} (silence longer \

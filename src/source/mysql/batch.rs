@@ -41,6 +41,16 @@ impl ReadFailure {
     }
 }
 
+impl ReadFailure {
+    /// How the connection broke, when it did (see `connect::wait`).
+    pub fn broken(&self) -> Option<crate::connect::wait::Broken> {
+        match self {
+            ReadFailure::Source(MySQLSourceError::MySQLError(e)) => crate::connect::wait::broken(e),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for ReadFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
