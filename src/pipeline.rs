@@ -2,8 +2,9 @@
 //! backpressure that keeps memory flat), and the writer on the calling thread.
 
 use crate::connect::Abandon;
+use crate::error::{Error, Guard};
 use crate::plan::Guards;
-use crate::sink::{Sink, SinkError};
+use crate::sink::Sink;
 use crate::source::{Source, SourceError};
 use crate::transform::keys::Keys;
 use crate::transform::{self, ZeroDates};
@@ -13,35 +14,6 @@ use std::time::{Duration, Instant};
 
 /// Batches in flight between reader and writer.
 const CHANNEL_BATCHES: usize = 2;
-
-#[derive(Debug, thiserror::Error)]
-pub enum CopyError {
-    #[error(transparent)]
-    Source(#[from] SourceError),
-    #[error(transparent)]
-    Sink(#[from] SinkError),
-    #[error(transparent)]
-    Lock(#[from] crate::lock::LockError),
-    #[error(transparent)]
-    Interrupted(#[from] crate::interrupt::Interrupted),
-    #[error(
-        "the source returned no rows, and {target} holds {current}: the target is kept \
-         (set [general] allow_empty = true if an empty result is expected)"
-    )]
-    Empty { target: String, current: u64 },
-    #[error(
-        "the source returned {rows} rows, {lost:.1}% fewer than the {current} that {target} holds, \
-         more than [general] max_shrink_percent = {max}: the target is kept (raise max_shrink_percent \
-         if the drop is expected)"
-    )]
-    Shrunk {
-        target: String,
-        rows: u64,
-        current: u64,
-        lost: f64,
-        max: f64,
-    },
-}
 
 #[derive(Debug, Clone, Copy)]
 pub struct CopyOptions {
@@ -70,8 +42,8 @@ pub fn copy(
     sink: &mut dyn Sink,
     opts: CopyOptions,
     keys: &Keys,
-    before_commit: &mut dyn FnMut() -> Result<(), CopyError>,
-) -> Result<CopyStats, CopyError> {
+    before_commit: &mut dyn FnMut() -> Result<(), Error>,
+) -> Result<CopyStats, Error> {
     let columns = transform::target_columns(source.columns(), opts.zero_dates);
     if let Err(e) = sink.begin(&columns, keys) {
         sink.abort();
@@ -101,7 +73,7 @@ pub fn copy(
 }
 
 /// Refuses a load that would empty the target, or shrink it by more than allowed.
-fn check_guards(guards: Guards, rows: u64, sink: &mut dyn Sink) -> Result<(), CopyError> {
+fn check_guards(guards: Guards, rows: u64, sink: &mut dyn Sink) -> Result<(), Error> {
     let empty_check = rows == 0 && !guards.allow_empty;
     let shrink_check = guards
         .max_shrink_percent
@@ -114,20 +86,22 @@ fn check_guards(guards: Guards, rows: u64, sink: &mut dyn Sink) -> Result<(), Co
         return Ok(());
     }
     if empty_check {
-        return Err(CopyError::Empty {
+        return Err(Guard::Empty {
             target: sink.describe(),
             current,
-        });
+        }
+        .into());
     }
     let lost = (current - rows) as f64 * 100.0 / current as f64;
     match shrink_check {
-        Some(max) if lost > max => Err(CopyError::Shrunk {
+        Some(max) if lost > max => Err(Guard::Shrunk {
             target: sink.describe(),
             rows,
             current,
             lost,
             max,
-        }),
+        }
+        .into()),
         _ => Ok(()),
     }
 }
@@ -138,7 +112,7 @@ fn stream(
     source: Box<dyn Source>,
     sink: &mut dyn Sink,
     opts: CopyOptions,
-) -> Result<(CopyStats, Progress), CopyError> {
+) -> Result<(CopyStats, Progress), Error> {
     let (tx, rx) = sync_channel::<RecordBatch>(CHANNEL_BATCHES);
     let abandon = Abandon::default();
     let reader_abandon = abandon.clone();
@@ -183,7 +157,7 @@ fn stream(
     }
     drop(rx);
     meter.finish();
-    if let Err(CopyError::Interrupted(i)) = written {
+    if let Err(Error::Interrupted(i)) = written {
         // The reader may be blocked on the server for a long time: it is not waited for
         // (the process exits right after the target is restored).
         return Err(i.into());

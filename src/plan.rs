@@ -102,6 +102,53 @@ impl Target {
             Target::MySql(t) => &t.table,
         }
     }
+
+    /// A sink writing this target's table.
+    pub fn open_sink(&self) -> Box<dyn crate::sink::Sink> {
+        match self {
+            Target::Sqlite(t) => Box::new(
+                crate::sink::sqlite::SqliteSink::new(&t.path, &t.table)
+                    .with_wal(t.wal)
+                    .with_decimal(t.decimal),
+            ),
+            Target::MySql(t) => Box::new(crate::sink::mysql::MySqlSink::new(t)),
+        }
+    }
+
+    /// Takes the target's lock, waiting up to `wait` for another run to finish.
+    pub fn lock(&self, wait: Duration) -> Result<crate::lock::TargetLock, crate::lock::LockError> {
+        crate::lock::acquire(self, wait)
+    }
+
+    /// Whether the target declares the source's own column definitions (MySQL), which a
+    /// query's derived columns lack.
+    pub fn keeps_source_definitions(&self) -> bool {
+        matches!(self, Target::MySql(_))
+    }
+
+    /// Whether the target is this SQLite table.
+    pub fn is_table(&self, table: &SqliteTable) -> bool {
+        matches!(self, Target::Sqlite(t) if t == table)
+    }
+
+    /// The target, as the plan shows it.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Sqlite(t) => t.to_string(),
+            Target::MySql(t) => format!("MySQL {} table {}", t.endpoint.describe(), t.table),
+        }
+    }
+
+    /// The column type the target declares for `c`, as the plan shows it.
+    pub fn column_type(&self, c: &crate::transform::SourceColumn) -> String {
+        match self {
+            Target::Sqlite(t) => match crate::transform::sqlite_decl(&c.ty, t.decimal) {
+                d if d.is_empty() => "(no declared type)".to_string(),
+                d => d,
+            },
+            Target::MySql(_) => crate::transform::mysql_target_type(c),
+        }
+    }
 }
 
 /// Checks on the number of rows before a load replaces the target (`[general] allow_empty`,
@@ -184,6 +231,15 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The servers the run connects to.
+    pub fn endpoints(&self) -> Vec<&Endpoint> {
+        let mut endpoints = vec![&self.source];
+        if let Target::MySql(t) = &self.target {
+            endpoints.push(&t.endpoint);
+        }
+        endpoints
+    }
+
     /// Resolves the config (and `--target`, if given) into a plan.
     pub fn from_config(raw: &RawConfig, cli_target: Option<&str>) -> Result<Plan, ConfigError> {
         if let Some(name) = raw.table_sections().into_iter().next() {

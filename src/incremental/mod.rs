@@ -8,7 +8,6 @@
 //! targets hold TIMESTAMP in UTC).
 
 pub mod decide;
-pub mod run;
 
 use crate::transform::{quote_mysql, quote_sqlite, SourceColumn, SqlType};
 use chrono::{NaiveDate, NaiveDateTime};

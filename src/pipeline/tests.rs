@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::plan::Guards;
+use crate::sink::SinkError;
 use crate::testing::{FakeSink, FakeSource};
 
 fn options(guards: Guards) -> CopyOptions {
@@ -14,11 +15,7 @@ fn options(guards: Guards) -> CopyOptions {
     }
 }
 
-fn copy_ids(
-    source: FakeSource,
-    sink: &mut FakeSink,
-    guards: Guards,
-) -> Result<CopyStats, CopyError> {
+fn copy_ids(source: FakeSource, sink: &mut FakeSink, guards: Guards) -> Result<CopyStats, Error> {
     copy(
         Box::new(source),
         sink,
@@ -56,7 +53,7 @@ fn a_failed_write_aborts_and_never_commits() {
     )
     .unwrap_err();
     assert!(
-        matches!(e, CopyError::Sink(SinkError::Value { batch: 2, .. })),
+        matches!(e, Error::Sink(SinkError::Value { batch: 2, .. })),
         "{e}"
     );
     assert!(sink.aborted && sink.committed.is_none());
@@ -69,7 +66,7 @@ fn a_source_that_fails_mid_way_leaves_the_target_as_it_was() {
     let mut sink = FakeSink::default();
     let e = copy_ids(source, &mut sink, Guards::default()).unwrap_err();
     assert!(
-        matches!(e, CopyError::Source(SourceError::Read { rows: 20, .. })),
+        matches!(e, Error::Source(SourceError::Read { rows: 20, .. })),
         "{e}"
     );
     assert!(sink.aborted && sink.committed.is_none());
@@ -82,7 +79,10 @@ fn an_empty_or_shrunk_source_does_not_replace_a_target_that_holds_rows() {
         ..FakeSink::default()
     };
     let e = copy_ids(FakeSource::ids(&[]), &mut sink, Guards::default()).unwrap_err();
-    assert!(matches!(e, CopyError::Empty { current: 100, .. }), "{e}");
+    assert!(
+        matches!(e, Error::Guard(Guard::Empty { current: 100, .. })),
+        "{e}"
+    );
     assert!(sink.aborted && sink.committed.is_none());
     let shrink = Guards {
         allow_empty: false,
@@ -93,7 +93,10 @@ fn an_empty_or_shrunk_source_does_not_replace_a_target_that_holds_rows() {
         ..FakeSink::default()
     };
     let e = copy_ids(FakeSource::ids(&[0..79]), &mut sink, shrink).unwrap_err();
-    assert!(matches!(e, CopyError::Shrunk { rows: 79, .. }), "{e}");
+    assert!(
+        matches!(e, Error::Guard(Guard::Shrunk { rows: 79, .. })),
+        "{e}"
+    );
     let mut sink = FakeSink {
         held: Some(100),
         ..FakeSink::default()
@@ -121,13 +124,13 @@ fn a_lock_lost_before_the_commit_keeps_the_target() {
         options(Guards::default()),
         &Keys::default(),
         &mut || {
-            Err(CopyError::Lock(crate::lock::LockError::Failed {
+            Err(Error::Lock(crate::lock::LockError::Failed {
                 target: "fake target".into(),
                 message: "the lock was lost".into(),
             }))
         },
     )
     .unwrap_err();
-    assert!(matches!(e, CopyError::Lock(_)), "{e}");
+    assert!(matches!(e, Error::Lock(_)), "{e}");
     assert!(sink.aborted && sink.committed.is_none());
 }

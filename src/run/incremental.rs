@@ -2,22 +2,23 @@
 //! checked against the source (`decide`), and the source restricted to the rows past the
 //! start.
 
-use super::decide::{decide, stall_warnings, start_questions, Decision, Facts, Refusal};
-use super::{key_kind, Apply, Bound, Filter, Incremental, KeyKind};
-use super::{TargetState, PLACEHOLDER};
+use crate::error::{invalid, refused, Error};
+use crate::incremental::decide::{
+    decide, stall_warnings, start_questions, Decision, Facts, Refusal,
+};
+use crate::incremental::{key_kind, Apply, Bound, Filter, Incremental, KeyKind};
+use crate::incremental::{TargetState, PLACEHOLDER};
 use crate::plan::Target;
 use crate::report::{SourceUsed, Summary};
-use crate::sink::SinkError;
 use crate::source::Source;
 use crate::transform::keys::{Index, Keys};
 use crate::transform::{SourceColumn, SqlType};
-use crate::{invalid, sink_error, Error};
 
 /// Checks an incremental run against the query and the target, and restricts the source
 /// to the rows past the target's maximum; `Apply::Replace` when the run must be full
 /// (no table yet, no rows, `--full-refresh`, or a merge target without the key).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn prepare(
+pub(super) fn prepare(
     inc: &Incremental,
     source: &mut dyn Source,
     used: SourceUsed,
@@ -65,10 +66,7 @@ pub(crate) fn prepare(
             return Ok(Apply::Replace);
         }
         Err(Refusal::Target(why)) => {
-            return Err(sink_error(SinkError::Refused {
-                target: format!("the target table {}", summary.table),
-                why,
-            }))
+            return Err(refused(format!("the target table {}", summary.table), why))
         }
         Err(Refusal::Setting { key, value, why }) => return Err(invalid(key, &value, why)),
     };
@@ -281,7 +279,7 @@ fn index_the_key(keys: &mut Keys, table: &str, key: &str) {
         });
     if !covered {
         keys.indexes.push(Index {
-            name: super::key_index_name(table, key),
+            name: crate::incremental::key_index_name(table, key),
             unique: false,
             columns: vec![(key.to_string(), None)],
         });

@@ -1,0 +1,131 @@
+//! One run of dbsync: the command line and the config made into a plan once, then the copy
+//! (`attempt`), again after a transient failure, within `[general] run_timeout`.
+
+mod attempt;
+mod dry_run;
+mod fallback;
+mod incremental;
+
+use crate::cli::Cli;
+use crate::config::RawConfig;
+use crate::error::{chain, Error};
+use crate::interrupt;
+use crate::pipeline::ProgressMode;
+use crate::plan::{self, Plan};
+use crate::report::{Exit, Summary};
+use crate::{connect, logfile, retry};
+use std::time::Instant;
+
+/// What the command line asks of this run.
+#[derive(Debug, Clone, Copy)]
+pub struct How {
+    pub dry_run: bool,
+    pub full_refresh: bool,
+    pub progress: ProgressMode,
+}
+
+/// Carries out one run; never panics out (see `main`), always returns a summary.
+pub fn run(cli: &Cli, progress: ProgressMode) -> Summary {
+    let start = Instant::now();
+    let raw = RawConfig::load(&cli.config);
+    // Read apart from the plan: a config that fails as a plan still names its log file,
+    // and the error goes there too.
+    let log_file = cli
+        .log_file
+        .clone()
+        .or_else(|| raw.as_ref().ok().and_then(plan::log_file));
+    let log_level = raw
+        .as_ref()
+        .ok()
+        .map_or(log::LevelFilter::Info, plan::log_level);
+    let plan = raw.and_then(|raw| Plan::from_config(&raw, cli.target.map(|t| t.as_str())));
+    if let Ok(p) = &plan {
+        if let Some(limit) = p.run_timeout {
+            interrupt::set_run_timeout(start, limit);
+        }
+        connect::skip_system_bundle(&p.endpoints());
+    }
+    open_log_file(log_file, log_level);
+    let mut summary = match &plan {
+        Ok(p) => Summary::new(p.target.kind().as_str(), p.target.table()),
+        Err(_) => Summary::new(cli.target.map(|t| t.as_str()).unwrap_or(""), ""),
+    };
+    let how = How {
+        dry_run: cli.dry_run,
+        full_refresh: cli.full_refresh,
+        progress,
+    };
+    let result = plan
+        .map_err(Error::from)
+        .and_then(|plan| with_retries(&plan, how, &mut summary));
+    summary.seconds = start.elapsed().as_secs_f64();
+    summary.warnings = logfile::warnings();
+    match result {
+        Ok(exit) => summary.exit = exit,
+        Err(e) => {
+            summary.exit = e.exit();
+            summary.error = Some(chain(&e));
+        }
+    }
+    summary
+}
+
+fn open_log_file(path: Option<std::path::PathBuf>, level: log::LevelFilter) {
+    let Some(path) = path else { return };
+    match logfile::open(&path, level) {
+        Err(e) => log::warn!("cannot append the log to {}: {e}", path.display()),
+        Ok(()) => log::info!("dbsync {} starting", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+/// Runs the copy, and again, up to `[general] retries` times, after a transient failure:
+/// each attempt is a whole, atomic copy, so nothing is half-done in between. No retry
+/// starts whose pause would end past `[general] run_timeout`.
+fn with_retries(plan: &Plan, how: How, summary: &mut Summary) -> Result<Exit, Error> {
+    let mut attempt = 1;
+    let mut lock = None;
+    loop {
+        summary.attempts = attempt;
+        let err = match attempt::execute(plan, how, summary, &mut lock) {
+            Ok(exit) => return Ok(exit),
+            Err(e) => e.past_run_timeout(),
+        };
+        if attempt > plan.retries || how.dry_run || !err.is_transient() {
+            return Err(err);
+        }
+        let text = chain(&err);
+        let wait = retry::backoff(attempt + 1);
+        if let Some(left) = interrupt::left().filter(|left| wait >= *left) {
+            return Err(Error::NoTimeToRetry {
+                cause: text,
+                pause: wait,
+                left,
+                limit: plan.run_timeout.unwrap_or_default(),
+            });
+        }
+        log::warn!(
+            "attempt {attempt} failed ({text}); trying again in {} s ({} of [general] retries = {} left)",
+            wait.as_secs(),
+            plan.retries + 1 - attempt,
+            plan.retries
+        );
+        summary.retried.push(text);
+        pause(wait)?;
+        *summary = Summary {
+            attempts: attempt,
+            retried: std::mem::take(&mut summary.retried),
+            ..Summary::new(&summary.target, &summary.table)
+        };
+        attempt += 1;
+    }
+}
+
+/// Waits `wait`, stopping early for a signal or run_timeout.
+fn pause(wait: std::time::Duration) -> Result<(), Error> {
+    let until = Instant::now() + wait;
+    while Instant::now() < until {
+        interrupt::check()?;
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Ok(())
+}
