@@ -28,6 +28,7 @@ SCHEMA="${APP_SCHEMA:-shop}"
 case "$DB" in *[!A-Za-z0-9_]* | "") echo "seed_app.sh: DB must be letters, digits and _: '$DB'" >&2; exit 2 ;; esac
 case "$ROWS" in *[!0-9]* | "") echo "seed_app.sh: ROWS must be a number: '$ROWS'" >&2; exit 2 ;; esac
 [ "$ROWS" -ge 8 ] || { echo "seed_app.sh: ROWS must be at least 8" >&2; exit 2; }
+case "$SCHEMA" in shop | library) ;; *) echo "seed_app.sh: APP_SCHEMA must be shop or library: '$SCHEMA'" >&2; exit 2 ;; esac
 
 # shellcheck disable=SC2086  # MYSQL_OPTS is a list of options
 sql() {
@@ -84,7 +85,6 @@ library)
         -e "s/@B2@/$((2 * B))/g" -e "s/@CP@/$((2 * B))/g" -e "s/@LOG@/$L/g" \
         "$ROOT/scripts/fixtures/app2_schema.sql" | sql "$DB"
     ;;
-*) echo "seed_app.sh: APP_SCHEMA must be shop or library: '$SCHEMA'" >&2; exit 2 ;;
 esac
 
 sql -e "ANALYZE TABLE $(sql -N -e "SELECT GROUP_CONCAT(CONCAT('\`$DB\`.\`', TABLE_NAME, '\`'))
