@@ -6,9 +6,9 @@ use arrow::array::{ArrayRef, Float64Array, Int8Array, StringArray, UInt32Array};
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use dbsync::sink::mysql::encode::{wire_bytes, Encoding};
-use dbsync::sink::sqlite::SqliteSink;
-use dbsync::sink::Sink;
+use dbsync::target::mysql::encode::{wire_bytes, Encoding};
+use dbsync::target::sqlite::SqliteSink;
+use dbsync::target::Sink;
 use dbsync::transform::{ColumnView, SourceColumn, SqlType};
 use std::sync::Arc;
 

@@ -21,7 +21,7 @@ pub struct Cli {
     /// Where to write, overriding [general] default_target; allowed only when
     /// [general] target_argument_enabled is true.
     #[arg(long, short = 't', value_enum)]
-    pub target: Option<TargetArg>,
+    pub target: Option<crate::target::TargetKind>,
 
     /// Print what would be done (source, fallback, target, table, column types) and change
     /// nothing.
@@ -78,22 +78,4 @@ pub enum ProgressArg {
     Auto,
     Log,
     Off,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TargetArg {
-    /// [azure_mysql_db]: Azure Database for MySQL (any MySQL/MariaDB server).
-    Azure,
-    /// [local_db]: the SQLite file.
-    #[value(name = "local_sqlite")]
-    LocalSqlite,
-}
-
-impl TargetArg {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TargetArg::Azure => "azure",
-            TargetArg::LocalSqlite => "local_sqlite",
-        }
-    }
 }

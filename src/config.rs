@@ -229,6 +229,29 @@ impl RawConfig {
     }
 }
 
+/// Most connections `writers` or `partitions` may open: each is a server session, and
+/// beyond a few they only compete for the same server's CPU (see README, Benchmarks).
+const MAX_CONNECTIONS: usize = 16;
+
+/// A number of connections (`writers`, `partitions`): 1 to `MAX_CONNECTIONS`.
+pub fn connections(
+    raw: &RawConfig,
+    section: &str,
+    key: &str,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    let n = raw.positive(section, key, default)?;
+    if n > MAX_CONNECTIONS {
+        return Err(ConfigError::Invalid {
+            section: section.into(),
+            key: key.into(),
+            value: n.to_string(),
+            expected: format!("a whole number from 1 to {MAX_CONNECTIONS}"),
+        });
+    }
+    Ok(n)
+}
+
 /// configparser's `getboolean` vocabulary.
 pub fn parse_bool(s: &str) -> Option<bool> {
     match s.to_ascii_lowercase().as_str() {

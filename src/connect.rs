@@ -5,6 +5,7 @@
 mod classify;
 pub mod cleanup;
 pub mod session;
+mod settings;
 pub mod wait;
 
 pub use classify::classify;

@@ -4,10 +4,10 @@
 
 use crate::config::{ConfigError, GENERAL};
 use crate::interrupt::{self, Interrupted, Stop};
-use crate::lock::LockError;
 use crate::report::Exit;
-use crate::sink::SinkError;
 use crate::source::SourceError;
+use crate::target::LockError;
+use crate::target::SinkError;
 use std::time::Duration;
 use thiserror::Error;
 

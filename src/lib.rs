@@ -10,15 +10,14 @@ pub mod fence;
 pub mod freshness;
 pub mod incremental;
 pub mod interrupt;
-pub mod lock;
 pub mod logfile;
 pub mod pipeline;
 pub mod plan;
 pub mod report;
 pub mod retry;
 mod run;
-pub mod sink;
 pub mod source;
+pub mod target;
 #[cfg(test)]
 pub mod testing;
 pub mod transform;

@@ -4,8 +4,8 @@
 use crate::connect::Abandon;
 use crate::error::{Error, Guard};
 use crate::plan::Guards;
-use crate::sink::Sink;
 use crate::source::{Source, SourceError};
+use crate::target::Sink;
 use crate::transform::keys::Keys;
 use crate::transform::{self, ZeroDates};
 use arrow::record_batch::RecordBatch;

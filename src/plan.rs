@@ -1,155 +1,14 @@
 //! What one run will do, decided once from the config and the command line: the source,
 //! the fallback, the target and its table.
 
-use crate::config::{ConfigError, RawConfig, Secret, AZURE_DB, EXTERNAL_DB, GENERAL, LOCAL_DB};
-use crate::connect::{Endpoint, Tls, TlsMode};
+use crate::config::{ConfigError, RawConfig, EXTERNAL_DB, GENERAL};
+use crate::connect::{Endpoint, TlsMode};
 use crate::incremental::{Incremental, Lookback};
+use crate::target::{self, SqliteTable, Target, TargetKind};
 use crate::transform::keys::{IndexPolicy, PrimaryKey};
-use crate::transform::{DecimalMode, ZeroDates};
-use std::fmt;
+use crate::transform::ZeroDates;
 use std::path::PathBuf;
 use std::time::Duration;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TargetKind {
-    Azure,
-    LocalSqlite,
-}
-
-impl TargetKind {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "azure" => Some(TargetKind::Azure),
-            "local_sqlite" => Some(TargetKind::LocalSqlite),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TargetKind::Azure => "azure",
-            TargetKind::LocalSqlite => "local_sqlite",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SqliteTable {
-    pub path: PathBuf,
-    pub table: String,
-    /// journal_mode WAL (the default) rather than DELETE (`[local_db] journal_mode`).
-    pub wal: bool,
-    /// How DECIMAL columns are stored (`[local_db] decimal`).
-    pub decimal: DecimalMode,
-}
-
-impl fmt::Display for SqliteTable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SQLite {} table {}", self.path.display(), self.table)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct MySqlTarget {
-    pub endpoint: Endpoint,
-    pub table: String,
-    /// Connections inserting at once.
-    /// Connections loading at once (`writers`); unset: one LOAD DATA stream, or two
-    /// connections of INSERTs (what measured fastest here for each).
-    pub writers: Option<usize>,
-    /// Bound for statements that compute before answering (the staging count).
-    pub statement_timeout: Duration,
-    /// How rows go in (`[azure_mysql_db] load_method`).
-    pub load_method: LoadMethod,
-}
-
-/// `auto`: LOAD DATA LOCAL INFILE when the server allows it, INSERTs otherwise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoadMethod {
-    Auto,
-    LoadData,
-    Insert,
-}
-
-impl LoadMethod {
-    pub fn parse(s: &str) -> Option<LoadMethod> {
-        match s.to_ascii_lowercase().replace('-', "_").as_str() {
-            "auto" => Some(LoadMethod::Auto),
-            "load_data" => Some(LoadMethod::LoadData),
-            "insert" => Some(LoadMethod::Insert),
-            _ => None,
-        }
-    }
-}
-
-// One per run: the size difference costs nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone)]
-pub enum Target {
-    Sqlite(SqliteTable),
-    MySql(MySqlTarget),
-}
-
-impl Target {
-    pub fn kind(&self) -> TargetKind {
-        match self {
-            Target::Sqlite(_) => TargetKind::LocalSqlite,
-            Target::MySql(_) => TargetKind::Azure,
-        }
-    }
-    pub fn table(&self) -> &str {
-        match self {
-            Target::Sqlite(t) => &t.table,
-            Target::MySql(t) => &t.table,
-        }
-    }
-
-    /// A sink writing this target's table.
-    pub fn open_sink(&self) -> Box<dyn crate::sink::Sink> {
-        match self {
-            Target::Sqlite(t) => Box::new(
-                crate::sink::sqlite::SqliteSink::new(&t.path, &t.table)
-                    .with_wal(t.wal)
-                    .with_decimal(t.decimal),
-            ),
-            Target::MySql(t) => Box::new(crate::sink::mysql::MySqlSink::new(t)),
-        }
-    }
-
-    /// Takes the target's lock, waiting up to `wait` for another run to finish.
-    pub fn lock(&self, wait: Duration) -> Result<crate::lock::TargetLock, crate::lock::LockError> {
-        crate::lock::acquire(self, wait)
-    }
-
-    /// Whether the target declares the source's own column definitions (MySQL), which a
-    /// query's derived columns lack.
-    pub fn keeps_source_definitions(&self) -> bool {
-        matches!(self, Target::MySql(_))
-    }
-
-    /// Whether the target is this SQLite table.
-    pub fn is_table(&self, table: &SqliteTable) -> bool {
-        matches!(self, Target::Sqlite(t) if t == table)
-    }
-
-    /// The target, as the plan shows it.
-    pub fn describe(&self) -> String {
-        match self {
-            Target::Sqlite(t) => t.to_string(),
-            Target::MySql(t) => format!("MySQL {} table {}", t.endpoint.describe(), t.table),
-        }
-    }
-
-    /// The column type the target declares for `c`, as the plan shows it.
-    pub fn column_type(&self, c: &crate::transform::SourceColumn) -> String {
-        match self {
-            Target::Sqlite(t) => match crate::transform::sqlite_decl(&c.ty, t.decimal) {
-                d if d.is_empty() => "(no declared type)".to_string(),
-                d => d,
-            },
-            Target::MySql(_) => crate::transform::mysql_target_type(c),
-        }
-    }
-}
 
 /// Checks on the number of rows before a load replaces the target (`[general] allow_empty`,
 /// `max_shrink_percent`): a source that suddenly returns nothing, or far less, is more
@@ -233,15 +92,16 @@ pub struct Plan {
 impl Plan {
     /// The servers the run connects to.
     pub fn endpoints(&self) -> Vec<&Endpoint> {
-        let mut endpoints = vec![&self.source];
-        if let Target::MySql(t) = &self.target {
-            endpoints.push(&t.endpoint);
-        }
-        endpoints
+        std::iter::once(&self.source)
+            .chain(self.target.endpoint())
+            .collect()
     }
 
     /// Resolves the config (and `--target`, if given) into a plan.
-    pub fn from_config(raw: &RawConfig, cli_target: Option<&str>) -> Result<Plan, ConfigError> {
+    pub fn from_config(
+        raw: &RawConfig,
+        cli_target: Option<TargetKind>,
+    ) -> Result<Plan, ConfigError> {
         if let Some(name) = raw.table_sections().into_iter().next() {
             return Err(ConfigError::UnknownSection {
                 name,
@@ -252,7 +112,7 @@ impl Plan {
             });
         }
         parsed_log_level(raw)?;
-        let kind = target_kind(raw, cli_target)?;
+        let kind = target::kind(raw, cli_target)?;
         let incremental = incremental(raw)?;
         let query = raw.require(EXTERNAL_DB, "query")?;
         if incremental.is_none() && query.contains(crate::incremental::PLACEHOLDER) {
@@ -268,33 +128,9 @@ impl Plan {
             });
         }
         let fallback_enabled = raw.bool(GENERAL, "fallback_to_local_source_on_failure", false)?;
-        let local = if kind == TargetKind::LocalSqlite || fallback_enabled {
-            Some(sqlite_table(raw)?)
-        } else {
-            None
-        };
-        let target = match kind {
-            TargetKind::LocalSqlite => Target::Sqlite(local.clone().expect("read above")),
-            TargetKind::Azure => Target::MySql(MySqlTarget {
-                endpoint: endpoint(raw, AZURE_DB, TlsMode::Required)?,
-                table: raw.require(AZURE_DB, "table_name")?.trim().to_string(),
-                writers: match raw.get(AZURE_DB, "writers") {
-                    Some(v) if !v.trim().is_empty() => Some(bounded(raw, AZURE_DB, "writers", 2)?),
-                    _ => None,
-                },
-                statement_timeout: statement_timeout(raw)?,
-                load_method: raw
-                    .parsed(
-                        AZURE_DB,
-                        "load_method",
-                        "auto, load_data or insert",
-                        LoadMethod::parse,
-                    )?
-                    .unwrap_or(LoadMethod::Auto),
-            }),
-        };
+        let target = Target::from_config(raw, kind, statement_timeout(raw)?)?;
         Ok(Plan {
-            source: endpoint(raw, EXTERNAL_DB, TlsMode::Preferred)?,
+            source: Endpoint::from_config(raw, EXTERNAL_DB, TlsMode::Preferred)?,
             query,
             batch_rows: raw.positive(EXTERNAL_DB, "batch_rows", 4_096)?,
             partitioning: partitioning(raw)?,
@@ -306,7 +142,10 @@ impl Plan {
                     ZeroDates::parse,
                 )?
                 .unwrap_or(ZeroDates::Keep),
-            fallback: if fallback_enabled { local } else { None },
+            fallback: match fallback_enabled {
+                true => Some(SqliteTable::from_config(raw)?),
+                false => None,
+            },
             fallback_max_age: raw.parsed(
                 GENERAL,
                 "fallback_max_age",
@@ -462,33 +301,8 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     }
 }
 
-fn target_kind(raw: &RawConfig, cli: Option<&str>) -> Result<TargetKind, ConfigError> {
-    let invalid = |key: &str, value: &str| ConfigError::Invalid {
-        section: GENERAL.into(),
-        key: key.into(),
-        value: value.into(),
-        expected: "azure or local_sqlite".into(),
-    };
-    let default = raw.require(GENERAL, "default_target")?;
-    let default_kind =
-        TargetKind::parse(&default).ok_or_else(|| invalid("default_target", &default))?;
-    match cli {
-        None => Ok(default_kind),
-        Some(requested) => {
-            let kind =
-                TargetKind::parse(requested).ok_or_else(|| invalid("--target", requested))?;
-            if kind != default_kind && !raw.bool(GENERAL, "target_argument_enabled", false)? {
-                return Err(ConfigError::TargetArgumentDisabled {
-                    requested: requested.to_string(),
-                });
-            }
-            Ok(kind)
-        }
-    }
-}
-
 fn partitioning(raw: &RawConfig) -> Result<Option<Partitioning>, ConfigError> {
-    let partitions = bounded(raw, EXTERNAL_DB, "partitions", 1)?;
+    let partitions = crate::config::connections(raw, EXTERNAL_DB, "partitions", 1)?;
     let column = raw
         .get(EXTERNAL_DB, "partition_column")
         .map(|c| c.trim().to_string())
@@ -510,99 +324,6 @@ fn statement_timeout(raw: &RawConfig) -> Result<Duration, ConfigError> {
     ))
 }
 
-/// Most connections `writers` or `partitions` may open: each is a server session, and
-/// beyond a few they only compete for the same server's CPU (see README, Benchmarks).
-const MAX_CONNECTIONS: usize = 16;
-
-fn bounded(
-    raw: &RawConfig,
-    section: &str,
-    key: &str,
-    default: usize,
-) -> Result<usize, ConfigError> {
-    let n = raw.positive(section, key, default)?;
-    if n > MAX_CONNECTIONS {
-        return Err(ConfigError::Invalid {
-            section: section.into(),
-            key: key.into(),
-            value: n.to_string(),
-            expected: format!("a whole number from 1 to {MAX_CONNECTIONS}"),
-        });
-    }
-    Ok(n)
-}
-
-fn sqlite_table(raw: &RawConfig) -> Result<SqliteTable, ConfigError> {
-    let path = raw.require(LOCAL_DB, "db_path")?;
-    Ok(SqliteTable {
-        path: PathBuf::from(path.trim()),
-        table: raw.require(LOCAL_DB, "table_name")?.trim().to_string(),
-        wal: raw
-            .parsed(LOCAL_DB, "journal_mode", "wal or delete", |s| {
-                match s.to_ascii_lowercase().as_str() {
-                    "wal" => Some(true),
-                    "delete" => Some(false),
-                    _ => None,
-                }
-            })?
-            .unwrap_or(true),
-        decimal: raw
-            .parsed(
-                LOCAL_DB,
-                "decimal",
-                "auto, real or text",
-                DecimalMode::parse,
-            )?
-            .unwrap_or(DecimalMode::Auto),
-    })
-}
-
-fn endpoint(
-    raw: &RawConfig,
-    section: &'static str,
-    default_tls: TlsMode,
-) -> Result<Endpoint, ConfigError> {
-    let ty = raw.get(section, "type").unwrap_or_else(|| "mysql".into());
-    if !matches!(ty.trim().to_ascii_lowercase().as_str(), "mysql" | "mariadb") {
-        return Err(ConfigError::Invalid {
-            section: section.into(),
-            key: "type".into(),
-            value: ty,
-            expected: "mysql (the only kind of server dbsync talks to)".into(),
-        });
-    }
-    let mode = raw
-        .parsed(
-            section,
-            "ssl_mode",
-            "disabled, preferred, required, verify_ca or verify_identity",
-            TlsMode::parse,
-        )?
-        .unwrap_or(default_tls);
-    let path = |key| {
-        raw.get(section, key)
-            .map(|p| PathBuf::from(p.trim()))
-            .filter(|p| !p.as_os_str().is_empty())
-    };
-    Ok(Endpoint {
-        section,
-        host: raw.require(section, "host")?.trim().to_string(),
-        port: raw.port(section)?,
-        user: raw.require(section, "user")?.trim().to_string(),
-        password: Secret::new(raw.get(section, "password").unwrap_or_default()),
-        database: raw.require(section, "database")?.trim().to_string(),
-        tls: Tls {
-            mode,
-            ca: path("ssl_ca"),
-            cert: path("ssl_cert"),
-            key: path("ssl_key"),
-        },
-        connect_timeout: Duration::from_secs(raw.positive(section, "connect_timeout", 10)? as u64),
-        read_timeout: Duration::from_secs(raw.positive(section, "read_timeout", 300)? as u64),
-        utc_session: section == AZURE_DB,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -613,7 +334,7 @@ mod tests {
         [external_db]\ntype = mysql\nhost = h\nport = 3306\nuser = u\npassword = p\ndatabase = d\nquery = SELECT 1\n\
         [local_db]\ndb_path = data/x.db\ntable_name = t\n";
 
-    fn plan(text: &str, target: Option<&str>) -> Result<Plan, ConfigError> {
+    fn plan(text: &str, target: Option<TargetKind>) -> Result<Plan, ConfigError> {
         Plan::from_config(&RawConfig::parse(text, HashMap::new()).unwrap(), target)
     }
 
@@ -627,10 +348,10 @@ mod tests {
 
     #[test]
     fn target_argument_obeys_the_switch() {
-        let e = plan(BASE, Some("azure")).unwrap_err().to_string();
+        let e = plan(BASE, Some(TargetKind::Azure)).unwrap_err().to_string();
         assert!(e.contains("target_argument_enabled"), "{e}");
         // Naming the default target is always allowed.
-        assert!(plan(BASE, Some("local_sqlite")).is_ok());
+        assert!(plan(BASE, Some(TargetKind::LocalSqlite)).is_ok());
     }
 
     #[test]
@@ -639,7 +360,9 @@ mod tests {
             "target_argument_enabled = false",
             "target_argument_enabled = true",
         );
-        let e = plan(&text, Some("azure")).unwrap_err().to_string();
+        let e = plan(&text, Some(TargetKind::Azure))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("[azure_mysql_db]"), "{e}");
     }
 
@@ -648,7 +371,7 @@ mod tests {
         let text = include_str!("../config.example.ini");
         let p = plan(text, None).unwrap();
         assert_eq!(p.target.kind(), TargetKind::LocalSqlite);
-        let p = plan(text, Some("azure")).unwrap();
+        let p = plan(text, Some(TargetKind::Azure)).unwrap();
         let Target::MySql(t) = p.target else {
             panic!("azure target")
         };

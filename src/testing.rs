@@ -4,8 +4,8 @@
 
 use crate::connect::Abandon;
 use crate::incremental::{Applied, Apply, Filter, TargetState};
-use crate::sink::{Sink, SinkError};
 use crate::source::{Emit, Source, SourceError};
+use crate::target::{Sink, SinkError};
 use crate::transform::keys::Keys;
 use crate::transform::{SourceColumn, SqlType};
 use arrow::array::{ArrayRef, Int64Array};

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::plan::Guards;
-use crate::sink::SinkError;
+use crate::target::SinkError;
 use crate::testing::{FakeSink, FakeSource};
 
 fn options(guards: Guards) -> CopyOptions {
@@ -124,7 +124,7 @@ fn a_lock_lost_before_the_commit_keeps_the_target() {
         options(Guards::default()),
         &Keys::default(),
         &mut || {
-            Err(Error::Lock(crate::lock::LockError::Failed {
+            Err(Error::Lock(crate::target::LockError::Failed {
                 target: "fake target".into(),
                 message: "the lock was lost".into(),
             }))

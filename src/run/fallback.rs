@@ -3,9 +3,10 @@
 
 use crate::error::Error;
 use crate::freshness;
-use crate::plan::{Plan, SqliteTable};
+use crate::plan::Plan;
 use crate::report::{Exit, SourceUsed, Summary};
 use crate::source::{self, Source, SourceError};
+use crate::target::SqliteTable;
 
 /// Where the rows come from, or why nothing needs copying.
 pub(super) enum Opened {

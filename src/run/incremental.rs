@@ -8,9 +8,9 @@ use crate::incremental::decide::{
 };
 use crate::incremental::{key_kind, Apply, Bound, Filter, Incremental, KeyKind};
 use crate::incremental::{TargetState, PLACEHOLDER};
-use crate::plan::Target;
 use crate::report::{SourceUsed, Summary};
 use crate::source::Source;
+use crate::target::Target;
 use crate::transform::keys::{Index, Keys};
 use crate::transform::{SourceColumn, SqlType};
 

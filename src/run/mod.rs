@@ -38,7 +38,7 @@ pub fn run(cli: &Cli, progress: ProgressMode) -> Summary {
         .as_ref()
         .ok()
         .map_or(log::LevelFilter::Info, plan::log_level);
-    let plan = raw.and_then(|raw| Plan::from_config(&raw, cli.target.map(|t| t.as_str())));
+    let plan = raw.and_then(|raw| Plan::from_config(&raw, cli.target));
     if let Ok(p) = &plan {
         if let Some(limit) = p.run_timeout {
             interrupt::set_run_timeout(start, limit);

@@ -10,8 +10,8 @@
 use super::{Emit, Source, SourceError};
 use crate::connect::Abandon;
 use crate::freshness;
-use crate::plan::SqliteTable;
 use crate::source::MAX_BATCH_BYTES;
+use crate::target::SqliteTable;
 use crate::transform::{quote_sqlite, SourceColumn, SqlType};
 use arrow::array::{
     ArrayRef, Float64Builder, Int64Builder, LargeBinaryBuilder, LargeStringBuilder,

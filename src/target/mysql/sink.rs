@@ -6,18 +6,11 @@
 //! Rows go in as prepared multi-row INSERTs sized in bytes under `max_allowed_packet`,
 //! encoded in parallel (rayon) and sent by several connections at once.
 
-mod ddl;
-pub mod encode;
-mod failure;
-mod load;
-mod obstacles;
-mod swap;
-mod writers;
-
-use super::{Sink, SinkError};
+use super::MySqlTarget;
+use super::{ddl, encode, failure, load, obstacles, swap, writers};
 use crate::connect::{self, Endpoint, Session, Setup, TlsMode};
 use crate::incremental::{Applied, Apply, TargetMax, TargetState};
-use crate::plan::MySqlTarget;
+use crate::target::{Sink, SinkError};
 use crate::transform::keys::{Index, Keys};
 use crate::transform::{self, derived_name, mysql_literal, quote_mysql, ColumnView, SourceColumn};
 use arrow::record_batch::RecordBatch;
@@ -36,41 +29,41 @@ const ROWS_PER_TASK: usize = 2048;
 const MAX_PARAMS: usize = 65_535;
 
 pub struct MySqlSink {
-    target: MySqlTarget,
-    staging: String,
-    old: String,
-    control: Option<Session>,
-    mode: TlsMode,
-    statement_limit: usize,
-    max_packet: usize,
-    writers: Option<Writers>,
-    statements: Option<Statements>,
+    pub(super) target: MySqlTarget,
+    pub(super) staging: String,
+    pub(super) old: String,
+    pub(super) control: Option<Session>,
+    pub(super) mode: TlsMode,
+    pub(super) statement_limit: usize,
+    pub(super) max_packet: usize,
+    pub(super) writers: Option<Writers>,
+    pub(super) statements: Option<Statements>,
     /// How each column goes into a LOAD DATA stream.
-    fields: Vec<load::Field>,
+    pub(super) fields: Vec<load::Field>,
     /// Secondary indexes, built on the staging table before the swap.
-    indexes: Vec<Index>,
-    batches: u64,
-    column_names: Vec<String>,
+    pub(super) indexes: Vec<Index>,
+    pub(super) batches: u64,
+    pub(super) column_names: Vec<String>,
     /// Give the staging table the existing target's column definitions (a fallback run:
     /// the SQLite rows know only integers, reals, text and blobs).
-    keep_definitions: bool,
+    pub(super) keep_definitions: bool,
     /// Swap the staging table in, or apply its rows to the table.
-    apply: Apply,
+    pub(super) apply: Apply,
     /// The incremental key, when `inspect` found no index that leads with it: an
     /// incremental run adds one (a full replace builds it with the table).
-    unindexed_key: Option<String>,
+    pub(super) unindexed_key: Option<String>,
     /// The staging table's primary key columns.
-    primary: Option<Vec<String>>,
+    pub(super) primary: Option<Vec<String>>,
     /// What lookups already told (each is a round trip to a possibly remote server).
-    database_known: bool,
-    target_exists: Option<bool>,
-    local_infile: Option<i64>,
+    pub(super) database_known: bool,
+    pub(super) target_exists: Option<bool>,
+    pub(super) local_infile: Option<i64>,
 }
 
 /// A writer's and the apply's SQL mode: strict, so a value the column cannot hold fails the
 /// run instead of being bent; without NO_ZERO_DATE/NO_ZERO_IN_DATE, so zero dates arrive as
 /// the source has them; NO_AUTO_VALUE_ON_ZERO, so an id 0 stays 0.
-const SQL_MODE: &str = "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION";
+pub(super) const SQL_MODE: &str = "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION";
 
 impl MySqlSink {
     pub fn new(target: &MySqlTarget) -> Self {
@@ -99,7 +92,7 @@ impl MySqlSink {
     }
 
     /// Connects the control session (once).
-    fn connect(&mut self) -> Result<(), SinkError> {
+    pub(super) fn connect(&mut self) -> Result<(), SinkError> {
         if self.control.is_some() {
             return Ok(());
         }
@@ -126,7 +119,7 @@ impl MySqlSink {
     /// Whether the target table exists (known since `begin`, which runs under the run's
     /// lock, so no other dbsync run creates or drops it meanwhile; anyone else doing so
     /// makes the final RENAME fail, which keeps the target as it is).
-    fn target_exists(&mut self) -> Result<bool, SinkError> {
+    pub(super) fn target_exists(&mut self) -> Result<bool, SinkError> {
         match self.target_exists {
             Some(known) => Ok(known),
             None => self.table_exists(&self.target.table.clone()),
@@ -134,7 +127,7 @@ impl MySqlSink {
     }
 
     /// The target's largest `key`, read as text (MySQL renders dates as they compare).
-    fn max_of(&mut self, key: &str) -> Result<Option<TargetMax>, SinkError> {
+    pub(super) fn max_of(&mut self, key: &str) -> Result<Option<TargetMax>, SinkError> {
         let sql = format!(
             "SELECT MAX({}) FROM {}.{}",
             quote_mysql(key),
@@ -163,7 +156,7 @@ impl MySqlSink {
     /// Refuses to apply rows to a target whose column types are not those the source's
     /// columns now get (the staging table's): INSERT ... SELECT would convert them quietly,
     /// e.g. cut DATETIME(6) to whole seconds.
-    fn check_types(&mut self) -> Result<(), SinkError> {
+    pub(super) fn check_types(&mut self) -> Result<(), SinkError> {
         type Def = (String, String, Option<String>);
         // One `=` lookup per table (`IN` would match names that differ in case).
         let lookup = |i: u8, table: &str| {
@@ -244,7 +237,7 @@ impl MySqlSink {
     /// ALTER needs a brief exclusive metadata lock at its start and end, which waits only a
     /// few seconds for other sessions (else new readers would queue behind it). A failure
     /// is logged and the next run tries again; the run itself succeeded.
-    fn index_key(&mut self, key: &str) {
+    pub(super) fn index_key(&mut self, key: &str) {
         let t0 = std::time::Instant::now();
         let name = crate::incremental::key_index_name(&self.target.table, key);
         let wait = self
@@ -306,7 +299,7 @@ impl MySqlSink {
     /// rows whose key comes again. The target is untouched unless all of it holds. With what
     /// was applied, whether the staging table's DROP answered too (else the connection may be
     /// out of step, and nothing more is sent on it).
-    fn apply_staged(&mut self, staged: u64) -> Result<(Applied, bool), SinkError> {
+    pub(super) fn apply_staged(&mut self, staged: u64) -> Result<(Applied, bool), SinkError> {
         let (t, s) = (quote_mysql(&self.target.table), quote_mysql(&self.staging));
         let cols: Vec<String> = self.column_names.iter().map(|c| quote_mysql(c)).collect();
         let cols = cols.join(", ");
@@ -408,7 +401,10 @@ impl MySqlSink {
     /// The columns to create: the source's, or, when keeping definitions and the target has
     /// exactly these columns (same names, same order), the target's own types, NULL-ness,
     /// character sets and collations.
-    fn definitions(&mut self, columns: &[SourceColumn]) -> Result<Vec<SourceColumn>, SinkError> {
+    pub(super) fn definitions(
+        &mut self,
+        columns: &[SourceColumn],
+    ) -> Result<Vec<SourceColumn>, SinkError> {
         let mut out = columns.to_vec();
         if !self.keep_definitions || !self.target_exists()? {
             return Ok(out);
@@ -452,7 +448,7 @@ impl MySqlSink {
 
     /// A writer's failure; a key the staging table already holds (1062) means the query
     /// returns that key more than once, which the user fixes in the query or primary_key.
-    fn rows_error(&self, e: String) -> SinkError {
+    pub(super) fn rows_error(&self, e: String) -> SinkError {
         match (first_code(&e), &self.primary) {
             (Some(1062), Some(key)) => SinkError::DuplicateKey {
                 key: key.join(", "),
@@ -462,11 +458,11 @@ impl MySqlSink {
         }
     }
 
-    fn ep(&self) -> &Endpoint {
+    pub(super) fn ep(&self) -> &Endpoint {
         &self.target.endpoint
     }
 
-    fn err(&self, action: &str, e: impl std::fmt::Display) -> SinkError {
+    pub(super) fn err(&self, action: &str, e: impl std::fmt::Display) -> SinkError {
         let mut message = crate::report::redact(&e.to_string(), self.ep());
         if message.contains("IoError") {
             message = format!("the connection to the server was lost ({message})");
@@ -486,17 +482,17 @@ impl MySqlSink {
         }
     }
 
-    fn control(&mut self) -> &mut Session {
+    pub(super) fn control(&mut self) -> &mut Session {
         self.control.as_mut().expect("begin() connected")
     }
 
-    fn exec(&mut self, action: &str, sql: &str) -> Result<(), SinkError> {
+    pub(super) fn exec(&mut self, action: &str, sql: &str) -> Result<(), SinkError> {
         log::debug!("target: {sql}");
         let r = self.control().query_drop(sql);
         r.map_err(|e| self.fail(action, e, Bound::Read))
     }
 
-    fn table_exists(&mut self, name: &str) -> Result<bool, SinkError> {
+    pub(super) fn table_exists(&mut self, name: &str) -> Result<bool, SinkError> {
         let sql = format!(
             "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
             mysql_literal(&self.ep().database),
@@ -509,7 +505,7 @@ impl MySqlSink {
 
     /// Secondary indexes, in one ALTER on the staging table, so readers never see the new
     /// table without them; UNIQUE ones are checked as they are built.
-    fn build_indexes(&mut self) -> Result<(), SinkError> {
+    pub(super) fn build_indexes(&mut self) -> Result<(), SinkError> {
         if self.indexes.is_empty() {
             return Ok(());
         }
@@ -546,12 +542,12 @@ impl MySqlSink {
         Ok(())
     }
 
-    fn failed(&self) -> Option<String> {
+    pub(super) fn failed(&self) -> Option<String> {
         self.writers.as_ref().and_then(Writers::failed)
     }
 
     /// Waits for the writers; the first failure, if any.
-    fn join_writers(&mut self) -> Option<String> {
+    pub(super) fn join_writers(&mut self) -> Option<String> {
         self.writers.as_mut().and_then(Writers::join)
     }
 }

@@ -4,12 +4,14 @@
 //! between batches and when it joins them.
 
 use super::encode::Chunk;
-use super::{load, SinkError, SQL_MODE};
+use super::load;
+use super::sink::SQL_MODE;
+use super::LoadMethod;
 use crate::connect::session::{StallWatch, Stalled};
 use crate::connect::wait::{broken, Broken, Waiting};
 use crate::connect::Setup;
 use crate::connect::{Abandon, Endpoint, Session};
-use crate::plan::LoadMethod;
+use crate::target::SinkError;
 use crate::transform::{quote_mysql, SourceColumn};
 use mysql::prelude::Queryable;
 use mysql::{LocalInfileHandler, Params, Statement};

@@ -1,8 +1,5 @@
 //! Sinks: a target table that is replaced as a whole, or not at all.
 
-pub mod mysql;
-pub mod sqlite;
-
 use crate::incremental::{Applied, Apply, TargetState};
 use crate::transform::keys::Keys;
 use crate::transform::SourceColumn;

@@ -10,8 +10,8 @@
 //! (`UNHEX(@v)`): raw bytes are not valid utf8mb4, and one character set cannot serve both.
 //! Under LOCAL the server turns data errors into warnings, so any warning fails the load.
 
-use super::super::SinkError;
 use super::encode::not_storable;
+use crate::target::SinkError;
 use crate::transform::{quote_mysql, Cell, ColumnView, SqlType};
 use std::io::Write;
 

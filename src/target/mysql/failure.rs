@@ -7,7 +7,7 @@
 use super::MySqlSink;
 use crate::connect::cleanup;
 use crate::connect::wait::{broken, secs, Waiting};
-use crate::sink::SinkError;
+use crate::target::SinkError;
 use std::time::Duration;
 
 const CONTROL: &str = "the target's control connection";

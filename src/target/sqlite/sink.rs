@@ -5,9 +5,9 @@
 //! dropped and the new one renamed, still inside the same transaction. A failure, or a
 //! kill at any instant, leaves the old table as it was.
 
-use super::{Sink, SinkError};
 use crate::freshness;
 use crate::incremental::{Applied, Apply, TargetMax, TargetState};
+use crate::target::{Sink, SinkError};
 use crate::transform::keys::{self, Index, Keys};
 use crate::transform::{self, quote_sqlite, ColumnView, DecimalMode, SourceColumn, SqlType};
 use arrow::array::Array;

@@ -1,83 +1,38 @@
-//! One run per target at a time. Two runs of the same job (a slow night and the next cron
-//! tick, a manual rerun) would drop each other's staging tables, or swap in a half-filled
-//! one; the second run instead waits up to `[general] lock_wait`, then stops untouched.
-//!
-//! SQLite: an exclusive `flock` on a file beside the database (`<db_path>.dbsync-lock`);
-//! POSIX locks on the database file itself would clash with SQLite's own. The file holds
-//! the holder's pid, host and start time, and is left in place (deleting it would let a
-//! third run lock a new file while the second still waits on the old one).
-//!
-//! MySQL: a named lock (`GET_LOCK`) held by a connection of its own for the whole run. It
-//! dies with that connection, so it is checked again right before the swap. A lock
-//! connection that went silent is given up, not waited on again; its server session, which
-//! still holds the lock when the flow was dropped without a close, is ended (`KILL`) by the
-//! connection that takes the lock again.
+//! The MySQL target's lock: a named lock (`GET_LOCK`) held by a connection of its own for
+//! the whole run. It dies with that connection, so it is checked again right before the
+//! swap. A lock connection that went silent is given up, not waited on again; its server
+//! session, which still holds the lock when the flow was dropped without a close, is ended
+//! (`KILL`) by the connection that takes the lock again.
 
 use crate::connect::wait::{broken, secs, Waiting};
 use crate::connect::{cleanup, Endpoint, Session, Setup};
-use crate::plan::{SqliteTable, Target};
+use crate::target::{LockError, TargetLock};
 use crate::transform::mysql_literal;
 use mysql::prelude::Queryable;
 use mysql::Conn;
-use std::fs::File;
-use std::io::{Read, Seek, Write};
-use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use thiserror::Error;
 
-#[derive(Debug, Error)]
-pub enum LockError {
-    #[error(
-        "another run holds {target} ({holder}); waited {waited} s ([general] lock_wait): nothing was touched"
-    )]
-    Held {
-        target: String,
-        holder: String,
-        waited: u64,
-    },
-    #[error("cannot lock {target}: {message}")]
-    Failed { target: String, message: String },
-}
-
-/// The lock a run holds on its target until it is dropped.
-pub enum TargetLock {
-    File {
-        /// Keeps the flock; closing the file releases it.
-        _file: File,
-    },
-    MySql {
-        conn: Session,
-        name: String,
-        target: String,
-        ep: Box<Endpoint>,
-    },
+/// The named lock a run holds, on the connection holding it.
+pub struct NamedLock {
+    conn: Session,
+    name: String,
+    target: String,
+    ep: Box<Endpoint>,
 }
 
 const WHO: &str = "the lock connection";
 
-/// Takes the target's lock, waiting up to `wait` for another run to finish.
-pub fn acquire(target: &Target, wait: Duration) -> Result<TargetLock, LockError> {
-    match target {
-        Target::Sqlite(t) => lock_file(t, wait),
-        Target::MySql(t) => lock_mysql(&t.endpoint, &t.table, wait),
-    }
-}
-
-impl TargetLock {
-    /// Fails when the lock was lost (the MySQL connection holding it died), so a run never
+impl NamedLock {
+    /// Fails when the lock was lost (the connection holding it died), so a run never
     /// swaps in its table unprotected. `quick`: at a retry's start, where a lost lock is
     /// only taken again, the answer is awaited a few seconds, not a whole read_timeout.
     pub fn still_held(&mut self, quick: bool) -> Result<(), LockError> {
-        let TargetLock::MySql {
+        let NamedLock {
             conn,
             name,
             target,
             ep,
-        } = self
-        else {
-            return Ok(());
-        };
+        } = self;
         let lost = |why: String| LockError::Failed {
             target: target.clone(),
             message: format!("the run's lock was lost: {why}; the target is kept"),
@@ -149,79 +104,6 @@ fn words(conn: &mut Session, ep: &Endpoint, wait: &Wait, e: mysql::Error) -> Str
     .failed(how)
 }
 
-fn lock_path(t: &SqliteTable) -> PathBuf {
-    let mut p = t.path.clone().into_os_string();
-    p.push(".dbsync-lock");
-    PathBuf::from(p)
-}
-
-fn lock_file(t: &SqliteTable, wait: Duration) -> Result<TargetLock, LockError> {
-    let path = lock_path(t);
-    let target = format!("SQLite {}", t.path.display());
-    let failed = |message: String| LockError::Failed {
-        target: target.clone(),
-        message: format!("{message} (check that [local_db] db_path is in a writable directory)"),
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| failed(format!("cannot open the lock file {}: {e}", path.display())))?;
-    let start = Instant::now();
-    loop {
-        // SAFETY: flock on a descriptor this function owns.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc == 0 {
-            break;
-        }
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-            return Err(failed(format!("flock {}: {err}", path.display())));
-        }
-        if crate::interrupt::stopping().is_some() || start.elapsed() >= wait {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = match holder.trim() {
-                "" => format!("lock file {}", path.display()),
-                h => format!("{h}; lock file {}", path.display()),
-            };
-            return Err(LockError::Held {
-                target,
-                holder,
-                waited: start.elapsed().as_secs(),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let me = format!(
-        "pid {} on {}, started {}",
-        std::process::id(),
-        hostname(),
-        chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
-    );
-    let _ = file.set_len(0);
-    let _ = file.rewind();
-    let _ = file.write_all(me.as_bytes());
-    Ok(TargetLock::File { _file: file })
-}
-
-fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "this host".into();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
-}
-
 /// The lock's name: one per database and table, within MySQL's 64 characters.
 pub fn lock_name(database: &str, table: &str) -> String {
     // Lower-cased: servers with lower_case_table_names treat `T` and `t` as one table, and
@@ -235,7 +117,8 @@ pub fn lock_name(database: &str, table: &str) -> String {
     format!("{keep}#{hash:016x}")
 }
 
-fn lock_mysql(ep: &Endpoint, table: &str, wait: Duration) -> Result<TargetLock, LockError> {
+/// Takes the lock, waiting up to `wait` for another run to finish.
+pub fn lock(ep: &Endpoint, table: &str, wait: Duration) -> Result<TargetLock, LockError> {
     let target = format!("MySQL {} table {table}", ep.describe());
     let failed = |message: String| LockError::Failed {
         target: target.clone(),
@@ -271,12 +154,12 @@ fn lock_mysql(ep: &Endpoint, table: &str, wait: Duration) -> Result<TargetLock, 
         })?;
         if got.flatten() == Some(1) {
             let ep = Box::new(ep.clone());
-            return Ok(TargetLock::MySql {
+            return Ok(TargetLock::MySql(NamedLock {
                 conn,
                 name,
                 target,
                 ep,
-            });
+            }));
         }
         if crate::interrupt::stopping().is_some() || start.elapsed() >= wait {
             break;

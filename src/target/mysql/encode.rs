@@ -4,7 +4,7 @@
 //! Prepared statements rather than SQL text: the server then skips lexing and parsing a
 //! literal per value, which measured here as about a quarter of its work per row.
 
-use super::super::SinkError;
+use crate::target::SinkError;
 use crate::transform::{Cell, ColumnView};
 use mysql::Value;
 

@@ -1,0 +1,79 @@
+//! The cloud target: a table on MySQL (Azure Database for MySQL), `[azure_mysql_db]`.
+
+mod ddl;
+pub mod encode;
+mod failure;
+mod load;
+mod lock;
+mod obstacles;
+mod sink;
+mod swap;
+mod writers;
+
+pub use lock::{lock, NamedLock};
+pub use sink::MySqlSink;
+
+use crate::config::{ConfigError, RawConfig, AZURE_DB};
+use crate::connect::{Endpoint, TlsMode};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct MySqlTarget {
+    pub endpoint: Endpoint,
+    pub table: String,
+    /// Connections inserting at once.
+    /// Connections loading at once (`writers`); unset: one LOAD DATA stream, or two
+    /// connections of INSERTs (what measured fastest here for each).
+    pub writers: Option<usize>,
+    /// Bound for statements that compute before answering (the staging count).
+    pub statement_timeout: Duration,
+    /// How rows go in (`[azure_mysql_db] load_method`).
+    pub load_method: LoadMethod,
+}
+
+impl MySqlTarget {
+    /// `[azure_mysql_db]`.
+    pub fn from_config(
+        raw: &RawConfig,
+        statement_timeout: Duration,
+    ) -> Result<MySqlTarget, ConfigError> {
+        Ok(MySqlTarget {
+            endpoint: Endpoint::from_config(raw, AZURE_DB, TlsMode::Required)?,
+            table: raw.require(AZURE_DB, "table_name")?.trim().to_string(),
+            writers: match raw.get(AZURE_DB, "writers") {
+                Some(v) if !v.trim().is_empty() => {
+                    Some(crate::config::connections(raw, AZURE_DB, "writers", 2)?)
+                }
+                _ => None,
+            },
+            statement_timeout,
+            load_method: raw
+                .parsed(
+                    AZURE_DB,
+                    "load_method",
+                    "auto, load_data or insert",
+                    LoadMethod::parse,
+                )?
+                .unwrap_or(LoadMethod::Auto),
+        })
+    }
+}
+
+/// `auto`: LOAD DATA LOCAL INFILE when the server allows it, INSERTs otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadMethod {
+    Auto,
+    LoadData,
+    Insert,
+}
+
+impl LoadMethod {
+    pub fn parse(s: &str) -> Option<LoadMethod> {
+        match s.to_ascii_lowercase().replace('-', "_").as_str() {
+            "auto" => Some(LoadMethod::Auto),
+            "load_data" => Some(LoadMethod::LoadData),
+            "insert" => Some(LoadMethod::Insert),
+            _ => None,
+        }
+    }
+}

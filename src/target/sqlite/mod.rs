@@ -1,0 +1,57 @@
+//! The local target: a table in a SQLite file (`[local_db]`), which is also the fallback
+//! source's table.
+
+mod lock;
+mod sink;
+
+pub use lock::lock;
+pub use sink::{index_name, SqliteSink};
+
+use crate::config::{ConfigError, RawConfig, LOCAL_DB};
+use crate::transform::DecimalMode;
+use std::fmt;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteTable {
+    pub path: PathBuf,
+    pub table: String,
+    /// journal_mode WAL (the default) rather than DELETE (`[local_db] journal_mode`).
+    pub wal: bool,
+    /// How DECIMAL columns are stored (`[local_db] decimal`).
+    pub decimal: DecimalMode,
+}
+
+impl fmt::Display for SqliteTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SQLite {} table {}", self.path.display(), self.table)
+    }
+}
+
+impl SqliteTable {
+    /// `[local_db]`: the local target, and the fallback source.
+    pub fn from_config(raw: &RawConfig) -> Result<SqliteTable, ConfigError> {
+        let path = raw.require(LOCAL_DB, "db_path")?;
+        Ok(SqliteTable {
+            path: PathBuf::from(path.trim()),
+            table: raw.require(LOCAL_DB, "table_name")?.trim().to_string(),
+            wal: raw
+                .parsed(LOCAL_DB, "journal_mode", "wal or delete", |s| {
+                    match s.to_ascii_lowercase().as_str() {
+                        "wal" => Some(true),
+                        "delete" => Some(false),
+                        _ => None,
+                    }
+                })?
+                .unwrap_or(true),
+            decimal: raw
+                .parsed(
+                    LOCAL_DB,
+                    "decimal",
+                    "auto, real or text",
+                    DecimalMode::parse,
+                )?
+                .unwrap_or(DecimalMode::Auto),
+        })
+    }
+}
