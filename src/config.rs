@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use thiserror::Error;
 
 pub const GENERAL: &str = "general";
@@ -250,6 +251,40 @@ pub fn connections(
         });
     }
     Ok(n)
+}
+
+/// `36h`, `2d`, `90m`, `1d12h`, `45s`, `1w`: a sum of numbers, each with its unit.
+pub fn parse_age(s: &str) -> Option<Duration> {
+    let mut total = 0u64;
+    let mut number = String::new();
+    let mut any = false;
+    for c in s.trim().chars().filter(|c| !c.is_whitespace()) {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c.to_ascii_lowercase() {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return None,
+        };
+        let n: u64 = std::mem::take(&mut number).parse().ok()?;
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        any = true;
+    }
+    (any && number.is_empty() && total > 0).then(|| Duration::from_secs(total))
+}
+
+/// `parse_age`, or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    match s.trim().parse::<u64>() {
+        Ok(0) => None,
+        Ok(n) => Some(Duration::from_secs(n)),
+        Err(_) => parse_age(s),
+    }
 }
 
 /// configparser's `getboolean` vocabulary.

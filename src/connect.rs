@@ -450,6 +450,18 @@ fn pkcs12(cert: &std::path::Path, key: &std::path::Path) -> Result<Vec<u8>, Stri
         .map_err(|e| format!("cannot combine ssl_cert and ssl_key: {e}"))
 }
 
+/// Hides an endpoint's password in text that came from a library (and so might echo it).
+pub fn redact(msg: &str, ep: &Endpoint) -> String {
+    let pass = ep.password.expose();
+    // Very short passwords would blank out ordinary letters; they are also never echoed
+    // by the libraries used, which print URLs and options without them.
+    if pass.len() < 3 {
+        return msg.to_string();
+    }
+    let encoded: String = url::form_urlencoded::byte_serialize(pass.as_bytes()).collect();
+    msg.replace(pass, "***").replace(&encoded, "***")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

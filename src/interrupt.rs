@@ -27,16 +27,17 @@ extern "C" fn on_signal(sig: libc::c_int) {
 /// whole either way; what such a cut leaves (a staging table) the next run drops.
 pub const GRACE: Duration = Duration::from_secs(3);
 
-/// Installs the handlers for SIGTERM and SIGINT, and the watcher that enforces `GRACE`.
-pub fn install() {
+/// Installs the handlers for SIGTERM and SIGINT, and the watcher that enforces `GRACE` by
+/// calling `cut` (which shuts down every connection's socket).
+pub fn install(cut: fn()) {
     std::thread::Builder::new()
         .name("dbsync-stop-watcher".into())
-        .spawn(|| {
+        .spawn(move || {
             while stopping().is_none() {
                 std::thread::sleep(Duration::from_millis(100));
             }
             std::thread::sleep(GRACE);
-            crate::connect::session::ALL.abandon();
+            cut();
         })
         .expect("spawning the stop watcher");
     for sig in [libc::SIGTERM, libc::SIGINT] {

@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     }
     init_logging(&cli);
     steady_memory();
-    dbsync::interrupt::install();
+    dbsync::interrupt::install(|| dbsync::connect::session::ALL.abandon());
     if let Some(path) = cli.summary_json.as_ref().filter(|p| p.as_os_str() != "-") {
         // A run killed before its end must not leave the previous run's summary behind.
         if let Err(e) = dbsync::report::write_running(path) {

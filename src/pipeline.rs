@@ -5,8 +5,7 @@ use crate::connect::Abandon;
 use crate::error::{Error, Guard};
 use crate::plan::Guards;
 use crate::source::{Source, SourceError};
-use crate::target::Sink;
-use crate::transform::keys::Keys;
+use crate::target::{Load, Sink};
 use crate::transform::{self, ZeroDates};
 use arrow::record_batch::RecordBatch;
 use std::sync::mpsc::{sync_channel, RecvTimeoutError};
@@ -35,17 +34,18 @@ pub struct CopyStats {
     pub applied: crate::incremental::Applied,
 }
 
-/// Copies every row of `source` into `sink`, all or nothing. `before_commit` runs last
-/// before the target is replaced (the run's lock is checked there).
+/// Copies every row of `source` into `sink` as `load` says, all or nothing.
+/// `before_commit` runs last before the target is replaced (the run's lock is checked
+/// there).
 pub fn copy(
     source: Box<dyn Source>,
     sink: &mut dyn Sink,
     opts: CopyOptions,
-    keys: &Keys,
+    load: &Load,
     before_commit: &mut dyn FnMut() -> Result<(), Error>,
 ) -> Result<CopyStats, Error> {
     let columns = transform::target_columns(source.columns(), opts.zero_dates);
-    if let Err(e) = sink.begin(&columns, keys) {
+    if let Err(e) = sink.begin(&columns, load) {
         sink.abort();
         return Err(e.into());
     }

@@ -1,7 +1,6 @@
 //! What a run tells its caller: the exit code, the one-line result on stderr, and the
 //! `--summary-json` object for scripts.
 
-use crate::connect::Endpoint;
 use serde_json::json;
 use std::io::Write;
 use std::path::Path;
@@ -194,16 +193,4 @@ fn replace_file(path: &Path, value: &serde_json::Value) -> std::io::Result<()> {
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
-}
-
-/// Hides an endpoint's password in text that came from a library (and so might echo it).
-pub fn redact(msg: &str, ep: &Endpoint) -> String {
-    let pass = ep.password.expose();
-    // Very short passwords would blank out ordinary letters; they are also never echoed
-    // by the libraries used, which print URLs and options without them.
-    if pass.len() < 3 {
-        return msg.to_string();
-    }
-    let encoded: String = url::form_urlencoded::byte_serialize(pass.as_bytes()).collect();
-    msg.replace(pass, "***").replace(&encoded, "***")
 }

@@ -5,8 +5,7 @@
 use crate::connect::Abandon;
 use crate::incremental::{Applied, Apply, Filter, TargetState};
 use crate::source::{Emit, Source, SourceError};
-use crate::target::{Sink, SinkError};
-use crate::transform::keys::Keys;
+use crate::target::{Load, Sink, SinkError};
 use crate::transform::{SourceColumn, SqlType};
 use arrow::array::{ArrayRef, Int64Array};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -107,11 +106,8 @@ impl Sink for FakeSink {
         Ok(self.state.clone())
     }
 
-    fn set_apply(&mut self, apply: Apply) {
-        self.apply = Some(apply);
-    }
-
-    fn begin(&mut self, columns: &[SourceColumn], _keys: &Keys) -> Result<(), SinkError> {
+    fn begin(&mut self, columns: &[SourceColumn], load: &Load) -> Result<(), SinkError> {
+        self.apply = Some(load.apply.clone());
         self.began = Some(columns.to_vec());
         Ok(())
     }

@@ -136,7 +136,7 @@ pub fn on_fresh_connection(ep: &Endpoint, statements: &[String]) -> Result<(), S
         Ok(c) => c,
         Err(e) => {
             note_down(&ep.origin());
-            return Err(crate::report::redact(&e.to_string(), ep));
+            return Err(crate::connect::redact(&e.to_string(), ep));
         }
     };
     end_given_up(&mut conn, ep);
@@ -156,7 +156,7 @@ pub fn on_fresh_connection(ep: &Endpoint, statements: &[String]) -> Result<(), S
                 }
                 .failed(how)
             }
-            None => crate::report::redact(&e.to_string(), ep),
+            None => crate::connect::redact(&e.to_string(), ep),
         }),
     }
 }

@@ -9,18 +9,13 @@
 
 pub mod decide;
 
-use crate::transform::{quote_mysql, quote_sqlite, SourceColumn, SqlType};
+use crate::transform::{SourceColumn, SqlType};
 use chrono::{NaiveDate, NaiveDateTime};
 use std::fmt;
 use std::time::Duration;
 
 /// Where a query wants the start value: `WHERE updated_at >= {incremental_value}`.
 pub const PLACEHOLDER: &str = "{incremental_value}";
-
-/// Margin below a TIMESTAMP start for the index range: a zone's clock may repeat an
-/// hour (or two) when it goes back, so the server's local rendering of an instant is not
-/// monotonic there. The exact comparison on the instant applies on top.
-const FOLD_MARGIN_SECS: i64 = 3 * 3600;
 
 /// `[general] strategy`, `incremental_key` and `incremental_lookback`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +79,7 @@ impl Lookback {
                 Lookback::Steps(n)
             });
         }
-        crate::plan::parse_age(s).map(Lookback::Span)
+        crate::config::parse_age(s).map(Lookback::Span)
     }
 
     /// Refuses a lookback of the other kind than the key.
@@ -106,9 +101,10 @@ impl Lookback {
 }
 
 /// What a sink does with the rows once they are all in and counted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Apply {
     /// Swap them in for the whole table.
+    #[default]
     Replace,
     /// Add them to the table.
     Append,
@@ -311,85 +307,13 @@ pub struct Filter {
 }
 
 impl Filter {
-    fn op(&self) -> &'static str {
+    pub fn op(&self) -> &'static str {
         if self.inclusive {
             ">="
         } else {
             ">"
         }
     }
-
-    /// A MySQL condition on `qualifier`.`column`: exact, and able to use an index on it.
-    pub fn mysql_condition(&self, qualifier: &str) -> String {
-        let col = format!("`{qualifier}`.{}", quote_mysql(&self.column));
-        let op = self.op();
-        match (self.kind, self.bound) {
-            (KeyKind::Timestamp, Bound::Instant(t)) => {
-                let (secs, micros) = epoch(&t);
-                let exact = format!("UNIX_TIMESTAMP({col}) {op} {secs}.{micros:06}");
-                if secs >= FOLD_MARGIN_SECS {
-                    format!(
-                        "{col} >= FROM_UNIXTIME({}) AND {exact}",
-                        secs - FOLD_MARGIN_SECS
-                    )
-                } else {
-                    exact
-                }
-            }
-            (_, b) => format!("{col} {op} {b}"),
-        }
-    }
-
-    /// What `{incremental_value}` in the user's query becomes. For TIMESTAMP keys it stands
-    /// a few hours below the start (see `FOLD_MARGIN_SECS`); the exact condition is applied
-    /// on top in any case.
-    pub fn placeholder_value(&self) -> String {
-        match (self.kind, self.bound) {
-            (KeyKind::Timestamp, Bound::Instant(t)) => {
-                let (secs, _) = epoch(&t);
-                format!("FROM_UNIXTIME({})", (secs - FOLD_MARGIN_SECS).max(0))
-            }
-            (_, b) => b.to_string(),
-        }
-    }
-
-    /// A SQLite condition on `column` of the fallback table, where dbsync wrote integers
-    /// as integers (above 2^63 as their digits) and dates as MySQL's text.
-    pub fn sqlite_condition(&self) -> String {
-        let col = quote_sqlite(&self.column);
-        let op = self.op();
-        match self.bound {
-            Bound::Int(n) if i64::try_from(n).is_ok() => format!("{col} {op} {n}"),
-            // Only BIGINT UNSIGNED goes beyond: held as text, which SQLite orders after
-            // every integer, so compare its digits by length first.
-            Bound::Int(n) => {
-                let d = n.to_string();
-                format!(
-                    "(typeof({col}) = 'text' AND (length({col}) > {l} OR (length({col}) = {l} AND {col} {op} '{d}')))",
-                    l = d.len()
-                )
-            }
-            // Padded to 26 characters, so '2024-01-01' and '... 00:00:00.000000' compare
-            // as the same instant.
-            Bound::Instant(t) => format!(
-                "substr({col} || substr(' 00:00:00.000000', length({col}) - 9), 1, 26) {op} '{}'",
-                instant_text(&t)
-            ),
-        }
-    }
-}
-
-/// What `{incremental_value}` becomes in a full read: a value below every key.
-pub fn placeholder_minimum(kind: KeyKind) -> &'static str {
-    match kind {
-        KeyKind::Int => "-9223372036854775808",
-        KeyKind::Date | KeyKind::DateTime | KeyKind::Timestamp => "'0000-00-00 00:00:00'",
-    }
-}
-
-fn epoch(t: &NaiveDateTime) -> (i64, u32) {
-    let u = t.and_utc();
-    (u.timestamp(), u.timestamp_subsec_micros())
 }
 
 /// True when `a` and `b` name the same columns in the same order (MySQL and SQLite compare
@@ -481,82 +405,5 @@ mod tests {
             "2024-02-29 23:00:00.000000"
         );
         assert!(t.back(Lookback::Steps(1)).is_err());
-    }
-
-    #[test]
-    fn conditions_are_exact_and_indexable() {
-        let at = Bound::from_target(
-            &TargetMax::Text("2024-03-01 10:00:00.25".into()),
-            KeyKind::Timestamp,
-        )
-        .unwrap();
-        let f = Filter {
-            column: "ts".into(),
-            kind: KeyKind::Timestamp,
-            bound: at,
-            inclusive: true,
-        };
-        assert_eq!(
-            f.mysql_condition("s"),
-            "`s`.`ts` >= FROM_UNIXTIME(1709276400) AND UNIX_TIMESTAMP(`s`.`ts`) >= 1709287200.250000"
-        );
-        assert_eq!(f.placeholder_value(), "FROM_UNIXTIME(1709276400)");
-        let f = Filter {
-            kind: KeyKind::DateTime,
-            inclusive: false,
-            ..f
-        };
-        assert_eq!(
-            f.mysql_condition("s"),
-            "`s`.`ts` > '2024-03-01 10:00:00.250000'"
-        );
-        assert_eq!(
-            f.sqlite_condition(),
-            "substr(\"ts\" || substr(' 00:00:00.000000', length(\"ts\") - 9), 1, 26) > '2024-03-01 10:00:00.250000'"
-        );
-        let f = Filter {
-            column: "id".into(),
-            kind: KeyKind::Int,
-            bound: Bound::Int(9223372036854775808),
-            inclusive: false,
-        };
-        assert!(f
-            .sqlite_condition()
-            .contains("length(\"id\") = 19 AND \"id\" > '9223372036854775808'"));
-    }
-
-    #[test]
-    fn the_sqlite_padding_orders_dates_and_datetimes_alike() {
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
-        let f = Filter {
-            column: "k".into(),
-            kind: KeyKind::DateTime,
-            bound: Bound::from_target(
-                &TargetMax::Text("2024-03-01 00:00:00".into()),
-                KeyKind::DateTime,
-            )
-            .unwrap(),
-            inclusive: false,
-        };
-        conn.execute_batch(
-            "CREATE TABLE t (k TEXT); INSERT INTO t VALUES ('2024-03-01'), ('2024-03-01 00:00:00'), \
-             ('2024-03-01 00:00:00.000001'), ('2024-03-01 00:00:01'), ('2024-02-29 23:59:59.999999'), ('2024-03-02');",
-        )
-        .unwrap();
-        let sql = format!("SELECT k FROM t WHERE {} ORDER BY k", f.sqlite_condition());
-        let mut stmt = conn.prepare(&sql).unwrap();
-        let got: Vec<String> = stmt
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        assert_eq!(
-            got,
-            [
-                "2024-03-01 00:00:00.000001",
-                "2024-03-01 00:00:01",
-                "2024-03-02"
-            ]
-        );
     }
 }

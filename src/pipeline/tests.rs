@@ -20,7 +20,7 @@ fn copy_ids(source: FakeSource, sink: &mut FakeSink, guards: Guards) -> Result<C
         Box::new(source),
         sink,
         options(guards),
-        &Keys::default(),
+        &Load::default(),
         &mut || Ok(()),
     )
 }
@@ -122,7 +122,7 @@ fn a_lock_lost_before_the_commit_keeps_the_target() {
         Box::new(FakeSource::ids(&[0..10])),
         &mut sink,
         options(Guards::default()),
-        &Keys::default(),
+        &Load::default(),
         &mut || {
             Err(Error::Lock(crate::target::LockError::Failed {
                 target: "fake target".into(),

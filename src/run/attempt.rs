@@ -10,8 +10,8 @@ use crate::pipeline::{self, CopyStats, ProgressMode};
 use crate::plan::{Guards, Plan};
 use crate::report::{Exit, SourceUsed, Summary};
 use crate::source::Source;
-use crate::target::Sink;
 use crate::target::TargetLock;
+use crate::target::{Load, Sink};
 use crate::transform::keys::Keys;
 use crate::transform::ZeroDates;
 use std::time::{Instant, SystemTime};
@@ -53,14 +53,23 @@ pub(super) fn execute(
         summary.action = "planned";
         return Ok(exit);
     }
-    if used == SourceUsed::Fallback {
-        sink.rows_from_fallback();
-    }
-    sink.record_origin(source.describe(), read_at);
-    sink.set_apply(apply.clone());
+    let load = Load {
+        keys,
+        apply,
+        from_fallback: used == SourceUsed::Fallback,
+        origin: Some((source.describe(), read_at)),
+    };
     let t1 = Instant::now();
-    let stats = copy(plan, how, source, sink.as_mut(), &keys, &apply, lock)?;
-    report(plan, &apply, &stats, &sink.describe(), t1, used, summary);
+    let stats = copy(plan, how, source, sink.as_mut(), &load, lock)?;
+    report(
+        plan,
+        &load.apply,
+        &stats,
+        &sink.describe(),
+        t1,
+        used,
+        summary,
+    );
     Ok(exit)
 }
 
@@ -146,15 +155,14 @@ fn copy(
     how: How,
     source: Box<dyn Source>,
     sink: &mut dyn Sink,
-    keys: &Keys,
-    apply: &Apply,
+    load: &Load,
     lock: &mut Option<TargetLock>,
 ) -> Result<CopyStats, Error> {
     let opts = pipeline::CopyOptions {
         progress: how.progress,
         zero_dates: plan.zero_dates,
         // Nothing new is a quiet night, and an incremental run removes nothing.
-        guards: match apply {
+        guards: match load.apply {
             Apply::Replace => plan.guards,
             _ => Guards {
                 allow_empty: true,
@@ -177,7 +185,7 @@ fn copy(
         Some(l) => l.still_held(false).map_err(Error::from),
         None => Ok(()),
     };
-    pipeline::copy(source, sink, opts, keys, &mut check_lock)
+    pipeline::copy(source, sink, opts, load, &mut check_lock)
 }
 
 /// The run's outcome in the log and the summary.

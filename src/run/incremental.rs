@@ -47,7 +47,7 @@ pub(super) fn prepare(
         full_refresh,
         columns: source.columns(),
         merge_key: &merge_key,
-        collated_keys: matches!(target, Target::Sqlite(_)),
+        collated_keys: target.collates_keys_itself(),
         state,
     };
     let (max, start, inclusive) = match decide(&facts) {
@@ -133,7 +133,7 @@ fn merge_key(
     if !fallback {
         check_key_not_null(&key, columns)?;
     }
-    if matches!(target, Target::Sqlite(_)) {
+    if target.collates_keys_itself() {
         check_exact_key(&key, columns)?;
     }
     Ok(key)

@@ -3,6 +3,7 @@
 
 mod batch;
 mod exact;
+mod filter;
 mod keys;
 pub mod partition;
 pub mod query;
@@ -85,10 +86,7 @@ impl MySqlSource {
                 .and_then(|c| incremental::key_kind(c).ok())
                 .unwrap_or(incremental::KeyKind::Int);
             query::clean(
-                &raw_query.replace(
-                    incremental::PLACEHOLDER,
-                    incremental::placeholder_minimum(kind),
-                ),
+                &raw_query.replace(incremental::PLACEHOLDER, filter::placeholder_minimum(kind)),
                 dialect,
             )
         } else {
@@ -138,7 +136,7 @@ fn read_query(
 ) -> String {
     let exprs: Vec<Option<String>> = columns.iter().map(transform::read_expr).collect();
     let tail = filter
-        .map(|f| format!(" WHERE {}", f.mysql_condition("dbsync_src")))
+        .map(|f| format!(" WHERE {}", filter::condition(f, "dbsync_src")))
         .unwrap_or_default();
     if exprs.iter().all(Option::is_none) {
         return match filter {
@@ -334,7 +332,7 @@ impl Source for MySqlSource {
     fn restrict(&mut self, filter: &Filter) {
         let query = self
             .raw_query
-            .replace(incremental::PLACEHOLDER, &filter.placeholder_value());
+            .replace(incremental::PLACEHOLDER, &filter::placeholder_value(filter));
         let query = query::clean(&query, self.dialect);
         let q = read_query(&query, self.dialect, &self.columns, Some(filter));
         log::debug!("source query: {q}");
@@ -392,7 +390,7 @@ impl Source for MySqlSource {
             },
             Ok(None) => Default::default(),
             Err(e) => {
-                let e = crate::report::redact(&e.to_string(), &self.endpoint);
+                let e = crate::connect::redact(&e.to_string(), &self.endpoint);
                 log::debug!("the start was not checked against the source: {e}");
                 Default::default()
             }
@@ -538,7 +536,7 @@ impl MySqlSource {
         emit: &mut Emit<'_>,
         abandon: &Abandon,
     ) -> Result<u64, SourceError> {
-        let redact = |m: &str| crate::report::redact(m, &self.endpoint);
+        let redact = |m: &str| crate::connect::redact(m, &self.endpoint);
         let ep = &self.endpoint;
         let failed = |e: &dyn std::fmt::Display| read_error(0, 0, redact(&e.to_string()));
         let session = ep
@@ -576,7 +574,7 @@ impl MySqlSource {
         emit: &mut Emit<'_>,
     ) -> Result<(u64, bool), SourceError> {
         let ep = &self.endpoint;
-        let redact = |m: &str| crate::report::redact(m, ep);
+        let redact = |m: &str| crate::connect::redact(m, ep);
         let temporal: Vec<_> = self
             .columns
             .iter()

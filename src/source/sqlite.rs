@@ -10,6 +10,7 @@
 use super::{Emit, Source, SourceError};
 use crate::connect::Abandon;
 use crate::freshness;
+use crate::incremental::{Bound, Filter};
 use crate::source::MAX_BATCH_BYTES;
 use crate::target::SqliteTable;
 use crate::transform::{quote_sqlite, SourceColumn, SqlType};
@@ -328,7 +329,7 @@ impl Source for SqliteSource {
     }
 
     fn restrict(&mut self, filter: &crate::incremental::Filter) {
-        self.filter = format!(" WHERE {}", filter.sqlite_condition());
+        self.filter = format!(" WHERE {}", condition(filter));
     }
 
     fn read(self: Box<Self>, emit: &mut Emit<'_>, _abandon: &Abandon) -> Result<u64, SourceError> {
@@ -394,5 +395,71 @@ impl Source for SqliteSource {
             emit(flush(&mut builders));
         }
         Ok(total)
+    }
+}
+
+/// A SQLite condition on `column` of the fallback table, where dbsync wrote integers
+/// as integers (above 2^63 as their digits) and dates as MySQL's text.
+pub fn condition(f: &Filter) -> String {
+    let col = quote_sqlite(&f.column);
+    let op = f.op();
+    match f.bound {
+        Bound::Int(n) if i64::try_from(n).is_ok() => format!("{col} {op} {n}"),
+        // Only BIGINT UNSIGNED goes beyond: held as text, which SQLite orders after
+        // every integer, so compare its digits by length first.
+        Bound::Int(n) => {
+            let d = n.to_string();
+            format!(
+                "(typeof({col}) = 'text' AND (length({col}) > {l} OR (length({col}) = {l} AND {col} {op} '{d}')))",
+                l = d.len()
+            )
+        }
+        // Padded to 26 characters, so '2024-01-01' and '... 00:00:00.000000' compare
+        // as the same instant.
+        Bound::Instant(t) => format!(
+            "substr({col} || substr(' 00:00:00.000000', length({col}) - 9), 1, 26) {op} '{}'",
+            Bound::Instant(t).text()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::incremental::{Bound, KeyKind, TargetMax};
+
+    #[test]
+    fn the_sqlite_padding_orders_dates_and_datetimes_alike() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let f = Filter {
+            column: "k".into(),
+            kind: KeyKind::DateTime,
+            bound: Bound::from_target(
+                &TargetMax::Text("2024-03-01 00:00:00".into()),
+                KeyKind::DateTime,
+            )
+            .unwrap(),
+            inclusive: false,
+        };
+        conn.execute_batch(
+            "CREATE TABLE t (k TEXT); INSERT INTO t VALUES ('2024-03-01'), ('2024-03-01 00:00:00'), \
+             ('2024-03-01 00:00:00.000001'), ('2024-03-01 00:00:01'), ('2024-02-29 23:59:59.999999'), ('2024-03-02');",
+        )
+        .unwrap();
+        let sql = format!("SELECT k FROM t WHERE {} ORDER BY k", condition(&f));
+        let mut stmt = conn.prepare(&sql).unwrap();
+        let got: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "2024-03-01 00:00:00.000001",
+                "2024-03-01 00:00:01",
+                "2024-03-02"
+            ]
+        );
     }
 }

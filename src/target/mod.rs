@@ -10,7 +10,7 @@ pub mod sqlite;
 
 pub use lock::{LockError, TargetLock};
 pub use mysql::{LoadMethod, MySqlTarget};
-pub use sink::{Sink, SinkError};
+pub use sink::{Load, Sink, SinkError};
 pub use sqlite::SqliteTable;
 
 use crate::config::{ConfigError, RawConfig, GENERAL};

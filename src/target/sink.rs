@@ -52,8 +52,23 @@ pub enum SinkError {
     Count { staged: u64, read: u64 },
 }
 
+/// What one load puts into the target, told to the sink at `begin`.
+#[derive(Debug, Clone, Default)]
+pub struct Load {
+    /// The new table's keys.
+    pub keys: Keys,
+    /// How `commit` puts the rows in.
+    pub apply: Apply,
+    /// The rows come from the fallback table: keep the target's column definitions where
+    /// they fit (SQLite knows only integers, reals, text and blobs).
+    pub from_fallback: bool,
+    /// Where the rows came from and when they were read, for a target that records it
+    /// (`freshness`).
+    pub origin: Option<(String, std::time::SystemTime)>,
+}
+
 /// A target table being replaced: `begin` prepares a new table nobody sees yet, `write`
-/// fills it, `commit` swaps it in whole (or applies it to the table, see `set_apply`);
+/// fills it, `commit` swaps it in whole (or applies it to the table, see `Load::apply`);
 /// `abort` (or a crash) leaves the old one.
 pub trait Sink {
     fn describe(&self) -> String;
@@ -63,16 +78,9 @@ pub trait Sink {
     /// before `begin`; changes nothing.
     fn inspect(&mut self, key: &str, read_max: bool) -> Result<Option<TargetState>, SinkError>;
     /// How `commit` puts the new rows in (default: `Apply::Replace`).
-    fn set_apply(&mut self, apply: Apply);
-    /// The rows come from the fallback table: keep the target's column definitions where
-    /// they fit (SQLite knows only integers, reals, text and blobs).
-    fn rows_from_fallback(&mut self) {}
-    /// Records where the rows came from and when they were read, if the target keeps such
-    /// a record (`freshness`).
-    fn record_origin(&mut self, _source: String, _read_at: std::time::SystemTime) {}
-    /// Prepares the new table with these columns and keys (the primary key at once,
+    /// Prepares the new table with these columns, for `load` (the primary key at once,
     /// secondary indexes built before `commit` swaps it in).
-    fn begin(&mut self, columns: &[SourceColumn], keys: &Keys) -> Result<(), SinkError>;
+    fn begin(&mut self, columns: &[SourceColumn], load: &Load) -> Result<(), SinkError>;
     fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError>;
     /// Rows the target table holds now (`None` when it does not exist yet), for the
     /// empty and shrink guards; called after `begin`, before `commit`.

@@ -105,7 +105,7 @@ impl MySqlSink {
                     return log::warn!(
                         "could not drop the staging table `{}` (the next run will): {}",
                         self.staging,
-                        crate::report::redact(&e.to_string(), &self.target.endpoint)
+                        crate::connect::redact(&e.to_string(), &self.target.endpoint)
                     );
                 }
                 Err(_) => {}

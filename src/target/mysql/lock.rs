@@ -92,7 +92,7 @@ struct Wait<'a> {
 /// A lock connection's failure in words; a broken connection is given up first.
 fn words(conn: &mut Session, ep: &Endpoint, wait: &Wait, e: mysql::Error) -> String {
     let Some(how) = broken(&e) else {
-        return crate::report::redact(&e.to_string(), ep);
+        return crate::connect::redact(&e.to_string(), ep);
     };
     conn.give_up();
     Waiting {
@@ -122,7 +122,7 @@ pub fn lock(ep: &Endpoint, table: &str, wait: Duration) -> Result<TargetLock, Lo
     let target = format!("MySQL {} table {table}", ep.describe());
     let failed = |message: String| LockError::Failed {
         target: target.clone(),
-        message: crate::report::redact(&message, ep),
+        message: crate::connect::redact(&message, ep),
     };
     let (mut conn, _) = ep
         .connect_with(false, None, &Setup::staying_open())

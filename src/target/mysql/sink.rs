@@ -10,8 +10,8 @@ use super::MySqlTarget;
 use super::{ddl, encode, failure, load, obstacles, swap, writers};
 use crate::connect::{self, Endpoint, Session, Setup, TlsMode};
 use crate::incremental::{Applied, Apply, TargetMax, TargetState};
-use crate::target::{Sink, SinkError};
-use crate::transform::keys::{Index, Keys};
+use crate::target::{Load, Sink, SinkError};
+use crate::transform::keys::Index;
 use crate::transform::{self, derived_name, mysql_literal, quote_mysql, ColumnView, SourceColumn};
 use arrow::record_batch::RecordBatch;
 use encode::Encoding;
@@ -291,7 +291,7 @@ impl MySqlSink {
              (or add it yourself: ALTER TABLE {} ADD INDEX ({})): {}",
             quote_mysql(&self.target.table),
             quote_mysql(key),
-            crate::report::redact(&why, self.ep())
+            crate::connect::redact(&why, self.ep())
         );
     }
 
@@ -370,7 +370,7 @@ impl MySqlSink {
                 log::warn!(
                     "the rows were applied, but the staging table `{}` could not be dropped; the next run drops it: {}",
                     self.staging,
-                    crate::report::redact(&why, self.ep())
+                    crate::connect::redact(&why, self.ep())
                 );
                 in_step
             }
@@ -386,7 +386,7 @@ impl MySqlSink {
                     .unwrap_or_else(|e| e.to_string());
                 return Err(SinkError::Unknown {
                     target: self.describe(),
-                    message: crate::report::redact(&why, self.ep()),
+                    message: crate::connect::redact(&why, self.ep()),
                 });
             }
         };
@@ -452,7 +452,7 @@ impl MySqlSink {
         match (first_code(&e), &self.primary) {
             (Some(1062), Some(key)) => SinkError::DuplicateKey {
                 key: key.join(", "),
-                detail: crate::report::redact(&e, self.ep()),
+                detail: crate::connect::redact(&e, self.ep()),
             },
             _ => self.err("inserting rows", e),
         }
@@ -463,7 +463,7 @@ impl MySqlSink {
     }
 
     pub(super) fn err(&self, action: &str, e: impl std::fmt::Display) -> SinkError {
-        let mut message = crate::report::redact(&e.to_string(), self.ep());
+        let mut message = crate::connect::redact(&e.to_string(), self.ep());
         if message.contains("IoError") {
             message = format!("the connection to the server was lost ({message})");
         }
@@ -636,15 +636,10 @@ impl Sink for MySqlSink {
         }))
     }
 
-    fn set_apply(&mut self, apply: Apply) {
-        self.apply = apply;
-    }
-
-    fn rows_from_fallback(&mut self) {
-        self.keep_definitions = true;
-    }
-
-    fn begin(&mut self, columns: &[SourceColumn], keys: &Keys) -> Result<(), SinkError> {
+    fn begin(&mut self, columns: &[SourceColumn], load: &Load) -> Result<(), SinkError> {
+        self.apply = load.apply.clone();
+        self.keep_definitions = load.from_fallback;
+        let keys = &load.keys;
         self.connect()?;
         let (db_name, table) = (self.ep().database.clone(), self.target.table.clone());
         // Every lookup in one round trip (a remote link makes each felt); the request for
@@ -960,7 +955,7 @@ impl Sink for MySqlSink {
                          its DROP did not answer in time, and may be left behind; the next run \
                          drops it (or drop it by hand): {}",
                         self.old,
-                        crate::report::redact(&why, self.ep())
+                        crate::connect::redact(&why, self.ep())
                     )
                 }
                 Err(swap::Failed::Refused(e)) => {

@@ -98,7 +98,7 @@ impl Writers {
                             }
                         };
                         if let Err(e) = r {
-                            let message = crate::report::redact(&e, &ep);
+                            let message = crate::connect::redact(&e, &ep);
                             failure
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())

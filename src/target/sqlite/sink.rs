@@ -7,8 +7,8 @@
 
 use crate::freshness;
 use crate::incremental::{Applied, Apply, TargetMax, TargetState};
-use crate::target::{Sink, SinkError};
-use crate::transform::keys::{self, Index, Keys};
+use crate::target::{Load, Sink, SinkError};
+use crate::transform::keys::{self, Index};
 use crate::transform::{self, quote_sqlite, ColumnView, DecimalMode, SourceColumn, SqlType};
 use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
@@ -629,15 +629,10 @@ impl Sink for SqliteSink {
         }))
     }
 
-    fn set_apply(&mut self, apply: Apply) {
-        self.apply = apply;
-    }
-
-    fn record_origin(&mut self, source: String, read_at: SystemTime) {
-        self.origin = Some((source, read_at));
-    }
-
-    fn begin(&mut self, columns: &[SourceColumn], keys: &Keys) -> Result<(), SinkError> {
+    fn begin(&mut self, columns: &[SourceColumn], load: &Load) -> Result<(), SinkError> {
+        self.apply = load.apply.clone();
+        self.origin = load.origin.clone();
+        let keys = &load.keys;
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| SinkError::Dir {
                 path: self.path.display().to_string(),
