@@ -7,6 +7,7 @@ pub mod lock;
 pub mod mysql;
 pub mod sink;
 pub mod sqlite;
+pub mod staging;
 
 pub use lock::{LockError, TargetLock};
 pub use mysql::{LoadMethod, MySqlTarget};
