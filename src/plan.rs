@@ -114,19 +114,7 @@ impl Plan {
         parsed_log_level(raw)?;
         let kind = target::kind(raw, cli_target)?;
         let incremental = incremental(raw)?;
-        let query = raw.require(EXTERNAL_DB, "query")?;
-        if incremental.is_none() && query.contains(crate::incremental::PLACEHOLDER) {
-            return Err(ConfigError::Invalid {
-                section: GENERAL.into(),
-                key: "strategy".into(),
-                value: raw.get(GENERAL, "strategy").unwrap_or_default(),
-                expected: format!(
-                    "append or merge: the query holds {}, which only they fill in (with the \
-                     target's largest incremental_key)",
-                    crate::incremental::PLACEHOLDER
-                ),
-            });
-        }
+        let query = query(raw, incremental.as_ref())?;
         let fallback_enabled = raw.bool(GENERAL, "fallback_to_local_source_on_failure", false)?;
         let target = Target::from_config(raw, kind, statement_timeout(raw)?)?;
         Ok(Plan {
@@ -152,21 +140,7 @@ impl Plan {
                 "an age with a unit, e.g. 36h, 2d, 90m or 1d12h",
                 parse_age,
             )?,
-            guards: Guards {
-                allow_empty: raw.bool(GENERAL, "allow_empty", false)?,
-                max_shrink_percent: raw.parsed(
-                    GENERAL,
-                    "max_shrink_percent",
-                    "a percentage from 0 to 100, e.g. 20",
-                    |s| {
-                        s.trim_end_matches('%')
-                            .trim()
-                            .parse::<f64>()
-                            .ok()
-                            .filter(|p| (0.0..=100.0).contains(p))
-                    },
-                )?,
-            },
+            guards: guards(raw)?,
             statement_timeout: statement_timeout(raw)?,
             primary_key: raw
                 .parsed(
@@ -189,15 +163,7 @@ impl Plan {
                     s.parse::<u32>().ok().filter(|n| *n <= 10)
                 })?
                 .unwrap_or(2),
-            lock_wait: Duration::from_secs(
-                raw.parsed(
-                    GENERAL,
-                    "lock_wait",
-                    "a whole number of seconds (0 or more)",
-                    |s| s.parse::<u64>().ok(),
-                )?
-                .unwrap_or(0),
-            ),
+            lock_wait: lock_wait(raw)?,
             run_timeout: raw.parsed(
                 GENERAL,
                 "run_timeout",
@@ -208,6 +174,52 @@ impl Plan {
             target,
         })
     }
+}
+
+/// `[external_db] query`; one holding `{incremental_value}` needs an incremental strategy.
+fn query(raw: &RawConfig, incremental: Option<&Incremental>) -> Result<String, ConfigError> {
+    let query = raw.require(EXTERNAL_DB, "query")?;
+    if incremental.is_none() && query.contains(crate::incremental::PLACEHOLDER) {
+        return Err(ConfigError::Invalid {
+            section: GENERAL.into(),
+            key: "strategy".into(),
+            value: raw.get(GENERAL, "strategy").unwrap_or_default(),
+            expected: format!(
+                "append or merge: the query holds {}, which only they fill in (with the \
+                 target's largest incremental_key)",
+                crate::incremental::PLACEHOLDER
+            ),
+        });
+    }
+    Ok(query)
+}
+
+fn guards(raw: &RawConfig) -> Result<Guards, ConfigError> {
+    Ok(Guards {
+        allow_empty: raw.bool(GENERAL, "allow_empty", false)?,
+        max_shrink_percent: raw.parsed(
+            GENERAL,
+            "max_shrink_percent",
+            "a percentage from 0 to 100, e.g. 20",
+            |s| {
+                s.trim_end_matches('%')
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|p| (0.0..=100.0).contains(p))
+            },
+        )?,
+    })
+}
+
+fn lock_wait(raw: &RawConfig) -> Result<Duration, ConfigError> {
+    let secs = raw.parsed(
+        GENERAL,
+        "lock_wait",
+        "a whole number of seconds (0 or more)",
+        |s| s.parse::<u64>().ok(),
+    )?;
+    Ok(Duration::from_secs(secs.unwrap_or(0)))
 }
 
 fn incremental(raw: &RawConfig) -> Result<Option<Incremental>, ConfigError> {

@@ -7,6 +7,7 @@
 //! bash scripts/test.sh --test dead_link_goals -- --ignored --nocapture
 //! (DL_RUNS=n runs each night n times, default 3.) Each line gives the seconds from the
 //! moment the link died to the run's end, and the run's whole length.
+#![allow(clippy::too_many_lines)] // a measurement script, read top to bottom
 
 mod common;
 #[path = "common/links.rs"]

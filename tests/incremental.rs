@@ -376,6 +376,7 @@ fn timestamps_compare_as_instants_whatever_the_zones() {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // a table of refusals, one after another
 fn refusals_name_the_setting_or_full_refresh() {
     let db = "inc_refusals";
     fresh_db(

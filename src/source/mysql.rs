@@ -2,11 +2,14 @@
 //! then read with connectorx's MySQL parser into Arrow batches (see `batch`).
 
 mod batch;
+mod describe;
 mod exact;
 mod filter;
 mod keys;
 pub mod partition;
 pub mod query;
+
+pub use describe::sql_type;
 
 use super::{Emit, Source, SourceError};
 use crate::connect::session::set_read_timeout;
@@ -15,14 +18,11 @@ use crate::fence::guarded;
 use crate::incremental::{self, Filter};
 use crate::plan::Partitioning;
 use crate::transform::keys::Keys;
-use crate::transform::{self, quote_mysql, SourceColumn, SqlType};
+use crate::transform::{self, quote_mysql, SourceColumn};
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
 use connectorx::sources::mysql::{MySQLBinarySourceParser, MySQLTypeSystem};
-use mysql::consts::{ColumnFlags, ColumnType};
 use mysql::prelude::Queryable;
-use mysql::{Column, Conn};
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,7 +77,7 @@ impl MySqlSource {
         let query = query::clean(&query.replace(incremental::PLACEHOLDER, "NULL"), dialect);
         // Describing may run the query (`LIMIT 0`) and read information_schema: statements.
         let (columns, lost, keys) = conn.with_timeout(statement_timeout, |c| {
-            describe(c, &query, dialect, ep.section)
+            describe::describe(c, &query, dialect, ep.section)
         })?;
         // A full read: the placeholder stands below every key.
         let query = if has_placeholder {
@@ -153,166 +153,6 @@ fn read_query(
         })
         .collect();
     query::wrap(query, dialect, &list.join(", "), "dbsync_src", &tail)
-}
-
-fn describe(
-    conn: &mut Conn,
-    query: &str,
-    dialect: query::Dialect,
-    section: &'static str,
-) -> Result<(Vec<SourceColumn>, Vec<String>, Keys), SourceError> {
-    let query_err = |e: mysql::Error| SourceError::Query {
-        section,
-        message: e.to_string(),
-    };
-    let meta: Vec<Column> = match conn.prep(query) {
-        Ok(stmt) => {
-            let cols = stmt.columns().to_vec();
-            let _ = conn.close(stmt);
-            cols
-        }
-        // 1295: this statement cannot be prepared; an empty run tells the columns instead.
-        Err(mysql::Error::MySqlError(e)) if e.code == 1295 => {
-            let probe = query::wrap(query, dialect, "*", "dbsync_probe", " LIMIT 0");
-            let result = conn.query_iter(probe).map_err(query_err)?;
-            result.columns().as_ref().to_vec()
-        }
-        Err(e) => return Err(query_err(e)),
-    };
-    if meta.is_empty() {
-        return Err(SourceError::Query {
-            section,
-            message: "the statement returns no result set (it must be a SELECT)".into(),
-        });
-    }
-    let exact = exact::exact_types(conn, &meta);
-    let local = query::local_names(query, dialect);
-    let mut seen = HashSet::new();
-    let mut out = Vec::with_capacity(meta.len());
-    for (i, col) in meta.iter().enumerate() {
-        let name = col.name_str().to_string();
-        if name.is_empty() {
-            return Err(SourceError::UnnamedColumn { index: i + 1 });
-        }
-        if !seen.insert(name.to_lowercase()) {
-            return Err(SourceError::DuplicateColumn(name));
-        }
-        let ty = sql_type(col).map_err(|ty| SourceError::Unsupported {
-            column: name.clone(),
-            ty,
-            fix: format!(
-                "select it as text instead, e.g. CAST({} AS CHAR) AS {}",
-                quote_mysql(&name),
-                quote_mysql(&name)
-            ),
-        })?;
-        // A derived table or CTE named like a real table would find that table's columns:
-        // only a definition that agrees with the result's own type is the column's.
-        let known = exact::origin(col)
-            .filter(|(_, table, _)| !local.contains(&table.to_lowercase()))
-            .and_then(|k| exact.get(&k).cloned())
-            .filter(|e| exact::agrees(&e.column_type, &ty));
-        let (exact_type, collation) = match known {
-            Some(e) => (Some(e.column_type), e.collation),
-            None => (None, None),
-        };
-        // Some servers describe spatial columns as plain BLOBs; their own type says better.
-        let ty = match &exact_type {
-            Some(t) if exact::is_spatial(t) => SqlType::Geometry,
-            _ => ty,
-        };
-        out.push(SourceColumn {
-            name,
-            ty,
-            nullable: !col.flags().contains(ColumnFlags::NOT_NULL_FLAG),
-            exact_mysql_type: exact_type,
-            collation,
-        });
-    }
-    let lost = exact::lost(&meta, &out);
-    let origins: Vec<_> = meta.iter().map(exact::origin).collect();
-    let keys = keys::discover(conn, query, &origins, &out, &local);
-    Ok((out, lost, keys))
-}
-
-/// Characters per byte of a result column's character set, to turn a byte length into the
-/// declared length. Unknown sets count as 1, which can only make a VARCHAR longer.
-fn mbmaxlen(charset: u16) -> u32 {
-    match charset {
-        45 | 46 | 224..=247 | 255..=323 => 4,
-        33 | 83 | 192..=215 | 223 => 3,
-        _ => 1,
-    }
-}
-
-/// MySQL result metadata to [`SqlType`]; `Err` carries the type's name when unsupported.
-pub fn sql_type(col: &Column) -> Result<SqlType, String> {
-    use ColumnType::*;
-    let flags = col.flags();
-    let unsigned = flags.contains(ColumnFlags::UNSIGNED_FLAG);
-    let len = col.column_length();
-    let decimals = col.decimals();
-    let fsp = if decimals > 6 { 6 } else { decimals };
-    let binary = col.character_set() == 63;
-    let int = |bytes| SqlType::Int { bytes, unsigned };
-    Ok(match col.column_type() {
-        MYSQL_TYPE_TINY if len == 1 && !unsigned => SqlType::Bool,
-        MYSQL_TYPE_TINY => int(1),
-        MYSQL_TYPE_SHORT => int(2),
-        MYSQL_TYPE_INT24 => int(3),
-        MYSQL_TYPE_LONG => int(4),
-        MYSQL_TYPE_LONGLONG => int(8),
-        MYSQL_TYPE_FLOAT => SqlType::Float,
-        MYSQL_TYPE_DOUBLE => SqlType::Double,
-        MYSQL_TYPE_DECIMAL | MYSQL_TYPE_NEWDECIMAL => {
-            let scale = decimals.min(30);
-            let overhead = u32::from(scale > 0) + u32::from(!unsigned);
-            let precision = len.saturating_sub(overhead).clamp(1, 65) as u8;
-            SqlType::Decimal {
-                precision,
-                scale,
-                unsigned,
-            }
-        }
-        MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE => SqlType::Date,
-        MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2 => SqlType::DateTime { fsp },
-        MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2 => SqlType::Timestamp { fsp },
-        MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => SqlType::Time { fsp },
-        MYSQL_TYPE_YEAR => SqlType::Year,
-        MYSQL_TYPE_ENUM => SqlType::Enum,
-        MYSQL_TYPE_SET => SqlType::Set,
-        MYSQL_TYPE_JSON => SqlType::Json,
-        MYSQL_TYPE_BIT => SqlType::Bit {
-            bits: len.clamp(1, 64) as u8,
-        },
-        MYSQL_TYPE_GEOMETRY => SqlType::Geometry,
-        MYSQL_TYPE_NULL => SqlType::Null,
-        t @ (MYSQL_TYPE_STRING
-        | MYSQL_TYPE_VAR_STRING
-        | MYSQL_TYPE_VARCHAR
-        | MYSQL_TYPE_TINY_BLOB
-        | MYSQL_TYPE_BLOB
-        | MYSQL_TYPE_MEDIUM_BLOB
-        | MYSQL_TYPE_LONG_BLOB) => {
-            let fixed = t == MYSQL_TYPE_STRING;
-            if flags.contains(ColumnFlags::ENUM_FLAG) {
-                SqlType::Enum
-            } else if flags.contains(ColumnFlags::SET_FLAG) {
-                SqlType::Set
-            } else if binary {
-                SqlType::Binary {
-                    max_bytes: u64::from(len),
-                    fixed,
-                }
-            } else {
-                SqlType::Text {
-                    max_chars: u64::from(len / mbmaxlen(col.character_set())),
-                    fixed,
-                }
-            }
-        }
-        other => return Err(format!("{other:?}")),
-    })
 }
 
 impl Source for MySqlSource {
@@ -564,6 +404,54 @@ impl MySqlSource {
         result.map(|(rows, _)| rows)
     }
 
+    /// A batch that could not be filled, in words: a connection that broke (what waited,
+    /// how long, which setting), or a value that could not be read (its column and row).
+    fn fill_failure(
+        &self,
+        f: &batch::ReadFailure,
+        rows: u64,
+        batches: u64,
+        row: usize,
+        col: usize,
+    ) -> SourceError {
+        let ep = &self.endpoint;
+        let text = crate::connect::redact(&f.to_string(), ep);
+        if let Some(how) = f.broken() {
+            // Before the first rows the server may compute for long (a sort).
+            let (bound, setting) = match rows == 0 && row == 0 {
+                true => (
+                    self.statement_timeout,
+                    "[general] statement_timeout".to_string(),
+                ),
+                false => (ep.read_timeout, format!("[{}] read_timeout", ep.section)),
+            };
+            let waiting = crate::connect::wait::Waiting {
+                who: "the source's reading connection",
+                what: "reading the query's rows",
+                bound,
+                setting: &format!("{setting} = {}", crate::connect::wait::secs(bound)),
+            };
+            let message = format!("after {rows} rows, {}", waiting.failed(how));
+            return read_error(rows, batches + 1, message);
+        }
+        if f.is_connection() {
+            let message = format!(
+                "the connection failed after {rows} rows: {text} (silence longer than [{}] \
+                 read_timeout = {} s counts as a failure)",
+                ep.section,
+                ep.read_timeout.as_secs()
+            );
+            return read_error(rows, batches + 1, message);
+        }
+        let column = self.column_name(col);
+        let message = format!(
+            "column `{column}`, row {}: {text}; if the value cannot be read as its type, select \
+             the column as text (CAST(`{column}` AS CHAR))",
+            rows + row as u64 + 1,
+        );
+        read_error(rows, batches + 1, message)
+    }
+
     /// Moves rows from the parser into batches and through `emit`; the rows read, and
     /// whether the result was read to its end.
     fn pump<'a>(
@@ -574,7 +462,6 @@ impl MySqlSource {
         emit: &mut Emit<'_>,
     ) -> Result<(u64, bool), SourceError> {
         let ep = &self.endpoint;
-        let redact = |m: &str| crate::connect::redact(m, ep);
         let temporal: Vec<_> = self
             .columns
             .iter()
@@ -601,41 +488,7 @@ impl MySqlSource {
                 Ok(done) => done,
                 Err(f) => {
                     let (row, col) = reader.position();
-                    let text = redact(&f.to_string());
-                    if let Some(how) = f.broken() {
-                        // Before the first rows the server may compute for long (a sort).
-                        let (bound, setting) = match rows == 0 && row == 0 {
-                            true => (self.statement_timeout, "[general] statement_timeout"),
-                            false => (ep.read_timeout, "read_timeout"),
-                        };
-                        let setting = match setting {
-                            "read_timeout" => format!("[{}] read_timeout", ep.section),
-                            s => s.to_string(),
-                        };
-                        let waiting = crate::connect::wait::Waiting {
-                            who: "the source's reading connection",
-                            what: "reading the query's rows",
-                            bound,
-                            setting: &format!("{setting} = {}", crate::connect::wait::secs(bound)),
-                        };
-                        let message = format!("after {rows} rows, {}", waiting.failed(how));
-                        return Err(read_error(rows, batches + 1, message));
-                    }
-                    if f.is_connection() {
-                        let message = format!(
-                            "the connection failed after {rows} rows: {text} (silence longer \
-                             than [{}] read_timeout = {} s counts as a failure)",
-                            ep.section,
-                            ep.read_timeout.as_secs()
-                        );
-                        return Err(read_error(rows, batches + 1, message));
-                    }
-                    let column = self.column_name(col);
-                    let message = format!(
-                        "column `{column}`, row {}: {text}; if the value cannot be read as its type, select the column as text (CAST(`{column}` AS CHAR))",
-                        rows + row as u64 + 1,
-                    );
-                    return Err(read_error(rows, batches + 1, message));
+                    return Err(self.fill_failure(&f, rows, batches, row, col));
                 }
             };
             let n = reader.len();
@@ -673,6 +526,7 @@ fn read_error(rows: u64, batch: u64, message: String) -> SourceError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transform::SqlType;
 
     #[test]
     fn wraps_only_when_a_column_needs_a_cast() {

@@ -89,42 +89,9 @@ pub fn exact_types(conn: &mut Conn, meta: &[Column]) -> HashMap<Origin, Exact> {
 pub fn agrees(column_type: &str, ty: &SqlType) -> bool {
     let t = column_type.to_ascii_lowercase();
     let base = t.split(['(', ' ']).next().unwrap_or("");
-    let int_bytes = |b: u8| match base {
-        "tinyint" => b == 1,
-        "smallint" => b == 2,
-        "mediumint" => b == 3,
-        "int" | "integer" => b == 4,
-        "bigint" => b == 8,
-        _ => false,
-    };
     let unsigned = t.contains("unsigned");
-    // The fraction digits of a temporal type: `datetime(6)` → 6, `datetime` → 0.
-    let fsp = |f: u8| {
-        let digits = t
-            .split_once('(')
-            .and_then(|(_, r)| r.trim_end_matches(')').parse::<u8>().ok())
-            .unwrap_or(0);
-        digits == f
-    };
-    // The first number in parentheses: VARCHAR(n), CHAR(n), DECIMAL(p,s).
-    let first = || {
-        t.split_once('(').and_then(|(_, r)| {
-            r.split(|c: char| !c.is_ascii_digit())
-                .next()
-                .and_then(|n| n.parse::<u64>().ok())
-        })
-    };
-    let scale = || {
-        t.split_once(',')
-            .and_then(|(_, s)| {
-                s.trim_end_matches(|c: char| !c.is_ascii_digit())
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0u8)
-    };
     match *ty {
-        SqlType::Int { bytes, unsigned: u } => int_bytes(bytes) && u == unsigned,
+        SqlType::Int { bytes, unsigned: u } => int_bytes(base) == Some(bytes) && u == unsigned,
         SqlType::Bool => base == "tinyint" || base == "bool" || base == "boolean",
         SqlType::Float => base == "float",
         SqlType::Double => base == "double" || base == "real",
@@ -134,18 +101,18 @@ pub fn agrees(column_type: &str, ty: &SqlType) -> bool {
             unsigned: u,
         } => {
             (base == "decimal" || base == "numeric")
-                && scale() == s
-                && first() == Some(u64::from(p))
+                && scale(&t) == s
+                && first_number(&t) == Some(u64::from(p))
                 && u == unsigned
         }
         SqlType::Date => base == "date",
-        SqlType::DateTime { fsp: f } => base == "datetime" && fsp(f),
-        SqlType::Timestamp { fsp: f } => base == "timestamp" && fsp(f),
-        SqlType::Time { fsp: f } => base == "time" && fsp(f),
+        SqlType::DateTime { fsp: f } => base == "datetime" && fsp(&t) == f,
+        SqlType::Timestamp { fsp: f } => base == "timestamp" && fsp(&t) == f,
+        SqlType::Time { fsp: f } => base == "time" && fsp(&t) == f,
         SqlType::Year => base == "year",
         // A CHAR or VARCHAR of another length is another column.
         SqlType::Text { max_chars, .. } if base == "char" || base == "varchar" => {
-            first() == Some(max_chars)
+            first_number(&t) == Some(max_chars)
         }
         SqlType::Text { .. } => [
             "tinytext",
@@ -177,6 +144,45 @@ pub fn agrees(column_type: &str, ty: &SqlType) -> bool {
         SqlType::Geometry => is_spatial(base),
         SqlType::Null => false,
     }
+}
+
+/// The storage size of an integer type's name.
+fn int_bytes(base: &str) -> Option<u8> {
+    match base {
+        "tinyint" => Some(1),
+        "smallint" => Some(2),
+        "mediumint" => Some(3),
+        "int" | "integer" => Some(4),
+        "bigint" => Some(8),
+        _ => None,
+    }
+}
+
+/// The fraction digits of a temporal type: `datetime(6)` → 6, `datetime` → 0.
+fn fsp(t: &str) -> u8 {
+    t.split_once('(')
+        .and_then(|(_, r)| r.trim_end_matches(')').parse::<u8>().ok())
+        .unwrap_or(0)
+}
+
+/// The first number in parentheses: VARCHAR(n), CHAR(n), DECIMAL(p,s).
+fn first_number(t: &str) -> Option<u64> {
+    t.split_once('(').and_then(|(_, r)| {
+        r.split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+    })
+}
+
+/// The scale of DECIMAL(p,s).
+fn scale(t: &str) -> u8 {
+    t.split_once(',')
+        .and_then(|(_, s)| {
+            s.trim_end_matches(|c: char| !c.is_ascii_digit())
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
 }
 
 /// Table columns whose definitions could not be read and whose meaning a MySQL target

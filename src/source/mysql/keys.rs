@@ -18,28 +18,9 @@ pub fn discover(
     columns: &[SourceColumn],
     local: &HashSet<String>,
 ) -> Keys {
-    let Some((schema, table)) = one_table(origins) else {
-        log::debug!("keys: the result's columns do not all come from one table");
+    let Some((schema, table)) = the_table(conn, query, origins, local) else {
         return Keys::default();
     };
-    if local.contains(&table.to_lowercase()) {
-        return Keys::default();
-    }
-    match single_step(conn, query) {
-        Ok(true) => {}
-        Ok(false) => {
-            log::info!(
-                "the query reads more than `{table}`, so the target gets none of its keys \
-                 ([general] primary_key can name one)"
-            );
-            return Keys::default();
-        }
-        Err(e) => {
-            log::debug!("keys: EXPLAIN failed: {e}");
-            return Keys::default();
-        }
-    }
-    type Stat = (String, i64, String, Option<u64>, String);
     let stats: Vec<Stat> = match conn.exec(
         "SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART, INDEX_TYPE \
          FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
@@ -52,6 +33,52 @@ pub fn discover(
             return Keys::default();
         }
     };
+    let mut keys = keys_of(&table, &stats, origins, columns);
+    promote_unique(&mut keys, columns);
+    keys
+}
+
+/// One row of information_schema.STATISTICS: index, non-unique, column, prefix, type.
+type Stat = (String, i64, String, Option<u64>, String);
+
+/// The (schema, table) whose keys the result may take: every result column comes from it,
+/// it is not a name the query defines itself, and the server's plan reads it once.
+fn the_table(
+    conn: &mut Conn,
+    query: &str,
+    origins: &[Option<Origin>],
+    local: &HashSet<String>,
+) -> Option<(String, String)> {
+    let Some((schema, table)) = one_table(origins) else {
+        log::debug!("keys: the result's columns do not all come from one table");
+        return None;
+    };
+    if local.contains(&table.to_lowercase()) {
+        return None;
+    }
+    match single_step(conn, query) {
+        Ok(true) => Some((schema, table)),
+        Ok(false) => {
+            log::info!(
+                "the query reads more than `{table}`, so the target gets none of its keys \
+                 ([general] primary_key can name one)"
+            );
+            None
+        }
+        Err(e) => {
+            log::debug!("keys: EXPLAIN failed: {e}");
+            None
+        }
+    }
+}
+
+/// The table's B-tree indexes whose every column is in the result, by result names.
+fn keys_of(
+    table: &str,
+    stats: &[Stat],
+    origins: &[Option<Origin>],
+    columns: &[SourceColumn],
+) -> Keys {
     // Result name of each source column of the table.
     let result_name = |source_col: &str| {
         origins
@@ -66,7 +93,7 @@ pub fn discover(
     // Index name → (unique, its columns in the result if present, index type).
     type Found<'c> = (bool, Vec<Option<(&'c SourceColumn, Option<u64>)>>, String);
     let mut by_index: BTreeMap<String, Found> = BTreeMap::new();
-    for (name, non_unique, col, sub_part, kind) in &stats {
+    for (name, non_unique, col, sub_part, kind) in stats {
         let entry =
             by_index
                 .entry(name.clone())
@@ -75,15 +102,15 @@ pub fn discover(
     }
     let mut keys = Keys::default();
     for (name, (unique, cols, kind)) in by_index {
-        // Every column of the index must be in the result; FULLTEXT and SPATIAL indexes
-        // do not fit the target's column types.
+        // Every column of the index must be in the result.
         let Some(cols) = cols.into_iter().collect::<Option<Vec<_>>>() else {
             continue;
         };
         if kind != "BTREE" && kind != "HASH" {
             log::info!(
-                "the source's {kind} index `{name}` on `{table}` is not copied: the target \
-                 holds its columns as other types (GEOMETRY as WKB bytes) or has no such index"
+                "the source's {kind} index `{name}` on `{table}` is not copied: dbsync copies \
+                 B-tree indexes only (SQLite has no {kind} index, and spatial columns travel \
+                 as WKB bytes)"
             );
             continue;
         }
@@ -97,21 +124,25 @@ pub fn discover(
             columns: cols.iter().map(|(c, p)| (c.name.clone(), *p)).collect(),
         });
     }
-    if keys.primary.is_none() {
-        // A UNIQUE key over NOT NULL whole columns identifies rows as a primary key would;
-        // one over a nullable column never does.
-        let pos = keys.indexes.iter().position(|i| {
-            i.unique
-                && i.columns.iter().all(|(n, p)| {
-                    p.is_none() && columns.iter().any(|c| &c.name == n && !c.nullable)
-                })
-        });
-        if let Some(pos) = pos {
-            let promoted = keys.indexes.remove(pos);
-            keys.primary = Some(promoted.columns.into_iter().map(|(n, _)| n).collect());
-        }
-    }
     keys
+}
+
+/// Without a primary key, a UNIQUE key over NOT NULL whole columns identifies rows as one
+/// would; one over a nullable column never does.
+fn promote_unique(keys: &mut Keys, columns: &[SourceColumn]) {
+    if keys.primary.is_some() {
+        return;
+    }
+    let pos = keys.indexes.iter().position(|i| {
+        i.unique
+            && i.columns
+                .iter()
+                .all(|(n, p)| p.is_none() && columns.iter().any(|c| &c.name == n && !c.nullable))
+    });
+    if let Some(pos) = pos {
+        let promoted = keys.indexes.remove(pos);
+        keys.primary = Some(promoted.columns.into_iter().map(|(n, _)| n).collect());
+    }
 }
 
 /// (schema, table) when every result column comes from the same table.

@@ -17,7 +17,7 @@ use bind::{RawInsert, MAX_PARAMS, MAX_ROWS_PER_INSERT};
 use crate::freshness;
 use crate::incremental::{Applied, Apply, TargetState};
 use crate::target::{Load, Sink, SinkError};
-use crate::transform::keys::{self, Index};
+use crate::transform::keys::{self, Index, Keys};
 use crate::transform::{quote_sqlite, ColumnView, DecimalMode, SourceColumn};
 use arrow::record_batch::RecordBatch;
 use rusqlite::{Connection, OpenFlags};
@@ -118,19 +118,10 @@ impl SqliteSink {
     }
 }
 
-impl Sink for SqliteSink {
-    fn inspect(&mut self, key: &str, read_max: bool) -> Result<Option<TargetState>, SinkError> {
-        self.inspect_table(key, read_max)
-    }
-
-    fn describe(&self) -> String {
-        format!("SQLite {} table {}", self.path.display(), self.table)
-    }
-
-    fn begin(&mut self, columns: &[SourceColumn], load: &Load) -> Result<(), SinkError> {
-        self.apply = load.apply.clone();
-        self.origin = load.origin.clone();
-        let keys = &load.keys;
+impl SqliteSink {
+    /// The file opened for the load (created, with its directory, if missing), set up for
+    /// bulk writes; refuses a view under the table's name.
+    fn open(&self) -> Result<Connection, SinkError> {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| SinkError::Dir {
                 path: self.path.display().to_string(),
@@ -153,8 +144,22 @@ impl Sink for SqliteSink {
             "PRAGMA page_size = 65536; PRAGMA cache_size = -16384; PRAGMA legacy_alter_table = ON;",
         )
         .map_err(|e| self.err("setting pragmas", e))?;
-        // WAL: readers keep reading the old table during the load and its commit, and a
-        // long reader cannot make the commit fail (see README, "SQLite target").
+        self.journal_mode(&conn)?;
+        if self.has(&conn, "view")? {
+            return Err(SinkError::Refused {
+                target: self.describe(),
+                why: format!(
+                    "`{}` is a view: dbsync replaces tables (point [local_db] table_name at a table)",
+                    self.table
+                ),
+            });
+        }
+        Ok(conn)
+    }
+
+    /// WAL: readers keep reading the old table during the load and its commit, and a long
+    /// reader cannot make the commit fail (see README, "SQLite target").
+    fn journal_mode(&self, conn: &Connection) -> Result<(), SinkError> {
         let wanted = if self.wal { "wal" } else { "delete" };
         let mode: String = conn
             .query_row(&format!("PRAGMA journal_mode = {wanted}"), [], |r| r.get(0))
@@ -165,18 +170,12 @@ impl Sink for SqliteSink {
                 self.path.display()
             );
         }
-        if self.has(&conn, "view")? {
-            return Err(SinkError::Refused {
-                target: self.describe(),
-                why: format!(
-                    "`{}` is a view: dbsync replaces tables (point [local_db] table_name at a table)",
-                    self.table
-                ),
-            });
-        }
-        self.conn = Some(conn);
-        self.ncols = columns.len();
-        self.rows_per_insert = (MAX_PARAMS / self.ncols.max(1)).clamp(1, MAX_ROWS_PER_INSERT);
+        Ok(())
+    }
+
+    /// The write transaction begun, and the staging table made in it with the columns'
+    /// declared types and the primary key.
+    fn create_staging(&mut self, columns: &[SourceColumn], keys: &Keys) -> Result<(), SinkError> {
         self.primary = keys.primary.clone().unwrap_or_default();
         // A text key the source compares ignoring trailing spaces (PAD SPACE) is compared so
         // here too: else a merge would keep 'abc' and 'abc ' as two rows.
@@ -213,7 +212,26 @@ impl Sink for SqliteSink {
         );
         self.conn()
             .execute_batch(&sql)
-            .map_err(|e| self.err("creating the new table", e))?;
+            .map_err(|e| self.err("creating the new table", e))
+    }
+}
+
+impl Sink for SqliteSink {
+    fn inspect(&mut self, key: &str, read_max: bool) -> Result<Option<TargetState>, SinkError> {
+        self.inspect_table(key, read_max)
+    }
+
+    fn describe(&self) -> String {
+        format!("SQLite {} table {}", self.path.display(), self.table)
+    }
+
+    fn begin(&mut self, columns: &[SourceColumn], load: &Load) -> Result<(), SinkError> {
+        self.apply = load.apply.clone();
+        self.origin = load.origin.clone();
+        self.conn = Some(self.open()?);
+        self.ncols = columns.len();
+        self.rows_per_insert = (MAX_PARAMS / self.ncols.max(1)).clamp(1, MAX_ROWS_PER_INSERT);
+        self.create_staging(columns, &load.keys)?;
         if self.apply != Apply::Replace {
             self.check_types()?;
             if let Some(key) = self.unindexed_key.clone() {
