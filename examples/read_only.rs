@@ -12,7 +12,10 @@ fn main() {
     let path = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "config.ini".into());
-    let raw = RawConfig::load(path.as_ref()).expect("config");
+    let known = dbsync::config::known::Known {
+        targets: dbsync::target::SECTIONS,
+    };
+    let raw = RawConfig::load(path.as_ref(), known).expect("config");
     let plan = Plan::from_config(&raw, None).expect("plan");
     let t0 = Instant::now();
     let source = MySqlSource::open(

@@ -8,7 +8,7 @@
 //! hold `#` or `;` inside a string (`WHERE lot = 'lot #4'`).
 
 mod ini;
-mod known;
+pub mod known;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -19,8 +19,6 @@ use thiserror::Error;
 
 pub const GENERAL: &str = "general";
 pub const EXTERNAL_DB: &str = "external_db";
-pub const LOCAL_DB: &str = "local_db";
-pub const AZURE_DB: &str = "azure_mysql_db";
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -93,10 +91,14 @@ pub fn env_name(section: &str, key: &str) -> String {
 pub struct RawConfig {
     sections: HashMap<String, HashMap<String, String>>,
     env: HashMap<String, String>,
+    /// The sections and keys a name must be one of (none: not checked).
+    known: known::Known,
 }
 
 impl RawConfig {
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+    /// Reads the file at `path`, refusing a section, key or variable that `known` does not
+    /// have.
+    pub fn load(path: &Path, known: known::Known) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -107,7 +109,8 @@ impl RawConfig {
                 message,
             }
         })?;
-        known::check(&raw.sections, &raw.env)?;
+        known.check(&raw.sections, &raw.env)?;
+        let raw = RawConfig { known, ..raw };
         if raw.file_holds_a_password() {
             warn_if_others_can_read(path);
         }
@@ -123,7 +126,11 @@ impl RawConfig {
                 }
             }
         }
-        Ok(RawConfig { sections, env })
+        Ok(RawConfig {
+            sections,
+            env,
+            known: known::Known::default(),
+        })
     }
 
     fn file_holds_a_password(&self) -> bool {
@@ -153,8 +160,8 @@ impl RawConfig {
     /// A key's value: the environment override, else the file's, else `None`.
     pub fn get(&self, section: &str, key: &str) -> Option<String> {
         debug_assert!(
-            known::is_known(section, key),
-            "[{section}] {key} is read but not in config::known"
+            self.known.targets.is_empty() || self.known.is_known(section, key),
+            "[{section}] {key} is read but not in config::known or target::SECTIONS"
         );
         if let Some(v) = self.env.get(&env_name(section, key)) {
             return Some(v.clone());

@@ -2,11 +2,20 @@
 //! variable, is a config error naming the nearest known one, never a setting silently
 //! ignored (`pasword = ...` would otherwise log in without a password).
 
-use super::{env_name, ConfigError, AZURE_DB, EXTERNAL_DB, GENERAL, LOCAL_DB};
+use super::{env_name, ConfigError, EXTERNAL_DB, GENERAL};
 use std::collections::HashMap;
 
-/// Both MySQL endpoints' keys.
-const ENDPOINT: &[&str] = &[
+/// A section of the config and the keys dbsync reads in it.
+#[derive(Debug, Clone, Copy)]
+pub struct Section {
+    pub name: &'static str,
+    /// A MySQL server's section: it also takes `SERVER_KEYS`.
+    pub server: bool,
+    pub keys: &'static [&'static str],
+}
+
+/// A MySQL server section's keys (`Endpoint::from_config`).
+pub const SERVER_KEYS: &[&str] = &[
     "type",
     "host",
     "port",
@@ -21,12 +30,12 @@ const ENDPOINT: &[&str] = &[
     "read_timeout",
 ];
 
-/// Each section's own keys, besides `ENDPOINT`'s for the two MySQL sections.
-const SECTIONS: &[(&str, bool, &[&str])] = &[
-    (
-        GENERAL,
-        false,
-        &[
+/// The run's own sections; each target's is its own (`target::SECTIONS`).
+pub const RUN_SECTIONS: &[Section] = &[
+    Section {
+        name: GENERAL,
+        server: false,
+        keys: &[
             "default_target",
             "target_argument_enabled",
             "fallback_to_local_source_on_failure",
@@ -45,96 +54,118 @@ const SECTIONS: &[(&str, bool, &[&str])] = &[
             "lock_wait",
             "run_timeout",
         ],
-    ),
-    (
-        EXTERNAL_DB,
-        true,
-        &[
+    },
+    Section {
+        name: EXTERNAL_DB,
+        server: true,
+        keys: &[
             "query",
             "batch_rows",
             "zero_dates",
             "partitions",
             "partition_column",
         ],
-    ),
-    (
-        LOCAL_DB,
-        false,
-        &["db_path", "table_name", "journal_mode", "decimal"],
-    ),
-    (AZURE_DB, true, &["table_name", "writers", "load_method"]),
+    },
 ];
 
-/// Every known key of `section`, if it is a known section.
-fn keys_of(section: &str) -> Option<Vec<&'static str>> {
-    let (_, endpoint, own) = SECTIONS.iter().find(|(name, _, _)| *name == section)?;
-    let mut keys = own.to_vec();
-    if *endpoint {
-        keys.extend_from_slice(ENDPOINT);
-    }
-    Some(keys)
+/// The sections a config may have: the run's and the targets'.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Known {
+    pub targets: &'static [Section],
 }
 
-/// Every section's name with each of its keys.
-fn all_keys() -> impl Iterator<Item = (&'static str, &'static str)> {
-    SECTIONS.iter().flat_map(|(section, _, _)| {
-        keys_of(section)
-            .unwrap_or_default()
-            .into_iter()
-            .map(move |k| (*section, k))
-    })
-}
-
-/// Refuses an unknown section, an unknown key in a known section (a `[DEFAULT]` key must
-/// be known to some section, as configparser gives it to all), and an unknown `DBSYNC_*`
-/// variable.
-pub fn check(
-    sections: &HashMap<String, HashMap<String, String>>,
-    env: &HashMap<String, String>,
-) -> Result<(), ConfigError> {
-    let mut names: Vec<&String> = sections.keys().collect();
-    names.sort();
-    for section in names {
-        check_section(section, sections[section].keys())?;
+impl Known {
+    fn sections(&self) -> impl Iterator<Item = &'static Section> {
+        RUN_SECTIONS.iter().chain(self.targets.iter())
     }
-    let known: Vec<String> = all_keys().map(|(s, k)| env_name(s, k)).collect();
-    let mut vars: Vec<&String> = env.keys().collect();
-    vars.sort();
-    match vars.into_iter().find(|v| !known.contains(v)) {
-        None => Ok(()),
-        Some(name) => Err(ConfigError::UnknownEnv {
-            name: name.clone(),
-            hint: did_you_mean(name, known.iter().map(String::as_str), |n| n.to_string()),
-        }),
-    }
-}
 
-fn check_section<'a>(
-    section: &str,
-    keys: impl Iterator<Item = &'a String>,
-) -> Result<(), ConfigError> {
-    let known: Vec<&str> = match (section, keys_of(section)) {
-        (super::ini::DEFAULT_SECTION, _) => all_keys().map(|(_, k)| k).collect(),
-        (_, Some(keys)) => keys,
-        // A job's per-table sections are read by the plan, which knows their keys.
-        _ if section.starts_with("table.") => return Ok(()),
-        (_, None) => {
-            let sections = SECTIONS.iter().map(|(s, _, _)| *s);
-            return Err(ConfigError::UnknownSection {
-                name: section.to_string(),
-                hint: did_you_mean(section, sections, |s| format!("[{s}]")),
-            });
+    /// Every known key of `section`, if it is a known section.
+    pub fn keys_of(&self, section: &str) -> Option<Vec<&'static str>> {
+        let s = self.sections().find(|s| s.name == section)?;
+        let mut keys = s.keys.to_vec();
+        if s.server {
+            keys.extend_from_slice(SERVER_KEYS);
         }
-    };
-    let mut keys: Vec<&String> = keys.collect();
-    keys.sort();
-    match keys.into_iter().find(|k| !known.contains(&k.as_str())) {
-        None => Ok(()),
-        Some(key) => Err(ConfigError::UnknownKey {
-            section: section.to_string(),
-            key: key.clone(),
-            hint: did_you_mean(key, known.into_iter(), |k| format!("`{k}`")),
-        }),
+        Some(keys)
+    }
+
+    /// Every section's name with each of its keys.
+    pub fn all_keys(&self) -> Vec<(&'static str, &'static str)> {
+        self.sections()
+            .flat_map(|s| {
+                self.keys_of(s.name)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |k| (s.name, k))
+            })
+            .collect()
+    }
+
+    /// Whether dbsync reads `key` in `section`.
+    pub fn is_known(&self, section: &str, key: &str) -> bool {
+        self.keys_of(section)
+            .is_some_and(|keys| keys.contains(&key))
+    }
+
+    /// Refuses an unknown section, an unknown key in a known section (a `[DEFAULT]` key
+    /// must be known to some section, as configparser gives it to all), and an unknown
+    /// `DBSYNC_*` variable.
+    pub fn check(
+        &self,
+        sections: &HashMap<String, HashMap<String, String>>,
+        env: &HashMap<String, String>,
+    ) -> Result<(), ConfigError> {
+        let mut names: Vec<&String> = sections.keys().collect();
+        names.sort();
+        for section in names {
+            self.check_section(section, sections[section].keys())?;
+        }
+        let known: Vec<String> = self
+            .all_keys()
+            .into_iter()
+            .map(|(s, k)| env_name(s, k))
+            .collect();
+        let mut vars: Vec<&String> = env.keys().collect();
+        vars.sort();
+        match vars.into_iter().find(|v| !known.contains(v)) {
+            None => Ok(()),
+            Some(name) => Err(ConfigError::UnknownEnv {
+                name: name.clone(),
+                hint: did_you_mean(name, known.iter().map(String::as_str), |n| n.to_string()),
+            }),
+        }
+    }
+
+    fn check_section<'a>(
+        &self,
+        section: &str,
+        keys: impl Iterator<Item = &'a String>,
+    ) -> Result<(), ConfigError> {
+        let known: Vec<&str> = match (section, self.keys_of(section)) {
+            (super::ini::DEFAULT_SECTION, _) => {
+                self.all_keys().into_iter().map(|(_, k)| k).collect()
+            }
+            (_, Some(keys)) => keys,
+            // A job's per-table sections are read by the plan, which knows their keys.
+            _ if section.starts_with("table.") => return Ok(()),
+            (_, None) => {
+                let sections = self.sections().map(|s| s.name);
+                return Err(ConfigError::UnknownSection {
+                    name: section.to_string(),
+                    hint: did_you_mean(section, sections, |s| format!("[{s}]")),
+                });
+            }
+        };
+        let mut keys: Vec<&String> = keys.collect();
+        keys.sort();
+        match keys.into_iter().find(|k| !known.contains(&k.as_str())) {
+            None => Ok(()),
+            Some(key) => Err(ConfigError::UnknownKey {
+                section: section.to_string(),
+                key: key.clone(),
+                hint: did_you_mean(key, known.into_iter(), |k| format!("`{k}`")),
+            }),
+        }
     }
 }
 
@@ -171,11 +202,6 @@ fn edits(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// Whether dbsync reads `key` in `section` (for the tests that keep this list whole).
-pub fn is_known(section: &str, key: &str) -> bool {
-    keys_of(section).is_some_and(|keys| keys.contains(&key))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,9 +218,13 @@ mod tests {
             .collect()
     }
 
+    const KNOWN: Known = Known {
+        targets: crate::target::SECTIONS,
+    };
+
     fn error(text: &[(&str, &[&str])], env: &[&str]) -> String {
         let env = env.iter().map(|v| (v.to_string(), String::new())).collect();
-        check(&sections(text), &env).unwrap_err().to_string()
+        KNOWN.check(&sections(text), &env).unwrap_err().to_string()
     }
 
     #[test]
@@ -265,7 +295,7 @@ mod tests {
             ("table.orders", &["query"]),
         ];
         let env = HashMap::from([("DBSYNC_AZURE_MYSQL_DB_PASSWORD".into(), String::new())]);
-        check(&sections(python), &env).unwrap();
+        KNOWN.check(&sections(python), &env).unwrap();
         let e = error(&[("DEFAULT", &["hots"])], &[]);
         assert!(e.contains("did you mean `host`?"), "{e}");
     }
@@ -287,11 +317,14 @@ mod tests {
                 continue;
             };
             if key.chars().all(|c| c.is_ascii_lowercase() || c == '_') && !key.is_empty() {
-                assert!(is_known(&section, key), "[{section}] {key} is not known");
+                assert!(
+                    KNOWN.is_known(&section, key),
+                    "[{section}] {key} is not known"
+                );
                 shown.push((section.clone(), key.to_string()));
             }
         }
-        for (section, key) in all_keys() {
+        for (section, key) in KNOWN.all_keys() {
             assert!(
                 shown.contains(&(section.to_string(), key.to_string())),
                 "config.example.ini does not show [{section}] {key}"

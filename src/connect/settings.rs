@@ -1,7 +1,7 @@
 //! A MySQL server's section of the config, made into an `Endpoint` once.
 
 use super::{Endpoint, Tls, TlsMode};
-use crate::config::{ConfigError, RawConfig, Secret, AZURE_DB};
+use crate::config::{ConfigError, RawConfig, Secret};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -51,7 +51,7 @@ impl Endpoint {
                 raw.positive(section, "connect_timeout", 10)? as u64
             ),
             read_timeout: Duration::from_secs(raw.positive(section, "read_timeout", 300)? as u64),
-            utc_session: section == AZURE_DB,
+            utc_session: false,
         })
     }
 }

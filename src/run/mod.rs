@@ -27,7 +27,10 @@ pub struct How {
 /// Carries out one run; never panics out (see `main`), always returns a summary.
 pub fn run(cli: &Cli, progress: ProgressMode) -> Summary {
     let start = Instant::now();
-    let raw = RawConfig::load(&cli.config);
+    let known = crate::config::known::Known {
+        targets: crate::target::SECTIONS,
+    };
+    let raw = RawConfig::load(&cli.config, known);
     // Read apart from the plan: a config that fails as a plan still names its log file,
     // and the error goes there too.
     let log_file = cli

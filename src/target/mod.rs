@@ -14,9 +14,13 @@ pub use mysql::{LoadMethod, MySqlTarget};
 pub use sink::{Load, Sink, SinkError};
 pub use sqlite::SqliteTable;
 
+use crate::config::known::Section;
 use crate::config::{ConfigError, RawConfig, GENERAL};
 use crate::connect::Endpoint;
 use std::time::Duration;
+
+/// The config sections of the targets, with their keys.
+pub const SECTIONS: &[Section] = &[sqlite::SECTION, mysql::SECTION];
 
 /// Which target a run writes (`[general] default_target`, `--target`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

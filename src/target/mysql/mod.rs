@@ -13,9 +13,20 @@ mod writers;
 pub use lock::{lock, NamedLock};
 pub use sink::MySqlSink;
 
-use crate::config::{ConfigError, RawConfig, AZURE_DB};
+use crate::config::known::Section;
+use crate::config::{ConfigError, RawConfig};
 use crate::connect::{Endpoint, TlsMode};
 use std::time::Duration;
+
+/// The config section of this target.
+pub const AZURE_DB: &str = "azure_mysql_db";
+
+/// Its keys, besides a server's.
+pub const SECTION: Section = Section {
+    name: AZURE_DB,
+    server: true,
+    keys: &["table_name", "writers", "load_method"],
+};
 
 #[derive(Debug, Clone)]
 pub struct MySqlTarget {
@@ -38,7 +49,12 @@ impl MySqlTarget {
         statement_timeout: Duration,
     ) -> Result<MySqlTarget, ConfigError> {
         Ok(MySqlTarget {
-            endpoint: Endpoint::from_config(raw, AZURE_DB, TlsMode::Required)?,
+            endpoint: Endpoint {
+                // Its sessions are in UTC: TIMESTAMP values are written as the instants
+                // they are (see `transform`).
+                utc_session: true,
+                ..Endpoint::from_config(raw, AZURE_DB, TlsMode::Required)?
+            },
             table: raw.require(AZURE_DB, "table_name")?.trim().to_string(),
             writers: match raw.get(AZURE_DB, "writers") {
                 Some(v) if !v.trim().is_empty() => {

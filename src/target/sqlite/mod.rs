@@ -7,10 +7,21 @@ mod sink;
 pub use lock::lock;
 pub use sink::{index_name, SqliteSink};
 
-use crate::config::{ConfigError, RawConfig, LOCAL_DB};
+use crate::config::known::Section;
+use crate::config::{ConfigError, RawConfig};
 use crate::transform::DecimalMode;
 use std::fmt;
 use std::path::PathBuf;
+
+/// The config section of this target (and of the fallback source).
+pub const LOCAL_DB: &str = "local_db";
+
+/// Its keys.
+pub const SECTION: Section = Section {
+    name: LOCAL_DB,
+    server: false,
+    keys: &["db_path", "table_name", "journal_mode", "decimal"],
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqliteTable {
