@@ -83,11 +83,24 @@ impl fmt::Debug for Secret {
 
 /// Name of the environment variable that overrides `key` in `section`.
 pub fn env_name(section: &str, key: &str) -> String {
-    format!("DBSYNC_{}_{}", section, key).to_ascii_uppercase()
+    match section.strip_prefix(TABLE_PREFIX) {
+        // `[table.NAME] KEY`: double underscores keep the name and the key apart, both of
+        // which may hold single ones, in a name a shell accepts.
+        Some(name) => format!("DBSYNC_TABLE__{name}__{key}").to_ascii_uppercase(),
+        None => format!("DBSYNC_{section}_{key}").to_ascii_uppercase(),
+    }
+}
+
+/// The prefix of a job's per-table sections: `[table.NAME]`.
+pub const TABLE_PREFIX: &str = "table.";
+
+/// The section of table `name` in a job (`[table.NAME]`).
+pub fn table_section(name: &str) -> String {
+    format!("{TABLE_PREFIX}{name}")
 }
 
 /// The config file's sections with environment overrides applied, keys lower-cased.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct RawConfig {
     sections: HashMap<String, HashMap<String, String>>,
     env: HashMap<String, String>,
@@ -139,15 +152,72 @@ impl RawConfig {
             .any(|keys| keys.get("password").is_some_and(|p| !p.is_empty()))
     }
 
-    /// The file's `[table.NAME]` sections.
+    /// The tables the file's `[table.NAME]` sections name.
     pub fn table_sections(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .sections
             .keys()
-            .filter(|s| s.starts_with("table."))
-            .cloned()
+            .filter_map(|s| s.strip_prefix(TABLE_PREFIX))
+            .map(str::to_string)
             .collect();
         names.sort();
+        names
+    }
+
+    /// A job's per-table setting for table `name`: its `DBSYNC_TABLE__NAME__KEY` variable,
+    /// else its `[table.NAME]` section's key (the name compared without case, as MySQL
+    /// compares table names where they are folded), else `None`: the job's `[general]`
+    /// value applies. `[DEFAULT]` is not inherited here: it already reaches `[general]`.
+    pub fn table_get(&self, name: &str, key: &str) -> Option<String> {
+        debug_assert!(
+            known::TABLE_KEYS.contains(&key),
+            "[table.*] {key} is not known"
+        );
+        if let Some(v) = self.env.get(&env_name(&table_section(name), key)) {
+            return Some(v.clone());
+        }
+        let wanted = table_section(name);
+        self.sections
+            .iter()
+            .find(|(s, _)| s.eq_ignore_ascii_case(&wanted))
+            .and_then(|(_, keys)| keys.get(key))
+            .cloned()
+    }
+
+    /// This config with `values` set (section, key, value), as if the file said them and no
+    /// variable overrode them, and without `dropped` (section, key): one table's config in
+    /// a job, read by the one-table code.
+    pub fn overlaid(&self, values: &[(&str, &str, String)], dropped: &[(&str, &str)]) -> RawConfig {
+        let mut sections = self.sections.clone();
+        let mut env = self.env.clone();
+        for (section, key) in dropped {
+            if let Some(keys) = sections.get_mut(*section) {
+                keys.remove(*key);
+            }
+            env.remove(&env_name(section, key));
+        }
+        for (section, key, value) in values {
+            let keys = sections.entry(section.to_string()).or_default();
+            keys.insert(key.to_string(), value.clone());
+            env.remove(&env_name(section, key));
+        }
+        RawConfig {
+            sections,
+            env,
+            known: self.known,
+        }
+    }
+
+    /// The tables named by `DBSYNC_TABLE__NAME__KEY` variables (upper-cased, as they are).
+    pub fn table_variables(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .env
+            .keys()
+            .filter_map(|v| v.strip_prefix("DBSYNC_TABLE__")?.rsplit_once("__"))
+            .map(|(name, _)| name.to_string())
+            .collect();
+        names.sort();
+        names.dedup();
         names
     }
 

@@ -30,6 +30,21 @@ pub const SERVER_KEYS: &[&str] = &[
     "read_timeout",
 ];
 
+/// The keys of a job's per-table sections (`[table.NAME]`), each overriding its `[general]`
+/// (or `[external_db]`) namesake for that table.
+pub const TABLE_KEYS: &[&str] = &[
+    "query",
+    "target_table",
+    "strategy",
+    "incremental_key",
+    "incremental_lookback",
+    "primary_key",
+    "indexes",
+    "allow_empty",
+    "max_shrink_percent",
+    "zero_dates",
+];
+
 /// The run's own sections; each target's is its own (`target::SECTIONS`).
 pub const RUN_SECTIONS: &[Section] = &[
     Section {
@@ -53,6 +68,9 @@ pub const RUN_SECTIONS: &[Section] = &[
             "retries",
             "lock_wait",
             "run_timeout",
+            "tables",
+            "consistency",
+            "parallel_tables",
         ],
     },
     Section {
@@ -127,7 +145,17 @@ impl Known {
             .collect();
         let mut vars: Vec<&String> = env.keys().collect();
         vars.sort();
-        match vars.into_iter().find(|v| !known.contains(v)) {
+        let table_var = |v: &str| {
+            v.strip_prefix("DBSYNC_TABLE__")
+                .and_then(|rest| rest.rsplit_once("__"))
+                .is_some_and(|(name, key)| {
+                    !name.is_empty() && TABLE_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key))
+                })
+        };
+        match vars
+            .into_iter()
+            .find(|v| !known.contains(v) && !table_var(v))
+        {
             None => Ok(()),
             Some(name) => Err(ConfigError::UnknownEnv {
                 name: name.clone(),
@@ -146,8 +174,7 @@ impl Known {
                 self.all_keys().into_iter().map(|(_, k)| k).collect()
             }
             (_, Some(keys)) => keys,
-            // A job's per-table sections are read by the plan, which knows their keys.
-            _ if section.starts_with("table.") => return Ok(()),
+            _ if section.starts_with(super::TABLE_PREFIX) => TABLE_KEYS.to_vec(),
             (_, None) => {
                 let sections = self.sections().map(|s| s.name);
                 return Err(ConfigError::UnknownSection {
@@ -308,23 +335,29 @@ mod tests {
         let mut section = String::new();
         let mut shown = Vec::new();
         for line in text.lines() {
+            let line = line.strip_prefix("; ").unwrap_or(line);
             if let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
                 section = name.to_string();
                 continue;
             }
-            let line = line.strip_prefix("; ").unwrap_or(line);
             let Some((key, _)) = line.split_once(" = ") else {
                 continue;
             };
             if key.chars().all(|c| c.is_ascii_lowercase() || c == '_') && !key.is_empty() {
-                assert!(
-                    KNOWN.is_known(&section, key),
-                    "[{section}] {key} is not known"
-                );
-                shown.push((section.clone(), key.to_string()));
+                let known = match section.strip_prefix(super::super::TABLE_PREFIX) {
+                    Some(_) => TABLE_KEYS.contains(&key),
+                    None => KNOWN.is_known(&section, key),
+                };
+                assert!(known, "[{section}] {key} is not known");
+                let section = match section.starts_with(super::super::TABLE_PREFIX) {
+                    true => "table.*".to_string(),
+                    false => section.clone(),
+                };
+                shown.push((section, key.to_string()));
             }
         }
-        for (section, key) in KNOWN.all_keys() {
+        let table_keys = TABLE_KEYS.iter().map(|k| ("table.*", *k));
+        for (section, key) in KNOWN.all_keys().into_iter().chain(table_keys) {
             assert!(
                 shown.contains(&(section.to_string(), key.to_string())),
                 "config.example.ini does not show [{section}] {key}"

@@ -1,6 +1,8 @@
 //! What one run will do, decided once from the config and the command line: the source,
 //! the fallback, the target and its table.
 
+pub mod job;
+
 use crate::config::{parse_age, parse_duration, ConfigError, RawConfig, EXTERNAL_DB, GENERAL};
 use crate::connect::{Endpoint, TlsMode};
 use crate::incremental::{Incremental, Lookback};
@@ -102,15 +104,6 @@ impl Plan {
         raw: &RawConfig,
         cli_target: Option<TargetKind>,
     ) -> Result<Plan, ConfigError> {
-        if let Some(name) = raw.table_sections().into_iter().next() {
-            return Err(ConfigError::UnknownSection {
-                name,
-                hint: ": a [table.NAME] section sets one table of a job of many tables \
-                       ([general] tables), which this version does not run yet; put the \
-                       table's settings in [general] and [external_db]"
-                    .into(),
-            });
-        }
         parsed_log_level(raw)?;
         let kind = target::kind(raw, cli_target)?;
         let incremental = incremental(raw)?;
@@ -346,7 +339,7 @@ mod tests {
 
     #[test]
     fn the_example_config_is_valid_for_both_targets() {
-        let text = include_str!("../config.example.ini");
+        let text = include_str!("../../config.example.ini");
         let p = plan(text, None).unwrap();
         assert_eq!(p.target.kind(), TargetKind::LocalSqlite);
         let p = plan(text, Some(TargetKind::Azure)).unwrap();
