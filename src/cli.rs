@@ -56,6 +56,11 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
 
+    /// With [general] tables: copy only these tables of the job (comma-separated), e.g.
+    /// the one that failed, again in the morning.
+    #[arg(long, value_name = "NAME[,NAME...]", value_delimiter = ',')]
+    pub only: Option<Vec<String>>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -25,6 +25,9 @@ pub enum Error {
     Interrupted(#[from] Interrupted),
     #[error(transparent)]
     Guard(#[from] Guard),
+    /// A job's table failed.
+    #[error("table `{table}`: {cause}")]
+    InTable { table: String, cause: Box<Error> },
     /// An attempt failed after `[general] run_timeout` ran out (a wait it cut short).
     #[error("stopped by {}: {cause}", interrupt::run_timeout_setting(*.limit))]
     PastRunTimeout { limit: Duration, cause: String },
@@ -69,6 +72,7 @@ impl Error {
     /// may be under way) when no fallback took its place.
     pub fn is_transient(&self) -> bool {
         match self {
+            Error::InTable { cause, .. } => cause.is_transient(),
             Error::Config(_) | Error::Interrupted(_) | Error::Guard(_) => false,
             Error::Lock(LockError::Held { .. }) => false,
             Error::PastRunTimeout { .. } | Error::NoTimeToRetry { .. } => false,
@@ -81,8 +85,11 @@ impl Error {
 
     pub fn exit(&self) -> Exit {
         match self {
+            Error::InTable { cause, .. } => cause.exit(),
             Error::Config(_) => Exit::Usage,
-            Error::Lock(LockError::Held { .. }) => Exit::Locked,
+            Error::Lock(LockError::Held { .. }) | Error::Sink(SinkError::Busy { .. }) => {
+                Exit::Locked
+            }
             Error::Interrupted(Interrupted(Stop::Signal(sig))) => Exit::interrupted(*sig),
             _ => Exit::Failed,
         }

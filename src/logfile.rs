@@ -48,8 +48,23 @@ fn to_file(meta: &log::Metadata<'_>) -> bool {
             .is_some_and(|(_, level)| meta.level() <= *level)
 }
 
+std::thread_local! {
+    /// The table of a job this thread works on: its log lines say `[table] ...`.
+    static TABLE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Names (or, with `None`, stops naming) the job's table in this thread's log lines.
+pub fn set_table(table: Option<String>) {
+    TABLE.with(|t| *t.borrow_mut() = table);
+}
+
+/// The job's table this thread works on, if any.
+pub fn table() -> Option<String> {
+    TABLE.with(|t| t.borrow().clone())
+}
+
 /// The run's logger: the terminal's (`L`, at the terminal's level), the log file at its
-/// own, and every warning of dbsync's kept for the summary.
+/// own, and every warning of dbsync's kept for the summary; a job's table named in each.
 pub struct Capture<L>(pub L);
 
 fn ours(meta: &log::Metadata<'_>) -> bool {
@@ -62,6 +77,27 @@ impl<L: log::Log> log::Log for Capture<L> {
     }
 
     fn log(&self, record: &log::Record<'_>) {
+        match table().filter(|_| record.target().starts_with("dbsync")) {
+            Some(table) => self.log_as_is(
+                &log::Record::builder()
+                    .args(format_args!("[{table}] {}", record.args()))
+                    .metadata(record.metadata().clone())
+                    .module_path(record.module_path())
+                    .file(record.file())
+                    .line(record.line())
+                    .build(),
+            ),
+            None => self.log_as_is(record),
+        }
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
+}
+
+impl<L: log::Log> Capture<L> {
+    fn log_as_is(&self, record: &log::Record<'_>) {
         if ours(record.metadata()) {
             let mut kept = WARNINGS.lock().unwrap_or_else(|p| p.into_inner());
             kept.push(record.args().to_string());
@@ -74,10 +110,6 @@ impl<L: log::Log> log::Log for Capture<L> {
                 let _ = writeln!(f, "[{} {:<5}] {}", now(), record.level(), record.args());
             }
         }
-    }
-
-    fn flush(&self) {
-        self.0.flush();
     }
 }
 

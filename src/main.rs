@@ -43,28 +43,29 @@ fn main() -> ExitCode {
         }
         ProgressArg::Auto => ProgressMode::Off,
     };
-    let summary = std::panic::catch_unwind(|| dbsync::run(&cli, progress)).unwrap_or_else(|p| {
+    let outcome = std::panic::catch_unwind(|| dbsync::run(&cli, progress)).unwrap_or_else(|p| {
         let mut s = dbsync::report::Summary::new("", "");
         s.error = Some(format!(
             "internal error (please report it): {}",
             dbsync::fence::panic_message(p.as_ref())
         ));
-        s
+        dbsync::report::Outcome::One(s)
     });
-    if let Some(error) = &summary.error {
+    if let Some(error) = outcome.error() {
         eprintln!("dbsync: error: {error}");
         dbsync::logfile::line(&format!("dbsync: error: {error}"));
     }
-    dbsync::logfile::line(&format!("dbsync: exit {}", summary.exit as u8));
+    let exit = outcome.exit();
+    dbsync::logfile::line(&format!("dbsync: exit {}", exit as u8));
     if let Some(path) = &cli.summary_json {
-        if let Err(e) = summary.write_json(path) {
+        if let Err(e) = outcome.write_json(path) {
             eprintln!(
                 "dbsync: error: cannot write --summary-json {}: {e}",
                 path.display()
             );
         }
     }
-    ExitCode::from(summary.exit as u8)
+    ExitCode::from(exit as u8)
 }
 
 /// `dbsync completions SHELL` and `dbsync man`: generated from the same definition as

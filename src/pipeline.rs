@@ -61,6 +61,10 @@ pub fn copy(
         before_commit()?;
         crate::interrupt::check()?;
         meter.done();
+        if load.staged_apart {
+            sink.stage(stats.rows)?;
+            return Ok(stats);
+        }
         log::debug!("committing");
         stats.applied = sink.commit(stats.rows)?;
         log::debug!("committed in {:.2} s", t1.elapsed().as_secs_f64());
@@ -116,9 +120,13 @@ fn stream(
     let (tx, rx) = sync_channel::<RecordBatch>(CHANNEL_BATCHES);
     let abandon = Abandon::default();
     let reader_abandon = abandon.clone();
+    let table = crate::logfile::table();
     let reader = std::thread::Builder::new()
         .name("dbsync-reader".into())
-        .spawn(move || read_and_transform(source, &tx, opts.zero_dates, &reader_abandon))
+        .spawn(move || {
+            crate::logfile::set_table(table);
+            read_and_transform(source, &tx, opts.zero_dates, &reader_abandon)
+        })
         .expect("spawning the reader thread");
     let mut meter = Progress::new(opts.progress, opts.expected_rows);
     let mut written = Ok(());

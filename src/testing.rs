@@ -93,6 +93,7 @@ pub struct FakeSink {
     /// Fails the write of this batch (1 = the first).
     pub fail_write: Option<u64>,
     pub batches: u64,
+    pub staged: Option<u64>,
     pub committed: Option<u64>,
     pub aborted: bool,
 }
@@ -130,18 +131,27 @@ impl Sink for FakeSink {
         Ok(self.held)
     }
 
-    fn commit(&mut self, rows_read: u64) -> Result<Applied, SinkError> {
+    fn stage(&mut self, rows_read: u64) -> Result<(), SinkError> {
         if rows_read != self.written {
             return Err(SinkError::Count {
                 staged: self.written,
                 read: rows_read,
             });
         }
-        self.committed = Some(rows_read);
+        self.staged = Some(rows_read);
+        Ok(())
+    }
+
+    fn swap(&mut self) -> Result<Applied, SinkError> {
+        self.committed = self.staged;
         Ok(Applied {
-            inserted: rows_read,
+            inserted: self.staged.unwrap_or(0),
             updated: 0,
         })
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 
     fn abort(&mut self) {

@@ -22,7 +22,7 @@ fn a_second_run_on_a_sqlite_target_stops_with_exit_4_or_waits() {
     let query = slow_source(db, 300);
     let job = Job::new(&sqlite_config(db, query, "n"));
     let mut first = job.cmd(&[]).spawn().unwrap();
-    let lock = job.path("data/out.db.dbsync-lock");
+    let lock = job.path("data/out.db.n.dbsync-lock");
     wait_until("the first run holds the lock", || {
         std::fs::read_to_string(&lock).is_ok_and(|s| s.contains("pid"))
     });

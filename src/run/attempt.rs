@@ -25,39 +25,14 @@ pub(super) fn execute(
     if !how.dry_run {
         hold_lock(plan, lock)?;
     }
-    let t0 = Instant::now();
-    let read_at = SystemTime::now();
-    interrupt::check()?;
-    let mut sink = plan.target.open_sink();
-    let state = inspect(plan, how, sink.as_mut(), summary)?;
-    let incremental_read = !how.full_refresh && state.as_ref().is_some_and(|s| s.max.is_some());
-    let (mut source, used) = match open_source(plan, how.dry_run, incremental_read, summary)? {
-        Opened::Source(s, used) => (s, used),
-        Opened::Kept(exit) => return Ok(exit),
-    };
-    interrupt::check()?;
-    summary.source = used;
-    log::info!(
-        "source: {} ({} columns, described in {:.2} s)",
-        source.describe(),
-        source.columns().len(),
-        t0.elapsed().as_secs_f64()
-    );
-    let exit = match used {
-        SourceUsed::Fallback => Exit::Fallback,
-        _ => Exit::Ok,
-    };
-    let (keys, apply) = decide(plan, how, source.as_mut(), used, state.as_ref(), summary)?;
-    if how.dry_run {
-        dry_run::print(plan, source.as_ref(), &keys, &apply, summary)?;
-        summary.action = "planned";
-        return Ok(exit);
-    }
-    let load = Load {
-        keys,
-        apply,
-        from_fallback: used == SourceUsed::Fallback,
-        origin: Some((source.describe(), read_at)),
+    let Ready {
+        mut sink,
+        source,
+        used,
+        load,
+    } = match prepare(plan, how, summary, false)? {
+        Prepared::Load(ready) => ready,
+        Prepared::Done(exit) => return Ok(exit),
     };
     let t1 = Instant::now();
     let stats = copy(plan, how, source, sink.as_mut(), &load, lock)?;
@@ -70,12 +45,83 @@ pub(super) fn execute(
         used,
         summary,
     );
-    Ok(exit)
+    Ok(exit_of(used))
+}
+
+/// A table ready to be copied: its sink, its source, and how the load goes.
+pub(super) struct Ready {
+    pub sink: Box<dyn Sink>,
+    pub source: Box<dyn Source>,
+    pub used: SourceUsed,
+    pub load: Load,
+}
+
+/// What preparing a table found: a load to do, or nothing (a dry run, a fallback table
+/// kept as it is).
+pub(super) enum Prepared {
+    Load(Ready),
+    Done(Exit),
+}
+
+/// The exit code of a table copied from `used`.
+pub(super) fn exit_of(used: SourceUsed) -> Exit {
+    match used {
+        SourceUsed::Fallback => Exit::Fallback,
+        _ => Exit::Ok,
+    }
+}
+
+/// Everything between the lock and the copy: the target inspected, the source opened and
+/// described, the load decided; a dry run prints its plan here. `staged_apart`: the table
+/// swaps later, with a job's others.
+pub(super) fn prepare(
+    plan: &Plan,
+    how: How,
+    summary: &mut Summary,
+    staged_apart: bool,
+) -> Result<Prepared, Error> {
+    let t0 = Instant::now();
+    let read_at = SystemTime::now();
+    interrupt::check()?;
+    let mut sink = plan.target.open_sink();
+    let state = inspect(plan, how, sink.as_mut(), summary)?;
+    let incremental_read = !how.full_refresh && state.as_ref().is_some_and(|s| s.max.is_some());
+    let (mut source, used) = match open_source(plan, how.dry_run, incremental_read, summary)? {
+        Opened::Source(s, used) => (s, used),
+        Opened::Kept(exit) => return Ok(Prepared::Done(exit)),
+    };
+    interrupt::check()?;
+    summary.source = used;
+    log::info!(
+        "source: {} ({} columns, described in {:.2} s)",
+        source.describe(),
+        source.columns().len(),
+        t0.elapsed().as_secs_f64()
+    );
+    let (keys, apply) = decide(plan, how, source.as_mut(), used, state.as_ref(), summary)?;
+    if how.dry_run {
+        dry_run::print(plan, source.as_ref(), &keys, &apply, summary)?;
+        summary.action = "planned";
+        return Ok(Prepared::Done(exit_of(used)));
+    }
+    let load = Load {
+        keys,
+        apply,
+        from_fallback: used == SourceUsed::Fallback,
+        origin: Some((source.describe(), read_at)),
+        staged_apart,
+    };
+    Ok(Prepared::Load(Ready {
+        sink,
+        source,
+        used,
+        load,
+    }))
 }
 
 /// Before anything is read: a second run stops here, touching nothing. Held across
 /// retries; taken again only if it was lost.
-fn hold_lock(plan: &Plan, lock: &mut Option<TargetLock>) -> Result<(), Error> {
+pub(super) fn hold_lock(plan: &Plan, lock: &mut Option<TargetLock>) -> Result<(), Error> {
     let lost = |l: &mut TargetLock| match l.still_held(true) {
         Ok(()) => false,
         Err(e) => {
@@ -150,7 +196,7 @@ fn decide(
     Ok((keys, apply))
 }
 
-fn copy(
+pub(super) fn copy(
     plan: &Plan,
     how: How,
     source: Box<dyn Source>,
@@ -189,7 +235,7 @@ fn copy(
 }
 
 /// The run's outcome in the log and the summary.
-fn report(
+pub(super) fn report(
     plan: &Plan,
     apply: &Apply,
     stats: &CopyStats,

@@ -5,14 +5,16 @@ mod attempt;
 mod dry_run;
 mod fallback;
 mod incremental;
+mod job;
 
 use crate::cli::Cli;
 use crate::config::RawConfig;
 use crate::error::{chain, Error};
 use crate::interrupt;
 use crate::pipeline::ProgressMode;
+use crate::plan::job::JobPlan;
 use crate::plan::{self, Plan};
-use crate::report::{Exit, Summary};
+use crate::report::{Exit, Outcome, Summary};
 use crate::{connect, logfile, retry};
 use std::time::Instant;
 
@@ -24,8 +26,14 @@ pub struct How {
     pub progress: ProgressMode,
 }
 
-/// Carries out one run; never panics out (see `main`), always returns a summary.
-pub fn run(cli: &Cli, progress: ProgressMode) -> Summary {
+/// What the config asks: one query, or a job of many tables.
+enum Work {
+    One(Box<Plan>),
+    Job(Box<JobPlan>),
+}
+
+/// Carries out one run; never panics out (see `main`), always returns its outcome.
+pub fn run(cli: &Cli, progress: ProgressMode) -> Outcome {
     let start = Instant::now();
     let known = crate::config::known::Known {
         targets: crate::target::SECTIONS,
@@ -41,36 +49,63 @@ pub fn run(cli: &Cli, progress: ProgressMode) -> Summary {
         .as_ref()
         .ok()
         .map_or(log::LevelFilter::Info, plan::log_level);
-    let plan = raw.and_then(|raw| Plan::from_config(&raw, cli.target));
-    if let Ok(p) = &plan {
-        if let Some(limit) = p.run_timeout {
+    let work = raw.and_then(|raw| match JobPlan::from_config(&raw, cli.target)? {
+        Some(job) => Ok(Work::Job(Box::new(job))),
+        None => Ok(Work::One(Box::new(Plan::from_config(&raw, cli.target)?))),
+    });
+    if let Ok(plan) = work.as_ref().map(Work::plan) {
+        if let Some(limit) = plan.run_timeout {
             interrupt::set_run_timeout(start, limit);
         }
-        connect::skip_system_bundle(&p.endpoints());
+        connect::skip_system_bundle(&plan.endpoints());
     }
     open_log_file(log_file, log_level);
-    let mut summary = match &plan {
-        Ok(p) => Summary::new(p.target.kind().as_str(), p.target.table()),
-        Err(_) => Summary::new(cli.target.map(|t| t.as_str()).unwrap_or(""), ""),
-    };
     let how = How {
         dry_run: cli.dry_run,
         full_refresh: cli.full_refresh,
         progress,
     };
-    let result = plan
-        .map_err(Error::from)
-        .and_then(|plan| with_retries(&plan, how, &mut summary));
-    summary.seconds = start.elapsed().as_secs_f64();
-    summary.warnings = logfile::warnings();
-    match result {
+    let mut outcome = match work {
+        Ok(Work::Job(job)) => {
+            let (summary, exit) = job::run(&job, how, cli.only.as_deref());
+            Outcome::Job(summary, exit)
+        }
+        Ok(Work::One(plan)) => {
+            let mut summary = Summary::new(plan.target.kind().as_str(), plan.target.table());
+            one_table(&plan, how, &mut summary);
+            Outcome::One(summary)
+        }
+        Err(e) => {
+            let e = Error::from(e);
+            let mut summary = Summary::new(cli.target.map(|t| t.as_str()).unwrap_or(""), "");
+            summary.exit = e.exit();
+            summary.error = Some(chain(&e));
+            Outcome::One(summary)
+        }
+    };
+    outcome.finish(start.elapsed().as_secs_f64(), logfile::warnings());
+    outcome
+}
+
+impl Work {
+    /// The plan whose run-wide settings apply (a job's: its template table's).
+    fn plan(&self) -> &Plan {
+        match self {
+            Work::One(plan) => plan,
+            Work::Job(job) => &job.template,
+        }
+    }
+}
+
+/// One table's run, with its retries, into its summary.
+pub(super) fn one_table(plan: &Plan, how: How, summary: &mut Summary) {
+    match with_retries(plan, how, summary) {
         Ok(exit) => summary.exit = exit,
         Err(e) => {
             summary.exit = e.exit();
             summary.error = Some(chain(&e));
         }
     }
-    summary
 }
 
 fn open_log_file(path: Option<std::path::PathBuf>, level: log::LevelFilter) {

@@ -79,6 +79,9 @@ pub trait Source: Send {
     ) -> crate::incremental::StartView {
         Default::default()
     }
+    /// Reads the rows on the connection of a job's `snapshot` (a source that has none reads
+    /// as it would, at its own moment).
+    fn read_in(&mut self, _snapshot: &mysql::Snapshot) {}
     /// The server's plan for the read, one line per step (`--dry-run`), if it has one.
     fn explain(&self) -> Result<Vec<String>, SourceError> {
         Ok(Vec::new())

@@ -8,6 +8,7 @@ mod filter;
 mod keys;
 pub mod partition;
 pub mod query;
+pub mod tables;
 
 pub use describe::sql_type;
 
@@ -45,6 +46,32 @@ pub struct MySqlSource {
     dialect: query::Dialect,
     /// The connection that described the query, kept for `look_at_start` (a login less).
     probe: Option<Session>,
+    /// A job's snapshot, whose connection reads the rows instead of one of their own.
+    snapshot: Option<Snapshot>,
+}
+
+/// One consistent snapshot of the source (`START TRANSACTION WITH CONSISTENT SNAPSHOT`,
+/// REPEATABLE READ) on one connection, which reads every table of a job in turn: every
+/// table as it was at one moment.
+#[derive(Clone)]
+pub struct Snapshot(std::sync::Arc<std::sync::Mutex<Session>>);
+
+impl Snapshot {
+    pub fn start(ep: &Endpoint) -> Result<Snapshot, SourceError> {
+        let (mut session, _) = ep.connect(true, None)?;
+        let sql = "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; \
+                   START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY";
+        session.query_drop(sql).map_err(|e| SourceError::Query {
+            section: ep.section,
+            message: format!(
+                "starting a consistent snapshot: {}",
+                crate::connect::redact(&e.to_string(), ep)
+            ),
+        })?;
+        Ok(Snapshot(std::sync::Arc::new(std::sync::Mutex::new(
+            session,
+        ))))
+    }
 }
 
 impl MySqlSource {
@@ -116,6 +143,7 @@ impl MySqlSource {
             dialect,
             // Kept only when an incremental run will check its start with it.
             probe: incremental_key.map(|_| conn),
+            snapshot: None,
         })
     }
 
@@ -264,6 +292,11 @@ impl Source for MySqlSource {
         Some(&self.raw_query)
     }
 
+    /// A job under a snapshot opens its tables without partitions: one read each.
+    fn read_in(&mut self, snapshot: &Snapshot) {
+        self.snapshot = Some(snapshot.clone());
+    }
+
     fn estimate(&self) -> Option<u64> {
         if self.read_queries.len() != 1 {
             return None;
@@ -376,15 +409,38 @@ impl MySqlSource {
         emit: &mut Emit<'_>,
         abandon: &Abandon,
     ) -> Result<u64, SourceError> {
+        if let Some(snapshot) = &self.snapshot {
+            let mut session = snapshot.0.lock().unwrap_or_else(|p| p.into_inner());
+            let fd = session.fd();
+            let _registered = abandon.register(fd);
+            let read = self.read_on(&mut session, fd, query, emit, abandon);
+            // The snapshot's connection keeps its ordinary read timeout for the next table.
+            set_read_timeout(fd, Some(self.endpoint.read_timeout));
+            return read;
+        }
         let redact = |m: &str| crate::connect::redact(m, &self.endpoint);
-        let ep = &self.endpoint;
         let failed = |e: &dyn std::fmt::Display| read_error(0, 0, redact(&e.to_string()));
-        let session = ep
+        let session = self
+            .endpoint
             .session(self.mode, true, &Default::default())
             .map_err(|e| failed(&e))?;
         let (mut conn, fd, _everywhere) = session.into_parts();
         // Dropped before `conn` (declared later), and after the result that borrows it.
         let _registered = abandon.register(fd);
+        self.read_on(&mut conn, fd, query, emit, abandon)
+    }
+
+    /// Reads `query` on `conn` (whose socket is `fd`) through `emit`.
+    fn read_on(
+        &self,
+        conn: &mut mysql::Conn,
+        fd: Option<std::os::fd::RawFd>,
+        query: &str,
+        emit: &mut Emit<'_>,
+        abandon: &Abandon,
+    ) -> Result<u64, SourceError> {
+        let redact = |m: &str| crate::connect::redact(m, &self.endpoint);
+        let failed = |e: &dyn std::fmt::Display| read_error(0, 0, redact(&e.to_string()));
         // Until the first rows arrive the server may rightly compute for long (a sort).
         set_read_timeout(fd, Some(self.statement_timeout));
         let stmt = conn.prep(query).map_err(|e| failed(&e))?;

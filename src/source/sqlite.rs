@@ -84,6 +84,19 @@ pub fn count_rows(t: &SqliteTable) -> Result<u64, SourceError> {
     .map_err(|e| fallback_error(t, e))
 }
 
+/// The tables of the fallback file (not dbsync's own: staging tables, load records).
+pub fn tables(t: &SqliteTable) -> Result<Vec<String>, SourceError> {
+    let conn = open_read_only(t)?;
+    let names: Result<Vec<String>, _> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+             AND name NOT LIKE '%\\_\\_dbsync\\_%' ESCAPE '\\' AND name <> 'dbsync_loads' \
+             ORDER BY name",
+        )
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect());
+    names.map_err(|e| fallback_error(t, e))
+}
+
 /// The fallback table's load record (`freshness`), `None` when the file has none.
 pub fn load_record(t: &SqliteTable) -> Result<Option<freshness::LoadRecord>, SourceError> {
     let conn = open_read_only(t)?;

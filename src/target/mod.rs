@@ -162,6 +162,19 @@ impl Target {
         }
     }
 
+    /// Puts every staged table of a job (`sinks`, all of this target) in place at once;
+    /// another run on the same file is waited for up to `wait`.
+    pub fn swap_all(
+        &self,
+        sinks: &mut [Box<dyn Sink>],
+        wait: Duration,
+    ) -> Result<Vec<crate::incremental::Applied>, SinkError> {
+        match self {
+            Target::Sqlite(_) => sqlite::swap_all(sinks, wait),
+            Target::MySql(_) => mysql::swap_all(sinks),
+        }
+    }
+
     /// Whether the target compares text keys by collations of its own (SQLite: BINARY or
     /// RTRIM), rather than by the source's, which a MySQL target keeps.
     pub fn collates_keys_itself(&self) -> bool {

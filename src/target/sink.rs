@@ -48,6 +48,11 @@ pub enum SinkError {
          changed"
     )]
     DuplicateKey { key: String, detail: String },
+    #[error(
+        "another run writes {target}: waited {waited} s for it ([general] lock_wait); the \
+         staged tables are dropped, the target is as it was"
+    )]
+    Busy { target: String, waited: u64 },
     #[error("the staged table has {staged} rows but {read} were read; the old table is kept")]
     Count { staged: u64, read: u64 },
 }
@@ -65,6 +70,10 @@ pub struct Load {
     /// Where the rows came from and when they were read, for a target that records it
     /// (`freshness`).
     pub origin: Option<(String, std::time::SystemTime)>,
+    /// The table is put in place later, with others (a job's one swap): `stage` leaves
+    /// the staged rows ready and durable (SQLite: committed as the staging table), and
+    /// `swap`, or the target's swap of many tables, makes them visible.
+    pub staged_apart: bool,
 }
 
 /// A target table being replaced: `begin` prepares a new table nobody sees yet, `write`
@@ -85,8 +94,17 @@ pub trait Sink {
     /// Rows the target table holds now (`None` when it does not exist yet), for the
     /// empty and shrink guards; called after `begin`, before `commit`.
     fn target_rows(&mut self) -> Result<Option<u64>, SinkError>;
-    /// Checks the staged row count against `rows_read`, then makes the new rows visible,
-    /// all at once.
-    fn commit(&mut self, rows_read: u64) -> Result<Applied, SinkError>;
+    /// Checks the staged row count against `rows_read` and readies the staged rows (indexes
+    /// built); nothing is visible yet.
+    fn stage(&mut self, rows_read: u64) -> Result<(), SinkError>;
+    /// Makes the staged rows visible, all at once.
+    fn swap(&mut self) -> Result<Applied, SinkError>;
+    /// `stage`, then `swap`.
+    fn commit(&mut self, rows_read: u64) -> Result<Applied, SinkError> {
+        self.stage(rows_read)?;
+        self.swap()
+    }
+    /// For a target's swap of many of its own tables at once.
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
     fn abort(&mut self);
 }

@@ -3,6 +3,7 @@
 mod ddl;
 pub mod encode;
 mod failure;
+mod job;
 mod load;
 mod lock;
 mod obstacles;
@@ -10,6 +11,7 @@ mod sink;
 mod swap;
 mod writers;
 
+pub use job::swap_all;
 pub use lock::{lock, NamedLock};
 pub use sink::MySqlSink;
 

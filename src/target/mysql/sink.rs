@@ -58,6 +58,8 @@ pub struct MySqlSink {
     pub(super) unindexed_key: Option<String>,
     /// The staging table's primary key columns.
     pub(super) primary: Option<Vec<String>>,
+    /// What the load changed, once staged (an apply commits then; a swap comes after).
+    pub(super) applied: Option<Applied>,
     /// What lookups already told (each is a round trip to a possibly remote server).
     pub(super) database_known: bool,
     pub(super) target_exists: Option<bool>,
@@ -89,6 +91,7 @@ impl MySqlSink {
             apply: Apply::Replace,
             unindexed_key: None,
             primary: None,
+            applied: None,
             database_known: false,
             target_exists: None,
             local_infile: None,
@@ -268,22 +271,44 @@ impl MySqlSink {
     /// exists (readers see the old table or the new one, never neither), then the old one
     /// dropped.
     fn swap_in(&mut self) -> Result<(), SinkError> {
+        let (part, old) = self.rename_part()?;
+        let olds: Vec<String> = old.into_iter().collect();
+        let name = self.target.table.clone();
+        self.rename_together(&[part], &olds, &name)
+    }
+
+    /// This table's part of a RENAME: `t TO old, new TO t`, or `new TO t` when there is no
+    /// table yet; and the old table it leaves, to drop.
+    pub(super) fn rename_part(&mut self) -> Result<(String, Option<String>), SinkError> {
         let (table, staging, old) = (
             quote_mysql(&self.target.table),
             quote_mysql(&self.staging),
             quote_mysql(&self.old),
         );
-        if !self.target_exists()? {
-            let sql = format!("RENAME TABLE {staging} TO {table}");
+        Ok(match self.target_exists()? {
+            true => (format!("{table} TO {old}, {staging} TO {table}"), Some(old)),
+            false => (format!("{staging} TO {table}"), None),
+        })
+    }
+
+    /// One RENAME of these parts (one table's, or a job's tables'), all or nothing, then a
+    /// DROP of the old tables; `names`: the tables, for messages.
+    pub(super) fn rename_together(
+        &mut self,
+        parts: &[String],
+        olds: &[String],
+        names: &str,
+    ) -> Result<(), SinkError> {
+        let sql = format!("RENAME TABLE {}", parts.join(", "));
+        if olds.is_empty() {
             return self.exec("renaming the new table", &sql);
         }
-        let sql = format!("RENAME TABLE {table} TO {old}, {staging} TO {table}");
         // Short tries: while the RENAME waits, new readers of the table queue behind it,
         // and a signal is only acted on between tries (see `swap`).
         let wait = self.ep().read_timeout.min(swap::LOCK_WAIT);
-        let name = self.target.table.clone();
+        let name = names.to_string();
         let answer = self.ep().read_timeout;
-        let drop = format!("DROP TABLE {old}");
+        let drop = format!("DROP TABLE {}", olds.join(", "));
         let swapped = swap::rename(self.control(), &sql, &drop, &name, wait, answer);
         let given_up = |sink: &mut MySqlSink, e| {
             let setting = sink.swap_setting(wait);
@@ -297,10 +322,10 @@ impl MySqlSink {
             Ok(swap::Swapped::OldKept(e)) => {
                 let why = given_up(self, e);
                 log::warn!(
-                    "the target was replaced, but the old table `{}` could not be dropped, or \
+                    "the target was replaced, but the old table ({}) could not be dropped, or \
                      its DROP did not answer in time, and may be left behind; the next run \
                      drops it (or drop it by hand): {}",
-                    self.old,
+                    olds.join(", "),
                     crate::connect::redact(&why, self.ep())
                 );
                 Ok(())
@@ -418,7 +443,7 @@ impl Sink for MySqlSink {
         r.map_err(|e| self.fail("counting the target's rows", e, Bound::Statement))
     }
 
-    fn commit(&mut self, rows_read: u64) -> Result<Applied, SinkError> {
+    fn stage(&mut self, rows_read: u64) -> Result<(), SinkError> {
         let staged = self.staged_rows()?;
         if staged != rows_read {
             return Err(SinkError::Count {
@@ -427,20 +452,33 @@ impl Sink for MySqlSink {
             });
         }
         if self.apply != Apply::Replace {
+            // Committed here: MySQL's DDL (a job's RENAME) could not take it back anyway.
             let (applied, tidy) = self.apply_staged(staged)?;
             match self.unindexed_key.take() {
                 Some(key) if tidy => self.index_key(&key),
                 Some(key) => log::info!("`{key}` is not indexed yet: the next run tries"),
                 None => {}
             }
-            return Ok(applied);
+            self.applied = Some(applied);
+            return Ok(());
         }
         self.build_indexes()?;
-        self.swap_in()?;
-        Ok(Applied {
+        self.applied = Some(Applied {
             inserted: staged,
             updated: 0,
-        })
+        });
+        Ok(())
+    }
+
+    fn swap(&mut self) -> Result<Applied, SinkError> {
+        if self.apply == Apply::Replace {
+            self.swap_in()?;
+        }
+        Ok(self.applied.unwrap_or_default())
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 
     fn abort(&mut self) {

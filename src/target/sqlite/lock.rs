@@ -11,9 +11,30 @@ use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-fn lock_path(t: &SqliteTable) -> PathBuf {
+/// `<db_path>.<table>.dbsync-lock`: one per table, so runs (and jobs) on different tables
+/// of one file do not wait for each other; SQLite's own lock orders their writes. The
+/// table's name is lower-cased (SQLite folds it), and anything but letters, digits and
+/// `_-` replaced, with a hash of the name to keep names apart.
+pub fn lock_path(t: &SqliteTable) -> PathBuf {
+    let name = t.table.to_lowercase();
+    let safe: String = name
+        .chars()
+        .map(
+            |c| match c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                true => c,
+                false => '_',
+            },
+        )
+        .collect();
+    let safe = match safe == name {
+        true => safe,
+        false => format!(
+            "{safe}-{:08x}",
+            crate::transform::fnv1a(name.as_bytes()) as u32
+        ),
+    };
     let mut p = t.path.clone().into_os_string();
-    p.push(".dbsync-lock");
+    p.push(format!(".{safe}.dbsync-lock"));
     PathBuf::from(p)
 }
 

@@ -5,7 +5,7 @@ mod lock;
 mod sink;
 
 pub use lock::lock;
-pub use sink::{index_name, SqliteSink};
+pub use sink::{index_name, swap_all, SqliteSink};
 
 use crate::config::known::Section;
 use crate::config::{ConfigError, RawConfig};

@@ -8,11 +8,13 @@
 mod apply;
 mod bind;
 mod inspect;
+mod job;
 
 use crate::target::staging::{self, SQLITE};
 
 pub use apply::index_name;
 use bind::{RawInsert, MAX_PARAMS, MAX_ROWS_PER_INSERT};
+pub use job::swap_all;
 
 use crate::freshness;
 use crate::incremental::{Applied, Apply, TargetState};
@@ -53,6 +55,8 @@ pub struct SqliteSink {
     /// The primary key's columns, and those of them declared COLLATE RTRIM (see `begin`).
     primary: Vec<String>,
     rtrim_keys: Vec<String>,
+    /// Staged now, swapped later with other tables (`Load::staged_apart`).
+    staged_apart: bool,
 }
 
 impl SqliteSink {
@@ -77,6 +81,7 @@ impl SqliteSink {
             unindexed_key: None,
             primary: Vec::new(),
             rtrim_keys: Vec::new(),
+            staged_apart: false,
         }
     }
 
@@ -216,6 +221,68 @@ impl SqliteSink {
     }
 }
 
+impl SqliteSink {
+    /// Puts the staged rows in place inside the transaction under way: the staging table
+    /// renamed over the table (and its indexes built), or applied to it; and the load
+    /// recorded.
+    pub(super) fn swap_in_place(&mut self) -> Result<Applied, SinkError> {
+        let rows_read = self.rows;
+        let applied = match self.apply {
+            Apply::Replace => {
+                let sql = format!(
+                    "DROP TABLE IF EXISTS {table}; ALTER TABLE {staging} RENAME TO {table};",
+                    table = quote_sqlite(&self.table),
+                    staging = quote_sqlite(&self.staging)
+                );
+                self.conn()
+                    .execute_batch(&sql)
+                    .map_err(|e| self.err("swapping in the new table", e))?;
+                self.build_indexes()?;
+                Applied {
+                    inserted: rows_read,
+                    updated: 0,
+                }
+            }
+            _ => self.apply_staged(rows_read)?,
+        };
+        if let Some((source, loaded_at)) = self.origin.clone() {
+            // What the table holds now (an incremental run added to it).
+            let rows = match self.apply {
+                Apply::Replace => rows_read,
+                _ => self.target_rows()?.unwrap_or(rows_read),
+            };
+            let record = freshness::LoadRecord {
+                loaded_at,
+                rows,
+                source,
+            };
+            freshness::write(self.conn(), &self.table, &record)
+                .map_err(|e| self.err("writing the load record", e))?;
+        }
+        Ok(applied)
+    }
+
+    /// Commits the transaction the swap ran in, and checkpoints the WAL.
+    pub(super) fn finish(&self) -> Result<(), SinkError> {
+        self.conn()
+            .execute_batch("COMMIT")
+            .map_err(|e| self.err("committing", e))?;
+        if self.wal {
+            // Moves the load from the WAL into the file and empties the WAL, so it does not
+            // keep the table's size on disk twice. Without waiting: a reader still on the old
+            // rows only makes this do less (the last connection to close finishes it).
+            let _ = self.conn().busy_timeout(Duration::ZERO);
+            if let Err(e) = self
+                .conn()
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            {
+                log::debug!("checkpoint after the load: {e}");
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Sink for SqliteSink {
     fn inspect(&mut self, key: &str, read_max: bool) -> Result<Option<TargetState>, SinkError> {
         self.inspect_table(key, read_max)
@@ -228,6 +295,7 @@ impl Sink for SqliteSink {
     fn begin(&mut self, columns: &[SourceColumn], load: &Load) -> Result<(), SinkError> {
         self.apply = load.apply.clone();
         self.origin = load.origin.clone();
+        self.staged_apart = load.staged_apart;
         self.conn = Some(self.open()?);
         self.ncols = columns.len();
         self.rows_per_insert = (MAX_PARAMS / self.ncols.max(1)).clamp(1, MAX_ROWS_PER_INSERT);
@@ -289,8 +357,8 @@ impl Sink for SqliteSink {
         Ok(Some(n as u64))
     }
 
-    fn commit(&mut self, rows_read: u64) -> Result<Applied, SinkError> {
-        // Finalized first: a pending statement would block the DROP below.
+    fn stage(&mut self, rows_read: u64) -> Result<(), SinkError> {
+        // Finalized first: a pending statement would block the DROP of the swap.
         self.full = None;
         self.tail = None;
         let staged: i64 = self
@@ -307,54 +375,28 @@ impl Sink for SqliteSink {
                 read: rows_read,
             });
         }
-        let applied = match self.apply {
-            Apply::Replace => {
-                let sql = format!(
-                    "DROP TABLE IF EXISTS {table}; ALTER TABLE {staging} RENAME TO {table};",
-                    table = quote_sqlite(&self.table),
-                    staging = quote_sqlite(&self.staging)
-                );
-                self.conn()
-                    .execute_batch(&sql)
-                    .map_err(|e| self.err("swapping in the new table", e))?;
-                self.build_indexes()?;
-                Applied {
-                    inserted: rows_read,
-                    updated: 0,
-                }
-            }
-            _ => self.apply_staged(rows_read)?,
-        };
-        if let Some((source, loaded_at)) = self.origin.clone() {
-            // What the table holds now (an incremental run added to it).
-            let rows = match self.apply {
-                Apply::Replace => rows_read,
-                _ => self.target_rows()?.unwrap_or(rows_read),
-            };
-            let record = freshness::LoadRecord {
-                loaded_at,
-                rows,
-                source,
-            };
-            freshness::write(self.conn(), &self.table, &record)
-                .map_err(|e| self.err("writing the load record", e))?;
+        if self.staged_apart {
+            // Durable as the staging table; the target is untouched until the swap.
+            self.conn()
+                .execute_batch("COMMIT")
+                .map_err(|e| self.err("committing the staging table", e))?;
         }
-        self.conn()
-            .execute_batch("COMMIT")
-            .map_err(|e| self.err("committing", e))?;
-        if self.wal {
-            // Moves the load from the WAL into the file and empties the WAL, so it does not
-            // keep the table's size on disk twice. Without waiting: a reader still on the old
-            // rows only makes this do less (the last connection to close finishes it).
-            let _ = self.conn().busy_timeout(Duration::ZERO);
-            if let Err(e) = self
-                .conn()
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            {
-                log::debug!("checkpoint after the load: {e}");
-            }
+        Ok(())
+    }
+
+    fn swap(&mut self) -> Result<Applied, SinkError> {
+        if self.staged_apart {
+            self.conn()
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(|e| self.err("beginning the swap", e))?;
         }
+        let applied = self.swap_in_place()?;
+        self.finish()?;
         Ok(applied)
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 
     fn abort(&mut self) {
@@ -363,6 +405,16 @@ impl Sink for SqliteSink {
         if let Some(conn) = self.conn.take() {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
+            }
+            if self.staged_apart {
+                // A committed staging table is dropped; a kill leaves it for the next run.
+                let drop = format!("DROP TABLE IF EXISTS {}", quote_sqlite(&self.staging));
+                if let Err(e) = conn.execute_batch(&drop) {
+                    log::warn!(
+                        "could not drop the staging table `{}` (the next run will): {e}",
+                        self.staging
+                    );
+                }
             }
         }
     }
