@@ -6,9 +6,11 @@ use crate::error::{Error, Guard};
 use crate::plan::Guards;
 use crate::source::{Source, SourceError};
 use crate::target::{Load, Sink};
+use crate::transform::SourceColumn;
 use crate::transform::{self, ZeroDates};
 use arrow::record_batch::RecordBatch;
-use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Batches in flight between reader and writer.
@@ -49,8 +51,41 @@ pub fn copy(
         sink.abort();
         return Err(e.into());
     }
+    finish(
+        Reading::start(source, opts.zero_dates),
+        sink,
+        opts,
+        load,
+        before_commit,
+    )
+}
+
+/// As `copy`, from a reading already under way (a job reads the next table while the
+/// previous one is written).
+pub fn copy_read(
+    reading: Reading,
+    sink: &mut dyn Sink,
+    opts: CopyOptions,
+    load: &Load,
+    before_commit: &mut dyn FnMut() -> Result<(), Error>,
+) -> Result<CopyStats, Error> {
+    if let Err(e) = sink.begin(&reading.columns, load) {
+        sink.abort();
+        return Err(e.into());
+    }
+    finish(reading, sink, opts, load, before_commit)
+}
+
+/// The rows written, the guards checked, and the load committed (or staged).
+fn finish(
+    reading: Reading,
+    sink: &mut dyn Sink,
+    opts: CopyOptions,
+    load: &Load,
+    before_commit: &mut dyn FnMut() -> Result<(), Error>,
+) -> Result<CopyStats, Error> {
     let t0 = Instant::now();
-    let result = stream(source, sink, opts).and_then(|(mut stats, meter)| {
+    let result = stream(reading, sink, opts).and_then(|(mut stats, meter)| {
         let t1 = Instant::now();
         log::debug!(
             "all {} rows written in {:.2} s",
@@ -74,6 +109,50 @@ pub fn copy(
         sink.abort();
     }
     result
+}
+
+/// A source being read on its own thread into a bounded channel (the backpressure that
+/// keeps memory flat). Dropped unfinished, its reading is abandoned.
+pub struct Reading {
+    /// The columns as the target gets them.
+    columns: Vec<SourceColumn>,
+    rx: Option<Receiver<RecordBatch>>,
+    reader: Option<JoinHandle<Result<CopyStats, SourceError>>>,
+    abandon: Abandon,
+}
+
+impl Reading {
+    /// The reader thread started; its log lines name the table the caller's name.
+    pub fn start(source: Box<dyn Source>, zero_dates: ZeroDates) -> Reading {
+        let columns = transform::target_columns(source.columns(), zero_dates);
+        let (tx, rx) = sync_channel::<RecordBatch>(CHANNEL_BATCHES);
+        let abandon = Abandon::default();
+        let reader_abandon = abandon.clone();
+        let table = crate::logfile::table();
+        let reader = std::thread::Builder::new()
+            .name("dbsync-reader".into())
+            .spawn(move || {
+                crate::logfile::set_table(table);
+                read_and_transform(source, &tx, zero_dates, &reader_abandon)
+            })
+            .expect("spawning the reader thread");
+        Reading {
+            columns,
+            rx: Some(rx),
+            reader: Some(reader),
+            abandon,
+        }
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        // Not read to its end: the source's result is abandoned, and the reader stops at
+        // its next send (it is not waited for: it may be blocked on the server).
+        if self.reader.is_some() {
+            self.abandon.abandon();
+        }
+    }
 }
 
 /// Refuses a load that would empty the target, or shrink it by more than allowed.
@@ -113,23 +192,13 @@ fn check_guards(guards: Guards, rows: u64, sink: &mut dyn Sink) -> Result<(), Er
 /// Every row from the reader thread into `sink`; the meter is handed back to say when the
 /// commit starts.
 fn stream(
-    source: Box<dyn Source>,
+    mut reading: Reading,
     sink: &mut dyn Sink,
     opts: CopyOptions,
 ) -> Result<(CopyStats, Progress), Error> {
-    let (tx, rx) = sync_channel::<RecordBatch>(CHANNEL_BATCHES);
-    let abandon = Abandon::default();
-    let reader_abandon = abandon.clone();
-    let table = crate::logfile::table();
-    let reader = std::thread::Builder::new()
-        .name("dbsync-reader".into())
-        .spawn(move || {
-            crate::logfile::set_table(table);
-            read_and_transform(source, &tx, opts.zero_dates, &reader_abandon)
-        })
-        .expect("spawning the reader thread");
+    let rx = reading.rx.take().expect("a reading is streamed once");
     let mut meter = Progress::new(opts.progress, opts.expected_rows);
-    let mut written = Ok(());
+    let mut written: Result<(), Error> = Ok(());
     // Time spent waiting for the reader: tells which side limits the copy (-v).
     let mut waited = Duration::ZERO;
     loop {
@@ -158,18 +227,11 @@ fn stream(
         "the writer waited {:.2} s for the reader",
         waited.as_secs_f64()
     );
-    // After a failure the source's result is abandoned, not read to its end; dropping the
-    // receiver makes the reader's next send fail, so it stops early.
-    if written.is_err() {
-        abandon.abandon();
-    }
     drop(rx);
     meter.finish();
-    if let Err(Error::Interrupted(i)) = written {
-        // The reader may be blocked on the server for a long time: it is not waited for
-        // (the process exits right after the target is restored).
-        return Err(i.into());
-    }
+    // After a failure the reading is dropped unfinished (abandoned, not waited for).
+    written?;
+    let reader = reading.reader.take().expect("the reader is joined once");
     let read = reader.join().unwrap_or_else(|panic| {
         let message = crate::fence::panic_message(panic.as_ref());
         Err(SourceError::Read {
@@ -178,7 +240,6 @@ fn stream(
             message,
         })
     });
-    written?;
     Ok((read?, meter))
 }
 

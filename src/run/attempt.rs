@@ -6,7 +6,7 @@ use super::{dry_run, incremental, How};
 use crate::error::{invalid, Error};
 use crate::incremental::{Apply, TargetState};
 use crate::interrupt;
-use crate::pipeline::{self, CopyStats, ProgressMode};
+use crate::pipeline::{self, CopyOptions, CopyStats, ProgressMode};
 use crate::plan::{Guards, Plan};
 use crate::report::{Exit, SourceUsed, Summary};
 use crate::source::Source;
@@ -204,7 +204,32 @@ pub(super) fn copy(
     load: &Load,
     lock: &mut Option<TargetLock>,
 ) -> Result<CopyStats, Error> {
-    let opts = pipeline::CopyOptions {
+    let opts = options(plan, how, source.as_ref(), load);
+    let mut check_lock = || match lock.as_mut() {
+        Some(l) => l.still_held(false).map_err(Error::from),
+        None => Ok(()),
+    };
+    pipeline::copy(source, sink, opts, load, &mut check_lock)
+}
+
+/// As `copy`, from a reading already under way (`options` were taken before it started).
+pub(super) fn copy_read(
+    opts: CopyOptions,
+    reading: pipeline::Reading,
+    sink: &mut dyn Sink,
+    load: &Load,
+    lock: &mut Option<TargetLock>,
+) -> Result<CopyStats, Error> {
+    let mut check_lock = || match lock.as_mut() {
+        Some(l) => l.still_held(false).map_err(Error::from),
+        None => Ok(()),
+    };
+    pipeline::copy_read(reading, sink, opts, load, &mut check_lock)
+}
+
+/// How the copy of `source` goes: its progress, zero dates and guards.
+pub(super) fn options(plan: &Plan, how: How, source: &dyn Source, load: &Load) -> CopyOptions {
+    let opts = CopyOptions {
         progress: how.progress,
         zero_dates: plan.zero_dates,
         // Nothing new is a quiet night, and an incremental run removes nothing.
@@ -227,11 +252,7 @@ pub(super) fn copy(
         }
         None => {}
     }
-    let mut check_lock = || match lock.as_mut() {
-        Some(l) => l.still_held(false).map_err(Error::from),
-        None => Ok(()),
-    };
-    pipeline::copy(source, sink, opts, load, &mut check_lock)
+    opts
 }
 
 /// The run's outcome in the log and the summary.

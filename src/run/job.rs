@@ -2,21 +2,18 @@
 //! read in one consistent snapshot and swapped in at once (`consistency = snapshot`), or
 //! each copied on its own (`per_table`). One summary; the worst table decides the exit.
 
-use super::attempt::{self, Prepared, Ready};
+mod snapshot;
+
+use super::attempt;
 use super::How;
 use crate::error::{chain, Error};
-use crate::incremental::Apply;
 use crate::interrupt;
 use crate::logfile;
-use crate::pipeline::CopyStats;
 use crate::plan::job::{Consistency, JobPlan};
 use crate::plan::Plan;
 use crate::report::{Exit, JobSummary, Summary};
 use crate::source::mysql::tables::{base_tables, BaseTable};
-use crate::source::mysql::Snapshot;
 use crate::source::SourceError;
-use crate::target::{Sink, TargetLock};
-use std::time::Instant;
 
 /// The tables of the job, and whether the source was unreachable (the fallback serves).
 struct Chosen {
@@ -49,7 +46,7 @@ pub(super) fn run(job: &JobPlan, how: How, only: Option<&[String]>) -> (JobSumma
     let own = match (job.consistency, how.dry_run) {
         (_, true) => dry_run(&chosen, how, &mut summary),
         (Consistency::PerTable, false) => per_table(job, &chosen, how, &mut summary),
-        (Consistency::Snapshot, false) => snapshot(job, &chosen, how, &mut summary),
+        (Consistency::Snapshot, false) => snapshot::run(job, &chosen, how, &mut summary),
     };
     let own = own.err().map(|e| {
         summary.error = Some(chain(&e));
@@ -162,178 +159,8 @@ fn per_table(
     Ok(())
 }
 
-/// `snapshot`: every table read in one snapshot of the source, staged, then all swapped
-/// in at once; a failure anywhere changes none of them. Retried as a whole.
-fn snapshot(
-    job: &JobPlan,
-    chosen: &Chosen,
-    how: How,
-    summary: &mut JobSummary,
-) -> Result<(), Error> {
-    if !chosen.outside.is_empty() && !chosen.fallback {
-        log::warn!(
-            "a snapshot covers InnoDB tables only; these are read at their own moment: {}",
-            chosen.outside.join(", ")
-        );
-    }
-    let template = &job.template;
-    let mut locks: Vec<Option<TargetLock>> = chosen.plans.iter().map(|_| None).collect();
-    let mut attempt = 1;
-    loop {
-        summary.attempts = attempt;
-        let err = match snapshot_attempt(chosen, how, summary, &mut locks) {
-            Ok(()) => return Ok(()),
-            Err(e) => e.past_run_timeout(),
-        };
-        if attempt > template.retries || !err.is_transient() {
-            return Err(err);
-        }
-        let text = chain(&err);
-        let wait = crate::retry::backoff(attempt + 1);
-        if interrupt::left().is_some_and(|left| wait >= left) {
-            return Err(err);
-        }
-        log::warn!(
-            "attempt {attempt} failed ({text}); the whole job again, with a new snapshot, in {} s",
-            wait.as_secs()
-        );
-        summary.retried.push(text);
-        super::pause(wait)?;
-        for t in &mut summary.tables {
-            *t = Summary::new(&t.target, &t.table);
-        }
-        attempt += 1;
-    }
-}
-
-/// A staged table's sink, what it read, and how it goes in.
-type StagedSink = (Box<dyn Sink>, CopyStats, Apply);
-
-/// A table staged for the swap: where it is in the job, what was read, how it goes in.
-struct Staged {
-    index: usize,
-    stats: CopyStats,
-    apply: Apply,
-}
-
-/// One attempt at a snapshot job: every lock, the snapshot, each table staged, one swap.
-fn snapshot_attempt(
-    chosen: &Chosen,
-    how: How,
-    summary: &mut JobSummary,
-    locks: &mut [Option<TargetLock>],
-) -> Result<(), Error> {
-    for (plan, lock) in chosen.plans.iter().zip(locks.iter_mut()) {
-        attempt::hold_lock(plan, lock).map_err(|e| in_table(plan, e))?;
-    }
-    let snapshot = match chosen.fallback {
-        true => None,
-        false => Some(Snapshot::start(&chosen.plans[0].source)?),
-    };
-    let t0 = Instant::now();
-    let (mut sinks, mut staged) = (Vec::new(), Vec::new());
-    for (i, plan) in chosen.plans.iter().enumerate() {
-        logfile::set_table(Some(plan.target.table().to_string()));
-        let done = stage_one(
-            plan,
-            how,
-            &mut summary.tables[i],
-            snapshot.as_ref(),
-            &mut locks[i],
-        );
-        logfile::set_table(None);
-        match done {
-            Ok(Some((sink, stats, apply))) => {
-                sinks.push(sink);
-                staged.push(Staged {
-                    index: i,
-                    stats,
-                    apply,
-                });
-            }
-            Ok(None) => {}
-            Err(e) => {
-                summary.tables[i].error = Some(chain(&e));
-                summary.tables[i].exit = e.exit();
-                abort_all(&mut sinks);
-                return Err(in_table(plan, e));
-            }
-        }
-    }
-    drop(snapshot);
-    if let Err(e) = interrupt::check() {
-        abort_all(&mut sinks);
-        return Err(e.into());
-    }
-    swap_all(chosen, summary, &mut sinks, staged, t0)
-}
-
-/// One table read and staged (nothing visible yet); `None` when it had nothing to load
-/// (a fallback table kept as it is).
-fn stage_one(
-    plan: &Plan,
-    how: How,
-    table: &mut Summary,
-    snapshot: Option<&Snapshot>,
-    lock: &mut Option<TargetLock>,
-) -> Result<Option<StagedSink>, Error> {
-    let Ready {
-        mut sink,
-        mut source,
-        used,
-        load,
-    } = match attempt::prepare(plan, how, table, true)? {
-        Prepared::Load(ready) => ready,
-        Prepared::Done(exit) => {
-            table.exit = exit;
-            return Ok(None);
-        }
-    };
-    if let Some(snapshot) = snapshot {
-        source.read_in(snapshot);
-    }
-    table.exit = attempt::exit_of(used);
-    let stats = attempt::copy(plan, how, source, sink.as_mut(), &load, lock)?;
-    Ok(Some((sink, stats, load.apply)))
-}
-
-/// Every staged table put in place at once, then each table's outcome reported.
-fn swap_all(
-    chosen: &Chosen,
-    summary: &mut JobSummary,
-    sinks: &mut [Box<dyn Sink>],
-    staged: Vec<Staged>,
-    t0: Instant,
-) -> Result<(), Error> {
-    let first = &chosen.plans[0];
-    let applied = match first.target.swap_all(sinks, first.lock_wait) {
-        Ok(applied) => applied,
-        Err(e) => {
-            abort_all(sinks);
-            return Err(e.into());
-        }
-    };
-    for (mut s, applied) in staged.into_iter().zip(applied) {
-        s.stats.applied = applied;
-        let plan = &chosen.plans[s.index];
-        let table = &mut summary.tables[s.index];
-        logfile::set_table(Some(plan.target.table().to_string()));
-        let target = plan.target.describe();
-        attempt::report(plan, &s.apply, &s.stats, &target, t0, table.source, table);
-        logfile::set_table(None);
-    }
-    Ok(())
-}
-
-/// Drops every staged table: the job changes nothing.
-fn abort_all(sinks: &mut [Box<dyn Sink>]) {
-    for sink in sinks {
-        sink.abort();
-    }
-}
-
 /// A table's failure, naming the table.
-fn in_table(plan: &Plan, e: Error) -> Error {
+pub(super) fn in_table(plan: &Plan, e: Error) -> Error {
     Error::InTable {
         table: plan.target.table().to_string(),
         cause: Box::new(e),

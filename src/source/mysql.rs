@@ -8,23 +8,21 @@ mod filter;
 mod keys;
 pub mod partition;
 pub mod query;
+mod read;
+pub mod snapshot;
 pub mod tables;
 
 pub use describe::sql_type;
 
 use super::{Emit, Source, SourceError};
-use crate::connect::session::set_read_timeout;
 use crate::connect::{Abandon, Endpoint, Session, TlsMode};
-use crate::fence::guarded;
 use crate::incremental::{self, Filter};
 use crate::plan::Partitioning;
 use crate::transform::keys::Keys;
 use crate::transform::{self, quote_mysql, SourceColumn};
-use arrow::datatypes::{Field, Schema};
-use arrow::record_batch::RecordBatch;
-use connectorx::sources::mysql::{MySQLBinarySourceParser, MySQLTypeSystem};
 use mysql::prelude::Queryable;
-use std::sync::Arc;
+pub use snapshot::Snapshot;
+use snapshot::Turn;
 use std::time::Duration;
 
 /// How long the check of an incremental run's start may take.
@@ -46,32 +44,9 @@ pub struct MySqlSource {
     dialect: query::Dialect,
     /// The connection that described the query, kept for `look_at_start` (a login less).
     probe: Option<Session>,
-    /// A job's snapshot, whose connection reads the rows instead of one of their own.
-    snapshot: Option<Snapshot>,
-}
-
-/// One consistent snapshot of the source (`START TRANSACTION WITH CONSISTENT SNAPSHOT`,
-/// REPEATABLE READ) on one connection, which reads every table of a job in turn: every
-/// table as it was at one moment.
-#[derive(Clone)]
-pub struct Snapshot(std::sync::Arc<std::sync::Mutex<Session>>);
-
-impl Snapshot {
-    pub fn start(ep: &Endpoint) -> Result<Snapshot, SourceError> {
-        let (mut session, _) = ep.connect(true, None)?;
-        let sql = "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; \
-                   START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY";
-        session.query_drop(sql).map_err(|e| SourceError::Query {
-            section: ep.section,
-            message: format!(
-                "starting a consistent snapshot: {}",
-                crate::connect::redact(&e.to_string(), ep)
-            ),
-        })?;
-        Ok(Snapshot(std::sync::Arc::new(std::sync::Mutex::new(
-            session,
-        ))))
-    }
+    /// A job's snapshot, whose connection reads the rows (in turn) instead of one of
+    /// their own.
+    snapshot: Option<Turn>,
 }
 
 impl MySqlSource {
@@ -294,7 +269,7 @@ impl Source for MySqlSource {
 
     /// A job under a snapshot opens its tables without partitions: one read each.
     fn read_in(&mut self, snapshot: &Snapshot) {
-        self.snapshot = Some(snapshot.clone());
+        self.snapshot = Some(snapshot.turn());
     }
 
     fn estimate(&self) -> Option<u64> {
@@ -364,218 +339,6 @@ impl MySqlSource {
 
     fn column_name(&self, index: usize) -> &str {
         self.columns.get(index).map_or("?", |c| c.name.as_str())
-    }
-
-    /// Reads the partitions on as many connections, one thread each, into `emit`.
-    fn read_partitions(&self, emit: &mut Emit<'_>, abandon: &Abandon) -> Result<u64, SourceError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<RecordBatch, SourceError>>(2);
-        std::thread::scope(|scope| {
-            for query in &self.read_queries {
-                let tx = tx.clone();
-                scope.spawn(move || {
-                    let r = self.read_one(query, &mut |b| tx.send(Ok(b)).is_ok(), abandon);
-                    if let Err(e) = r {
-                        let _ = tx.send(Err(e));
-                    }
-                });
-            }
-            drop(tx);
-            let mut rows = 0u64;
-            let result = loop {
-                match rx.recv() {
-                    Ok(Ok(b)) => {
-                        rows += b.num_rows() as u64;
-                        if !emit(b) {
-                            break Ok(rows);
-                        }
-                    }
-                    Ok(Err(e)) => break Err(e),
-                    Err(_) => break Ok(rows),
-                }
-            };
-            // Dropping the receiver stops the other partitions' readers at their next send;
-            // after a failure they are not waited for, nor their results drained.
-            if result.is_err() {
-                abandon.abandon();
-            }
-            drop(rx);
-            result
-        })
-    }
-
-    fn read_one(
-        &self,
-        query: &str,
-        emit: &mut Emit<'_>,
-        abandon: &Abandon,
-    ) -> Result<u64, SourceError> {
-        if let Some(snapshot) = &self.snapshot {
-            let mut session = snapshot.0.lock().unwrap_or_else(|p| p.into_inner());
-            let fd = session.fd();
-            let _registered = abandon.register(fd);
-            let read = self.read_on(&mut session, fd, query, emit, abandon);
-            // The snapshot's connection keeps its ordinary read timeout for the next table.
-            set_read_timeout(fd, Some(self.endpoint.read_timeout));
-            return read;
-        }
-        let redact = |m: &str| crate::connect::redact(m, &self.endpoint);
-        let failed = |e: &dyn std::fmt::Display| read_error(0, 0, redact(&e.to_string()));
-        let session = self
-            .endpoint
-            .session(self.mode, true, &Default::default())
-            .map_err(|e| failed(&e))?;
-        let (mut conn, fd, _everywhere) = session.into_parts();
-        // Dropped before `conn` (declared later), and after the result that borrows it.
-        let _registered = abandon.register(fd);
-        self.read_on(&mut conn, fd, query, emit, abandon)
-    }
-
-    /// Reads `query` on `conn` (whose socket is `fd`) through `emit`.
-    fn read_on(
-        &self,
-        conn: &mut mysql::Conn,
-        fd: Option<std::os::fd::RawFd>,
-        query: &str,
-        emit: &mut Emit<'_>,
-        abandon: &Abandon,
-    ) -> Result<u64, SourceError> {
-        let redact = |m: &str| crate::connect::redact(m, &self.endpoint);
-        let failed = |e: &dyn std::fmt::Display| read_error(0, 0, redact(&e.to_string()));
-        // Until the first rows arrive the server may rightly compute for long (a sort).
-        set_read_timeout(fd, Some(self.statement_timeout));
-        let stmt = conn.prep(query).map_err(|e| failed(&e))?;
-        let types: Vec<MySQLTypeSystem> = stmt
-            .columns()
-            .iter()
-            .map(|c| MySQLTypeSystem::from((&c.column_type(), &c.flags(), c.character_set())))
-            .collect();
-        let iter = conn.exec_iter(stmt, ()).map_err(|e| failed(&e))?;
-        let mut parser = MySQLBinarySourceParser::new(iter, &types);
-        let result = self.pump(&mut parser, &types, fd, emit);
-        // Ended early (a failure here or elsewhere): the rest of the result is abandoned,
-        // not drained, when the parser is dropped.
-        if !matches!(result, Ok((_, true))) {
-            abandon.abandon();
-        }
-        result.map(|(rows, _)| rows)
-    }
-
-    /// A batch that could not be filled, in words: a connection that broke (what waited,
-    /// how long, which setting), or a value that could not be read (its column and row).
-    fn fill_failure(
-        &self,
-        f: &batch::ReadFailure,
-        rows: u64,
-        batches: u64,
-        row: usize,
-        col: usize,
-    ) -> SourceError {
-        let ep = &self.endpoint;
-        let text = crate::connect::redact(&f.to_string(), ep);
-        if let Some(how) = f.broken() {
-            // Before the first rows the server may compute for long (a sort).
-            let (bound, setting) = match rows == 0 && row == 0 {
-                true => (
-                    self.statement_timeout,
-                    "[general] statement_timeout".to_string(),
-                ),
-                false => (ep.read_timeout, format!("[{}] read_timeout", ep.section)),
-            };
-            let waiting = crate::connect::wait::Waiting {
-                who: "the source's reading connection",
-                what: "reading the query's rows",
-                bound,
-                setting: &format!("{setting} = {}", crate::connect::wait::secs(bound)),
-            };
-            let message = format!("after {rows} rows, {}", waiting.failed(how));
-            return read_error(rows, batches + 1, message);
-        }
-        if f.is_connection() {
-            let message = format!(
-                "the connection failed after {rows} rows: {text} (silence longer than [{}] \
-                 read_timeout = {} s counts as a failure)",
-                ep.section,
-                ep.read_timeout.as_secs()
-            );
-            return read_error(rows, batches + 1, message);
-        }
-        let column = self.column_name(col);
-        let message = format!(
-            "column `{column}`, row {}: {text}; if the value cannot be read as its type, select \
-             the column as text (CAST(`{column}` AS CHAR))",
-            rows + row as u64 + 1,
-        );
-        read_error(rows, batches + 1, message)
-    }
-
-    /// Moves rows from the parser into batches and through `emit`; the rows read, and
-    /// whether the result was read to its end.
-    fn pump<'a>(
-        &self,
-        parser: &mut MySQLBinarySourceParser<'a>,
-        types: &[MySQLTypeSystem],
-        fd: Option<std::os::fd::RawFd>,
-        emit: &mut Emit<'_>,
-    ) -> Result<(u64, bool), SourceError> {
-        let ep = &self.endpoint;
-        let temporal: Vec<_> = self
-            .columns
-            .iter()
-            .map(|c| crate::transform::temporal_kind(&c.ty))
-            .collect();
-        let mut reader = batch::BatchReader::new(types, &temporal, self.batch_rows);
-        // Rows are streaming: from then on, silence means a dead link.
-        let read_timeout = ep.read_timeout;
-        reader.on_first_rows(move || set_read_timeout(fd, Some(read_timeout)));
-        let schema = Arc::new(Schema::new(
-            self.columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| Field::new(&c.name, reader.data_type(i), true))
-                .collect::<Vec<_>>(),
-        ));
-        let (mut rows, mut batches) = (0u64, 0u64);
-        loop {
-            // The parser reports a value it cannot convert by panicking; the fence turns
-            // that into an error naming the column and row it was on.
-            let filled = guarded(|| reader.fill(parser))
-                .unwrap_or_else(|m| Err(batch::ReadFailure::Panic(m)));
-            let done = match filled {
-                Ok(done) => done,
-                Err(f) => {
-                    let (row, col) = reader.position();
-                    return Err(self.fill_failure(&f, rows, batches, row, col));
-                }
-            };
-            let n = reader.len();
-            if n > 0 {
-                batches += 1;
-                rows += n as u64;
-                let arrays = reader.finish().map_err(|(col, e)| {
-                    let column = self.column_name(col);
-                    let message = format!(
-                        "column `{column}` holds text that is not valid UTF-8 ({e}); select it as bytes instead (CAST(`{column}` AS BINARY))"
-                    );
-                    read_error(rows - n as u64, batches, message)
-                })?;
-                let b =
-                    RecordBatch::try_new(schema.clone(), arrays).expect("arrays match the schema");
-                if !emit(b) {
-                    return Ok((rows, false));
-                }
-            }
-            if done {
-                return Ok((rows, true));
-            }
-        }
-    }
-}
-
-fn read_error(rows: u64, batch: u64, message: String) -> SourceError {
-    SourceError::Read {
-        rows,
-        batch,
-        message,
     }
 }
 

@@ -297,6 +297,14 @@ impl Sink for SqliteSink {
         self.origin = load.origin.clone();
         self.staged_apart = load.staged_apart;
         self.conn = Some(self.open()?);
+        if self.staged_apart && self.wal {
+            // The staging table's commit need not wait for the disk (safe from corruption
+            // in WAL mode): a crash before the swap only loses a staging table the next run
+            // drops, and the swap's own commit syncs the log with it.
+            self.conn()
+                .execute_batch("PRAGMA synchronous = NORMAL")
+                .map_err(|e| self.err("setting synchronous", e))?;
+        }
         self.ncols = columns.len();
         self.rows_per_insert = (MAX_PARAMS / self.ncols.max(1)).clamp(1, MAX_ROWS_PER_INSERT);
         self.create_staging(columns, &load.keys)?;
@@ -376,9 +384,11 @@ impl Sink for SqliteSink {
             });
         }
         if self.staged_apart {
-            // Durable as the staging table; the target is untouched until the swap.
+            // Kept as the staging table; the target is untouched until the swap. The
+            // connection stays open (closing the last one would checkpoint the log after
+            // each table) but gives back its cache while the other tables load.
             self.conn()
-                .execute_batch("COMMIT")
+                .execute_batch("COMMIT; PRAGMA shrink_memory")
                 .map_err(|e| self.err("committing the staging table", e))?;
         }
         Ok(())

@@ -1,0 +1,243 @@
+//! `consistency = snapshot`: every table read in one snapshot of the source, each staged,
+//! then all swapped in at once; a failure anywhere changes none of them. Retried as a
+//! whole, with a new snapshot. The snapshot's connection reads the next table while the
+//! previous one is written.
+
+use super::{in_table, Chosen};
+use crate::error::{chain, Error};
+use crate::incremental::Apply;
+use crate::interrupt;
+use crate::logfile;
+use crate::pipeline::{CopyOptions, CopyStats, Reading};
+use crate::plan::job::JobPlan;
+use crate::report::{JobSummary, Summary};
+use crate::run::attempt::{self, Prepared, Ready};
+use crate::run::How;
+use crate::source::mysql::Snapshot;
+use crate::target::{Load, Sink, TargetLock};
+use std::time::Instant;
+
+pub(super) fn run(
+    job: &JobPlan,
+    chosen: &Chosen,
+    how: How,
+    summary: &mut JobSummary,
+) -> Result<(), Error> {
+    if !chosen.outside.is_empty() && !chosen.fallback {
+        log::warn!(
+            "a snapshot covers InnoDB tables only; these are read at their own moment: {}",
+            chosen.outside.join(", ")
+        );
+    }
+    let template = &job.template;
+    let mut locks: Vec<Option<TargetLock>> = chosen.plans.iter().map(|_| None).collect();
+    let mut attempt = 1;
+    loop {
+        summary.attempts = attempt;
+        let err = match one_attempt(chosen, how, summary, &mut locks) {
+            Ok(()) => return Ok(()),
+            Err(e) => e.past_run_timeout(),
+        };
+        if attempt > template.retries || !err.is_transient() {
+            return Err(err);
+        }
+        let text = chain(&err);
+        let wait = crate::retry::backoff(attempt + 1);
+        if interrupt::left().is_some_and(|left| wait >= left) {
+            return Err(err);
+        }
+        log::warn!(
+            "attempt {attempt} failed ({text}); the whole job again, with a new snapshot, in {} s",
+            wait.as_secs()
+        );
+        summary.retried.push(text);
+        crate::run::pause(wait)?;
+        for t in &mut summary.tables {
+            *t = Summary::new(&t.target, &t.table);
+        }
+        attempt += 1;
+    }
+}
+
+/// A table opened in the snapshot: its sink, its rows being read, and how they go in.
+struct Opened {
+    index: usize,
+    sink: Box<dyn Sink>,
+    reading: Reading,
+    opts: CopyOptions,
+    load: Load,
+}
+
+/// A table staged for the swap: where it is in the job, what was read, how it goes in.
+struct Staged {
+    index: usize,
+    stats: CopyStats,
+    apply: Apply,
+}
+
+/// A table's failure, for the job's summary.
+type Failed = (usize, Error);
+
+/// One attempt: every lock, the snapshot, each table staged, one swap.
+fn one_attempt(
+    chosen: &Chosen,
+    how: How,
+    summary: &mut JobSummary,
+    locks: &mut [Option<TargetLock>],
+) -> Result<(), Error> {
+    for (plan, lock) in chosen.plans.iter().zip(locks.iter_mut()) {
+        attempt::hold_lock(plan, lock).map_err(|e| in_table(plan, e))?;
+    }
+    let snapshot = match chosen.fallback {
+        true => None,
+        false => Some(Snapshot::start(&chosen.plans[0].source)?),
+    };
+    let t0 = Instant::now();
+    let mut sinks = Vec::new();
+    match stage_all(chosen, how, summary, snapshot.as_ref(), locks, &mut sinks) {
+        Ok(staged) => {
+            drop(snapshot);
+            if let Err(e) = interrupt::check() {
+                abort_all(&mut sinks);
+                return Err(e.into());
+            }
+            swap_all(chosen, summary, &mut sinks, staged, t0)
+        }
+        Err((i, e)) => {
+            summary.tables[i].error = Some(chain(&e));
+            summary.tables[i].exit = e.exit();
+            abort_all(&mut sinks);
+            Err(in_table(&chosen.plans[i], e))
+        }
+    }
+}
+
+/// Every table read and staged (nothing visible yet), in turn: while one is written, the
+/// next one is opened and its reader waits for the snapshot's connection.
+fn stage_all(
+    chosen: &Chosen,
+    how: How,
+    summary: &mut JobSummary,
+    snapshot: Option<&Snapshot>,
+    locks: &mut [Option<TargetLock>],
+    sinks: &mut Vec<Box<dyn Sink>>,
+) -> Result<Vec<Staged>, Failed> {
+    let mut staged = Vec::new();
+    let mut next = open_from(chosen, 0, how, summary, snapshot)?;
+    while let Some(mut current) = next {
+        next = open_from(chosen, current.index + 1, how, summary, snapshot)?;
+        let i = current.index;
+        logfile::set_table(Some(chosen.plans[i].target.table().to_string()));
+        let done = attempt::copy_read(
+            current.opts,
+            current.reading,
+            current.sink.as_mut(),
+            &current.load,
+            &mut locks[i],
+        );
+        logfile::set_table(None);
+        let stats = done.map_err(|e| (i, e))?;
+        sinks.push(current.sink);
+        staged.push(Staged {
+            index: i,
+            stats,
+            apply: current.load.apply,
+        });
+    }
+    Ok(staged)
+}
+
+/// The first table from `start` on that has rows to load, opened, its reading started;
+/// tables with nothing to load (a fallback table kept as it is) are passed.
+fn open_from(
+    chosen: &Chosen,
+    start: usize,
+    how: How,
+    summary: &mut JobSummary,
+    snapshot: Option<&Snapshot>,
+) -> Result<Option<Opened>, Failed> {
+    for (i, plan) in chosen.plans.iter().enumerate().skip(start) {
+        let table = &mut summary.tables[i];
+        logfile::set_table(Some(plan.target.table().to_string()));
+        let prepared = attempt::prepare(plan, how, table, true);
+        let opened = match prepared {
+            Ok(Prepared::Load(ready)) => Some(start_reading(plan, how, ready, snapshot, table)),
+            Ok(Prepared::Done(exit)) => {
+                table.exit = exit;
+                None
+            }
+            Err(e) => {
+                logfile::set_table(None);
+                return Err((i, e));
+            }
+        };
+        logfile::set_table(None);
+        if let Some((sink, reading, opts, load)) = opened {
+            return Ok(Some(Opened {
+                index: i,
+                sink,
+                reading,
+                opts,
+                load,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// A prepared table's reader started, in the snapshot.
+fn start_reading(
+    plan: &crate::plan::Plan,
+    how: How,
+    ready: Ready,
+    snapshot: Option<&Snapshot>,
+    table: &mut Summary,
+) -> (Box<dyn Sink>, Reading, CopyOptions, Load) {
+    let Ready {
+        sink,
+        mut source,
+        used,
+        load,
+    } = ready;
+    if let Some(snapshot) = snapshot {
+        source.read_in(snapshot);
+    }
+    table.exit = attempt::exit_of(used);
+    let opts = attempt::options(plan, how, source.as_ref(), &load);
+    (sink, Reading::start(source, plan.zero_dates), opts, load)
+}
+
+/// Every staged table put in place at once, then each table's outcome reported.
+fn swap_all(
+    chosen: &Chosen,
+    summary: &mut JobSummary,
+    sinks: &mut [Box<dyn Sink>],
+    staged: Vec<Staged>,
+    t0: Instant,
+) -> Result<(), Error> {
+    let first = &chosen.plans[0];
+    let applied = match first.target.swap_all(sinks, first.lock_wait) {
+        Ok(applied) => applied,
+        Err(e) => {
+            abort_all(sinks);
+            return Err(e.into());
+        }
+    };
+    for (mut s, applied) in staged.into_iter().zip(applied) {
+        s.stats.applied = applied;
+        let plan = &chosen.plans[s.index];
+        let table = &mut summary.tables[s.index];
+        logfile::set_table(Some(plan.target.table().to_string()));
+        let target = plan.target.describe();
+        attempt::report(plan, &s.apply, &s.stats, &target, t0, table.source, table);
+        logfile::set_table(None);
+    }
+    Ok(())
+}
+
+/// Drops every staged table: the job changes nothing.
+fn abort_all(sinks: &mut [Box<dyn Sink>]) {
+    for sink in sinks {
+        sink.abort();
+    }
+}
