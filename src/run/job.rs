@@ -21,6 +21,8 @@ struct Chosen {
     /// Tables a snapshot does not cover (their engine is not InnoDB).
     outside: Vec<String>,
     fallback: bool,
+    /// Tables in flight at once (`[general] parallel_tables`).
+    parallel_tables: usize,
 }
 
 /// Runs the job; its summary and exit code.
@@ -97,6 +99,7 @@ fn choose(job: &JobPlan, only: Option<&[String]>) -> Result<Chosen, Error> {
         plans,
         outside,
         fallback,
+        parallel_tables: job.parallel_tables,
     })
 }
 

@@ -79,7 +79,7 @@ pub struct Load {
 /// A target table being replaced: `begin` prepares a new table nobody sees yet, `write`
 /// fills it, `commit` swaps it in whole (or applies it to the table, see `Load::apply`);
 /// `abort` (or a crash) leaves the old one.
-pub trait Sink {
+pub trait Sink: Send {
     fn describe(&self) -> String;
     /// What the target table holds, for an incremental run: its columns, key and largest
     /// `key` value (only when `read_max`: on a large table without an index on `key` it is a

@@ -15,6 +15,7 @@ use crate::run::attempt::{self, Prepared, Ready};
 use crate::run::How;
 use crate::source::mysql::Snapshot;
 use crate::target::{Load, Sink, TargetLock};
+use std::sync::Mutex;
 use std::time::Instant;
 
 pub(super) fn run(
@@ -112,8 +113,9 @@ fn one_attempt(
     }
 }
 
-/// Every table read and staged (nothing visible yet), in turn: while one is written, the
-/// next one is opened and its reader waits for the snapshot's connection.
+/// Every table read and staged (nothing visible yet). The snapshot's connection reads them
+/// in turn; `lanes` tables are written at once, and the table after them is opened ahead,
+/// its reader waiting for the connection.
 fn stage_all(
     chosen: &Chosen,
     how: How,
@@ -122,10 +124,68 @@ fn stage_all(
     locks: &mut [Option<TargetLock>],
     sinks: &mut Vec<Box<dyn Sink>>,
 ) -> Result<Vec<Staged>, Failed> {
-    let mut staged = Vec::new();
-    let mut next = open_from(chosen, 0, how, summary, snapshot)?;
-    while let Some(mut current) = next {
-        next = open_from(chosen, current.index + 1, how, summary, snapshot)?;
+    let lanes = lanes(chosen);
+    let shared = Mutex::new(Lanes {
+        summary,
+        locks,
+        ahead: None,
+        next: 0,
+        failed: None,
+        staged: Vec::new(),
+    });
+    std::thread::scope(|scope| {
+        for _ in 0..lanes {
+            scope.spawn(|| lane(chosen, how, snapshot, &shared));
+        }
+    });
+    let lanes = shared.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut staged = lanes.staged;
+    staged.sort_by_key(|(s, _)| s.index);
+    let (staged, staged_sinks): (Vec<Staged>, Vec<Box<dyn Sink>>) = staged.into_iter().unzip();
+    sinks.extend(staged_sinks);
+    match lanes.failed {
+        Some(failed) => Err(failed),
+        None => Ok(staged),
+    }
+}
+
+/// Tables written at once: a SQLite file has one writer; on MySQL, `parallel_tables`
+/// (each on its connections), so that a remote link's round trips overlap.
+fn lanes(chosen: &Chosen) -> usize {
+    match chosen.plans[0].target.endpoint() {
+        None => 1,
+        Some(_) => chosen.parallel_tables.max(1),
+    }
+}
+
+/// What the lanes share: the job's summary and locks, the table opened ahead, the next
+/// table to open, the first failure and what was staged.
+struct Lanes<'a> {
+    summary: &'a mut JobSummary,
+    locks: &'a mut [Option<TargetLock>],
+    ahead: Option<Opened>,
+    next: usize,
+    failed: Option<Failed>,
+    staged: Vec<(Staged, Box<dyn Sink>)>,
+}
+
+/// One lane: takes the table opened ahead (opening the one after it), writes it, and
+/// again, until every table is taken or one failed.
+fn lane(chosen: &Chosen, how: How, snapshot: Option<&Snapshot>, shared: &Mutex<Lanes<'_>>) {
+    loop {
+        let (mut current, mut lock) = {
+            let mut l = shared.lock().unwrap_or_else(|p| p.into_inner());
+            if l.failed.is_some() {
+                return;
+            }
+            match take_and_open_ahead(chosen, how, snapshot, &mut l) {
+                Some(current) => {
+                    let lock = l.locks[current.index].take();
+                    (current, lock)
+                }
+                None => return,
+            }
+        };
         let i = current.index;
         logfile::set_table(Some(chosen.plans[i].target.table().to_string()));
         let done = attempt::copy_read(
@@ -133,18 +193,57 @@ fn stage_all(
             current.reading,
             current.sink.as_mut(),
             &current.load,
-            &mut locks[i],
+            &mut lock,
         );
         logfile::set_table(None);
-        let stats = done.map_err(|e| (i, e))?;
-        sinks.push(current.sink);
-        staged.push(Staged {
-            index: i,
-            stats,
-            apply: current.load.apply,
-        });
+        let mut l = shared.lock().unwrap_or_else(|p| p.into_inner());
+        l.locks[i] = lock;
+        match done {
+            Ok(stats) => {
+                let staged = Staged {
+                    index: i,
+                    stats,
+                    apply: current.load.apply,
+                };
+                l.staged.push((staged, current.sink));
+            }
+            Err(e) => {
+                l.failed.get_or_insert((i, e));
+                // The table opened ahead is not read: its reader lets go of its turn.
+                l.ahead = None;
+                return;
+            }
+        }
     }
-    Ok(staged)
+}
+
+/// The table opened ahead (or the first one), and the one after it opened ahead in turn.
+fn take_and_open_ahead(
+    chosen: &Chosen,
+    how: How,
+    snapshot: Option<&Snapshot>,
+    l: &mut Lanes<'_>,
+) -> Option<Opened> {
+    let open = |l: &mut Lanes<'_>| match open_from(chosen, l.next, how, l.summary, snapshot) {
+        Ok(opened) => {
+            l.next = opened.as_ref().map_or(chosen.plans.len(), |o| o.index + 1);
+            opened
+        }
+        Err(failed) => {
+            l.failed.get_or_insert(failed);
+            l.next = chosen.plans.len();
+            None
+        }
+    };
+    let current = match l.ahead.take() {
+        Some(opened) => opened,
+        None => open(l)?,
+    };
+    l.ahead = open(l);
+    if l.failed.is_some() {
+        return None;
+    }
+    Some(current)
 }
 
 /// The first table from `start` on that has rows to load, opened, its reading started;

@@ -1,6 +1,7 @@
 //! The local target: a table in a SQLite file (`[local_db]`), which is also the fallback
 //! source's table.
 
+mod busy;
 mod lock;
 mod sink;
 

@@ -10,6 +10,7 @@ mod bind;
 mod inspect;
 mod job;
 
+use super::busy;
 use crate::target::staging::{self, SQLITE};
 
 pub use apply::index_name;
@@ -139,8 +140,7 @@ impl SqliteSink {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn =
             Connection::open_with_flags(&self.path, flags).map_err(|e| self.err("opening", e))?;
-        conn.busy_timeout(Duration::from_secs(30))
-            .map_err(|e| self.err("setting busy_timeout", e))?;
+        busy::install(&conn).map_err(|e| self.err("setting the busy handler", e))?;
         // page_size only takes effect in a new (empty) file: 64 KiB pages cut the writer's
         // work per row for bulk loads (measured: about a tenth of the wall time at 1M rows).
         // A 16 MiB cache measured as fast as larger ones. legacy_alter_table keeps the final

@@ -19,6 +19,12 @@ pub(super) struct RawInsert {
     pub(super) rows: usize,
 }
 
+// SAFETY: a statement is only used through its sink, on the connection it was prepared on,
+// and moves with it. rusqlite's Connection is Send: SQLite (built thread-safe, the
+// connection opened NO_MUTEX) lets a connection and its statements pass between threads as
+// long as one thread at a time uses them, which `&mut self` on every use ensures.
+unsafe impl Send for RawInsert {}
+
 impl Drop for RawInsert {
     fn drop(&mut self) {
         // SAFETY: `stmt` came from sqlite3_prepare_v2 and is finalized exactly once; the

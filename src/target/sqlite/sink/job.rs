@@ -2,13 +2,14 @@
 //! table; one transaction then replaces them all (or applies a merge's rows), so readers
 //! see the whole old night or the whole new one.
 
+use super::super::busy;
 use super::SqliteSink;
 use crate::incremental::Applied;
 use crate::target::{Sink, SinkError};
 use std::time::Duration;
 
 /// Swaps every staged table of `sinks` (all of one file) in, in one transaction; another
-/// writer of the file is waited for up to `wait` (`[general] lock_wait`).
+/// writer of the file is waited for up to 30 s and `wait` (`[general] lock_wait`).
 pub fn swap_all(sinks: &mut [Box<dyn Sink>], wait: Duration) -> Result<Vec<Applied>, SinkError> {
     let mut typed: Vec<&mut SqliteSink> = sinks
         .iter_mut()
@@ -46,18 +47,17 @@ pub fn swap_all(sinks: &mut [Box<dyn Sink>], wait: Duration) -> Result<Vec<Appli
 }
 
 impl SqliteSink {
-    /// The swap's transaction begun, waiting up to `wait` for another writer of the file.
+    /// The swap's transaction begun. Another writer of the file (another job, staging its
+    /// tables) is waited for as a staging table waits, and `wait` longer.
     fn begin_swap(&self, wait: Duration) -> Result<(), SinkError> {
-        let conn = self.conn();
-        let _ = conn.busy_timeout(wait);
-        let begun = conn.execute_batch("BEGIN IMMEDIATE");
-        let _ = conn.busy_timeout(Duration::from_secs(30));
+        let limit = busy::FILE_WAIT + wait;
+        let begun = busy::waiting_up_to(limit, || self.conn().execute_batch("BEGIN IMMEDIATE"));
         match begun {
             Ok(()) => Ok(()),
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
                 Err(SinkError::Busy {
                     target: format!("SQLite {}", self.path.display()),
-                    waited: wait.as_secs(),
+                    waited: limit.as_secs(),
                 })
             }
             Err(e) => Err(self.err("beginning the swap", e)),
