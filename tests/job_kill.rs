@@ -37,11 +37,8 @@ fn seed_night_one(db: &str) -> mysql::Conn {
 fn make_night_two(c: &mut mysql::Conn) {
     for (t, n) in TABLES {
         c.query_drop(format!("UPDATE {t} SET night = 2")).unwrap();
-        c.query_drop(format!(
-            "INSERT INTO {t} VALUES ({}, 2, 'new')",
-            n + 1
-        ))
-        .unwrap();
+        c.query_drop(format!("INSERT INTO {t} VALUES ({}, 2, 'new')", n + 1))
+            .unwrap();
     }
 }
 

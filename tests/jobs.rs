@@ -3,85 +3,10 @@
 //! snapshot and swapped in at once; a failed table changes none; one summary.
 
 mod common;
+use common::app::*;
 use common::*;
 use mysql::prelude::Queryable;
-use std::collections::BTreeMap;
 use std::process::Command;
-
-/// Seeds database `db` with the shop schema (`scripts/seed_app.sh`), `rows` stock rows.
-fn seed(db: &str, rows: u32) {
-    let out = Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/seed_app.sh"))
-        .args([db, &rows.to_string()])
-        .env("MYSQL_PORT", mysql_port().to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A job of `tables` from source `db` into SQLite (`data/out.db`) and, with `target`, into
-/// the TLS server's database `target`; `general` adds [general] lines.
-fn job_config(db: &str, target: Option<&str>, general: &str) -> String {
-    let base = match target {
-        Some(t) => azure_config(db, "SELECT 1", t, "unused", &verified("ca.pem")),
-        None => sqlite_config(db, "SELECT 1", "unused"),
-    };
-    base.replace("query = SELECT 1\n", "")
-        .replacen(
-            "[external_db]",
-            &format!("tables = *\n{general}\n[external_db]"),
-            1,
-        )
-        .replace(
-            "fallback_to_local_source_on_failure = true",
-            "fallback_to_local_source_on_failure = false",
-        )
-}
-
-fn summary(out: &Run) -> serde_json::Value {
-    serde_json::from_str(out.stdout().trim()).unwrap()
-}
-
-/// Each base table's row count in MySQL database `db`.
-fn mysql_counts(c: &mut mysql::Conn, db: &str) -> BTreeMap<String, u64> {
-    let tables: Vec<String> = c
-        .exec(
-            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? \
-             AND TABLE_TYPE = 'BASE TABLE'",
-            (db,),
-        )
-        .unwrap();
-    tables
-        .into_iter()
-        .map(|t| {
-            let n: u64 = c
-                .query_first(format!("SELECT COUNT(*) FROM `{db}`.`{t}`"))
-                .unwrap()
-                .unwrap();
-            (t, n)
-        })
-        .collect()
-}
-
-/// Each table's row count in the SQLite file (dbsync's own tables left out).
-fn sqlite_counts(path: &std::path::Path) -> BTreeMap<String, u64> {
-    let c = rusqlite::Connection::open(path).unwrap();
-    let names: Vec<String> = c
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'dbsync_loads'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    names
-        .into_iter()
-        .map(|t| (t.clone(), sqlite_count(path, &t) as u64))
-        .collect()
-}
 
 #[test]
 fn a_schema_lands_whole_in_one_sqlite_file_and_one_mysql_database() {
@@ -92,7 +17,7 @@ fn a_schema_lands_whole_in_one_sqlite_file_and_one_mysql_database() {
     assert_eq!(want.len(), 28);
     let local = Job::new(&job_config(db, None, ""));
     let out = local.run(&["--summary-json", "-"]).expect(0);
-    let s = summary(&out);
+    let s = summary_of(&out);
     assert_eq!(s["tables"].as_array().unwrap().len(), 28, "{s}");
     assert_eq!(s["exit_code"], 0);
     let err = out.stderr();
@@ -117,7 +42,7 @@ fn a_schema_lands_whole_in_one_sqlite_file_and_one_mysql_database() {
         .unwrap();
     assert_eq!(reused, 6);
     let azure = Job::new(&job_config(db, Some(target), ""));
-    let s = summary(&azure.run(&["--summary-json", "-"]).expect(0));
+    let s = summary_of(&azure.run(&["--summary-json", "-"]).expect(0));
     assert_eq!(s["exit_code"], 0, "{s}");
     assert_eq!(mysql_counts(&mut tls_root(None), target), want);
     for table in ["payment", "invoice", "film_actor", "rental"] {
@@ -197,7 +122,7 @@ fn a_failed_table_changes_none_under_snapshot_and_only_itself_per_table() {
         let cfg = std::fs::read_to_string(job.path("config.ini")).unwrap();
         std::fs::write(job.path("config.ini"), format!("{cfg}\n{broken}")).unwrap();
         let out = job.run(&["--summary-json", "-"]).expect(1);
-        let s = summary(&out);
+        let s = summary_of(&out);
         assert!(s["error"].as_str().unwrap().contains("table `film`"), "{s}");
         assert_eq!(counts(&job, t), before, "no table changed");
         // per_table: the others are loaded; the failed one is kept.
@@ -207,7 +132,7 @@ fn a_failed_table_changes_none_under_snapshot_and_only_itself_per_table() {
             cfg.replacen("tables = *\n", "tables = *\nconsistency = per_table\n", 1),
         )
         .unwrap();
-        let s = summary(&job.run(&["--summary-json", "-"]).expect(1));
+        let s = summary_of(&job.run(&["--summary-json", "-"]).expect(1));
         let after = counts(&job, t);
         assert_eq!(after["actor"], before["actor"] + 1, "{s}");
         assert_eq!(after["film"], before["film"]);
@@ -225,19 +150,12 @@ fn a_failed_table_changes_none_under_snapshot_and_only_itself_per_table() {
     }
 }
 
-fn counts(job: &Job, target: Option<&str>) -> BTreeMap<String, u64> {
-    match target {
-        None => sqlite_counts(&job.path("data/out.db")),
-        Some(t) => mysql_counts(&mut tls_root(None), t),
-    }
-}
-
 #[test]
 fn only_dry_run_and_config_errors() {
     let db = "jobs_only";
     seed(db, 8_000);
     let job = Job::new(&job_config(db, None, ""));
-    let s = summary(
+    let s = summary_of(
         &job.run(&["--only", "payment,staff", "--summary-json", "-"])
             .expect(0),
     );

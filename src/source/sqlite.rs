@@ -46,17 +46,7 @@ fn fallback_error(t: &SqliteTable, message: impl ToString) -> SourceError {
 /// that may write can roll back, as SQLite does on the next open; nothing here writes.
 fn open_read_only(t: &SqliteTable) -> Result<Connection, SourceError> {
     let err = |message: String| fallback_error(t, message);
-    if !t.path.exists() {
-        return Err(err(
-            "the file does not exist (check [local_db] db_path)".into()
-        ));
-    }
-    let conn = Connection::open_with_flags(&t.path, OpenFlags::SQLITE_OPEN_READ_WRITE)
-        .or_else(|_| Connection::open_with_flags(&t.path, OpenFlags::SQLITE_OPEN_READ_ONLY))
-        .map_err(|e| err(e.to_string()))?;
-    // A load into the same file may hold a lock for a moment (its commit).
-    conn.busy_timeout(std::time::Duration::from_secs(30))
-        .map_err(|e| err(e.to_string()))?;
+    let conn = open_file(t)?;
     let exists: bool = conn
         .query_row(
             "SELECT count(*) > 0 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?1 COLLATE NOCASE",
@@ -69,6 +59,23 @@ fn open_read_only(t: &SqliteTable) -> Result<Connection, SourceError> {
             "no such table (check [local_db] table_name; a first successful run creates it)".into(),
         ));
     }
+    Ok(conn)
+}
+
+/// The fallback file opened, whatever tables it holds.
+fn open_file(t: &SqliteTable) -> Result<Connection, SourceError> {
+    let err = |message: String| fallback_error(t, message);
+    if !t.path.exists() {
+        return Err(err(
+            "the file does not exist (check [local_db] db_path)".into()
+        ));
+    }
+    let conn = Connection::open_with_flags(&t.path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .or_else(|_| Connection::open_with_flags(&t.path, OpenFlags::SQLITE_OPEN_READ_ONLY))
+        .map_err(|e| err(e.to_string()))?;
+    // A load into the same file may hold a lock for a moment (its commit).
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(|e| err(e.to_string()))?;
     Ok(conn)
 }
 
@@ -86,7 +93,7 @@ pub fn count_rows(t: &SqliteTable) -> Result<u64, SourceError> {
 
 /// The tables of the fallback file (not dbsync's own: staging tables, load records).
 pub fn tables(t: &SqliteTable) -> Result<Vec<String>, SourceError> {
-    let conn = open_read_only(t)?;
+    let conn = open_file(t)?;
     let names: Result<Vec<String>, _> = conn
         .prepare(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \

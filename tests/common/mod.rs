@@ -2,6 +2,7 @@
 //! per test with a config file, and the built binary run in it.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod jobs;
 pub mod proxy;
 

@@ -40,12 +40,12 @@ pub(super) fn run(
             Err(e) => e.past_run_timeout(),
         };
         if attempt > template.retries || !err.is_transient() {
-            return Err(err);
+            return Err(not_loaded(summary, err));
         }
         let text = chain(&err);
         let wait = crate::retry::backoff(attempt + 1);
         if interrupt::left().is_some_and(|left| wait >= left) {
-            return Err(err);
+            return Err(not_loaded(summary, err));
         }
         log::warn!(
             "attempt {attempt} failed ({text}); the whole job again, with a new snapshot, in {} s",
@@ -58,6 +58,22 @@ pub(super) fn run(
         }
         attempt += 1;
     }
+}
+
+/// The job failed: every table without a failure of its own says it was not loaded, with
+/// the job's exit code (a snapshot job changes all its tables or none).
+fn not_loaded(summary: &mut JobSummary, err: Error) -> Error {
+    let why = match &err {
+        Error::InTable { table, .. } => format!("table `{table}` failed"),
+        _ => "the job failed".to_string(),
+    };
+    for t in summary.tables.iter_mut().filter(|t| t.error.is_none()) {
+        t.exit = err.exit();
+        t.error = Some(format!(
+            "not loaded: {why}, and a snapshot job changes all its tables or none"
+        ));
+    }
+    err
 }
 
 /// A table opened in the snapshot: its sink, its rows being read, and how they go in.
@@ -86,8 +102,12 @@ fn one_attempt(
     summary: &mut JobSummary,
     locks: &mut [Option<TargetLock>],
 ) -> Result<(), Error> {
-    for (plan, lock) in chosen.plans.iter().zip(locks.iter_mut()) {
-        attempt::hold_lock(plan, lock).map_err(|e| in_table(plan, e))?;
+    for (i, (plan, lock)) in chosen.plans.iter().zip(locks.iter_mut()).enumerate() {
+        if let Err(e) = attempt::hold_lock(plan, lock) {
+            summary.tables[i].error = Some(chain(&e));
+            summary.tables[i].exit = e.exit();
+            return Err(in_table(plan, e));
+        }
     }
     let snapshot = match chosen.fallback {
         true => None,
