@@ -36,12 +36,13 @@ pub(super) fn execute(
     };
     let t1 = Instant::now();
     let stats = copy(plan, how, source, sink.as_mut(), &load, lock)?;
+    let secs = t1.elapsed().as_secs_f64();
     report(
         plan,
         &load.apply,
         &stats,
         &sink.describe(),
-        t1,
+        secs,
         used,
         summary,
     );
@@ -261,7 +262,7 @@ pub(super) fn report(
     apply: &Apply,
     stats: &CopyStats,
     target: &str,
-    t1: Instant,
+    secs: f64,
     used: SourceUsed,
     summary: &mut Summary,
 ) {
@@ -288,7 +289,6 @@ pub(super) fn report(
             stats.zero_dates
         );
     }
-    let secs = t1.elapsed().as_secs_f64();
     let action = match apply {
         Apply::Replace => "replaced",
         Apply::Append => "appended",

@@ -88,6 +88,8 @@ struct Opened {
 /// A table staged for the swap: where it is in the job, what was read, how it goes in.
 struct Staged {
     index: usize,
+    /// How long its copy took (the swap comes on top).
+    secs: f64,
     stats: CopyStats,
     apply: Apply,
 }
@@ -208,6 +210,7 @@ fn lane(chosen: &Chosen, how: How, snapshot: Option<&Snapshot>, shared: &Mutex<L
         };
         let i = current.index;
         logfile::set_table(Some(chosen.plans[i].target.table().to_string()));
+        let t0 = Instant::now();
         let done = attempt::copy_read(
             current.opts,
             current.reading,
@@ -222,6 +225,7 @@ fn lane(chosen: &Chosen, how: How, snapshot: Option<&Snapshot>, shared: &Mutex<L
             Ok(stats) => {
                 let staged = Staged {
                     index: i,
+                    secs: t0.elapsed().as_secs_f64(),
                     stats,
                     apply: current.load.apply,
                 };
@@ -335,6 +339,7 @@ fn swap_all(
     t0: Instant,
 ) -> Result<(), Error> {
     let first = &chosen.plans[0];
+    let t1 = Instant::now();
     let applied = match first.target.swap_all(sinks, first.lock_wait) {
         Ok(applied) => applied,
         Err(e) => {
@@ -342,13 +347,19 @@ fn swap_all(
             return Err(e.into());
         }
     };
+    log::info!(
+        "{} tables staged in {:.2} s and swapped in at once in {:.2} s",
+        staged.len(),
+        (t1 - t0).as_secs_f64(),
+        t1.elapsed().as_secs_f64()
+    );
     for (mut s, applied) in staged.into_iter().zip(applied) {
         s.stats.applied = applied;
         let plan = &chosen.plans[s.index];
         let table = &mut summary.tables[s.index];
         logfile::set_table(Some(plan.target.table().to_string()));
         let target = plan.target.describe();
-        attempt::report(plan, &s.apply, &s.stats, &target, t0, table.source, table);
+        attempt::report(plan, &s.apply, &s.stats, &target, s.secs, table.source, table);
         logfile::set_table(None);
     }
     Ok(())
