@@ -9,6 +9,7 @@
 #   PARTITIONS=2 bash scripts/bench.sh    # dbsync with [external_db] partitions = 2
 #   BEFORE=path/to/older/dbsync bash scripts/bench.sh   # also time an earlier build
 #   BIG=0 bash scripts/bench.sh           # skip the 400 rows of 1 MiB
+#   MANY=0 bash scripts/bench.sh          # skip the job of 28 tables (scripts/seed_app.sh)
 #   TRIES=5 bash scripts/bench.sh         # dbsync and LOAD DATA rows: the median of 5 tries
 set -euo pipefail
 umask 077   # the configs it writes hold the bench password
@@ -19,6 +20,7 @@ ONLY="${ONLY:-}"          # dbsync: only dbsync and the limits
 PARTITIONS="${PARTITIONS:-1}"
 BEFORE="${BEFORE:-}"
 BIG="${BIG:-1}"
+MANY="${MANY:-1}"        # 0: skip the job of many tables
 TRIES="${TRIES:-3}"   # dbsync's rows and the LOAD DATA limits: the median of this many tries
 PEER_TRIES=1          # the peers: one try each (pandas takes a minute)
 OUT="$ROOT/bench-out"
@@ -137,6 +139,30 @@ if [ -n "$BEFORE" ]; then
     sed -e 's/^database = bench_wan$/database = bench_wan_before/' -e '/^load_method/d' "$OUT/config-wan.ini" > "$OUT/config-wan-before.ini"
     "$BEFORE" -q --config "$OUT/config-wan-before.ini" --target azure
     run "earlier build -> TLS MariaDB, 20 ms RTT" "$BEFORE" -q --config "$OUT/config-wan-before.ini" --target azure
+fi
+
+if [ "$MANY" = 1 ]; then
+    say "a job of many tables: the 28 tables of scripts/seed_app.sh (the same $ROWS rows split in 8, and 20 application tables)"
+    stock_rows="SELECT SUM(n) FROM ($(for k in 0 1 2 3 4 5 6 7; do printf 'SELECT COUNT(*) n FROM app_bench.stock_%s UNION ALL ' "$k"; done | sed 's/ UNION ALL $//')) s"
+    if [ "$(mariadb -h127.0.0.1 -uroot -N -e "$stock_rows" 2>/dev/null || echo 0)" != "$ROWS" ]; then
+        say "seeding app_bench (scripts/seed_app.sh)"
+        bash scripts/seed_app.sh app_bench "$ROWS" | tail -1
+    fi
+    # The one-table config's connections, with the job's tables instead of its query.
+    sed -e 's/^database = dbsync_bench$/database = app_bench/' -e '/^query = /d' \
+        -e '/^partition_column = /d' -e '/^partitions = /d' -e '/^table_name = /d' \
+        -e "s#$OUT/dbsync.db#$OUT/job.db#" -e 's/^database = bench_dbsync$/database = bench_job/' \
+        -e 's/^\[external_db\]$/tables = *\n[external_db]/' "$OUT/config.ini" > "$OUT/config-job.ini"
+    sed -e "s/^host = localhost$/host = 127.0.0.1/" -e "s/^port = $TLS_PORT$/port = $WAN_PORT/" \
+        -e 's/^database = bench_job$/database = bench_job_wan/' "$OUT/config-job.ini" > "$OUT/config-job-wan.ini"
+    chmod 600 "$OUT/config-job.ini" "$OUT/config-job-wan.ini"
+    rm -f "$OUT/job.db"
+    for _ in 1 2; do target/release/dbsync -q --config "$OUT/config-job.ini"; done
+    run "dbsync job, 28 tables -> SQLite" target/release/dbsync -q --config "$OUT/config-job.ini"
+    target/release/dbsync -q --config "$OUT/config-job.ini" --target azure
+    run "dbsync job, 28 tables -> TLS MariaDB" target/release/dbsync -q --config "$OUT/config-job.ini" --target azure
+    target/release/dbsync -q --config "$OUT/config-job-wan.ini" --target azure
+    run "dbsync job, 28 tables -> TLS MariaDB, 20 ms RTT" target/release/dbsync -q --config "$OUT/config-job-wan.ini" --target azure
 fi
 
 if [ "$BIG" = 1 ]; then

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 /// Exit codes: 0 copied from the primary source; 3 copied from (or kept) the fallback
 /// SQLite table because the primary was unreachable; 1 failed, target unchanged;
 /// 2 usage or config error, nothing touched; 4 another run holds the target, nothing
-/// touched; 130 / 143 interrupted by SIGINT / SIGTERM, target unchanged.
+/// touched; 130 / 143 interrupted by SIGINT / SIGTERM, target unchanged. A job of many
+/// tables ([general] tables) exits with its worst table's code, in this order: 130/143,
+/// 2, 1, 4, 5, 3, 0.
 #[derive(Debug, Parser)]
 #[command(name = "dbsync", version)]
 pub struct Cli {
