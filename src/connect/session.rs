@@ -143,6 +143,11 @@ impl Session {
         self.also = Some(abandon.register(self.fd));
     }
 
+    /// Leaves the group `also_in` registered it with (its work there ended well).
+    pub fn alone(&mut self) {
+        self.also = None;
+    }
+
     /// Runs `f` with the socket's read timeout raised (or lowered) to `timeout`: for a
     /// statement that rightly computes for long before it answers.
     /// Near `[general] run_timeout` the wait is cut short (see `interrupt::cap`).

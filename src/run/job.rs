@@ -94,6 +94,7 @@ fn choose(job: &JobPlan, only: Option<&[String]>) -> Result<Chosen, Error> {
         }
         plans.push(plan);
     }
+    crate::target::Target::share_sessions(plans.iter_mut().map(|p| &mut p.target));
     log::info!("job: {} tables ({})", plans.len(), selected.join(", "));
     Ok(Chosen {
         plans,

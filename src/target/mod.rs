@@ -175,6 +175,20 @@ impl Target {
         }
     }
 
+    /// Makes the tables of a job (`targets`, all on this target) share their sessions: a
+    /// server's logins are paid once, not once per table.
+    pub fn share_sessions<'a>(targets: impl Iterator<Item = &'a mut Target>) {
+        let mut first: Option<&mut MySqlTarget> = None;
+        for target in targets {
+            if let Target::MySql(t) = target {
+                match first.as_deref_mut() {
+                    None => first = Some(t),
+                    Some(f) => t.share_sessions(f),
+                }
+            }
+        }
+    }
+
     /// Whether the target compares text keys by collations of its own (SQLite: BINARY or
     /// RTRIM), rather than by the source's, which a MySQL target keeps.
     pub fn collates_keys_itself(&self) -> bool {

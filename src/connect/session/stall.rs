@@ -41,7 +41,11 @@ impl Abandon {
                 // Per socket: the bytes acknowledged when last seen, and since when.
                 let mut seen: HashMap<RawFd, (u64, Instant)> = HashMap::new();
                 while !stop_w.load(Ordering::SeqCst) {
-                    std::thread::sleep(POLL);
+                    // Woken at once when the watch is dropped.
+                    std::thread::park_timeout(POLL);
+                    if stop_w.load(Ordering::SeqCst) {
+                        break;
+                    }
                     // Under the lock: a socket cannot be unregistered (and its descriptor
                     // reused) while it is looked at.
                     let state = sockets.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -97,6 +101,7 @@ impl Drop for StallWatch {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(h) = self.handle.take() {
+            h.thread().unpark();
             let _ = h.join();
         }
     }

@@ -359,7 +359,15 @@ fn swap_all(
         let table = &mut summary.tables[s.index];
         logfile::set_table(Some(plan.target.table().to_string()));
         let target = plan.target.describe();
-        attempt::report(plan, &s.apply, &s.stats, &target, s.secs, table.source, table);
+        attempt::report(
+            plan,
+            &s.apply,
+            &s.stats,
+            &target,
+            s.secs,
+            table.source,
+            table,
+        );
         logfile::set_table(None);
     }
     Ok(())

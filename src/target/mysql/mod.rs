@@ -7,6 +7,7 @@ mod job;
 mod load;
 mod lock;
 mod obstacles;
+mod pool;
 mod sink;
 mod swap;
 mod writers;
@@ -42,6 +43,8 @@ pub struct MySqlTarget {
     pub statement_timeout: Duration,
     /// How rows go in (`[azure_mysql_db] load_method`).
     pub load_method: LoadMethod,
+    /// Sessions shared with the other tables of a job (`share_sessions`).
+    pub pool: Option<std::sync::Arc<pool::Pool>>,
 }
 
 impl MySqlTarget {
@@ -73,7 +76,15 @@ impl MySqlTarget {
                     LoadMethod::parse,
                 )?
                 .unwrap_or(LoadMethod::Auto),
+            pool: None,
         })
+    }
+
+    /// This target's tables share their sessions with `other`'s (a job's tables), creating
+    /// the pool if `other` has none yet.
+    pub fn share_sessions(&mut self, other: &mut MySqlTarget) {
+        let pool = other.pool.get_or_insert_with(Default::default);
+        self.pool = Some(std::sync::Arc::clone(pool));
     }
 }
 

@@ -64,6 +64,11 @@ pub struct MySqlSink {
     pub(super) database_known: bool,
     pub(super) target_exists: Option<bool>,
     pub(super) local_infile: Option<i64>,
+    /// Staged now, swapped later with a job's other tables (`Load::staged_apart`).
+    pub(super) staged_apart: bool,
+    /// The control session went back to the job's pool while the staging table waits for
+    /// the swap: a swap or an abort takes one again.
+    pub(super) released: bool,
 }
 
 /// A writer's and the apply's SQL mode: strict, so a value the column cannot hold fails the
@@ -95,12 +100,19 @@ impl MySqlSink {
             database_known: false,
             target_exists: None,
             local_infile: None,
+            staged_apart: false,
+            released: false,
         }
     }
 
     /// Connects the control session (once).
     pub(super) fn connect(&mut self) -> Result<(), SinkError> {
         if self.control.is_some() {
+            return Ok(());
+        }
+        if let Some((conn, mode)) = self.target.pool.as_ref().and_then(|p| p.take_control()) {
+            self.control = Some(conn);
+            self.mode = mode;
             return Ok(());
         }
         let (conn, mode) = self
@@ -238,6 +250,21 @@ impl MySqlSink {
             .map_err(|e| self.fail("looking up the table", e, Bound::Read))
     }
 
+    /// Gives the control session to the job's pool (its table staged or swapped in, by a
+    /// replace: an apply leaves settings of its own on its session).
+    pub(super) fn release_control(&mut self) {
+        let Some(pool) = &self.target.pool else {
+            return;
+        };
+        if self.apply != Apply::Replace {
+            return;
+        }
+        if let Some(conn) = self.control.take() {
+            pool.give_control(conn, self.mode);
+            self.released = true;
+        }
+    }
+
     pub(super) fn failed(&self) -> Option<String> {
         self.writers.as_ref().and_then(Writers::failed)
     }
@@ -255,6 +282,11 @@ impl MySqlSink {
     fn staged_rows(&mut self) -> Result<u64, SinkError> {
         if let Some(e) = self.join_writers() {
             return Err(self.rows_error(e));
+        }
+        if let (Some(pool), Some(w)) = (&self.target.pool, self.writers.as_mut()) {
+            for session in w.take_sessions() {
+                pool.give_writer(session);
+            }
         }
         if let Some(Statements::LoadData { .. }) = self.statements {
             return Ok(self.writers.as_ref().map_or(0, Writers::loaded));
@@ -299,6 +331,7 @@ impl MySqlSink {
         olds: &[String],
         names: &str,
     ) -> Result<(), SinkError> {
+        self.connect()?;
         let sql = format!("RENAME TABLE {}", parts.join(", "));
         if olds.is_empty() {
             return self.exec("renaming the new table", &sql);
@@ -467,12 +500,16 @@ impl Sink for MySqlSink {
             inserted: staged,
             updated: 0,
         });
+        if self.staged_apart {
+            self.release_control();
+        }
         Ok(())
     }
 
     fn swap(&mut self) -> Result<Applied, SinkError> {
         if self.apply == Apply::Replace {
             self.swap_in()?;
+            self.release_control();
         }
         Ok(self.applied.unwrap_or_default())
     }
@@ -482,6 +519,17 @@ impl Sink for MySqlSink {
     }
 
     fn abort(&mut self) {
+        if self.released && self.control.is_none() {
+            // Its staging table waits for a swap that will not come: dropped on a session
+            // of the pool (or a new one).
+            if let Err(e) = self.connect() {
+                log::warn!(
+                    "could not drop the staging table `{}` (the next run will): {e}",
+                    self.staging
+                );
+                return;
+            }
+        }
         self.abandon_load();
     }
 }

@@ -47,6 +47,7 @@ impl MySqlSink {
     ) -> Result<(), SinkError> {
         self.apply = load.apply.clone();
         self.keep_definitions = load.from_fallback;
+        self.staged_apart = load.staged_apart;
         self.connect()?;
         let looked = self.look_up(columns)?;
         let mut setup = self.setup(&looked.left);
