@@ -105,12 +105,17 @@ pub(super) fn prepare(
         summary.action = "planned";
         return Ok(Prepared::Done(exit_of(used)));
     }
+    let expected_rows = match apply {
+        Apply::Replace if plan.target.wants_row_estimate(&keys) => source.estimate(),
+        _ => None,
+    };
     let load = Load {
         keys,
         apply,
         from_fallback: used == SourceUsed::Fallback,
         origin: Some((source.describe(), read_at)),
         staged_apart,
+        expected_rows,
     };
     Ok(Prepared::Load(Ready {
         sink,

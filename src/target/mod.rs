@@ -189,6 +189,12 @@ impl Target {
         }
     }
 
+    /// Whether a load of these keys goes better knowing about how many rows will come
+    /// (MySQL declares a small table's secondary indexes with it).
+    pub fn wants_row_estimate(&self, keys: &crate::transform::keys::Keys) -> bool {
+        matches!(self, Target::MySql(_)) && !keys.indexes.is_empty()
+    }
+
     /// Whether the target compares text keys by collations of its own (SQLite: BINARY or
     /// RTRIM), rather than by the source's, which a MySQL target keeps.
     pub fn collates_keys_itself(&self) -> bool {

@@ -74,6 +74,9 @@ pub struct Load {
     /// the staged rows ready and durable (SQLite: committed as the staging table), and
     /// `swap`, or the target's swap of many tables, makes them visible.
     pub staged_apart: bool,
+    /// About how many rows will come (the source's estimate), when the target asked for it
+    /// (`Target::wants_row_estimate`).
+    pub expected_rows: Option<u64>,
 }
 
 /// A target table being replaced: `begin` prepares a new table nobody sees yet, `write`

@@ -26,6 +26,25 @@ pub struct Server {
 /// may refuse it (a user without the right to set it).
 pub const EXPLICIT_DEFAULTS: &str = "SET SESSION explicit_defaults_for_timestamp = ON";
 
+/// A table this small (the source's estimate) gets its secondary indexes in its CREATE
+/// TABLE: kept up during the load, they cost less than the ALTER TABLE after it (a DDL,
+/// and a round trip on a remote link, per table of a job).
+pub const INDEXES_WITH_THE_TABLE: u64 = 50_000;
+
+/// An index as CREATE TABLE declares it (and ALTER TABLE ... ADD does).
+pub fn index_def(i: &crate::transform::keys::Index) -> String {
+    let cols: Vec<String> = i
+        .columns
+        .iter()
+        .map(|(c, p)| match p {
+            Some(n) => format!("{}({n})", quote_mysql(c)),
+            None => quote_mysql(c),
+        })
+        .collect();
+    let kind = if i.unique { "UNIQUE INDEX" } else { "INDEX" };
+    format!("{kind} {} ({})", quote_mysql(&i.name), cols.join(", "))
+}
+
 impl Server {
     /// The lookups `settle` reads, in this order: sent with the sink's other lookups, one
     /// round trip for all. The collations `columns` need, and their replacements, are looked

@@ -1,6 +1,7 @@
 //! An incremental load applied to the existing table in one InnoDB transaction (its column
 //! types and engine checked first), the key indexed once, a replaced table's indexes built.
 
+use super::super::ddl;
 use super::super::failure::Bound;
 use super::{MySqlSink, SQL_MODE};
 use crate::connect;
@@ -234,18 +235,7 @@ impl MySqlSink {
         let adds: Vec<String> = self
             .indexes
             .iter()
-            .map(|i| {
-                let cols: Vec<String> = i
-                    .columns
-                    .iter()
-                    .map(|(c, p)| match p {
-                        Some(n) => format!("{}({n})", quote_mysql(c)),
-                        None => quote_mysql(c),
-                    })
-                    .collect();
-                let kind = if i.unique { "UNIQUE INDEX" } else { "INDEX" };
-                format!("ADD {kind} {} ({})", quote_mysql(&i.name), cols.join(", "))
-            })
+            .map(|i| format!("ADD {}", ddl::index_def(i)))
             .collect();
         let sql = format!(
             "ALTER TABLE {} {}",
