@@ -94,16 +94,44 @@ pub fn left() -> Option<Duration> {
 }
 
 /// `wait`, shortened so that a wait starting now ends by the deadline plus `GRACE`: for
-/// the waits a stop's shutdown cannot reach (a connection being made, the shielded swap),
-/// so that none overruns run_timeout by more than a few seconds.
+/// the waits a stop's shutdown cannot reach (a connection being made), so that none
+/// overruns run_timeout by more than a few seconds. Never for a wait whose outcome must be
+/// known (the swap, a COMMIT: see `Session::shielded`): those are not started when they
+/// cannot end in time (`room_for`). A wait cut short is remembered on this thread, so its
+/// error names the wait that happened (`cut_short`).
 pub fn cap(wait: Duration) -> Duration {
-    match DEADLINE.get() {
+    let capped = match DEADLINE.get() {
         None => wait,
         Some((at, _)) => {
             let until = (*at + GRACE).saturating_duration_since(Instant::now());
             // Never zero: a socket timeout of zero waits forever.
             wait.min(until).max(Duration::from_millis(100))
         }
+    };
+    LAST_CUT.with(|c| c.set((capped < wait).then_some((wait, capped))));
+    capped
+}
+
+thread_local! {
+    /// The last wait `cap` shortened on this thread: (the bound asked for, the one used).
+    static LAST_CUT: std::cell::Cell<Option<(Duration, Duration)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// When the last wait this thread started under `bound` was cut short by run_timeout: the
+/// bound it really had, and the setting that cut it, for its error message.
+pub fn cut_short(bound: Duration) -> Option<(Duration, String)> {
+    let (asked, used) = LAST_CUT.with(|c| c.get())?;
+    let (_, limit) = DEADLINE.get()?;
+    (asked == bound).then(|| (used, run_timeout_setting(*limit)))
+}
+
+/// Whether a wait of `wait` that must not be cut (the swap's try, a COMMIT) can start now
+/// and still end by run_timeout plus `GRACE`; always without run_timeout.
+pub fn room_for(wait: Duration) -> bool {
+    match DEADLINE.get() {
+        None => true,
+        Some((at, _)) => Instant::now() + wait <= *at + GRACE,
     }
 }
 
@@ -166,5 +194,13 @@ mod tests {
         assert_eq!(show(25), "[general] run_timeout = 25s");
         assert_eq!(show(5_400), "[general] run_timeout = 1h30m");
         assert_eq!(show(90_005), "[general] run_timeout = 25h5s");
+    }
+
+    #[test]
+    fn a_wait_is_cut_short_only_under_run_timeout() {
+        // No run_timeout in unit tests: nothing is cut, and nothing is remembered.
+        assert_eq!(cap(Duration::from_secs(13)), Duration::from_secs(13));
+        assert!(cut_short(Duration::from_secs(13)).is_none());
+        assert!(room_for(Duration::from_secs(3_600)));
     }
 }
