@@ -62,6 +62,9 @@ pub struct MySqlSink {
     pub(super) database_known: bool,
     pub(super) target_exists: Option<bool>,
     pub(super) local_infile: Option<i64>,
+    /// A swap whose answer was lost was settled (and cleaned up) on a fresh connection:
+    /// nothing is left for `abort` to drop.
+    pub(super) settled: bool,
 }
 
 /// A writer's and the apply's SQL mode: strict, so a value the column cannot hold fails the
@@ -92,6 +95,7 @@ impl MySqlSink {
             database_known: false,
             target_exists: None,
             local_infile: None,
+            settled: false,
         }
     }
 
@@ -279,7 +283,7 @@ impl MySqlSink {
         }
         let sql = format!("RENAME TABLE {table} TO {old}, {staging} TO {table}");
         // Short tries: while the RENAME waits, new readers of the table queue behind it,
-        // and a signal is only acted on between tries (see `swap`).
+        // and a stop is only acted on before a try (see `swap`).
         let wait = self.ep().read_timeout.min(swap::LOCK_WAIT);
         let name = self.target.table.clone();
         let answer = self.ep().read_timeout;
@@ -306,16 +310,43 @@ impl MySqlSink {
                 Ok(())
             }
             Err(swap::Failed::Refused(e)) => Err(self.err("swapping in the new table", e)),
-            // Running again is safe: it drops whichever of the two tables is left over.
+            Err(swap::Failed::NotTried(why)) => Err(SinkError::Refused {
+                target: self.describe(),
+                why,
+            }),
             Err(swap::Failed::Unknown(e)) => {
                 let why = given_up(self, e);
-                Err(self.err(
-                    "swapping in the new table (the connection failed after the RENAME was \
-                     sent, so whether it happened is unknown; the target holds the old rows \
-                     or the new ones, whole)",
-                    why,
-                ))
+                self.settle_swap(why)
             }
+        }
+    }
+
+    /// A swap whose answer was lost, settled on a fresh connection (see `swap::settle`):
+    /// swapped is a success, not swapped a failure with the target unchanged (worth a
+    /// retry), and unknown a failure that is not retried at once.
+    fn settle_swap(&mut self, why: String) -> Result<(), SinkError> {
+        let why = crate::connect::redact(&why, self.ep());
+        self.settled = true;
+        let (table, staging, old) = (&self.target.table, &self.staging, &self.old);
+        match swap::settle(self.ep(), table, staging, old) {
+            swap::Settled::Swapped => {
+                log::warn!(
+                    "the swap's answer was lost ({why}), but a fresh connection confirmed that it \
+                     happened: the target holds the new rows"
+                );
+                Ok(())
+            }
+            swap::Settled::NotSwapped => Err(self.err(
+                "swapping in the new table (the RENAME's answer was lost, and a fresh connection \
+                 found the staging table still in place after the run's session was ended: the \
+                 swap did not happen, the target is unchanged)",
+                why,
+            )),
+            swap::Settled::Unknown(unsettled) => Err(SinkError::SwapUnknown {
+                target: self.describe(),
+                message: why,
+                why: unsettled,
+            }),
         }
     }
 }
