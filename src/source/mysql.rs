@@ -6,6 +6,7 @@ mod describe;
 mod exact;
 mod filter;
 mod keys;
+mod lost;
 pub mod partition;
 pub mod query;
 
@@ -13,7 +14,7 @@ pub use describe::sql_type;
 
 use super::{Emit, Source, SourceError};
 use crate::connect::session::set_read_timeout;
-use crate::connect::{Abandon, Endpoint, Session, TlsMode};
+use crate::connect::{self, Abandon, Endpoint, Session, TlsMode};
 use crate::fence::guarded;
 use crate::incremental::{self, Filter};
 use crate::plan::Partitioning;
@@ -22,6 +23,7 @@ use crate::transform::{self, quote_mysql, SourceColumn};
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
 use connectorx::sources::mysql::{MySQLBinarySourceParser, MySQLTypeSystem};
+use lost::{read_error, Probe};
 use mysql::prelude::Queryable;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,9 +61,18 @@ impl MySqlSource {
         incremental_key: Option<&str>,
     ) -> Result<Self, SourceError> {
         // The probe only reads metadata: a server silent for this long is not answering.
-        let (mut conn, mode) =
-            ep.connect(true, Some(ep.connect_timeout.max(Duration::from_secs(5))))?;
-        let dialect = query::Dialect::of(&mut conn);
+        let answer = ep.connect_timeout.max(Duration::from_secs(5));
+        let (mut conn, mode) = ep.connect(true, Some(answer))?;
+        let first = Probe {
+            who: DESCRIBER,
+            section: ep.section,
+            bound: answer,
+            setting: format!("[{}] connect_timeout, at least 5 s", ep.section),
+        };
+        let dialect = query::Dialect::of(&mut conn).map_err(|e| {
+            conn.give_up();
+            first.query_error("reading the session's sql_mode", e)
+        })?;
         let raw_query = query.to_string();
         let has_placeholder = query.contains(incremental::PLACEHOLDER);
         if has_placeholder && incremental_key.is_none() {
@@ -76,8 +87,15 @@ impl MySqlSource {
         // The columns do not depend on the start value.
         let query = query::clean(&query.replace(incremental::PLACEHOLDER, "NULL"), dialect);
         // Describing may run the query (`LIMIT 0`) and read information_schema: statements.
-        let (columns, lost, keys) = conn.with_timeout(statement_timeout, |c| {
-            describe::describe(c, &query, dialect, ep.section)
+        // A connection that breaks under one is given up: nothing waits on it again.
+        let probe = Probe::statement(DESCRIBER, ep.section, statement_timeout);
+        let described = conn.with_timeout(statement_timeout, |c| {
+            describe::describe(c, &query, dialect, &probe)
+        });
+        let (columns, lost, keys) = described.inspect_err(|e| {
+            if matches!(e, SourceError::Connection { .. }) {
+                conn.give_up();
+            }
         })?;
         // A full read: the placeholder stands below every key.
         let query = if has_placeholder {
@@ -125,6 +143,9 @@ impl MySqlSource {
         exact::warn_lost(&self.lost);
     }
 }
+
+/// The connection that describes the query.
+const DESCRIBER: &str = "the source's describing connection";
 
 /// The query as read: the user's own when every column arrives exactly as it is, else
 /// wrapped so the columns that need it are cast on the server.
@@ -320,12 +341,19 @@ impl MySqlSource {
         let (mut conn, _) = self.endpoint.connect(true, None)?;
         let query = self.read_queries.first().cloned().unwrap_or_default();
         // A plan comes at once; one that does not is not worth waiting for.
-        conn.with_timeout(self.statement_timeout.min(Duration::from_secs(10)), |c| {
-            c.query(format!("EXPLAIN {query}"))
-        })
-        .map_err(|e| SourceError::Query {
-            section: self.endpoint.section,
-            message: e.to_string(),
+        let bound = self.statement_timeout.min(Duration::from_secs(10));
+        let planned = conn.with_timeout(bound, |c| c.query(format!("EXPLAIN {query}")));
+        planned.map_err(|e| {
+            let probe = Probe {
+                who: "the source's EXPLAIN connection",
+                section: self.endpoint.section,
+                bound,
+                setting: "an EXPLAIN waits at most 10 s".into(),
+            };
+            if connect::wait::broken(&e).is_some() {
+                conn.give_up();
+            }
+            probe.query_error("explaining the query", e)
         })
     }
 
@@ -383,73 +411,39 @@ impl MySqlSource {
             .session(self.mode, true, &Default::default())
             .map_err(|e| failed(&e))?;
         let (mut conn, fd, _everywhere) = session.into_parts();
+        let id = conn.connection_id();
         // Dropped before `conn` (declared later), and after the result that borrows it.
         let _registered = abandon.register(fd);
         // Until the first rows arrive the server may rightly compute for long (a sort).
         set_read_timeout(fd, Some(self.statement_timeout));
-        let stmt = conn.prep(query).map_err(|e| failed(&e))?;
+        let stmt = conn
+            .prep(query)
+            .map_err(|e| self.start_failure("preparing the query", e))?;
         let types: Vec<MySQLTypeSystem> = stmt
             .columns()
             .iter()
             .map(|c| MySQLTypeSystem::from((&c.column_type(), &c.flags(), c.character_set())))
             .collect();
-        let iter = conn.exec_iter(stmt, ()).map_err(|e| failed(&e))?;
-        let mut parser = MySQLBinarySourceParser::new(iter, &types);
-        let result = self.pump(&mut parser, &types, fd, emit);
-        // Ended early (a failure here or elsewhere): the rest of the result is abandoned,
-        // not drained, when the parser is dropped.
-        if !matches!(result, Ok((_, true))) {
+        let result = match conn.exec_iter(stmt, ()) {
+            Ok(iter) => {
+                let mut parser = MySQLBinarySourceParser::new(iter, &types);
+                let result = self.pump(&mut parser, &types, fd, emit);
+                // Ended early (a failure here or elsewhere): the rest of the result is
+                // abandoned, not drained, when the parser is dropped.
+                if !matches!(result, Ok((_, true))) {
+                    abandon.abandon();
+                }
+                result
+            }
+            Err(e) => Err(self.start_failure("running the query", e)),
+        };
+        // A stop abandons the read, not the statement: a long sort would go on on the
+        // server after the run ended.
+        if !matches!(result, Ok((_, true))) && crate::interrupt::stopping().is_some() {
             abandon.abandon();
+            crate::connect::cleanup::kill_query(ep, id, query);
         }
         result.map(|(rows, _)| rows)
-    }
-
-    /// A batch that could not be filled, in words: a connection that broke (what waited,
-    /// how long, which setting), or a value that could not be read (its column and row).
-    fn fill_failure(
-        &self,
-        f: &batch::ReadFailure,
-        rows: u64,
-        batches: u64,
-        row: usize,
-        col: usize,
-    ) -> SourceError {
-        let ep = &self.endpoint;
-        let text = crate::connect::redact(&f.to_string(), ep);
-        if let Some(how) = f.broken() {
-            // Before the first rows the server may compute for long (a sort).
-            let (bound, setting) = match rows == 0 && row == 0 {
-                true => (
-                    self.statement_timeout,
-                    "[general] statement_timeout".to_string(),
-                ),
-                false => (ep.read_timeout, format!("[{}] read_timeout", ep.section)),
-            };
-            let waiting = crate::connect::wait::Waiting {
-                who: "the source's reading connection",
-                what: "reading the query's rows",
-                bound,
-                setting: &format!("{setting} = {}", crate::connect::wait::secs(bound)),
-            };
-            let message = format!("after {rows} rows, {}", waiting.failed(how));
-            return read_error(rows, batches + 1, message);
-        }
-        if f.is_connection() {
-            let message = format!(
-                "the connection failed after {rows} rows: {text} (silence longer than [{}] \
-                 read_timeout = {} s counts as a failure)",
-                ep.section,
-                ep.read_timeout.as_secs()
-            );
-            return read_error(rows, batches + 1, message);
-        }
-        let column = self.column_name(col);
-        let message = format!(
-            "column `{column}`, row {}: {text}; if the value cannot be read as its type, select \
-             the column as text (CAST(`{column}` AS CHAR))",
-            rows + row as u64 + 1,
-        );
-        read_error(rows, batches + 1, message)
     }
 
     /// Moves rows from the parser into batches and through `emit`; the rows read, and
@@ -512,14 +506,6 @@ impl MySqlSource {
                 return Ok((rows, true));
             }
         }
-    }
-}
-
-fn read_error(rows: u64, batch: u64, message: String) -> SourceError {
-    SourceError::Read {
-        rows,
-        batch,
-        message,
     }
 }
 
