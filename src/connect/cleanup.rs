@@ -28,12 +28,13 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// The same run of the same server: the start time, derived from two clocks read a
-    /// moment apart, may differ by a second.
+    /// The same run of the same server: the start time, derived from two statements a
+    /// moment apart (each reads the clock in whole seconds), may differ by a second; a
+    /// server restarted within a second of its start is taken for the same one.
     fn same(&self, other: &Instance) -> bool {
         self.host == other.host
             && self.port == other.port
-            && (self.started - other.started).abs() <= 2
+            && (self.started - other.started).abs() <= 1
     }
 
     /// The statements that tell it, in one round trip (MySQL and MariaDB alike; MariaDB
