@@ -78,7 +78,7 @@ fn swap_blocked(db: &'static str) -> Arm {
 /// The source's link dies mid-read (after 20 MB, the whole link), into SQLite, with
 /// `[external_db] read_timeout = 10`, the default retries and no fallback.
 fn source_night() -> Night {
-    let db = "dl_goal_source";
+    let db = &db_name("dl_goal_source");
     fixture_db(db, 300_000);
     let proxy = Proxy::start(
         SocketAddr::from(([127, 0, 0, 1], mysql_port())),
