@@ -103,7 +103,9 @@ pub fn cap(wait: Duration) -> Duration {
     let capped = match DEADLINE.get() {
         None => wait,
         Some((at, _)) => {
-            let until = (*at + GRACE).saturating_duration_since(Instant::now());
+            // A moment before the stop's cut of every socket (`install`), so that the wait
+            // ends by its own timeout, and its error names the wait it had.
+            let until = (*at + GRACE - AHEAD).saturating_duration_since(Instant::now());
             // Never zero: a socket timeout of zero waits forever.
             wait.min(until).max(Duration::from_millis(100))
         }
@@ -111,6 +113,9 @@ pub fn cap(wait: Duration) -> Duration {
     LAST_CUT.with(|c| c.set((capped < wait).then_some((wait, capped))));
     capped
 }
+
+/// How much earlier than the stop's cut a wait shortened by `cap` ends.
+const AHEAD: Duration = Duration::from_millis(300);
 
 thread_local! {
     /// The last wait `cap` shortened on this thread: (the bound asked for, the one used).
