@@ -161,9 +161,28 @@ pub fn run_timeout_setting(limit: Duration) -> String {
     format!("[general] run_timeout = {text}")
 }
 
-/// Fails with `Interrupted` once a signal has arrived or run_timeout has run out.
+/// What the first `check` that finds the run stopping does first, once (see `on_stop`).
+static ON_STOP: std::sync::Mutex<Vec<fn()>> = std::sync::Mutex::new(Vec::new());
+
+/// Runs `f` once, at the first `check` that finds the run stopping: on the thread that
+/// stops the run (the main one), before the process ends, where work another thread
+/// would not finish in time (ending a source statement on the server) gets done.
+pub fn on_stop(f: fn()) {
+    ON_STOP.lock().unwrap_or_else(|p| p.into_inner()).push(f);
+}
+
+/// Fails with `Interrupted` once a signal has arrived or run_timeout has run out (the
+/// first time, after running what `on_stop` asked for).
 pub fn check() -> Result<(), Interrupted> {
-    stopping().map_or(Ok(()), |stop| Err(Interrupted(stop)))
+    let stop = match stopping() {
+        None => return Ok(()),
+        Some(stop) => stop,
+    };
+    let hooks = std::mem::take(&mut *ON_STOP.lock().unwrap_or_else(|p| p.into_inner()));
+    for hook in hooks {
+        hook();
+    }
+    Err(Interrupted(stop))
 }
 
 #[derive(Debug)]

@@ -284,6 +284,41 @@ pub fn on_fresh_connection(ep: &Endpoint, statements: &[String]) -> Result<(), S
     }
 }
 
+/// A source statement under way, ended on the server if the run stops meanwhile (see
+/// `running`); dropped when it is done.
+pub struct Running(u64);
+
+/// Statements under way: a token, the server, the session and its statement.
+type Statement = (u64, Endpoint, u32, String);
+static RUNNING: Mutex<Vec<Statement>> = Mutex::new(Vec::new());
+
+/// Notes that session `id` of `ep` runs `sql` until the returned guard is dropped: a stop
+/// meanwhile ends it on the server (`KILL QUERY`), from the thread that stops the run.
+pub fn running(ep: &Endpoint, id: u32, sql: &str) -> Running {
+    static HOOKED: std::sync::Once = std::sync::Once::new();
+    HOOKED.call_once(|| crate::interrupt::on_stop(end_running));
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let token = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let mut all = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+    all.push((token, ep.clone(), id, sql.to_string()));
+    Running(token)
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut all = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+        all.retain(|(token, ..)| *token != self.0);
+    }
+}
+
+/// Ends every statement under way (`running`) on its server.
+fn end_running() {
+    let all = std::mem::take(&mut *RUNNING.lock().unwrap_or_else(|p| p.into_inner()));
+    for (_, ep, id, sql) in all {
+        kill_query(&ep, id, &sql);
+    }
+}
+
 /// Ends the statement session `id` of user `user` runs, if it still runs `sql`, on a fresh
 /// connection bounded by `QUICK`: a stopped run's read (a long sort) would otherwise go on
 /// on the server after the run ended. Best effort.

@@ -424,6 +424,8 @@ impl MySqlSource {
             .iter()
             .map(|c| MySQLTypeSystem::from((&c.column_type(), &c.flags(), c.character_set())))
             .collect();
+        // A stop ends the statement on the server too (not only the read here).
+        let _running = crate::connect::cleanup::running(ep, id, query);
         let result = match conn.exec_iter(stmt, ()) {
             Ok(iter) => {
                 let mut parser = MySQLBinarySourceParser::new(iter, &types);

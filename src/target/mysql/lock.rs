@@ -134,10 +134,12 @@ impl NamedLock {
                         bound: ep.read_timeout,
                         setting: &ep.read_timeout_setting(),
                     };
-                    log::warn!(
-                        "the run's lock may be lost: {}",
-                        words(&mut conn, &ep, &wait, e)
-                    );
+                    let why = words(&mut conn, &ep, &wait, e);
+                    // A stop cuts every connection: the run is ending anyway.
+                    match crate::interrupt::stopping() {
+                        Some(_) => log::debug!("the lock connection's ping: {why}"),
+                        None => log::warn!("the run's lock may be lost: {why}"),
+                    }
                     if conn.is_dead() {
                         return;
                     }

@@ -222,12 +222,6 @@ impl MySqlSink {
         self.control.as_mut().expect("begin() connected")
     }
 
-    pub(super) fn exec(&mut self, action: &str, sql: &str) -> Result<(), SinkError> {
-        log::debug!("target: {sql}");
-        let r = self.control().query_drop(sql);
-        r.map_err(|e| self.fail(action, e, Bound::Read))
-    }
-
     pub(super) fn table_exists(&mut self, name: &str) -> Result<bool, SinkError> {
         let sql = format!(
             "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
@@ -279,7 +273,17 @@ impl MySqlSink {
         );
         if !self.target_exists()? {
             let sql = format!("RENAME TABLE {staging} TO {table}");
-            return self.exec("renaming the new table", &sql);
+            log::debug!("target: {sql}");
+            let answer = self.ep().read_timeout;
+            return match self.control().shielded(answer, |c| c.query_drop(sql)) {
+                Ok(()) => Ok(()),
+                // Lost on the way: settled as a swap's is (the staging table is there, or
+                // the target is).
+                Err(e) => match self.given_up(e, answer, &self.ep().read_timeout_setting()) {
+                    Ok(why) => self.settle_swap(why),
+                    Err(e) => Err(self.err("renaming the new table", e)),
+                },
+            };
         }
         let sql = format!("RENAME TABLE {table} TO {old}, {staging} TO {table}");
         // Short tries: while the RENAME waits, new readers of the table queue behind it,
