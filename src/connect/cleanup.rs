@@ -166,19 +166,25 @@ pub fn end_given_up(conn: &mut mysql::Conn, ep: &Endpoint) -> bool {
     if let Some(here) = &here {
         learn(&origin, here);
     }
-    let (ours, elsewhere): (Vec<GivenUp>, Vec<GivenUp>) = mine
+    let (ours, others): (Vec<GivenUp>, Vec<GivenUp>) = mine
         .into_iter()
         .partition(|g| matches!((&g.instance, &here), (Some(made), Some(here)) if made.same(here)));
+    let elsewhere: Vec<u32> = others
+        .iter()
+        .filter(|g| g.instance.is_some() && here.is_some())
+        .map(|g| g.id)
+        .collect();
     if !elsewhere.is_empty() {
-        let ids: Vec<u32> = elsewhere.iter().map(|g| g.id).collect();
         log::warn!(
-            "the sessions of given-up connections {ids:?} are not ended: they were made on \
-             another instance of {origin} than the one answering now (it restarted or failed \
-             over since, or could not tell), where the same numbers may be other clients' \
-             sessions; what they held there is gone with that instance"
+            "the sessions of given-up connections {elsewhere:?} are not ended: they were made \
+             on another instance of {origin} than the one answering now (it restarted or \
+             failed over since), where the same numbers may be other clients' sessions; what \
+             they held there is gone with that instance"
         );
+    } else if !others.is_empty() {
+        log::debug!("given-up sessions of {origin} not ended: their server instance is not known");
     }
-    elsewhere.is_empty() && kill(conn, &ours)
+    others.is_empty() && kill(conn, &ours)
 }
 
 /// Kills those of `ours` still on the server (same user), and waits up to `QUICK` for them

@@ -268,6 +268,15 @@ impl Abandon {
     }
 }
 
+/// Ends the traffic of a live session's socket from another thread (a wait on it, such as
+/// a ping, then fails at once): for a connection known dead that another thread may be
+/// waiting on. The session stays the owner; its own `give_up` follows.
+pub fn cut(fd: Option<RawFd>) {
+    if let Some(fd) = fd {
+        shutdown(fd);
+    }
+}
+
 /// Ends a connection's traffic. Its close, later, resets the connection rather than
 /// closing it in order: the server may be blocked sending a result nobody reads (an
 /// abandoned read), and an orderly close would leave it waiting its net_write_timeout,

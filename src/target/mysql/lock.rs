@@ -28,6 +28,8 @@ pub struct NamedLock {
     ep: Box<Endpoint>,
     /// Tells the pinger to stop (it holds the connection until it does).
     stop: Arc<(Mutex<bool>, Condvar)>,
+    /// The connection's socket, to cut a ping waiting on a link known dead.
+    fd: Option<std::os::fd::RawFd>,
 }
 
 const WHO: &str = "the lock connection";
@@ -49,12 +51,17 @@ impl NamedLock {
             name,
             target,
             ep,
+            fd,
             ..
         } = self;
         let lost = |why: String| LockError::Failed {
             target: target.clone(),
             message: format!("the run's lock was lost: {why}; the target is kept"),
         };
+        if cleanup::link_down(ep) {
+            // A ping may be waiting on it, holding the connection: it fails at once.
+            crate::connect::session::cut(*fd);
+        }
         let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
         if conn.is_dead() {
             return Err(lost(format!(
@@ -245,6 +252,7 @@ pub fn lock(ep: &Endpoint, table: &str, wait: Duration) -> Result<TargetLock, Lo
                 conn.instance_is(instance);
             }
             let lock = NamedLock {
+                fd: conn.fd(),
                 conn: Arc::new(Mutex::new(conn)),
                 name,
                 target,
