@@ -197,7 +197,9 @@ fn goals() {
     for (what, code, since, total, error) in &lines {
         if what.contains("run_timeout") {
             assert_eq!(*code, 1, "{what}: {error}");
-            assert!(error.contains("run_timeout"), "{what}: {error}");
+            // A swap of unknown outcome is not retried: it may end before run_timeout.
+            let unknown = error.contains("the target holds the old rows or the new ones");
+            assert!(error.contains("run_timeout") || unknown, "{what}: {error}");
             assert!(*total < Duration::from_secs(30), "{what}: {total:?}");
         } else if what.contains("lock") {
             assert_eq!(*code, 0, "{what}: {error}");
