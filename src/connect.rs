@@ -317,10 +317,10 @@ impl Endpoint {
         };
         // Near run_timeout a connection being made (not yet within reach of a stop's
         // shutdown) waits no longer than the time left.
-        let timeout = crate::interrupt::cap(timeout);
+        let (timeout, setting) = capped(timeout, setting);
         let mut ep = self.clone();
         ep.connect_timeout = crate::interrupt::cap(self.connect_timeout);
-        let classify = |e| classify::classify_handshake(self, e, timeout, setting);
+        let classify = |e| classify::classify_handshake(self, e, timeout, &setting);
         let open = |m| -> Result<Result<Session, mysql::Error>, ConnectError> {
             let opts = ep
                 .opts_with(m, with_db, setup)?
@@ -363,7 +363,7 @@ impl Endpoint {
         with_db: bool,
         setup: &Setup,
     ) -> Result<Session, ConnectError> {
-        let timeout = crate::interrupt::cap(self.read_timeout);
+        let (timeout, setting) = capped(self.read_timeout, &self.read_timeout_setting());
         let mut ep = self.clone();
         ep.connect_timeout = crate::interrupt::cap(self.connect_timeout);
         let opts = ep
@@ -372,9 +372,20 @@ impl Endpoint {
             .write_timeout(Some(timeout));
         Session::open(opts, Some(self.read_timeout))
             .map(|s| s.of(self.origin(), &self.user))
-            .map_err(|e| {
-                classify::classify_handshake(self, e, timeout, &self.read_timeout_setting())
-            })
+            .map_err(|e| classify::classify_handshake(self, e, timeout, &setting))
+    }
+}
+
+/// A handshake's bound near run_timeout (see `interrupt::cap`), and the words for it: the
+/// setting, and what cut it short, if anything did.
+fn capped(timeout: Duration, setting: &str) -> (Duration, String) {
+    let used = crate::interrupt::cap(timeout);
+    match crate::interrupt::cut_short(timeout) {
+        Some((used, limit)) => (
+            used,
+            format!("{setting}, cut to {} by {limit}", wait::secs(used)),
+        ),
+        None => (used, setting.to_string()),
     }
 }
 

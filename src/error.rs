@@ -78,7 +78,13 @@ impl Error {
             Error::PastRunTimeout { .. } | Error::NoTimeToRetry { .. } => false,
             // Trying again at once could read the target before that COMMIT shows.
             Error::Sink(SinkError::Unknown { .. }) => false,
-            Error::Source(SourceError::Connect(c)) => c.is_unreachable(),
+            // The target may hold the new rows: a retry that failed would report a failed
+            // run over a replaced target.
+            Error::Sink(SinkError::SwapUnknown { .. }) => false,
+            // Unreachable, but not a host name that does not exist (a typo stays one).
+            Error::Source(SourceError::Connect(c)) => {
+                c.is_unreachable() && crate::retry::is_transient_text(&c.to_string())
+            }
             other => crate::retry::is_transient_text(&chain(other)),
         }
     }
@@ -97,10 +103,15 @@ impl Error {
 
     /// This failure, named after run_timeout when that ran out meanwhile: the failure is
     /// most likely a wait the stop cut short. A signal's is left as it is: a failure such as
-    /// a swap of unknown outcome must not pass for an interruption.
+    /// a swap of unknown outcome must not pass for an interruption; but a target that
+    /// refused the load because of the stop (a swap not tried, an apply rolled back) was
+    /// interrupted, and exits as such.
     pub fn past_run_timeout(self) -> Error {
         match (interrupt::stopping(), &self) {
             (_, Error::Interrupted(_)) => self,
+            (Some(stop @ Stop::Signal(_)), Error::Sink(SinkError::Refused { .. })) => {
+                Error::Interrupted(Interrupted(stop))
+            }
             (Some(Stop::RunTimeout(limit)), _) => Error::PastRunTimeout {
                 limit,
                 cause: chain(&self),

@@ -94,16 +94,49 @@ pub fn left() -> Option<Duration> {
 }
 
 /// `wait`, shortened so that a wait starting now ends by the deadline plus `GRACE`: for
-/// the waits a stop's shutdown cannot reach (a connection being made, the shielded swap),
-/// so that none overruns run_timeout by more than a few seconds.
+/// the waits a stop's shutdown cannot reach (a connection being made), so that none
+/// overruns run_timeout by more than a few seconds. Never for a wait whose outcome must be
+/// known (the swap, a COMMIT: see `Session::shielded`): those are not started when they
+/// cannot end in time (`room_for`). A wait cut short is remembered on this thread, so its
+/// error names the wait that happened (`cut_short`).
 pub fn cap(wait: Duration) -> Duration {
-    match DEADLINE.get() {
+    let capped = match DEADLINE.get() {
         None => wait,
         Some((at, _)) => {
-            let until = (*at + GRACE).saturating_duration_since(Instant::now());
+            // A moment before the stop's cut of every socket (`install`), so that the wait
+            // ends by its own timeout, and its error names the wait it had.
+            let until = (*at + GRACE - AHEAD).saturating_duration_since(Instant::now());
             // Never zero: a socket timeout of zero waits forever.
             wait.min(until).max(Duration::from_millis(100))
         }
+    };
+    LAST_CUT.with(|c| c.set((capped < wait).then_some((wait, capped))));
+    capped
+}
+
+/// How much earlier than the stop's cut a wait shortened by `cap` ends.
+const AHEAD: Duration = Duration::from_millis(300);
+
+thread_local! {
+    /// The last wait `cap` shortened on this thread: (the bound asked for, the one used).
+    static LAST_CUT: std::cell::Cell<Option<(Duration, Duration)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// When the last wait this thread started under `bound` was cut short by run_timeout: the
+/// bound it really had, and the setting that cut it, for its error message.
+pub fn cut_short(bound: Duration) -> Option<(Duration, String)> {
+    let (asked, used) = LAST_CUT.with(|c| c.get())?;
+    let (_, limit) = DEADLINE.get()?;
+    (asked == bound).then(|| (used, run_timeout_setting(*limit)))
+}
+
+/// Whether a wait of `wait` that must not be cut (the swap's try, a COMMIT) can start now
+/// and still end by run_timeout plus `GRACE`; always without run_timeout.
+pub fn room_for(wait: Duration) -> bool {
+    match DEADLINE.get() {
+        None => true,
+        Some((at, _)) => Instant::now() + wait <= *at + GRACE,
     }
 }
 
@@ -128,9 +161,28 @@ pub fn run_timeout_setting(limit: Duration) -> String {
     format!("[general] run_timeout = {text}")
 }
 
-/// Fails with `Interrupted` once a signal has arrived or run_timeout has run out.
+/// What the first `check` that finds the run stopping does first, once (see `on_stop`).
+static ON_STOP: std::sync::Mutex<Vec<fn()>> = std::sync::Mutex::new(Vec::new());
+
+/// Runs `f` once, at the first `check` that finds the run stopping: on the thread that
+/// stops the run (the main one), before the process ends, where work another thread
+/// would not finish in time (ending a source statement on the server) gets done.
+pub fn on_stop(f: fn()) {
+    ON_STOP.lock().unwrap_or_else(|p| p.into_inner()).push(f);
+}
+
+/// Fails with `Interrupted` once a signal has arrived or run_timeout has run out (the
+/// first time, after running what `on_stop` asked for).
 pub fn check() -> Result<(), Interrupted> {
-    stopping().map_or(Ok(()), |stop| Err(Interrupted(stop)))
+    let stop = match stopping() {
+        None => return Ok(()),
+        Some(stop) => stop,
+    };
+    let hooks = std::mem::take(&mut *ON_STOP.lock().unwrap_or_else(|p| p.into_inner()));
+    for hook in hooks {
+        hook();
+    }
+    Err(Interrupted(stop))
 }
 
 #[derive(Debug)]
@@ -166,5 +218,13 @@ mod tests {
         assert_eq!(show(25), "[general] run_timeout = 25s");
         assert_eq!(show(5_400), "[general] run_timeout = 1h30m");
         assert_eq!(show(90_005), "[general] run_timeout = 25h5s");
+    }
+
+    #[test]
+    fn a_wait_is_cut_short_only_under_run_timeout() {
+        // No run_timeout in unit tests: nothing is cut, and nothing is remembered.
+        assert_eq!(cap(Duration::from_secs(13)), Duration::from_secs(13));
+        assert!(cut_short(Duration::from_secs(13)).is_none());
+        assert!(room_for(Duration::from_secs(3_600)));
     }
 }

@@ -58,8 +58,13 @@ pub fn is_transient_text(message: &str) -> bool {
         "lock was lost",
         crate::connect::wait::GIVEN_UP,
         // A connection that could not be made (`ConnectError::Unreachable`): refused, no
-        // answer to the connect or to the handshake, as while a server fails over.
-        "cannot reach ",
+        // answer to the connect or to the handshake, no route, as while a server fails
+        // over; not a host name that is not found (a typo does not heal by waiting).
+        "did not answer the handshake",
+        "no answer within",
+        "no route to host",
+        "network is unreachable",
+        "host is unreachable",
         "database is locked",
     ]
     .iter()
@@ -102,6 +107,8 @@ mod tests {
             "row 3 of batch 1, column `p`: the value inf cannot be stored",
             "TLS with h failed under ssl_mode = verify_identity: certificate verify failed",
             "ERROR 12130: no such code",
+            "cannot lock X: cannot reach u@typo:1/d ([azure_mysql_db] host/port): host `typo` \
+             not found (Name or service not known): check the spelling of [azure_mysql_db] host",
         ] {
             assert!(!is_transient_text(p), "{p}");
         }

@@ -78,7 +78,7 @@ fn swap_blocked(db: &'static str) -> Arm {
 /// The source's link dies mid-read (after 20 MB, the whole link), into SQLite, with
 /// `[external_db] read_timeout = 10`, the default retries and no fallback.
 fn source_night() -> Night {
-    let db = "dl_goal_source";
+    let db = &db_name("dl_goal_source");
     fixture_db(db, 300_000);
     let proxy = Proxy::start(
         SocketAddr::from(([127, 0, 0, 1], mysql_port())),
@@ -197,7 +197,9 @@ fn goals() {
     for (what, code, since, total, error) in &lines {
         if what.contains("run_timeout") {
             assert_eq!(*code, 1, "{what}: {error}");
-            assert!(error.contains("run_timeout"), "{what}: {error}");
+            // A swap of unknown outcome is not retried: it may end before run_timeout.
+            let unknown = error.contains("the target holds the old rows or the new ones");
+            assert!(error.contains("run_timeout") || unknown, "{what}: {error}");
             assert!(*total < Duration::from_secs(30), "{what}: {total:?}");
         } else if what.contains("lock") {
             assert_eq!(*code, 0, "{what}: {error}");

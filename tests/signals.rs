@@ -173,3 +173,43 @@ fn sigterm_while_a_statement_waits_on_the_server_ends_the_run_within_seconds() {
         .unwrap();
     assert_eq!(count, Some(5), "the target is unchanged");
 }
+
+#[test]
+fn sigterm_during_a_long_source_statement_ends_it_on_the_server() {
+    // Named per checkout: the source server is shared by every checkout on the machine.
+    let db = &format!(
+        "dbsync_s_term_sort_{:x}",
+        env!("CARGO_MANIFEST_DIR").len() * 7919
+            + env!("CARGO_MANIFEST_DIR")
+                .bytes()
+                .map(usize::from)
+                .sum::<usize>()
+    );
+    fresh_db(
+        db,
+        "CREATE TABLE n (id INT PRIMARY KEY, label VARCHAR(10)); INSERT INTO n VALUES (1, 'a');",
+    );
+    // The server computes for 30 s before the first row, as a long sort does.
+    let query = "SELECT id, label FROM n WHERE SLEEP(30) = 0";
+    let job = Job::new(&sqlite_config(db, query, "n"));
+    let running = || {
+        let n: Option<u64> = root(None)
+            .query_first(format!(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '{db}' \
+                 AND INFO LIKE 'SELECT id, label FROM n WHERE SLEEP%'"
+            ))
+            .unwrap();
+        n.unwrap_or(0) > 0
+    };
+    let child = spawn(&job);
+    wait_until("the source's statement running", running);
+    signal(&child, libc::SIGTERM);
+    let run = Run(child.wait_with_output().unwrap());
+    run.expect(143);
+    // Ended on the server, not left to run its 30 s after the run ended.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !running(),
+        "the source's statement still runs on the server"
+    );
+}

@@ -205,3 +205,27 @@ fn preferred_that_ends_in_plaintext_warns_on_either_side() {
         .unwrap();
     assert_eq!(n, Some(2));
 }
+
+#[test]
+fn a_target_host_that_is_not_found_is_not_retried() {
+    // Nothing is created: the lock, the run's first step, cannot connect.
+    let db = format!("dbsync_u_typo_{}", std::process::id());
+    let cfg = azure_config(&db, "SELECT 1", &db, "t", &verified("ca.pem"))
+        .replace("host = localhost", "host = dbsync-u-typo.invalid");
+    let job = Job::new(&cfg);
+    let t0 = std::time::Instant::now();
+    let run = run_within(
+        &mut job.cmd(&["--summary-json", "-"]),
+        Duration::from_secs(60),
+    )
+    .expect(EXIT_FAILED);
+    let summary: serde_json::Value = serde_json::from_str(run.stdout().trim()).unwrap();
+    // A typo does not heal by waiting: no retry, no pause.
+    assert_eq!(summary["attempts"], 1, "{summary}");
+    let error = summary["error"].as_str().unwrap();
+    assert!(
+        error.contains("host `dbsync-u-typo.invalid` not found"),
+        "{error}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+}

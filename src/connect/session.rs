@@ -37,6 +37,9 @@ pub struct Session {
     /// The server (`host:port`) and user, for ending the session after a `give_up`.
     origin: String,
     user: String,
+    /// The server instance this session belongs to, as far as known (see
+    /// `cleanup::Instance`): a session is ended only on the instance it was made on.
+    instance: Option<super::cleanup::Instance>,
     /// Given up: timed out or cut once, so never waited on again.
     dead: bool,
 }
@@ -99,6 +102,7 @@ impl Session {
             read_timeout,
             origin: String::new(),
             user: String::new(),
+            instance: None,
             dead: false,
         })
     }
@@ -106,6 +110,10 @@ impl Session {
     /// Names the server and user this session belongs to (see `give_up`).
     pub(super) fn of(mut self, origin: String, user: &str) -> Session {
         super::cleanup::reached(&origin);
+        // The instance last seen there; a session that learns its own says so
+        // (`instance_is`). One made after an unnoticed restart carries the old one, so it is
+        // never ended by mistake: only not ended.
+        self.instance = super::cleanup::known_instance(&origin);
         self.origin = origin;
         self.user = user.to_string();
         self
@@ -124,8 +132,15 @@ impl Session {
             shutdown(fd);
         }
         if !self.origin.is_empty() {
-            super::cleanup::record(&self.origin, &self.user, self.conn.connection_id());
+            let id = self.conn.connection_id();
+            super::cleanup::record(&self.origin, &self.user, id, self.instance.clone());
         }
+    }
+
+    /// The server instance this session asked about and got (its own, exactly).
+    pub fn instance_is(&mut self, instance: super::cleanup::Instance) {
+        super::cleanup::learn(&self.origin, &instance);
+        self.instance = Some(instance);
     }
 
     pub fn is_dead(&self) -> bool {
@@ -163,9 +178,14 @@ impl Session {
     /// waiting RENAME does not cancel it on the server, which may then swap the tables
     /// after the run said it had not; a statement bounded on the server (its
     /// lock_wait_timeout) ends by itself, and the run reports what really happened.
+    /// Nor is its wait cut short near run_timeout (a RENAME whose answer is not awaited
+    /// is as unknown as a cut one): callers start it only when it can end in time
+    /// (`interrupt::room_for`).
     pub fn shielded<T>(&mut self, timeout: Duration, f: impl FnOnce(&mut Conn) -> T) -> T {
         self.registered = ALL.register(None);
-        let out = self.with_timeout(timeout, f);
+        set_read_timeout(self.fd, Some(timeout));
+        let out = f(&mut self.conn);
+        set_read_timeout(self.fd, self.read_timeout);
         self.registered = ALL.register(self.fd);
         out
     }
@@ -250,6 +270,15 @@ impl Abandon {
         for fd in &s.fds {
             shutdown(*fd);
         }
+    }
+}
+
+/// Ends the traffic of a live session's socket from another thread (a wait on it, such as
+/// a ping, then fails at once): for a connection known dead that another thread may be
+/// waiting on. The session stays the owner; its own `give_up` follows.
+pub fn cut(fd: Option<RawFd>) {
+    if let Some(fd) = fd {
+        shutdown(fd);
     }
 }
 

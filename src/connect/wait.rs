@@ -84,12 +84,21 @@ impl Waiting<'_> {
             w => format!(" while {w}"),
         };
         match how {
-            Broken::Silent => format!(
-                "{who} got no answer for {}{what} ({}): the link went silent or the server \
-                 stopped answering; {GIVEN_UP}",
-                secs(self.bound),
-                self.setting
-            ),
+            Broken::Silent => {
+                // The wait that happened: run_timeout may have cut the configured one short.
+                let (waited, setting) = match crate::interrupt::cut_short(self.bound) {
+                    Some((used, limit)) => (
+                        used,
+                        format!("{}, cut to {} by {limit}", self.setting, secs(used)),
+                    ),
+                    None => (self.bound, self.setting.to_string()),
+                };
+                format!(
+                    "{who} got no answer for {}{what} ({setting}): the link went silent or the \
+                     server stopped answering; {GIVEN_UP}",
+                    secs(waited)
+                )
+            }
             Broken::Cut => format!(
                 "{who} was cut{what} (closed or reset by the server, the network or a stop of \
                  the run); {GIVEN_UP}"

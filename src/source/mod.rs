@@ -51,6 +51,13 @@ pub enum SourceError {
         table: String,
         message: String,
     },
+    /// A source connection that went silent or was cut under a statement (not the server
+    /// refusing it): what waited, how long, under which setting.
+    #[error("[{section}]: {message}")]
+    Connection {
+        section: &'static str,
+        message: String,
+    },
 }
 
 /// A batch ends at this many bytes of text and binary values even before its row count:

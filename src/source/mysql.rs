@@ -6,6 +6,7 @@ mod describe;
 mod exact;
 mod filter;
 mod keys;
+mod lost;
 pub mod partition;
 pub mod query;
 mod read;
@@ -15,11 +16,12 @@ pub mod tables;
 pub use describe::sql_type;
 
 use super::{Emit, Source, SourceError};
-use crate::connect::{Abandon, Endpoint, Session, TlsMode};
+use crate::connect::{self, Abandon, Endpoint, Session, TlsMode};
 use crate::incremental::{self, Filter};
 use crate::plan::Partitioning;
 use crate::transform::keys::Keys;
 use crate::transform::{self, quote_mysql, SourceColumn};
+use lost::Probe;
 use mysql::prelude::Queryable;
 pub use snapshot::Snapshot;
 use snapshot::Turn;
@@ -61,9 +63,18 @@ impl MySqlSource {
         incremental_key: Option<&str>,
     ) -> Result<Self, SourceError> {
         // The probe only reads metadata: a server silent for this long is not answering.
-        let (mut conn, mode) =
-            ep.connect(true, Some(ep.connect_timeout.max(Duration::from_secs(5))))?;
-        let dialect = query::Dialect::of(&mut conn);
+        let answer = ep.connect_timeout.max(Duration::from_secs(5));
+        let (mut conn, mode) = ep.connect(true, Some(answer))?;
+        let first = Probe {
+            who: DESCRIBER,
+            section: ep.section,
+            bound: answer,
+            setting: format!("[{}] connect_timeout, at least 5 s", ep.section),
+        };
+        let dialect = query::Dialect::of(&mut conn).map_err(|e| {
+            conn.give_up();
+            first.query_error("reading the session's sql_mode", e)
+        })?;
         let raw_query = query.to_string();
         let has_placeholder = query.contains(incremental::PLACEHOLDER);
         if has_placeholder && incremental_key.is_none() {
@@ -78,8 +89,15 @@ impl MySqlSource {
         // The columns do not depend on the start value.
         let query = query::clean(&query.replace(incremental::PLACEHOLDER, "NULL"), dialect);
         // Describing may run the query (`LIMIT 0`) and read information_schema: statements.
-        let (columns, lost, keys) = conn.with_timeout(statement_timeout, |c| {
-            describe::describe(c, &query, dialect, ep.section)
+        // A connection that breaks under one is given up: nothing waits on it again.
+        let probe = Probe::statement(DESCRIBER, ep.section, statement_timeout);
+        let described = conn.with_timeout(statement_timeout, |c| {
+            describe::describe(c, &query, dialect, &probe)
+        });
+        let (columns, lost, keys) = described.inspect_err(|e| {
+            if matches!(e, SourceError::Connection { .. }) {
+                conn.give_up();
+            }
         })?;
         // A full read: the placeholder stands below every key.
         let query = if has_placeholder {
@@ -128,6 +146,9 @@ impl MySqlSource {
         exact::warn_lost(&self.lost);
     }
 }
+
+/// The connection that describes the query.
+const DESCRIBER: &str = "the source's describing connection";
 
 /// The query as read: the user's own when every column arrives exactly as it is, else
 /// wrapped so the columns that need it are cast on the server.
@@ -328,12 +349,19 @@ impl MySqlSource {
         let (mut conn, _) = self.endpoint.connect(true, None)?;
         let query = self.read_queries.first().cloned().unwrap_or_default();
         // A plan comes at once; one that does not is not worth waiting for.
-        conn.with_timeout(self.statement_timeout.min(Duration::from_secs(10)), |c| {
-            c.query(format!("EXPLAIN {query}"))
-        })
-        .map_err(|e| SourceError::Query {
-            section: self.endpoint.section,
-            message: e.to_string(),
+        let bound = self.statement_timeout.min(Duration::from_secs(10));
+        let planned = conn.with_timeout(bound, |c| c.query(format!("EXPLAIN {query}")));
+        planned.map_err(|e| {
+            let probe = Probe {
+                who: "the source's EXPLAIN connection",
+                section: self.endpoint.section,
+                bound,
+                setting: "an EXPLAIN waits at most 10 s".into(),
+            };
+            if connect::wait::broken(&e).is_some() {
+                conn.give_up();
+            }
+            probe.query_error("explaining the query", e)
         })
     }
 

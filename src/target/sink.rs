@@ -55,6 +55,16 @@ pub enum SinkError {
     Busy { target: String, waited: u64 },
     #[error("the staged table has {staged} rows but {read} were read; the old table is kept")]
     Count { staged: u64, read: u64 },
+    #[error(
+        "{target}: the swap's RENAME got no answer ({message}), and whether it happened could \
+         not be settled ({why}): the target holds the old rows or the new ones, whole; not \
+         retried (the next run drops whichever table is left over)"
+    )]
+    SwapUnknown {
+        target: String,
+        message: String,
+        why: String,
+    },
 }
 
 /// What one load puts into the target, told to the sink at `begin`.

@@ -10,6 +10,16 @@ use std::net::SocketAddr;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+/// `name`, made this checkout's own: the source server is shared by every checkout on the
+/// machine, and two checkouts running the same test must not share its database.
+pub fn db_name(name: &str) -> String {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let hash = dir.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    format!("{name}_{:06x}", hash & 0xff_ffff)
+}
+
 /// A limit no run here may reach: a hung run fails its test instead of hanging it.
 pub const HANG: Duration = Duration::from_secs(120);
 
@@ -100,8 +110,13 @@ pub fn target_rows(db: &str) -> u64 {
 }
 
 pub fn leftovers(db: &str) -> Vec<String> {
+    leftovers_of(db, "vehicles_stock")
+}
+
+/// The staging or old tables of `table` in `db`.
+pub fn leftovers_of(db: &str, table: &str) -> Vec<String> {
     tls_root(Some(db))
-        .query(r"SHOW TABLES LIKE '%\_\_dbsync\_%'")
+        .query(format!(r"SHOW TABLES LIKE '{table}\_\_dbsync\_%'"))
         .unwrap()
 }
 

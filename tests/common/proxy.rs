@@ -27,6 +27,9 @@ pub enum Trigger {
     /// When the server speaks after the client sent at least this many bytes: the answer
     /// to an upload (a LOAD DATA stream's final OK) is lost, and nothing moves after it.
     AnswerAfter(u64),
+    /// When the client sends a packet holding these bytes (a statement's text, on a link
+    /// without TLS): that statement is lost, and nothing moves after it.
+    Sends(&'static [u8]),
 }
 
 /// What a trigger silences.
@@ -66,9 +69,9 @@ impl State {
 
     /// Applies the rule after `n` bytes moved on `flow` (`up`: client to server); true when
     /// the bytes must not be forwarded.
-    fn count(&self, flow: &Flow, up: bool, n: usize) -> bool {
+    fn count(&self, flow: &Flow, up: bool, bytes: &[u8]) -> bool {
         let counter = if up { &flow.up } else { &flow.down };
-        counter.fetch_add(n as u64, Ordering::SeqCst);
+        counter.fetch_add(bytes.len() as u64, Ordering::SeqCst);
         let Some((trigger, scope)) = *self.rule.lock().unwrap() else {
             return false;
         };
@@ -76,6 +79,10 @@ impl State {
         let (hit, drop_these) = match trigger {
             Trigger::Bytes(limit) => (sent + flow.down.load(Ordering::SeqCst) >= limit, false),
             Trigger::AnswerAfter(limit) => (!up && sent >= limit, true),
+            Trigger::Sends(pattern) => (
+                up && bytes.windows(pattern.len()).any(|w| w == pattern),
+                true,
+            ),
         };
         if !hit {
             return false;
@@ -281,7 +288,7 @@ fn pipe(
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if st_r.count(&flow_r, up, n) || st_r.silent(&flow_r) {
+                    if st_r.count(&flow_r, up, &buf[..n]) || st_r.silent(&flow_r) {
                         continue;
                     }
                     if tx

@@ -2,6 +2,7 @@
 //! column's name, type, NULL-ness and (for table columns) exact definition, and the keys
 //! of the table it reads.
 
+use super::lost::Probe;
 use super::{exact, keys, query};
 use crate::source::SourceError;
 use crate::transform::keys::Keys;
@@ -15,12 +16,10 @@ pub(super) fn describe(
     conn: &mut Conn,
     query: &str,
     dialect: query::Dialect,
-    section: &'static str,
+    probe: &Probe,
 ) -> Result<(Vec<SourceColumn>, Vec<String>, Keys), SourceError> {
-    let query_err = |e: mysql::Error| SourceError::Query {
-        section,
-        message: e.to_string(),
-    };
+    let section = probe.section;
+    let query_err = |e: mysql::Error| probe.query_error("describing the query", e);
     let meta: Vec<Column> = match conn.prep(query) {
         Ok(stmt) => {
             let cols = stmt.columns().to_vec();
@@ -41,7 +40,7 @@ pub(super) fn describe(
             message: "the statement returns no result set (it must be a SELECT)".into(),
         });
     }
-    let exact = exact::exact_types(conn, &meta);
+    let exact = exact::exact_types(conn, &meta, probe)?;
     let local = query::local_names(query, dialect);
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(meta.len());
@@ -87,7 +86,7 @@ pub(super) fn describe(
     }
     let lost = exact::lost(&meta, &out);
     let origins: Vec<_> = meta.iter().map(exact::origin).collect();
-    let keys = keys::discover(conn, query, &origins, &out, &local);
+    let keys = keys::discover(conn, query, &origins, &out, &local, probe)?;
     Ok((out, lost, keys))
 }
 

@@ -4,6 +4,8 @@
 //! `enum('a','b')`, `decimal(65,30)` or `varchar(20000) CHARACTER SET latin1 COLLATE
 //! latin1_bin` exactly.
 
+use super::lost::Probe;
+use crate::source::SourceError;
 use crate::transform::{Collation, SourceColumn, SqlType};
 use mysql::prelude::Queryable;
 use mysql::{Column, Conn};
@@ -45,7 +47,11 @@ pub fn is_spatial(column_type: &str) -> bool {
 
 /// The definitions of every table the result's columns come from. Best effort: what
 /// cannot be read is left out (see `warn_lost`).
-pub fn exact_types(conn: &mut Conn, meta: &[Column]) -> HashMap<Origin, Exact> {
+pub(super) fn exact_types(
+    conn: &mut Conn,
+    meta: &[Column],
+    probe: &Probe,
+) -> Result<HashMap<Origin, Exact>, SourceError> {
     let mut tables: Vec<(String, String)> = meta
         .iter()
         .filter_map(origin)
@@ -63,10 +69,14 @@ pub fn exact_types(conn: &mut Conn, meta: &[Column]) -> HashMap<Origin, Exact> {
         );
         let rows = match rows {
             Ok(rows) => rows,
-            Err(e) => {
-                log::debug!("no column definitions for {schema}.{table}: {e}");
-                continue;
-            }
+            // A broken connection stops here: nothing waits on it again.
+            Err(e) => match probe.lost("looking up the columns' definitions", &e) {
+                Some(lost) => return Err(lost),
+                None => {
+                    log::debug!("no column definitions for {schema}.{table}: {e}");
+                    continue;
+                }
+            },
         };
         for (col, column_type, charset, name) in rows {
             let collation = charset
@@ -79,7 +89,7 @@ pub fn exact_types(conn: &mut Conn, meta: &[Column]) -> HashMap<Origin, Exact> {
             out.insert((schema.clone(), table.clone(), col), exact);
         }
     }
-    out
+    Ok(out)
 }
 
 /// True when a COLUMN_TYPE can be the definition of a result column of type `ty`. A

@@ -5,21 +5,26 @@
 //! `[general] primary_key` names them.
 
 use super::exact::Origin;
+use super::lost::Probe;
+use crate::source::SourceError;
 use crate::transform::keys::{Index, Keys};
 use crate::transform::SourceColumn;
 use mysql::prelude::Queryable;
 use mysql::Conn;
 use std::collections::{BTreeMap, HashSet};
 
-pub fn discover(
+/// Best effort: what cannot be read leaves the keys out; only a broken connection fails
+/// (nothing waits on it again).
+pub(super) fn discover(
     conn: &mut Conn,
     query: &str,
     origins: &[Option<Origin>],
     columns: &[SourceColumn],
     local: &HashSet<String>,
-) -> Keys {
-    let Some((schema, table)) = the_table(conn, query, origins, local) else {
-        return Keys::default();
+    probe: &Probe,
+) -> Result<Keys, SourceError> {
+    let Some((schema, table)) = the_table(conn, query, origins, local, probe)? else {
+        return Ok(Keys::default());
     };
     let stats: Vec<Stat> = match conn.exec(
         "SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART, INDEX_TYPE \
@@ -29,13 +34,16 @@ pub fn discover(
     ) {
         Ok(s) => s,
         Err(e) => {
+            if let Some(lost) = probe.lost("looking up the source table's keys", &e) {
+                return Err(lost);
+            }
             log::debug!("keys: no index list for {schema}.{table}: {e}");
-            return Keys::default();
+            return Ok(Keys::default());
         }
     };
     let mut keys = keys_of(&table, &stats, origins, columns);
     promote_unique(&mut keys, columns);
-    keys
+    Ok(keys)
 }
 
 /// One row of information_schema.STATISTICS: index, non-unique, column, prefix, type.
@@ -48,27 +56,31 @@ fn the_table(
     query: &str,
     origins: &[Option<Origin>],
     local: &HashSet<String>,
-) -> Option<(String, String)> {
+    probe: &Probe,
+) -> Result<Option<(String, String)>, SourceError> {
     let Some((schema, table)) = one_table(origins) else {
         log::debug!("keys: the result's columns do not all come from one table");
-        return None;
+        return Ok(None);
     };
     if local.contains(&table.to_lowercase()) {
-        return None;
+        return Ok(None);
     }
     match single_step(conn, query) {
-        Ok(true) => Some((schema, table)),
+        Ok(true) => Ok(Some((schema, table))),
         Ok(false) => {
             log::info!(
                 "the query reads more than `{table}`, so the target gets none of its keys \
                  ([general] primary_key can name one)"
             );
-            None
+            Ok(None)
         }
-        Err(e) => {
-            log::debug!("keys: EXPLAIN failed: {e}");
-            None
-        }
+        Err(e) => match probe.lost("explaining the query (for its table's keys)", &e) {
+            Some(lost) => Err(lost),
+            None => {
+                log::debug!("keys: EXPLAIN failed: {e}");
+                Ok(None)
+            }
+        },
     }
 }
 

@@ -31,17 +31,19 @@ impl Default for Dialect {
 }
 
 impl Dialect {
-    /// The session's own rules; the server's default when they cannot be read.
-    pub fn of(conn: &mut Conn) -> Dialect {
-        let (mode, version): (String, String) = conn
-            .query_first("SELECT @@SESSION.sql_mode, VERSION()")
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        Dialect {
+    /// The session's own rules; the server's default when they cannot be read, unless
+    /// the connection broke (returned, so nothing waits on it again).
+    pub fn of(conn: &mut Conn) -> Result<Dialect, mysql::Error> {
+        let (mode, version): (String, String) =
+            match conn.query_first("SELECT @@SESSION.sql_mode, VERSION()") {
+                Ok(found) => found.unwrap_or_default(),
+                Err(e) if crate::connect::wait::broken(&e).is_some() => return Err(e),
+                Err(_) => Default::default(),
+            };
+        Ok(Dialect {
             backslash_escapes: !mode.to_ascii_uppercase().contains("NO_BACKSLASH_ESCAPES"),
             mariadb: version.to_ascii_lowercase().contains("mariadb"),
-        }
+        })
     }
 
     /// `select` (a SELECT) bounded to `secs` seconds on the server itself, so a check given

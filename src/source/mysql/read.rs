@@ -2,6 +2,7 @@
 //! one connection per partition.
 
 use super::super::{Emit, SourceError};
+use super::lost::read_error;
 use super::{batch, MySqlSource};
 use crate::connect::session::set_read_timeout;
 use crate::connect::Abandon;
@@ -92,73 +93,40 @@ impl MySqlSource {
         emit: &mut Emit<'_>,
         abandon: &Abandon,
     ) -> Result<u64, SourceError> {
-        let redact = |m: &str| crate::connect::redact(m, &self.endpoint);
-        let failed = |e: &dyn std::fmt::Display| read_error(0, 0, redact(&e.to_string()));
+        let ep = &self.endpoint;
+        let id = conn.connection_id();
         // Until the first rows arrive the server may rightly compute for long (a sort).
         set_read_timeout(fd, Some(self.statement_timeout));
-        let stmt = conn.prep(query).map_err(|e| failed(&e))?;
+        let stmt = conn
+            .prep(query)
+            .map_err(|e| self.start_failure("preparing the query", e))?;
         let types: Vec<MySQLTypeSystem> = stmt
             .columns()
             .iter()
             .map(|c| MySQLTypeSystem::from((&c.column_type(), &c.flags(), c.character_set())))
             .collect();
-        let iter = conn.exec_iter(stmt, ()).map_err(|e| failed(&e))?;
-        let mut parser = MySQLBinarySourceParser::new(iter, &types);
-        let result = self.pump(&mut parser, &types, fd, emit);
-        // Ended early (a failure here or elsewhere): the rest of the result is abandoned,
-        // not drained, when the parser is dropped.
-        if !matches!(result, Ok((_, true))) {
+        // A stop ends the statement on the server too (not only the read here).
+        let _running = crate::connect::cleanup::running(ep, id, query);
+        let result = match conn.exec_iter(stmt, ()) {
+            Ok(iter) => {
+                let mut parser = MySQLBinarySourceParser::new(iter, &types);
+                let result = self.pump(&mut parser, &types, fd, emit);
+                // Ended early (a failure here or elsewhere): the rest of the result is
+                // abandoned, not drained, when the parser is dropped.
+                if !matches!(result, Ok((_, true))) {
+                    abandon.abandon();
+                }
+                result
+            }
+            Err(e) => Err(self.start_failure("running the query", e)),
+        };
+        // A stop abandons the read, not the statement: a long sort would go on on the
+        // server after the run ended.
+        if !matches!(result, Ok((_, true))) && crate::interrupt::stopping().is_some() {
             abandon.abandon();
+            crate::connect::cleanup::kill_query(ep, id, query);
         }
         result.map(|(rows, _)| rows)
-    }
-
-    /// A batch that could not be filled, in words: a connection that broke (what waited,
-    /// how long, which setting), or a value that could not be read (its column and row).
-    fn fill_failure(
-        &self,
-        f: &batch::ReadFailure,
-        rows: u64,
-        batches: u64,
-        row: usize,
-        col: usize,
-    ) -> SourceError {
-        let ep = &self.endpoint;
-        let text = crate::connect::redact(&f.to_string(), ep);
-        if let Some(how) = f.broken() {
-            // Before the first rows the server may compute for long (a sort).
-            let (bound, setting) = match rows == 0 && row == 0 {
-                true => (
-                    self.statement_timeout,
-                    "[general] statement_timeout".to_string(),
-                ),
-                false => (ep.read_timeout, format!("[{}] read_timeout", ep.section)),
-            };
-            let waiting = crate::connect::wait::Waiting {
-                who: "the source's reading connection",
-                what: "reading the query's rows",
-                bound,
-                setting: &format!("{setting} = {}", crate::connect::wait::secs(bound)),
-            };
-            let message = format!("after {rows} rows, {}", waiting.failed(how));
-            return read_error(rows, batches + 1, message);
-        }
-        if f.is_connection() {
-            let message = format!(
-                "the connection failed after {rows} rows: {text} (silence longer than [{}] \
-                 read_timeout = {} s counts as a failure)",
-                ep.section,
-                ep.read_timeout.as_secs()
-            );
-            return read_error(rows, batches + 1, message);
-        }
-        let column = self.column_name(col);
-        let message = format!(
-            "column `{column}`, row {}: {text}; if the value cannot be read as its type, select \
-             the column as text (CAST(`{column}` AS CHAR))",
-            rows + row as u64 + 1,
-        );
-        read_error(rows, batches + 1, message)
     }
 
     /// Moves rows from the parser into batches and through `emit`; the rows read, and
@@ -221,13 +189,5 @@ impl MySqlSource {
                 return Ok((rows, true));
             }
         }
-    }
-}
-
-fn read_error(rows: u64, batch: u64, message: String) -> SourceError {
-    SourceError::Read {
-        rows,
-        batch,
-        message,
     }
 }

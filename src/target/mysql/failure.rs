@@ -92,14 +92,22 @@ impl MySqlSink {
             }
         }
         self.join_writers();
+        if self.settled {
+            // A lost swap's answer was settled on a fresh connection, which dropped what
+            // was left over; there is no staging table to drop.
+            return;
+        }
         let Some(control) = self.control.as_mut() else {
             return;
         };
         let drop = cleanup::drop_table(&self.target.endpoint, &self.staging);
         if !failed && !cleanup::any_given_up(&self.target.endpoint) {
-            // An apply cut short must not be committed by the DROP (DDL commits).
+            // An apply cut short must not be committed by the DROP (DDL commits). Bounded
+            // as a cleanup is: the connection may be dying unnoticed.
             let statements = ["ROLLBACK".to_string(), drop.clone()];
-            match crate::connect::batch(control, &statements) {
+            let done =
+                control.with_timeout(cleanup::QUICK, |c| crate::connect::batch(c, &statements));
+            match done {
                 Ok(_) => return,
                 Err((_, e)) if broken(&e).is_none() => {
                     return log::warn!(

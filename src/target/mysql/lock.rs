@@ -2,25 +2,44 @@
 //! the whole run. It dies with that connection, so it is checked again right before the
 //! swap. A lock connection that went silent is given up, not waited on again; its server
 //! session, which still holds the lock when the flow was dropped without a close, is ended
-//! (`KILL`) by the connection that takes the lock again.
+//! (`KILL`) by the connection that takes the lock again, on the same server instance only.
+//!
+//! The connection is kept busy by a ping every few seconds, and its session's
+//! `wait_timeout` is three pings long: when the run's side of the link dies silently (the
+//! run killed, the network gone, and no cleanup can reach the server), the server ends the
+//! session, and frees the lock, within a minute or two instead of at TCP keepalive's two
+//! hours. A ping that fails marks the lock lost: the check before the swap then fails the
+//! run, the target kept.
 
+use crate::connect::cleanup::{self, Instance};
 use crate::connect::wait::{broken, secs, Waiting};
-use crate::connect::{cleanup, Endpoint, Session, Setup};
+use crate::connect::{Endpoint, Session, Setup};
 use crate::target::{LockError, TargetLock};
 use crate::transform::mysql_literal;
 use mysql::prelude::Queryable;
-use mysql::Conn;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// The named lock a run holds, on the connection holding it.
 pub struct NamedLock {
-    conn: Session,
+    conn: Arc<Mutex<Session>>,
     name: String,
     target: String,
     ep: Box<Endpoint>,
+    /// Tells the pinger to stop (it holds the connection until it does).
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    /// The connection's socket, to cut a ping waiting on a link known dead.
+    fd: Option<std::os::fd::RawFd>,
 }
 
 const WHO: &str = "the lock connection";
+
+/// How often the lock connection is pinged: its read_timeout, at most 30 s. Its session
+/// may stay idle three times that long.
+fn ping_every(ep: &Endpoint) -> Duration {
+    ep.read_timeout
+        .clamp(Duration::from_secs(1), Duration::from_secs(30))
+}
 
 impl NamedLock {
     /// Fails when the lock was lost (the connection holding it died), so a run never
@@ -32,13 +51,22 @@ impl NamedLock {
             name,
             target,
             ep,
+            fd,
+            ..
         } = self;
         let lost = |why: String| LockError::Failed {
             target: target.clone(),
             message: format!("the run's lock was lost: {why}; the target is kept"),
         };
+        if cleanup::link_down(ep) {
+            // A ping may be waiting on it, holding the connection: it fails at once.
+            crate::connect::session::cut(*fd);
+        }
+        let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
         if conn.is_dead() {
-            return Err(lost(format!("{WHO} was given up before")));
+            return Err(lost(format!(
+                "{WHO} was given up before (it timed out or was cut, maybe under its ping)"
+            )));
         }
         if cleanup::link_down(ep) {
             // The cleanup after a failure could not reach the server: this connection is
@@ -69,7 +97,7 @@ impl NamedLock {
             Ok(Some(Some(1))) => Ok(()),
             Ok(_) => Err(lost("the server no longer counts it as this run's".into())),
             Err(e) => Err(lost(words(
-                conn,
+                &mut conn,
                 ep,
                 &Wait {
                     what,
@@ -79,6 +107,62 @@ impl NamedLock {
                 e,
             ))),
         }
+    }
+
+    /// Pings the lock connection every `ping_every` until the lock is dropped; a ping
+    /// that fails gives the connection up (the lock is then lost).
+    fn keep_alive(&self) {
+        let (conn, stop, ep) = (
+            Arc::clone(&self.conn),
+            Arc::clone(&self.stop),
+            self.ep.clone(),
+        );
+        let every = ping_every(&ep);
+        let spawned = std::thread::Builder::new()
+            .name("dbsync-lock-ping".into())
+            .spawn(move || loop {
+                {
+                    let (stopped, wake) = &*stop;
+                    let guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
+                    let (guard, _) = wake
+                        .wait_timeout_while(guard, every, |s| !*s)
+                        .unwrap_or_else(|p| p.into_inner());
+                    if *guard {
+                        return;
+                    }
+                }
+                let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+                if conn.is_dead() {
+                    return;
+                }
+                if let Err(e) = conn.query_drop("DO 1") {
+                    let wait = Wait {
+                        what: "keeping the lock alive (a ping)",
+                        bound: ep.read_timeout,
+                        setting: &ep.read_timeout_setting(),
+                    };
+                    let why = words(&mut conn, &ep, &wait, e);
+                    // A stop cuts every connection: the run is ending anyway.
+                    match crate::interrupt::stopping() {
+                        Some(_) => log::debug!("the lock connection's ping: {why}"),
+                        None => log::warn!("the run's lock may be lost: {why}"),
+                    }
+                    if conn.is_dead() {
+                        return;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            log::warn!("the lock connection is not pinged ({e}): it may time out while idle");
+        }
+    }
+}
+
+impl Drop for NamedLock {
+    fn drop(&mut self) {
+        let (stopped, wake) = &*self.stop;
+        *stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        wake.notify_all();
     }
 }
 
@@ -124,8 +208,16 @@ pub fn lock(ep: &Endpoint, table: &str, wait: Duration) -> Result<TargetLock, Lo
         target: target.clone(),
         message: crate::connect::redact(&message, ep),
     };
+    // Idle between pings, never longer: a server outlives a dead run's session by this.
+    let idle = ping_every(ep).as_secs() * 3;
+    let setup = Setup {
+        settings: vec![format!(
+            "SESSION wait_timeout = {idle}, interactive_timeout = {idle}"
+        )],
+        max_packet: Some(1 << 30),
+    };
     let (mut conn, _) = ep
-        .connect_with(false, None, &Setup::staying_open())
+        .connect_with(false, None, &setup)
         .map_err(|e| failed(e.to_string()))?;
     // An earlier attempt's lock connection, given up, may still hold the lock.
     cleanup::end_given_up(&mut conn, ep);
@@ -136,13 +228,15 @@ pub fn lock(ep: &Endpoint, table: &str, wait: Duration) -> Result<TargetLock, Lo
         let left = wait
             .saturating_sub(start.elapsed())
             .min(Duration::from_secs(1));
-        // A plain query, not a prepared one: one round trip instead of two.
-        let got: Result<Option<Option<i64>>, _> = conn.query_first(format!(
+        // Plain queries, not prepared ones, in one round trip: the lock, and which server
+        // instance holds it (so a later cleanup ends this session only there).
+        let mut statements = vec![format!(
             "SELECT GET_LOCK({}, {:.3})",
             mysql_literal(&name),
             left.as_secs_f64()
-        ));
-        let got = got.map_err(|e| {
+        )];
+        statements.extend(Instance::statements());
+        let rows = crate::connect::batch(&mut conn, &statements).map_err(|(_, e)| {
             let setting = ep.read_timeout_setting();
             let what = "taking the run's lock";
             let wait = Wait {
@@ -152,20 +246,28 @@ pub fn lock(ep: &Endpoint, table: &str, wait: Duration) -> Result<TargetLock, Lo
             };
             failed(words(&mut conn, ep, &wait, e))
         })?;
+        let got: Option<Option<i64>> = rows[0].first().and_then(|r| r.get(0));
         if got.flatten() == Some(1) {
-            let ep = Box::new(ep.clone());
-            return Ok(TargetLock::MySql(NamedLock {
-                conn,
+            if let Some(instance) = Instance::from_rows(&rows[1..]) {
+                conn.instance_is(instance);
+            }
+            let lock = NamedLock {
+                fd: conn.fd(),
+                conn: Arc::new(Mutex::new(conn)),
                 name,
                 target,
-                ep,
-            }));
+                ep: Box::new(ep.clone()),
+                stop: Arc::new((Mutex::new(false), Condvar::new())),
+            };
+            lock.keep_alive();
+            return Ok(TargetLock::MySql(lock));
         }
         if crate::interrupt::stopping().is_some() || start.elapsed() >= wait {
             break;
         }
     }
-    let holder = holder(&mut conn, &name);
+    // Bounded: a connection that goes silent now must not hold up the answer.
+    let holder = conn.with_timeout(cleanup::QUICK, |c| holder(c, &name));
     Err(LockError::Held {
         target,
         holder,
@@ -174,26 +276,22 @@ pub fn lock(ep: &Endpoint, table: &str, wait: Duration) -> Result<TargetLock, Lo
 }
 
 /// Who holds the lock, as far as the server lets this user see.
-fn holder(conn: &mut Conn, name: &str) -> String {
-    let id: Option<Option<u64>> = conn
-        .exec_first("SELECT IS_USED_LOCK(?)", (name,))
-        .ok()
-        .flatten();
-    let Some(Some(id)) = id else {
-        return format!("named lock `{name}`");
-    };
-    let who: Option<(String, String, u64)> = conn
-        .exec_first(
-            "SELECT USER, HOST, TIME FROM information_schema.PROCESSLIST WHERE ID = ?",
-            (id,),
-        )
+fn holder(conn: &mut mysql::Conn, name: &str) -> String {
+    type Who = (u64, Option<String>, Option<String>, Option<u64>);
+    let who: Option<Who> = conn
+        .query_first(format!(
+            "SELECT l.id, p.USER, p.HOST, p.TIME FROM (SELECT IS_USED_LOCK({}) AS id) l \
+             LEFT JOIN information_schema.PROCESSLIST p ON p.ID = l.id WHERE l.id IS NOT NULL",
+            mysql_literal(name)
+        ))
         .ok()
         .flatten();
     match who {
-        Some((user, host, secs)) => format!(
+        None => format!("named lock `{name}`"),
+        Some((id, Some(user), Some(host), Some(secs))) => format!(
             "connection {id} of user {user} from {host}, connected for {secs} s; named lock `{name}`"
         ),
-        None => format!("connection {id}; named lock `{name}`"),
+        Some((id, ..)) => format!("connection {id}; named lock `{name}`"),
     }
 }
 

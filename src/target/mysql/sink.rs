@@ -69,6 +69,9 @@ pub struct MySqlSink {
     /// The control session went back to the job's pool while the staging table waits for
     /// the swap: a swap or an abort takes one again.
     pub(super) released: bool,
+    /// A swap whose answer was lost was settled (and cleaned up) on a fresh connection:
+    /// nothing is left for `abort` to drop.
+    pub(super) settled: bool,
 }
 
 /// A writer's and the apply's SQL mode: strict, so a value the column cannot hold fails the
@@ -102,6 +105,7 @@ impl MySqlSink {
             local_infile: None,
             staged_apart: false,
             released: false,
+            settled: false,
         }
     }
 
@@ -233,12 +237,6 @@ impl MySqlSink {
         self.control.as_mut().expect("begin() connected")
     }
 
-    pub(super) fn exec(&mut self, action: &str, sql: &str) -> Result<(), SinkError> {
-        log::debug!("target: {sql}");
-        let r = self.control().query_drop(sql);
-        r.map_err(|e| self.fail(action, e, Bound::Read))
-    }
-
     pub(super) fn table_exists(&mut self, name: &str) -> Result<bool, SinkError> {
         let sql = format!(
             "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
@@ -324,7 +322,9 @@ impl MySqlSink {
     }
 
     /// One RENAME of these parts (one table's, or a job's tables'), all or nothing, then a
-    /// DROP of the old tables; `names`: the tables, for messages.
+    /// DROP of the old tables; `names`: the tables, for messages. An answer lost on the
+    /// way is settled on a fresh connection from this sink's own table (the RENAME moved
+    /// all of them or none).
     pub(super) fn rename_together(
         &mut self,
         parts: &[String],
@@ -334,10 +334,20 @@ impl MySqlSink {
         self.connect()?;
         let sql = format!("RENAME TABLE {}", parts.join(", "));
         if olds.is_empty() {
-            return self.exec("renaming the new table", &sql);
+            log::debug!("target: {sql}");
+            let answer = self.ep().read_timeout;
+            return match self.control().shielded(answer, |c| c.query_drop(sql)) {
+                Ok(()) => Ok(()),
+                // Lost on the way: settled as a swap's is (the staging table is there, or
+                // the target is).
+                Err(e) => match self.given_up(e, answer, &self.ep().read_timeout_setting()) {
+                    Ok(why) => self.settle_swap(why),
+                    Err(e) => Err(self.err("renaming the new table", e)),
+                },
+            };
         }
         // Short tries: while the RENAME waits, new readers of the table queue behind it,
-        // and a signal is only acted on between tries (see `swap`).
+        // and a stop is only acted on before a try (see `swap`).
         let wait = self.ep().read_timeout.min(swap::LOCK_WAIT);
         let name = names.to_string();
         let answer = self.ep().read_timeout;
@@ -364,16 +374,43 @@ impl MySqlSink {
                 Ok(())
             }
             Err(swap::Failed::Refused(e)) => Err(self.err("swapping in the new table", e)),
-            // Running again is safe: it drops whichever of the two tables is left over.
+            Err(swap::Failed::NotTried(why)) => Err(SinkError::Refused {
+                target: self.describe(),
+                why,
+            }),
             Err(swap::Failed::Unknown(e)) => {
                 let why = given_up(self, e);
-                Err(self.err(
-                    "swapping in the new table (the connection failed after the RENAME was \
-                     sent, so whether it happened is unknown; the target holds the old rows \
-                     or the new ones, whole)",
-                    why,
-                ))
+                self.settle_swap(why)
             }
+        }
+    }
+
+    /// A swap whose answer was lost, settled on a fresh connection (see `swap::settle`):
+    /// swapped is a success, not swapped a failure with the target unchanged (worth a
+    /// retry), and unknown a failure that is not retried at once.
+    fn settle_swap(&mut self, why: String) -> Result<(), SinkError> {
+        let why = crate::connect::redact(&why, self.ep());
+        self.settled = true;
+        let (table, staging, old) = (&self.target.table, &self.staging, &self.old);
+        match swap::settle(self.ep(), table, staging, old) {
+            swap::Settled::Swapped => {
+                log::warn!(
+                    "the swap's answer was lost ({why}), but a fresh connection confirmed that it \
+                     happened: the target holds the new rows"
+                );
+                Ok(())
+            }
+            swap::Settled::NotSwapped => Err(self.err(
+                "swapping in the new table (the RENAME's answer was lost, and a fresh connection \
+                 found the staging table still in place after the run's session was ended: the \
+                 swap did not happen, the target is unchanged)",
+                why,
+            )),
+            swap::Settled::Unknown(unsettled) => Err(SinkError::SwapUnknown {
+                target: self.describe(),
+                message: why,
+                why: unsettled,
+            }),
         }
     }
 }
@@ -519,7 +556,7 @@ impl Sink for MySqlSink {
     }
 
     fn abort(&mut self) {
-        if self.released && self.control.is_none() {
+        if self.released && self.control.is_none() && !self.settled {
             // Its staging table waits for a swap that will not come: dropped on a session
             // of the pool (or a new one).
             if let Err(e) = self.connect() {

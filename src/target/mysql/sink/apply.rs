@@ -178,6 +178,7 @@ impl MySqlSink {
                 read: staged,
             });
         }
+        self.stop_before_commit()?;
         // Its outcome must be known: a COMMIT cut off mid-way may still happen. The DROP
         // runs only if the COMMIT succeeded.
         let finish = ["COMMIT".to_string(), format!("DROP TABLE IF EXISTS {s}")];
@@ -224,6 +225,28 @@ impl MySqlSink {
             updated,
         };
         Ok((applied, tidy))
+    }
+
+    /// A stop that came during the apply: rolled back, not committed (a COMMIT is never
+    /// cut short, so none starts after a stop).
+    fn stop_before_commit(&mut self) -> Result<(), SinkError> {
+        let Some(stop) = crate::interrupt::stopping() else {
+            return Ok(());
+        };
+        let quick = crate::connect::cleanup::QUICK;
+        let r = self
+            .control()
+            .with_timeout(quick, |c| c.query_drop("ROLLBACK"));
+        if r.is_err_and(|e| connect::wait::broken(&e).is_some()) {
+            self.control().give_up();
+        }
+        Err(SinkError::Refused {
+            target: self.describe(),
+            why: format!(
+                "the applied rows were rolled back before the COMMIT: {}",
+                crate::interrupt::Interrupted(stop)
+            ),
+        })
     }
 
     /// Secondary indexes, in one ALTER on the staging table, so readers never see the new
