@@ -113,6 +113,25 @@ impl Target {
         }
     }
 
+    /// Takes the locks of a job's tables (all on one target), waiting up to `wait` for other
+    /// runs: SQLite, one lock file per table; MySQL, every table's named lock on one
+    /// connection. On failure, which table's lock could not be taken (a lock held by
+    /// another run), and why.
+    pub fn lock_all(
+        targets: &[&Target],
+        wait: Duration,
+    ) -> Result<Vec<TargetLock>, (usize, LockError)> {
+        let Some(Target::MySql(first)) = targets.first() else {
+            return targets
+                .iter()
+                .enumerate()
+                .map(|(i, t)| t.lock(wait).map_err(|e| (i, e)))
+                .collect();
+        };
+        let tables: Vec<String> = targets.iter().map(|t| t.table().to_string()).collect();
+        Ok(vec![mysql::lock_tables(&first.endpoint, &tables, wait)?])
+    }
+
     /// Whether the target declares the source's own column definitions (MySQL), which a
     /// query's derived columns lack.
     pub fn keeps_source_definitions(&self) -> bool {

@@ -14,7 +14,7 @@ use crate::report::{JobSummary, Summary};
 use crate::run::attempt::{self, Prepared, Ready};
 use crate::run::How;
 use crate::source::mysql::Snapshot;
-use crate::target::{Load, Sink, TargetLock};
+use crate::target::{Load, LockError, Sink, Target, TargetLock};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -31,7 +31,7 @@ pub(super) fn run(
         );
     }
     let template = &job.template;
-    let mut locks: Vec<Option<TargetLock>> = chosen.plans.iter().map(|_| None).collect();
+    let mut locks: Vec<TargetLock> = Vec::new();
     let mut attempt = 1;
     loop {
         summary.attempts = attempt;
@@ -102,27 +102,26 @@ fn one_attempt(
     chosen: &Chosen,
     how: How,
     summary: &mut JobSummary,
-    locks: &mut [Option<TargetLock>],
+    locks: &mut Vec<TargetLock>,
 ) -> Result<(), Error> {
-    for (i, (plan, lock)) in chosen.plans.iter().zip(locks.iter_mut()).enumerate() {
-        if let Err(e) = attempt::hold_lock(plan, lock) {
-            summary.tables[i].error = Some(chain(&e));
-            summary.tables[i].exit = e.exit();
-            return Err(in_table(plan, e));
-        }
-    }
+    hold_locks(chosen, summary, locks)?;
     let snapshot = match chosen.fallback {
         true => None,
         false => Some(Snapshot::start(&chosen.plans[0].source)?),
     };
     let t0 = Instant::now();
     let mut sinks = Vec::new();
-    match stage_all(chosen, how, summary, snapshot.as_ref(), locks, &mut sinks) {
+    match stage_all(chosen, how, summary, snapshot.as_ref(), &mut sinks) {
         Ok(staged) => {
             drop(snapshot);
-            if let Err(e) = interrupt::check() {
+            // Right before the swap: the job still holds every table's lock.
+            let held = locks.iter_mut().try_for_each(|l| l.still_held(false));
+            if let Err(e) = interrupt::check()
+                .map_err(Error::from)
+                .and(held.map_err(Error::from))
+            {
                 abort_all(&mut sinks);
-                return Err(e.into());
+                return Err(e);
             }
             swap_all(chosen, summary, &mut sinks, staged, t0)
         }
@@ -135,6 +134,41 @@ fn one_attempt(
     }
 }
 
+/// The job's locks held: all taken at the first attempt (MySQL: on one connection);
+/// checked at a retry's start, and all taken again if one was lost. A lock another run
+/// holds fails its table.
+fn hold_locks(
+    chosen: &Chosen,
+    summary: &mut JobSummary,
+    locks: &mut Vec<TargetLock>,
+) -> Result<(), Error> {
+    if !locks.is_empty() {
+        match locks.iter_mut().try_for_each(|l| l.still_held(true)) {
+            Ok(()) => return Ok(()),
+            Err(e) => log::info!("taking the job's locks again: {e}"),
+        }
+        locks.clear();
+    }
+    let targets: Vec<&Target> = chosen.plans.iter().map(|p| &p.target).collect();
+    match Target::lock_all(&targets, chosen.plans[0].lock_wait) {
+        Ok(all) => {
+            *locks = all;
+            Ok(())
+        }
+        // A wait a signal cut short is the signal's.
+        Err((i, e)) => match interrupt::check() {
+            Err(stop) => Err(stop.into()),
+            Ok(()) if matches!(e, LockError::Held { .. }) => {
+                let e = Error::from(e);
+                summary.tables[i].error = Some(chain(&e));
+                summary.tables[i].exit = e.exit();
+                Err(in_table(&chosen.plans[i], e))
+            }
+            Ok(()) => Err(e.into()),
+        },
+    }
+}
+
 /// Every table read and staged (nothing visible yet). The snapshot's connection reads them
 /// in turn; `lanes` tables are written at once, and the table after them is opened ahead,
 /// its reader waiting for the connection.
@@ -143,13 +177,11 @@ fn stage_all(
     how: How,
     summary: &mut JobSummary,
     snapshot: Option<&Snapshot>,
-    locks: &mut [Option<TargetLock>],
     sinks: &mut Vec<Box<dyn Sink>>,
 ) -> Result<Vec<Staged>, Failed> {
     let lanes = lanes(chosen);
     let shared = Mutex::new(Lanes {
         summary,
-        locks,
         ahead: None,
         next: 0,
         failed: None,
@@ -180,11 +212,10 @@ fn lanes(chosen: &Chosen) -> usize {
     }
 }
 
-/// What the lanes share: the job's summary and locks, the table opened ahead, the next
-/// table to open, the first failure and what was staged.
+/// What the lanes share: the job's summary, the table opened ahead, the next table to
+/// open, the first failure and what was staged.
 struct Lanes<'a> {
     summary: &'a mut JobSummary,
-    locks: &'a mut [Option<TargetLock>],
     ahead: Option<Opened>,
     next: usize,
     failed: Option<Failed>,
@@ -195,16 +226,13 @@ struct Lanes<'a> {
 /// again, until every table is taken or one failed.
 fn lane(chosen: &Chosen, how: How, snapshot: Option<&Snapshot>, shared: &Mutex<Lanes<'_>>) {
     loop {
-        let (mut current, mut lock) = {
+        let mut current = {
             let mut l = shared.lock().unwrap_or_else(|p| p.into_inner());
             if l.failed.is_some() {
                 return;
             }
             match take_and_open_ahead(chosen, how, snapshot, &mut l) {
-                Some(current) => {
-                    let lock = l.locks[current.index].take();
-                    (current, lock)
-                }
+                Some(current) => current,
                 None => return,
             }
         };
@@ -216,11 +244,11 @@ fn lane(chosen: &Chosen, how: How, snapshot: Option<&Snapshot>, shared: &Mutex<L
             current.reading,
             current.sink.as_mut(),
             &current.load,
-            &mut lock,
+            // The locks are checked once, right before the swap.
+            &mut None,
         );
         logfile::set_table(None);
         let mut l = shared.lock().unwrap_or_else(|p| p.into_inner());
-        l.locks[i] = lock;
         match done {
             Ok(stats) => {
                 let staged = Staged {

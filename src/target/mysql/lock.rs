@@ -20,10 +20,11 @@ use mysql::prelude::Queryable;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// The named lock a run holds, on the connection holding it.
+/// The named locks a run holds (one per table: a job's tables share one connection), on
+/// the connection holding them.
 pub struct NamedLock {
     conn: Arc<Mutex<Session>>,
-    name: String,
+    names: Vec<String>,
     target: String,
     ep: Box<Endpoint>,
     /// Tells the pinger to stop (it holds the connection until it does).
@@ -48,7 +49,7 @@ impl NamedLock {
     pub fn still_held(&mut self, quick: bool) -> Result<(), LockError> {
         let NamedLock {
             conn,
-            name,
+            names,
             target,
             ep,
             fd,
@@ -77,10 +78,12 @@ impl NamedLock {
                  was given up without a wait"
             )));
         }
-        let sql = format!(
-            "SELECT IS_USED_LOCK({}) = CONNECTION_ID()",
-            mysql_literal(name)
-        );
+        // Every lock in one round trip (the connection holds them all, or none).
+        let held: Vec<String> = names
+            .iter()
+            .map(|n| format!("IS_USED_LOCK({}) = CONNECTION_ID()", mysql_literal(n)))
+            .collect();
+        let sql = format!("SELECT {}", held.join(" AND "));
         let (bound, setting) = match quick {
             true => (
                 cleanup::QUICK,
@@ -203,58 +206,50 @@ pub fn lock_name(database: &str, table: &str) -> String {
 
 /// Takes the lock, waiting up to `wait` for another run to finish.
 pub fn lock(ep: &Endpoint, table: &str, wait: Duration) -> Result<TargetLock, LockError> {
-    let target = format!("MySQL {} table {table}", ep.describe());
-    let failed = |message: String| LockError::Failed {
-        target: target.clone(),
-        message: crate::connect::redact(&message, ep),
+    lock_tables(ep, &[table.to_string()], wait).map_err(|(_, e)| e)
+}
+
+/// Takes the locks of these tables on one connection (a job's: one login, one round trip
+/// when none is held elsewhere), waiting up to `wait` for other runs; on failure, which
+/// table's lock could not be taken.
+pub fn lock_tables(
+    ep: &Endpoint,
+    tables: &[String],
+    wait: Duration,
+) -> Result<TargetLock, (usize, LockError)> {
+    let describe = |table: &str| format!("MySQL {} table {table}", ep.describe());
+    let target = match tables {
+        [one] => describe(one),
+        _ => format!("MySQL {} tables {}", ep.describe(), tables.join(", ")),
     };
-    // Idle between pings, never longer: a server outlives a dead run's session by this.
-    let idle = ping_every(ep).as_secs() * 3;
-    let setup = Setup {
-        settings: vec![format!(
-            "SESSION wait_timeout = {idle}, interactive_timeout = {idle}"
-        )],
-        max_packet: Some(1 << 30),
+    let failed = |message: String| {
+        (
+            0,
+            LockError::Failed {
+                target: target.clone(),
+                message: crate::connect::redact(&message, ep),
+            },
+        )
     };
-    let (mut conn, _) = ep
-        .connect_with(false, None, &setup)
-        .map_err(|e| failed(e.to_string()))?;
-    // An earlier attempt's lock connection, given up, may still hold the lock.
-    cleanup::end_given_up(&mut conn, ep);
-    let name = lock_name(&ep.database, table);
+    let mut conn = lock_session(ep).map_err(failed)?;
+    let names: Vec<String> = tables.iter().map(|t| lock_name(&ep.database, t)).collect();
+    let mut held = vec![false; names.len()];
     let start = Instant::now();
     loop {
-        // In slices of at most a second, so a signal is noticed while waiting.
+        // In slices of at most a second, so a signal is noticed while waiting; the first
+        // lock not held yet waits, the others are only tried.
         let left = wait
             .saturating_sub(start.elapsed())
             .min(Duration::from_secs(1));
-        // Plain queries, not prepared ones, in one round trip: the lock, and which server
-        // instance holds it (so a later cleanup ends this session only there).
-        let mut statements = vec![format!(
-            "SELECT GET_LOCK({}, {:.3})",
-            mysql_literal(&name),
-            left.as_secs_f64()
-        )];
-        statements.extend(Instance::statements());
-        let rows = crate::connect::batch(&mut conn, &statements).map_err(|(_, e)| {
-            let setting = ep.read_timeout_setting();
-            let what = "taking the run's lock";
-            let wait = Wait {
-                what,
-                bound: ep.read_timeout,
-                setting: &setting,
-            };
-            failed(words(&mut conn, ep, &wait, e))
-        })?;
-        let got: Option<Option<i64>> = rows[0].first().and_then(|r| r.get(0));
-        if got.flatten() == Some(1) {
+        let rows = try_locks(&mut conn, ep, &names, &mut held, left).map_err(failed)?;
+        if held.iter().all(|h| *h) {
             if let Some(instance) = Instance::from_rows(&rows[1..]) {
                 conn.instance_is(instance);
             }
             let lock = NamedLock {
                 fd: conn.fd(),
                 conn: Arc::new(Mutex::new(conn)),
-                name,
+                names,
                 target,
                 ep: Box::new(ep.clone()),
                 stop: Arc::new((Mutex::new(false), Condvar::new())),
@@ -266,13 +261,71 @@ pub fn lock(ep: &Endpoint, table: &str, wait: Duration) -> Result<TargetLock, Lo
             break;
         }
     }
+    let first = held.iter().position(|h| !h).unwrap_or(0);
     // Bounded: a connection that goes silent now must not hold up the answer.
-    let holder = conn.with_timeout(cleanup::QUICK, |c| holder(c, &name));
-    Err(LockError::Held {
-        target,
-        holder,
-        waited: start.elapsed().as_secs(),
-    })
+    let holder = conn.with_timeout(cleanup::QUICK, |c| holder(c, &names[first]));
+    Err((
+        first,
+        LockError::Held {
+            target: describe(&tables[first]),
+            holder,
+            waited: start.elapsed().as_secs(),
+        },
+    ))
+}
+
+/// A lock connection: idle between pings, never longer, so a server outlives a dead run's
+/// session by this; an earlier attempt's lock connection, given up, is ended first.
+fn lock_session(ep: &Endpoint) -> Result<Session, String> {
+    let idle = ping_every(ep).as_secs() * 3;
+    let setup = Setup {
+        settings: vec![format!(
+            "SESSION wait_timeout = {idle}, interactive_timeout = {idle}"
+        )],
+        max_packet: Some(1 << 30),
+    };
+    let (mut conn, _) = ep
+        .connect_with(false, None, &setup)
+        .map_err(|e| e.to_string())?;
+    cleanup::end_given_up(&mut conn, ep);
+    Ok(conn)
+}
+
+/// One round of GET_LOCK for the locks not held yet: the first waits up to `left`, the
+/// others are only tried. Plain queries, not prepared ones, in one round trip: the locks,
+/// and which server instance holds them (so a later cleanup ends this session only there).
+fn try_locks(
+    conn: &mut Session,
+    ep: &Endpoint,
+    names: &[String],
+    held: &mut [bool],
+    left: Duration,
+) -> Result<Vec<Vec<mysql::Row>>, String> {
+    let asked: Vec<usize> = (0..names.len()).filter(|&i| !held[i]).collect();
+    let tries: Vec<String> = asked
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| {
+            let secs = if k == 0 { left.as_secs_f64() } else { 0.0 };
+            format!("GET_LOCK({}, {secs:.3})", mysql_literal(&names[i]))
+        })
+        .collect();
+    let mut statements = vec![format!("SELECT {}", tries.join(", "))];
+    statements.extend(Instance::statements());
+    let rows = crate::connect::batch(conn, &statements).map_err(|(_, e)| {
+        let setting = ep.read_timeout_setting();
+        let wait = Wait {
+            what: "taking the run's lock",
+            bound: ep.read_timeout,
+            setting: &setting,
+        };
+        words(conn, ep, &wait, e)
+    })?;
+    for (k, &i) in asked.iter().enumerate() {
+        let got: Option<Option<i64>> = rows[0].first().and_then(|r| r.get(k));
+        held[i] = got.flatten() == Some(1);
+    }
+    Ok(rows)
 }
 
 /// Who holds the lock, as far as the server lets this user see.

@@ -13,7 +13,7 @@ mod swap;
 mod writers;
 
 pub use job::swap_all;
-pub use lock::{lock, NamedLock};
+pub use lock::{lock, lock_tables, NamedLock};
 pub use sink::MySqlSink;
 
 use crate::config::known::Section;
