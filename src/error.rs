@@ -109,9 +109,10 @@ impl Error {
     pub fn past_run_timeout(self) -> Error {
         match (interrupt::stopping(), &self) {
             (_, Error::Interrupted(_)) => self,
-            (Some(stop @ Stop::Signal(_)), Error::Sink(SinkError::Refused { .. })) => {
-                Error::Interrupted(Interrupted(stop))
-            }
+            (
+                Some(stop @ Stop::Signal(_)),
+                Error::Sink(SinkError::Refused { .. } | SinkError::Busy { .. }),
+            ) => Error::Interrupted(Interrupted(stop)),
             (Some(Stop::RunTimeout(limit)), _) => Error::PastRunTimeout {
                 limit,
                 cause: chain(&self),

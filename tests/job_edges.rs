@@ -160,3 +160,56 @@ fn an_incremental_table_in_a_snapshot_job_goes_in_with_the_swap() {
             .unwrap();
     }
 }
+
+#[test]
+fn a_job_summary_gives_each_table_its_time_and_warnings_and_refuses_two_tables_into_one() {
+    let db = "jobedge_sum";
+    seed(db, 2_000);
+    root(Some(db))
+        .query_drop(
+            "SET SESSION sql_mode = ''; CREATE TABLE zd (id INT PRIMARY KEY, d DATE); \
+             INSERT INTO zd VALUES (1, '0000-00-00'), (2, '2024-01-01')",
+        )
+        .unwrap();
+    let job = Job::new(&job_config(db, None, ""));
+    let s = summary_of(&job.run(&["--summary-json", "-"]).expect(0));
+    let tables = s["tables"].as_array().unwrap();
+    for t in tables {
+        assert!(t["seconds"].as_f64().unwrap() > 0.0, "{t}");
+        assert!(t["rows_per_second"].as_f64().unwrap() > 0.0, "{t}");
+        let own = format!("[{}] ", t["table"].as_str().unwrap());
+        for w in t["warnings"].as_array().unwrap() {
+            assert!(w.as_str().unwrap().starts_with(&own), "{t}");
+        }
+    }
+    // The job's warnings that name a table are that table's too.
+    for w in s["warnings"].as_array().unwrap() {
+        let w = w.as_str().unwrap();
+        let Some(name) = w.strip_prefix('[').and_then(|r| r.split(']').next()) else {
+            continue;
+        };
+        // Others name a section: `[external_db] ssl_mode = ...`.
+        let Some(t) = tables.iter().find(|t| t["table"] == name) else {
+            continue;
+        };
+        assert!(
+            t["warnings"].as_array().unwrap().iter().any(|x| x == w),
+            "{t}"
+        );
+    }
+    let zd = tables.iter().find(|t| t["table"] == "zd").unwrap();
+    let warned = zd["warnings"][0].as_str().unwrap_or_default();
+    assert!(warned.contains("1 zero or partial dates"), "{zd}");
+    // Two tables into one target table: a config error before anything is touched.
+    let before = sqlite_counts(&job.path("data/out.db"));
+    let cfg = std::fs::read_to_string(job.path("config.ini")).unwrap();
+    std::fs::write(
+        job.path("config.ini"),
+        format!("{cfg}\n[table.film]\ntarget_table = Actor\n"),
+    )
+    .unwrap();
+    let out = job.run(&[]).expect(2);
+    assert!(out.stderr().contains("target_table"), "{}", out.stderr());
+    assert!(out.stderr().contains("`actor`"), "{}", out.stderr());
+    assert_eq!(sqlite_counts(&job.path("data/out.db")), before);
+}

@@ -152,6 +152,13 @@ pub fn any_given_up(ep: &Endpoint) -> bool {
 /// retaken: the run stops, exit 4, rather than load unprotected). True when every one of
 /// them is known to be gone from this server (ended, or not there).
 pub fn end_given_up(conn: &mut mysql::Conn, ep: &Endpoint) -> bool {
+    end_given_up_holding(conn, ep, &[])
+}
+
+/// As `end_given_up`; a given-up session whose instance is not known (its first answer was
+/// lost) is ended too when it holds one of the named `locks`: only a run of ours takes them,
+/// so the session holding one under its number is the one given up.
+pub fn end_given_up_holding(conn: &mut mysql::Conn, ep: &Endpoint, locks: &[String]) -> bool {
     let origin = ep.origin();
     let mine: Vec<GivenUp> = {
         let mut all = GIVEN_UP.lock().unwrap_or_else(|p| p.into_inner());
@@ -166,9 +173,16 @@ pub fn end_given_up(conn: &mut mysql::Conn, ep: &Endpoint) -> bool {
     if let Some(here) = &here {
         learn(&origin, here);
     }
-    let (ours, others): (Vec<GivenUp>, Vec<GivenUp>) = mine
-        .into_iter()
-        .partition(|g| matches!((&g.instance, &here), (Some(made), Some(here)) if made.same(here)));
+    let holders = match mine.iter().any(|g| g.instance.is_none()) {
+        true => lock_holders(conn, locks),
+        false => Vec::new(),
+    };
+    let (ours, others): (Vec<GivenUp>, Vec<GivenUp>) =
+        mine.into_iter().partition(|g| match (&g.instance, &here) {
+            (Some(made), Some(here)) => made.same(here),
+            (None, _) => holders.contains(&g.id),
+            _ => false,
+        });
     let elsewhere: Vec<u32> = others
         .iter()
         .filter(|g| g.instance.is_some() && here.is_some())
@@ -185,6 +199,25 @@ pub fn end_given_up(conn: &mut mysql::Conn, ep: &Endpoint) -> bool {
         log::debug!("given-up sessions of {origin} not ended: their server instance is not known");
     }
     others.is_empty() && kill(conn, &ours)
+}
+
+/// The sessions holding these named locks now.
+fn lock_holders(conn: &mut mysql::Conn, locks: &[String]) -> Vec<u32> {
+    if locks.is_empty() {
+        return Vec::new();
+    }
+    let used: Vec<String> = locks
+        .iter()
+        .map(|n| format!("IS_USED_LOCK({})", crate::transform::mysql_literal(n)))
+        .collect();
+    let row: Option<mysql::Row> = conn
+        .query_first(format!("SELECT {}", used.join(", ")))
+        .ok()
+        .flatten();
+    let Some(row) = row else { return Vec::new() };
+    (0..locks.len())
+        .filter_map(|i| row.get::<Option<u32>, _>(i).flatten())
+        .collect()
 }
 
 /// Kills those of `ours` still on the server (same user), and waits up to `QUICK` for them

@@ -73,6 +73,8 @@ pub struct Plan {
     pub fallback: Option<SqliteTable>,
     /// Refuse fallback rows older than this (`[general] fallback_max_age`).
     pub fallback_max_age: Option<Duration>,
+    /// A job found the primary unreachable: read the fallback without trying it again.
+    pub primary_down: bool,
     pub guards: Guards,
     /// `[general] primary_key` and `indexes`: the target table's keys.
     pub primary_key: PrimaryKey,
@@ -133,6 +135,7 @@ impl Plan {
                 "an age with a unit, e.g. 36h, 2d, 90m or 1d12h",
                 parse_age,
             )?,
+            primary_down: false,
             guards: guards(raw)?,
             statement_timeout: statement_timeout(raw)?,
             primary_key: raw

@@ -218,19 +218,16 @@ pub(super) fn copy(
     pipeline::copy(source, sink, opts, load, &mut check_lock)
 }
 
-/// As `copy`, from a reading already under way (`options` were taken before it started).
+/// As `copy`, from a reading already under way (`options` were taken before it started);
+/// `before_commit` checks the run's locks before anything becomes visible.
 pub(super) fn copy_read(
     opts: CopyOptions,
     reading: pipeline::Reading,
     sink: &mut dyn Sink,
     load: &Load,
-    lock: &mut Option<TargetLock>,
+    before_commit: &mut dyn FnMut() -> Result<(), Error>,
 ) -> Result<CopyStats, Error> {
-    let mut check_lock = || match lock.as_mut() {
-        Some(l) => l.still_held(false).map_err(Error::from),
-        None => Ok(()),
-    };
-    pipeline::copy_read(reading, sink, opts, load, &mut check_lock)
+    pipeline::copy_read(reading, sink, opts, load, before_commit)
 }
 
 /// How the copy of `source` goes: its progress, zero dates and guards.
@@ -294,6 +291,8 @@ pub(super) fn report(
             stats.zero_dates
         );
     }
+    // A job's table: its own copy's time (a one-table run's is the run's, set at its end).
+    summary.seconds = secs;
     let action = match apply {
         Apply::Replace => "replaced",
         Apply::Append => "appended",

@@ -23,6 +23,11 @@ pub(super) fn open_source(
     incremental_read: bool,
     summary: &mut Summary,
 ) -> Result<Opened, Error> {
+    if let (true, Some(fallback)) = (plan.primary_down, plan.fallback.as_ref()) {
+        // A job found the primary unreachable: every table comes from the fallback file,
+        // none from a primary that may be back by now (that would mix two moments).
+        return open_fallback(plan, fallback, dry_run, summary);
+    }
     let partitioning = plan.partitioning.as_ref().filter(|_| !incremental_read);
     let primary = source::mysql::MySqlSource::open(
         &plan.source,
@@ -41,18 +46,28 @@ pub(super) fn open_source(
         }
         (Err(SourceError::Connect(e)), Some(fallback)) if e.is_unreachable() => {
             log::warn!("primary source unreachable, using the fallback {fallback}: {e}");
-            summary.source = SourceUsed::Fallback;
-            let kept = plan.target.is_table(fallback);
-            let max_age = if kept { None } else { plan.fallback_max_age };
-            check_fallback_age(fallback, max_age, summary)?;
-            if kept {
-                return keep_fallback_table(fallback, dry_run, summary).map(Opened::Kept);
-            }
-            let s = source::sqlite::SqliteSource::open(fallback, plan.batch_rows)?;
-            Ok(Opened::Source(Box::new(s), SourceUsed::Fallback))
+            open_fallback(plan, fallback, dry_run, summary)
         }
         (Err(e), _) => Err(e.into()),
     }
+}
+
+/// The fallback table, its age checked; or, when the target is that table, kept.
+fn open_fallback(
+    plan: &Plan,
+    fallback: &SqliteTable,
+    dry_run: bool,
+    summary: &mut Summary,
+) -> Result<Opened, Error> {
+    summary.source = SourceUsed::Fallback;
+    let kept = plan.target.is_table(fallback);
+    let max_age = if kept { None } else { plan.fallback_max_age };
+    check_fallback_age(fallback, max_age, summary)?;
+    if kept {
+        return keep_fallback_table(fallback, dry_run, summary).map(Opened::Kept);
+    }
+    let s = source::sqlite::SqliteSource::open(fallback, plan.batch_rows)?;
+    Ok(Opened::Source(Box::new(s), SourceUsed::Fallback))
 }
 
 /// Tells the age of the fallback's rows (log and summary) and refuses rows older than

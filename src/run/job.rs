@@ -88,12 +88,19 @@ fn choose(job: &JobPlan, only: Option<&[String]>) -> Result<Chosen, Error> {
     let mut plans = Vec::with_capacity(selected.len());
     for name in &selected {
         let mut plan = job.table_plan(name)?;
+        // The job decided once where its rows come from: a table never decides again (a
+        // table read from the fallback beside the snapshot's would mix two nights).
+        match fallback {
+            true => plan.primary_down = true,
+            false => plan.fallback = None,
+        }
         if job.consistency == Consistency::Snapshot {
             // One connection reads every table in the snapshot, one read each.
             plan.partitioning = None;
         }
         plans.push(plan);
     }
+    refuse_shared_targets(&selected, &plans)?;
     crate::target::Target::share_sessions(plans.iter_mut().map(|p| &mut p.target));
     log::info!("job: {} tables ({})", plans.len(), selected.join(", "));
     Ok(Chosen {
@@ -102,6 +109,33 @@ fn choose(job: &JobPlan, only: Option<&[String]>) -> Result<Chosen, Error> {
         fallback,
         parallel_tables: job.parallel_tables,
     })
+}
+
+/// Two tables of a job loading one target table (a `target_table` naming another table's,
+/// or `Orders` beside `orders` where the target ignores case) is a config error: they would
+/// take one lock twice and stage under one name.
+fn refuse_shared_targets(names: &[String], plans: &[Plan]) -> Result<(), Error> {
+    for (i, plan) in plans.iter().enumerate() {
+        let table = plan.target.table();
+        let earlier = plans[..i]
+            .iter()
+            .position(|p| p.target.table().eq_ignore_ascii_case(table));
+        if let Some(j) = earlier {
+            return Err(crate::config::ConfigError::Invalid {
+                section: crate::config::table_section(&names[i]),
+                key: "target_table".into(),
+                value: table.to_string(),
+                expected: format!(
+                    "a target table of its own: table `{}` loads `{}` too (names compare \
+                     without case)",
+                    names[j],
+                    plans[j].target.table()
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// `--dry-run`: each table's plan, printed.

@@ -111,7 +111,17 @@ fn one_attempt(
     };
     let t0 = Instant::now();
     let mut sinks = Vec::new();
-    match stage_all(chosen, how, summary, snapshot.as_ref(), &mut sinks) {
+    let shared_locks = Mutex::new(std::mem::take(locks));
+    let staged = stage_all(
+        chosen,
+        how,
+        summary,
+        snapshot.as_ref(),
+        &mut sinks,
+        &shared_locks,
+    );
+    *locks = shared_locks.into_inner().unwrap_or_else(|p| p.into_inner());
+    match staged {
         Ok(staged) => {
             drop(snapshot);
             // Right before the swap: the job still holds every table's lock.
@@ -178,6 +188,7 @@ fn stage_all(
     summary: &mut JobSummary,
     snapshot: Option<&Snapshot>,
     sinks: &mut Vec<Box<dyn Sink>>,
+    locks: &Mutex<Vec<TargetLock>>,
 ) -> Result<Vec<Staged>, Failed> {
     let lanes = lanes(chosen);
     let shared = Mutex::new(Lanes {
@@ -189,7 +200,7 @@ fn stage_all(
     });
     std::thread::scope(|scope| {
         for _ in 0..lanes {
-            scope.spawn(|| lane(chosen, how, snapshot, &shared));
+            scope.spawn(|| lane(chosen, how, snapshot, &shared, locks));
         }
     });
     let lanes = shared.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -224,7 +235,13 @@ struct Lanes<'a> {
 
 /// One lane: takes the table opened ahead (opening the one after it), writes it, and
 /// again, until every table is taken or one failed.
-fn lane(chosen: &Chosen, how: How, snapshot: Option<&Snapshot>, shared: &Mutex<Lanes<'_>>) {
+fn lane(
+    chosen: &Chosen,
+    how: How,
+    snapshot: Option<&Snapshot>,
+    shared: &Mutex<Lanes<'_>>,
+    locks: &Mutex<Vec<TargetLock>>,
+) {
     loop {
         let mut current = {
             let mut l = shared.lock().unwrap_or_else(|p| p.into_inner());
@@ -239,13 +256,24 @@ fn lane(chosen: &Chosen, how: How, snapshot: Option<&Snapshot>, shared: &Mutex<L
         let i = current.index;
         logfile::set_table(Some(chosen.plans[i].target.table().to_string()));
         let t0 = Instant::now();
+        // A replaced table's locks are checked once, right before the swap; an incremental
+        // table's apply commits on its own on MySQL, so its locks are checked before it.
+        let replace = current.load.apply == Apply::Replace;
+        let mut check = || match replace {
+            true => Ok(()),
+            false => locks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter_mut()
+                .try_for_each(|l| l.still_held(false))
+                .map_err(Error::from),
+        };
         let done = attempt::copy_read(
             current.opts,
             current.reading,
             current.sink.as_mut(),
             &current.load,
-            // The locks are checked once, right before the swap.
-            &mut None,
+            &mut check,
         );
         logfile::set_table(None);
         let mut l = shared.lock().unwrap_or_else(|p| p.into_inner());

@@ -8,7 +8,6 @@
 
 use super::SourceError;
 use crate::connect::{Endpoint, Session};
-use mysql::prelude::Queryable;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
@@ -39,9 +38,16 @@ pub struct Turn {
 impl Snapshot {
     pub fn start(ep: &Endpoint) -> Result<Snapshot, SourceError> {
         let (mut session, _) = ep.connect(true, None)?;
-        let sql = "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; \
-                   START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY";
-        session.query_drop(sql).map_err(|e| SourceError::Query {
+        // Each statement checked on its own (a multi-statement query_drop drops the second
+        // one's error: a snapshot that did not start would read every table in autocommit).
+        // The server waits for this client as long as a lane takes to stage another table
+        // (an index build can take minutes): net_write_timeout's 60 s would cut it mid-read.
+        let statements = [
+            "SET SESSION net_write_timeout = 28800, net_read_timeout = 28800".to_string(),
+            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ".to_string(),
+            "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY".to_string(),
+        ];
+        crate::connect::batch(&mut session, &statements).map_err(|(_, e)| SourceError::Query {
             section: ep.section,
             message: format!(
                 "starting a consistent snapshot: {}",

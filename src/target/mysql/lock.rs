@@ -231,8 +231,8 @@ pub fn lock_tables(
             },
         )
     };
-    let mut conn = lock_session(ep).map_err(failed)?;
     let names: Vec<String> = tables.iter().map(|t| lock_name(&ep.database, t)).collect();
+    let mut conn = lock_session(ep, &names).map_err(failed)?;
     let mut held = vec![false; names.len()];
     let start = Instant::now();
     loop {
@@ -261,7 +261,11 @@ pub fn lock_tables(
             break;
         }
     }
-    let first = held.iter().position(|h| !h).unwrap_or(0);
+    // The first missing in the order is the one waited for (those after it were let go).
+    let first = in_order(&names)
+        .into_iter()
+        .find(|&i| !held[i])
+        .unwrap_or(0);
     // Bounded: a connection that goes silent now must not hold up the answer.
     let holder = conn.with_timeout(cleanup::QUICK, |c| holder(c, &names[first]));
     Err((
@@ -276,7 +280,7 @@ pub fn lock_tables(
 
 /// A lock connection: idle between pings, never longer, so a server outlives a dead run's
 /// session by this; an earlier attempt's lock connection, given up, is ended first.
-fn lock_session(ep: &Endpoint) -> Result<Session, String> {
+fn lock_session(ep: &Endpoint, names: &[String]) -> Result<Session, String> {
     let idle = ping_every(ep).as_secs() * 3;
     let setup = Setup {
         settings: vec![format!(
@@ -287,7 +291,7 @@ fn lock_session(ep: &Endpoint) -> Result<Session, String> {
     let (mut conn, _) = ep
         .connect_with(false, None, &setup)
         .map_err(|e| e.to_string())?;
-    cleanup::end_given_up(&mut conn, ep);
+    cleanup::end_given_up_holding(&mut conn, ep, names);
     Ok(conn)
 }
 
@@ -301,7 +305,10 @@ fn try_locks(
     held: &mut [bool],
     left: Duration,
 ) -> Result<Vec<Vec<mysql::Row>>, String> {
-    let asked: Vec<usize> = (0..names.len()).filter(|&i| !held[i]).collect();
+    // In the names' order, the same for every run: a run never holds a later lock while
+    // it waits for an earlier one (two jobs each holding what the other waits for).
+    let order = in_order(names);
+    let asked: Vec<usize> = order.iter().copied().filter(|&i| !held[i]).collect();
     let tries: Vec<String> = asked
         .iter()
         .enumerate()
@@ -325,7 +332,28 @@ fn try_locks(
         let got: Option<Option<i64>> = rows[0].first().and_then(|r| r.get(k));
         held[i] = got.flatten() == Some(1);
     }
+    let missing = order.iter().position(|&i| !held[i]);
+    let later: Vec<usize> = match missing {
+        Some(m) => order[m..].iter().copied().filter(|&i| held[i]).collect(),
+        None => Vec::new(),
+    };
+    if !later.is_empty() {
+        let releases: Vec<String> = later
+            .iter()
+            .map(|&i| format!("RELEASE_LOCK({})", mysql_literal(&names[i])))
+            .collect();
+        let sql = format!("DO {}", releases.join(", "));
+        conn.query_drop(sql).map_err(|e| e.to_string())?;
+        later.iter().for_each(|&i| held[i] = false);
+    }
     Ok(rows)
+}
+
+/// The locks' indexes in the order every run takes them: by name.
+fn in_order(names: &[String]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    order.sort_by(|&a, &b| names[a].cmp(&names[b]));
+    order
 }
 
 /// Who holds the lock, as far as the server lets this user see.

@@ -558,7 +558,15 @@ impl Sink for MySqlSink {
     fn abort(&mut self) {
         if self.released && self.control.is_none() && !self.settled {
             // Its staging table waits for a swap that will not come: dropped on a session
-            // of the pool (or a new one).
+            // of the pool (or a new one). Not on a link known to be down: a login per
+            // staged table would cost a timeout each; the next run drops it.
+            if crate::connect::cleanup::link_down(self.ep()) {
+                log::warn!(
+                    "the staging table `{}` is left for the next run to drop: the link is down",
+                    self.staging
+                );
+                return;
+            }
             if let Err(e) = self.connect() {
                 log::warn!(
                     "could not drop the staging table `{}` (the next run will): {e}",

@@ -67,6 +67,8 @@ pub fn rename(
         format!("SET SESSION lock_wait_timeout = {secs}"),
         rename.to_string(),
         drop.to_string(),
+        // The session may serve a job's next table, whose statements wait as usual.
+        "SET SESSION lock_wait_timeout = DEFAULT".to_string(),
     ];
     let mut last = String::new();
     for attempt in 1..=TRIES {
@@ -87,7 +89,7 @@ pub fn rename(
             crate::connect::batch_until_error(c, &statements)
         });
         let tried = match (done.len(), failed) {
-            (_, None) => return Ok(Swapped::Yes),
+            (_, None) | (3, Some(_)) => return Ok(Swapped::Yes),
             // Swapped; the DROP failed.
             (2, Some(e)) => return Ok(Swapped::OldKept(e)),
             (_, Some(e)) => e,

@@ -226,21 +226,29 @@ impl Writer {
             }
             Ok(())
         };
-        loop {
+        let done = loop {
             let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-            let Ok(piece) = next else { return Ok(()) };
+            let Ok(piece) = next else { break Ok(()) };
             if stop.load(Ordering::SeqCst)
                 || failure.lock().unwrap_or_else(|p| p.into_inner()).is_some()
             {
-                return Ok(());
+                break Ok(());
             }
             let Piece::Rows(chunk) = piece else {
-                return Err("internal: a LOAD DATA piece reached an INSERT writer".into());
+                break Err("internal: a LOAD DATA piece reached an INSERT writer".into());
             };
             if let Err(e) = run(conn, chunk) {
-                return Err(self.failure(conn, "inserting rows", e));
+                break Err(self.failure(conn, "inserting rows", e));
+            }
+        };
+        // The session may serve a job's next table: its statements (up to 65,535
+        // parameters each) are let go rather than left in the connection's cache.
+        if done.is_ok() {
+            for (_, stmt) in prepared.drain() {
+                let _ = conn.close(stmt);
             }
         }
+        done
     }
 
     /// Runs the LOAD DATA statement once; its "file" is the channel's text until it closes.

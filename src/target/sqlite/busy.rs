@@ -38,7 +38,8 @@ fn on_busy(n: i32) -> bool {
             (_, Some(t)) => t,
         };
         w.set((limit, Some(began)));
-        if began.elapsed() >= limit {
+        // A stop asked for ends the wait: the write fails, the run stops.
+        if began.elapsed() >= limit || crate::interrupt::stopping().is_some() {
             return false;
         }
         std::thread::sleep(Duration::from_millis(1));

@@ -215,9 +215,17 @@ impl SqliteSink {
             staging = quote_sqlite(&self.staging),
             defs = defs.join(", ")
         );
-        self.conn()
-            .execute_batch(&sql)
-            .map_err(|e| self.err("creating the new table", e))
+        match self.conn().execute_batch(&sql) {
+            // Another run's writes held the file all along (its staging of a large table):
+            // the file is in use, as when its lock is (exit 4), not a failure of this run.
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+                Err(SinkError::Busy {
+                    target: format!("SQLite {}", self.path.display()),
+                    waited: super::busy::FILE_WAIT.as_secs(),
+                })
+            }
+            done => done.map_err(|e| self.err("creating the new table", e)),
+        }
     }
 }
 

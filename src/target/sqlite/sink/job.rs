@@ -51,6 +51,11 @@ impl SqliteSink {
     /// tables) is waited for as a staging table waits, and `wait` longer.
     fn begin_swap(&self, wait: Duration) -> Result<(), SinkError> {
         let limit = busy::FILE_WAIT + wait;
+        // The staging commits did not wait for the disk (synchronous = NORMAL); the swap's
+        // commit does, so a power cut after it keeps the new night.
+        self.conn()
+            .execute_batch("PRAGMA synchronous = FULL")
+            .map_err(|e| self.err("setting synchronous", e))?;
         let begun = busy::waiting_up_to(limit, || self.conn().execute_batch("BEGIN IMMEDIATE"));
         match begun {
             Ok(()) => Ok(()),
