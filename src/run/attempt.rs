@@ -116,6 +116,7 @@ pub(super) fn prepare(
         origin: Some((source.describe(), read_at)),
         staged_apart,
         expected_rows,
+        on_schema_change: plan.on_schema_change,
     };
     Ok(Prepared::Load(Ready {
         sink,

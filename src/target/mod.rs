@@ -5,6 +5,7 @@
 
 pub mod lock;
 pub mod mysql;
+pub mod schema;
 pub mod sink;
 pub mod sqlite;
 pub mod staging;

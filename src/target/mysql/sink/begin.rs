@@ -72,6 +72,8 @@ impl MySqlSink {
         self.column_names = columns.iter().map(|c| c.name.clone()).collect();
         if self.apply != Apply::Replace {
             self.check_types()?;
+        } else {
+            self.judge_schema_change(load.on_schema_change)?;
         }
         self.start_writers(&columns)
     }
