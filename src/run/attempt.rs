@@ -35,7 +35,11 @@ pub(super) fn execute(
         Prepared::Done(exit) => return Ok(exit),
     };
     let t1 = Instant::now();
-    let stats = copy(plan, how, source, sink.as_mut(), &load, lock)?;
+    let stats = copy(plan, how, source, sink.as_mut(), &load, lock).map_err(|stopped| {
+        // How far a failed or interrupted copy got.
+        summary.rows = stopped.rows;
+        stopped.error
+    })?;
     let secs = t1.elapsed().as_secs_f64();
     report(
         plan,
@@ -210,7 +214,7 @@ pub(super) fn copy(
     sink: &mut dyn Sink,
     load: &Load,
     lock: &mut Option<TargetLock>,
-) -> Result<CopyStats, Error> {
+) -> Result<CopyStats, pipeline::Stopped> {
     let opts = options(plan, how, source.as_ref(), load);
     let mut check_lock = || match lock.as_mut() {
         Some(l) => l.still_held(false).map_err(Error::from),
@@ -226,7 +230,7 @@ pub(super) fn copy_read(
     sink: &mut dyn Sink,
     load: &Load,
     lock: &mut Option<TargetLock>,
-) -> Result<CopyStats, Error> {
+) -> Result<CopyStats, pipeline::Stopped> {
     let mut check_lock = || match lock.as_mut() {
         Some(l) => l.still_held(false).map_err(Error::from),
         None => Ok(()),

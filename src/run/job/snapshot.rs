@@ -260,7 +260,8 @@ fn lane(chosen: &Chosen, how: How, snapshot: Option<&Snapshot>, shared: &Mutex<L
                 l.staged.push((staged, current.sink));
             }
             Err(e) => {
-                l.failed.get_or_insert((i, e));
+                l.summary.tables[i].rows = e.rows;
+                l.failed.get_or_insert((i, e.error));
                 // The table opened ahead is not read: its reader lets go of its turn.
                 l.ahead = None;
                 return;
