@@ -64,3 +64,35 @@ fn an_interrupted_copy_reports_the_rows_read_so_far() {
     let rows = s["rows"].as_u64().unwrap();
     assert!(rows > 0 && rows < 2000, "{s}");
 }
+
+/// Asserts a failed run's error names the server's error in its words, in stderr and in
+/// the summary, without the client library's `MySqlError { … }` wrapper.
+fn in_words(job: &Job, code: &str) {
+    let run = job.run(&["--summary-json", "summary.json"]).expect(1);
+    let s = summary(job);
+    let error = s["error"].as_str().unwrap().to_string();
+    for text in [run.stderr(), error] {
+        assert!(
+            text.contains(code) && !text.contains("MySqlError"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn server_errors_are_told_in_words_not_as_a_debug_dump() {
+    let db = "i24_error_words";
+    numbers(db, 10);
+    // The source's server refuses the query.
+    in_words(
+        &Job::new(&sqlite_config(db, "SELEC id FROM n", "n")),
+        "ERROR 1064 (42000): You have an error in your SQL syntax",
+    );
+    // The target's server refuses a name.
+    let long = "x".repeat(70);
+    let cfg = azure_config(db, "SELECT * FROM n", &long, "n", &verified("ca.pem"));
+    in_words(
+        &Job::new(&cfg),
+        "ERROR 1102 (42000): Incorrect database name",
+    );
+}
