@@ -106,6 +106,7 @@ pub(super) fn prepare(
     let (keys, apply) = decide(plan, how, source.as_mut(), used, state.as_ref(), summary)?;
     if how.dry_run {
         dry_run::print(plan, source.as_ref(), &keys, &apply, summary)?;
+        dry_run::check_target(plan, &apply)?;
         summary.action = "planned";
         return Ok(Prepared::Done(exit_of(used)));
     }
