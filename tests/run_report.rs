@@ -33,6 +33,8 @@ fn a_failed_copy_reports_the_rows_read_before_the_failure() {
     let s = summary(&job);
     let rows = s["rows"].as_u64().unwrap();
     assert!(rows > 0 && rows < 45, "{s}");
+    let said = format!("{rows} rows were read before the copy stopped");
+    assert!(run.stderr().contains(&said), "{}", run.stderr());
 }
 
 #[test]
