@@ -38,7 +38,9 @@ pub(super) fn execute(
     let stats = copy(plan, how, source, sink.as_mut(), &load, lock).map_err(|stopped| {
         // How far a failed or interrupted copy got.
         summary.rows = stopped.rows;
-        log::info!("{} rows were read before the copy stopped", stopped.rows);
+        if stopped.rows > 0 {
+            log::info!("{} rows were read before the copy stopped", stopped.rows);
+        }
         stopped.error
     })?;
     let secs = t1.elapsed().as_secs_f64();
