@@ -4,11 +4,13 @@
 
 mod classify;
 pub mod cleanup;
+mod plain;
 pub mod session;
 mod settings;
 pub mod wait;
 
 pub use classify::classify;
+pub use plain::plain_server_errors;
 pub use session::{batch, batch_changes, batch_until_error, Abandon, Session};
 
 use crate::config::Secret;
@@ -463,6 +465,7 @@ fn pkcs12(cert: &std::path::Path, key: &std::path::Path) -> Result<Vec<u8>, Stri
 
 /// Hides an endpoint's password in text that came from a library (and so might echo it).
 pub fn redact(msg: &str, ep: &Endpoint) -> String {
+    let msg = &plain_server_errors(msg);
     let pass = ep.password.expose();
     // Very short passwords would blank out ordinary letters; they are also never echoed
     // by the libraries used, which print URLs and options without them.

@@ -139,10 +139,10 @@ pub fn refused(target: String, why: String) -> Error {
 
 /// The error and its causes, each once, as one line.
 pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
+    let mut msg = crate::connect::plain_server_errors(&e.to_string());
     let mut cause = e.source();
     while let Some(c) = cause {
-        let text = c.to_string();
+        let text = crate::connect::plain_server_errors(&c.to_string());
         if !msg.contains(&text) {
             msg.push_str(": ");
             msg.push_str(&text);

@@ -36,6 +36,20 @@ pub struct CopyStats {
     pub applied: crate::incremental::Applied,
 }
 
+/// A copy that failed or was stopped: why, and how many rows it had read by then (for the
+/// summary: an interrupted copy of a million rows tells how far it got).
+#[derive(Debug)]
+pub struct Stopped {
+    pub error: Error,
+    pub rows: u64,
+}
+
+impl From<Stopped> for Error {
+    fn from(s: Stopped) -> Error {
+        s.error
+    }
+}
+
 /// Copies every row of `source` into `sink` as `load` says, all or nothing.
 /// `before_commit` runs last before the target is replaced (the run's lock is checked
 /// there).
@@ -45,11 +59,14 @@ pub fn copy(
     opts: CopyOptions,
     load: &Load,
     before_commit: &mut dyn FnMut() -> Result<(), Error>,
-) -> Result<CopyStats, Error> {
+) -> Result<CopyStats, Stopped> {
     let columns = transform::target_columns(source.columns(), opts.zero_dates);
     if let Err(e) = sink.begin(&columns, load) {
         sink.abort();
-        return Err(e.into());
+        return Err(Stopped {
+            error: e.into(),
+            rows: 0,
+        });
     }
     finish(
         Reading::start(source, opts.zero_dates),
@@ -68,10 +85,13 @@ pub fn copy_read(
     opts: CopyOptions,
     load: &Load,
     before_commit: &mut dyn FnMut() -> Result<(), Error>,
-) -> Result<CopyStats, Error> {
+) -> Result<CopyStats, Stopped> {
     if let Err(e) = sink.begin(&reading.columns, load) {
         sink.abort();
-        return Err(e.into());
+        return Err(Stopped {
+            error: e.into(),
+            rows: 0,
+        });
     }
     finish(reading, sink, opts, load, before_commit)
 }
@@ -83,27 +103,31 @@ fn finish(
     opts: CopyOptions,
     load: &Load,
     before_commit: &mut dyn FnMut() -> Result<(), Error>,
-) -> Result<CopyStats, Error> {
+) -> Result<CopyStats, Stopped> {
     let t0 = Instant::now();
     let result = stream(reading, sink, opts).and_then(|(mut stats, meter)| {
-        let t1 = Instant::now();
-        log::debug!(
-            "all {} rows written in {:.2} s",
-            stats.rows,
-            (t1 - t0).as_secs_f64()
-        );
-        check_guards(opts.guards, stats.rows, sink)?;
-        before_commit()?;
-        crate::interrupt::check()?;
-        meter.done();
-        if load.staged_apart {
-            sink.stage(stats.rows)?;
-            return Ok(stats);
-        }
-        log::debug!("committing");
-        stats.applied = sink.commit(stats.rows)?;
-        log::debug!("committed in {:.2} s", t1.elapsed().as_secs_f64());
-        Ok(stats)
+        let rows = stats.rows;
+        let mut put_in = || -> Result<CopyStats, Error> {
+            let t1 = Instant::now();
+            log::debug!(
+                "all {} rows written in {:.2} s",
+                stats.rows,
+                (t1 - t0).as_secs_f64()
+            );
+            check_guards(opts.guards, stats.rows, sink)?;
+            before_commit()?;
+            crate::interrupt::check()?;
+            meter.done();
+            if load.staged_apart {
+                sink.stage(stats.rows)?;
+                return Ok(stats);
+            }
+            log::debug!("committing");
+            stats.applied = sink.commit(stats.rows)?;
+            log::debug!("committed in {:.2} s", t1.elapsed().as_secs_f64());
+            Ok(stats)
+        };
+        put_in().map_err(|error| Stopped { error, rows })
     });
     if result.is_err() {
         sink.abort();
@@ -195,8 +219,10 @@ fn stream(
     mut reading: Reading,
     sink: &mut dyn Sink,
     opts: CopyOptions,
-) -> Result<(CopyStats, Progress), Error> {
+) -> Result<(CopyStats, Progress), Stopped> {
     let rx = reading.rx.take().expect("a reading is streamed once");
+    // Rows the reader handed over, for a copy that stops short.
+    let mut received = 0u64;
     let mut meter = Progress::new(opts.progress, opts.expected_rows);
     let mut written: Result<(), Error> = Ok(());
     // Time spent waiting for the reader: tells which side limits the copy (-v).
@@ -217,6 +243,7 @@ fn stream(
             Err(RecvTimeoutError::Disconnected) => break,
         };
         waited += t.elapsed();
+        received += batch.num_rows() as u64;
         if let Err(e) = sink.write(&batch) {
             written = Err(e.into());
             break;
@@ -230,7 +257,11 @@ fn stream(
     drop(rx);
     meter.finish();
     // After a failure the reading is dropped unfinished (abandoned, not waited for).
-    written?;
+    let stopped = |error: Error| Stopped {
+        error,
+        rows: received,
+    };
+    written.map_err(stopped)?;
     let reader = reading.reader.take().expect("the reader is joined once");
     let read = reader.join().unwrap_or_else(|panic| {
         let message = crate::fence::panic_message(panic.as_ref());
@@ -240,7 +271,10 @@ fn stream(
             message,
         })
     });
-    Ok((read?, meter))
+    match read {
+        Ok(stats) => Ok((stats, meter)),
+        Err(e) => Err(stopped(e.into())),
+    }
 }
 
 /// The reader thread: source batches, through the transform, into the channel.

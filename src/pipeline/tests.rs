@@ -23,6 +23,7 @@ fn copy_ids(source: FakeSource, sink: &mut FakeSink, guards: Guards) -> Result<C
         &Load::default(),
         &mut || Ok(()),
     )
+    .map_err(Error::from)
 }
 
 #[test]
@@ -131,6 +132,7 @@ fn a_lock_lost_before_the_commit_keeps_the_target() {
         },
     )
     .unwrap_err();
-    assert!(matches!(e, Error::Lock(_)), "{e}");
+    assert_eq!(e.rows, 10, "read to the end");
+    assert!(matches!(e.error, Error::Lock(_)), "{}", e.error);
     assert!(sink.aborted && sink.committed.is_none());
 }

@@ -6,6 +6,7 @@ pub mod job;
 use crate::config::{parse_age, parse_duration, ConfigError, RawConfig, EXTERNAL_DB, GENERAL};
 use crate::connect::{Endpoint, TlsMode};
 use crate::incremental::{Incremental, Lookback};
+use crate::target::schema::OnSchemaChange;
 use crate::target::{self, SqliteTable, Target, TargetKind};
 use crate::transform::keys::{IndexPolicy, PrimaryKey};
 use crate::transform::ZeroDates;
@@ -90,6 +91,8 @@ pub struct Plan {
     pub statement_timeout: Duration,
     /// `[general] strategy = append | merge` with its key; `None`: replace.
     pub incremental: Option<Incremental>,
+    /// What a replace does when the query's columns change (`[general] on_schema_change`).
+    pub on_schema_change: OnSchemaChange,
     pub target: Target,
 }
 
@@ -167,6 +170,14 @@ impl Plan {
                 parse_duration,
             )?,
             incremental,
+            on_schema_change: raw
+                .parsed(
+                    GENERAL,
+                    "on_schema_change",
+                    "allow, warn or fail",
+                    OnSchemaChange::parse,
+                )?
+                .unwrap_or_default(),
             target,
         })
     }

@@ -35,7 +35,14 @@ pub(super) fn execute(
         Prepared::Done(exit) => return Ok(exit),
     };
     let t1 = Instant::now();
-    let stats = copy(plan, how, source, sink.as_mut(), &load, lock)?;
+    let stats = copy(plan, how, source, sink.as_mut(), &load, lock).map_err(|stopped| {
+        // How far a failed or interrupted copy got.
+        summary.rows = stopped.rows;
+        if stopped.rows > 0 {
+            log::info!("{} rows were read before the copy stopped", stopped.rows);
+        }
+        stopped.error
+    })?;
     let secs = t1.elapsed().as_secs_f64();
     report(
         plan,
@@ -102,6 +109,7 @@ pub(super) fn prepare(
     let (keys, apply) = decide(plan, how, source.as_mut(), used, state.as_ref(), summary)?;
     if how.dry_run {
         dry_run::print(plan, source.as_ref(), &keys, &apply, summary)?;
+        dry_run::check_target(plan, &apply)?;
         summary.action = "planned";
         return Ok(Prepared::Done(exit_of(used)));
     }
@@ -116,6 +124,7 @@ pub(super) fn prepare(
         origin: Some((source.describe(), read_at)),
         staged_apart,
         expected_rows,
+        on_schema_change: plan.on_schema_change,
     };
     Ok(Prepared::Load(Ready {
         sink,
@@ -209,7 +218,7 @@ pub(super) fn copy(
     sink: &mut dyn Sink,
     load: &Load,
     lock: &mut Option<TargetLock>,
-) -> Result<CopyStats, Error> {
+) -> Result<CopyStats, pipeline::Stopped> {
     let opts = options(plan, how, source.as_ref(), load);
     let mut check_lock = || match lock.as_mut() {
         Some(l) => l.still_held(false).map_err(Error::from),
@@ -226,7 +235,7 @@ pub(super) fn copy_read(
     sink: &mut dyn Sink,
     load: &Load,
     before_commit: &mut dyn FnMut() -> Result<(), Error>,
-) -> Result<CopyStats, Error> {
+) -> Result<CopyStats, pipeline::Stopped> {
     pipeline::copy_read(reading, sink, opts, load, before_commit)
 }
 

@@ -135,8 +135,8 @@ fn keep_fallback_table(
     summary.rows = rows;
     summary.action = if dry_run { "planned" } else { "kept" };
     if dry_run {
-        println!("source:   fallback {t} (the primary is unreachable)");
-        println!("target:   the same table: kept as it is ({rows} rows)");
+        plan_line!("source:   fallback {t} (the primary is unreachable)");
+        plan_line!("target:   the same table: kept as it is ({rows} rows)");
     }
     log::warn!(
         "the target is the fallback table itself: kept as it is ({rows} rows), nothing copied"

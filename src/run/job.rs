@@ -141,7 +141,7 @@ fn refuse_shared_targets(names: &[String], plans: &[Plan]) -> Result<(), Error> 
 /// `--dry-run`: each table's plan, printed.
 fn dry_run(chosen: &Chosen, how: How, summary: &mut JobSummary) -> Result<(), Error> {
     for (plan, table) in chosen.plans.iter().zip(summary.tables.iter_mut()) {
-        println!("== table {}", plan.target.table());
+        plan_line!("== table {}", plan.target.table());
         logfile::set_table(Some(plan.target.table().to_string()));
         let prepared = attempt::prepare(plan, how, table, false);
         logfile::set_table(None);

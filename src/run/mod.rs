@@ -1,6 +1,13 @@
 //! One run of dbsync: the command line and the config made into a plan once, then the copy
 //! (`attempt`), again after a transient failure, within `[general] run_timeout`.
 
+/// A line of `--dry-run`'s plan (see `dry_run::line`).
+macro_rules! plan_line {
+    ($($arg:tt)*) => {
+        $crate::run::dry_run::line(format_args!($($arg)*))
+    };
+}
+
 mod attempt;
 mod dry_run;
 mod fallback;
@@ -60,6 +67,7 @@ pub fn run(cli: &Cli, progress: ProgressMode) -> Outcome {
         connect::skip_system_bundle(&plan.endpoints());
     }
     open_log_file(log_file, log_level);
+    dry_run::send_plan_to_stderr(cli.summary_json.as_deref() == Some(std::path::Path::new("-")));
     let how = How {
         dry_run: cli.dry_run,
         full_refresh: cli.full_refresh,

@@ -5,6 +5,7 @@
 
 pub mod lock;
 pub mod mysql;
+pub mod schema;
 pub mod sink;
 pub mod sqlite;
 pub mod staging;
@@ -71,6 +72,23 @@ pub fn kind(raw: &RawConfig, cli: Option<TargetKind>) -> Result<TargetKind, Conf
     }
 }
 
+/// One thing `--dry-run` checked about writing the target: what it found, and whether the
+/// run could go ahead there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub ok: bool,
+    pub line: String,
+}
+
+impl Check {
+    pub fn ok(line: String) -> Check {
+        Check { ok: true, line }
+    }
+    pub fn failed(line: String) -> Check {
+        Check { ok: false, line }
+    }
+}
+
 // One per run: the size difference costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
@@ -102,6 +120,16 @@ impl Target {
                     .with_decimal(t.decimal),
             ),
             Target::MySql(t) => Box::new(mysql::MySqlSink::new(t)),
+        }
+    }
+
+    /// Whether a run could write the target (`--dry-run`), changing nothing: the login and
+    /// rights, the directory and free space, a name another object holds, the run's lock.
+    /// `merge`: the run deletes rows too.
+    pub fn check_writable(&self, merge: bool) -> Vec<Check> {
+        match self {
+            Target::Sqlite(t) => sqlite::preflight::check(t),
+            Target::MySql(t) => mysql::preflight::check(t, merge),
         }
     }
 

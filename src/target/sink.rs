@@ -87,6 +87,9 @@ pub struct Load {
     /// About how many rows will come (the source's estimate), when the target asked for it
     /// (`Target::wants_row_estimate`).
     pub expected_rows: Option<u64>,
+    /// What a replace does when the query's columns are no longer the table's
+    /// (`[general] on_schema_change`).
+    pub on_schema_change: super::schema::OnSchemaChange,
 }
 
 /// A target table being replaced: `begin` prepares a new table nobody sees yet, `write`

@@ -51,8 +51,10 @@ pub(super) fn run(
             "attempt {attempt} failed ({text}); the whole job again, with a new snapshot, in {} s",
             wait.as_secs()
         );
+        if let Err(e) = crate::run::pause(wait) {
+            return Err(not_loaded(summary, e));
+        }
         summary.retried.push(text);
-        crate::run::pause(wait)?;
         for t in &mut summary.tables {
             *t = Summary::new(&t.target, &t.table);
         }
@@ -288,12 +290,21 @@ fn lane(
                 l.staged.push((staged, current.sink));
             }
             Err(e) => {
-                l.failed.get_or_insert((i, e));
+                l.summary.tables[i].rows = e.rows;
+                first_failure(&mut l.failed, (i, e.error));
                 // The table opened ahead is not read: its reader lets go of its turn.
                 l.ahead = None;
                 return;
             }
         }
+    }
+}
+
+/// Keeps the failure of the earliest table: a later table's failure may only follow from
+/// it (its read cut when the earlier one's reading was dropped), never the reverse.
+fn first_failure(kept: &mut Option<Failed>, failed: Failed) {
+    if kept.as_ref().is_none_or(|(i, _)| failed.0 < *i) {
+        *kept = Some(failed);
     }
 }
 
@@ -310,7 +321,7 @@ fn take_and_open_ahead(
             opened
         }
         Err(failed) => {
-            l.failed.get_or_insert(failed);
+            first_failure(&mut l.failed, failed);
             l.next = chosen.plans.len();
             None
         }

@@ -357,7 +357,7 @@ fn in_order(names: &[String]) -> Vec<usize> {
 }
 
 /// Who holds the lock, as far as the server lets this user see.
-fn holder(conn: &mut mysql::Conn, name: &str) -> String {
+pub(super) fn holder(conn: &mut mysql::Conn, name: &str) -> String {
     type Who = (u64, Option<String>, Option<String>, Option<u64>);
     let who: Option<Who> = conn
         .query_first(format!(

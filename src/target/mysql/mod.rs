@@ -8,6 +8,7 @@ mod load;
 mod lock;
 mod obstacles;
 mod pool;
+pub mod preflight;
 mod sink;
 mod swap;
 mod writers;

@@ -10,13 +10,14 @@ use super::MySqlTarget;
 mod apply;
 mod begin;
 mod inspect;
+mod keep;
 
 use super::{encode, failure, load, swap, writers};
 use crate::connect::{self, Endpoint, Session, Setup, TlsMode};
 use crate::incremental::{Applied, Apply, TargetState};
 use crate::target::{Load, Sink, SinkError};
 use crate::transform::keys::Index;
-use crate::transform::{self, derived_name, mysql_literal, quote_mysql, ColumnView, SourceColumn};
+use crate::transform::{derived_name, mysql_literal, quote_mysql, ColumnView, SourceColumn};
 use arrow::record_batch::RecordBatch;
 use encode::Encoding;
 use failure::Bound;
@@ -147,54 +148,6 @@ impl MySqlSink {
             Some(known) => Ok(known),
             None => self.table_exists(&self.target.table.clone()),
         }
-    }
-
-    /// The columns to create: the source's, or, when keeping definitions and the target has
-    /// exactly these columns (same names, same order), the target's own types, NULL-ness,
-    /// character sets and collations.
-    pub(super) fn definitions(
-        &mut self,
-        columns: &[SourceColumn],
-    ) -> Result<Vec<SourceColumn>, SinkError> {
-        let mut out = columns.to_vec();
-        if !self.keep_definitions || !self.target_exists()? {
-            return Ok(out);
-        }
-        type Def = (String, String, String, Option<String>, Option<String>);
-        let sql = format!(
-            "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, COLLATION_NAME \
-             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {} \
-             AND EXTRA NOT LIKE '%INVISIBLE%' ORDER BY ORDINAL_POSITION",
-            mysql_literal(&self.ep().database),
-            mysql_literal(&self.target.table)
-        );
-        let defs: Result<Vec<Def>, _> = self.control().query(sql);
-        let defs = defs.map_err(|e| self.fail("reading the target's columns", e, Bound::Read))?;
-        let same = defs.len() == out.len()
-            && defs
-                .iter()
-                .zip(&out)
-                .all(|(d, c)| d.0.eq_ignore_ascii_case(&c.name));
-        if !same {
-            log::warn!(
-                "the fallback's columns differ from those of the target table `{}`: its column types \
-                 are derived from the fallback's values instead",
-                self.target.table
-            );
-            return Ok(out);
-        }
-        for (c, (_, ty, nullable, charset, collation)) in out.iter_mut().zip(defs) {
-            c.exact_mysql_type = Some(ty);
-            c.nullable = nullable.eq_ignore_ascii_case("YES");
-            c.collation = charset
-                .zip(collation)
-                .map(|(charset, name)| transform::Collation { charset, name });
-        }
-        log::info!(
-            "the new table keeps the column definitions of `{}`",
-            self.target.table
-        );
-        Ok(out)
     }
 
     /// A writer's failure; a key the staging table already holds (1062) means the query

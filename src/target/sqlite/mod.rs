@@ -3,6 +3,7 @@
 
 mod busy;
 mod lock;
+pub mod preflight;
 mod sink;
 
 pub use lock::lock;

@@ -316,7 +316,9 @@ impl Sink for SqliteSink {
         self.ncols = columns.len();
         self.rows_per_insert = (MAX_PARAMS / self.ncols.max(1)).clamp(1, MAX_ROWS_PER_INSERT);
         self.create_staging(columns, &load.keys)?;
-        if self.apply != Apply::Replace {
+        if self.apply == Apply::Replace {
+            self.judge_schema_change(columns, load.on_schema_change)?;
+        } else {
             self.check_types()?;
             if let Some(key) = self.unindexed_key.clone() {
                 self.index_key(&key)?;

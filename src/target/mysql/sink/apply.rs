@@ -136,14 +136,8 @@ impl MySqlSink {
     /// was applied, whether the staging table's DROP answered too (else the connection may be
     /// out of step, and nothing more is sent on it).
     pub(super) fn apply_staged(&mut self, staged: u64) -> Result<(Applied, bool), SinkError> {
-        let (t, s) = (quote_mysql(&self.target.table), quote_mysql(&self.staging));
-        let delete = match &self.apply {
-            Apply::Merge(key) => Some(format!(
-                "DELETE {t} FROM {t} JOIN {s} ON {}",
-                MYSQL.key_match(&self.target.table, &self.staging, key)
-            )),
-            _ => None,
-        };
+        let s = quote_mysql(&self.staging);
+        let merge_statements = self.merge_statements();
         let insert = MYSQL.insert_select(&self.target.table, &self.staging, &self.column_names, "");
         // One round trip for the transaction's statements (the server stops at the first
         // that fails), one for COMMIT and the staging table's DROP.
@@ -151,8 +145,8 @@ impl MySqlSink {
             format!("SET SESSION sql_mode = '{SQL_MODE}'"),
             "START TRANSACTION".to_string(),
         ];
-        let merge = delete.is_some();
-        statements.extend(delete);
+        let merge = !merge_statements.is_empty();
+        statements.extend(merge_statements);
         statements.push(insert);
         let timeout = self.target.statement_timeout;
         let t0 = std::time::Instant::now();
@@ -167,14 +161,18 @@ impl MySqlSink {
             }
             return Err(self.fail("applying the new rows", e, Bound::Statement));
         }
-        // Every statement answered (else `failed`): what the INSERT added, and what the
-        // DELETE before it (a merge) took away.
+        // Every statement answered (else `failed`): what the INSERT added, and (a merge) the
+        // rows that came again unchanged and those it replaced.
         let inserted = changed.last().copied().unwrap_or(0);
-        let updated = if merge { changed[2] } else { 0 };
-        if inserted != staged {
+        let (unchanged, updated) = if merge {
+            (changed[2], changed[3])
+        } else {
+            (0, 0)
+        };
+        if inserted + unchanged != staged {
             let _ = self.control().query_drop("ROLLBACK");
             return Err(SinkError::Count {
-                staged: inserted,
+                staged: inserted + unchanged,
                 read: staged,
             });
         }
@@ -221,10 +219,36 @@ impl MySqlSink {
         };
         log::debug!("applied in {:.2} s", t0.elapsed().as_secs_f64());
         let applied = Applied {
-            inserted: staged - updated.min(staged),
+            inserted: inserted - updated.min(inserted),
             updated,
         };
         Ok((applied, tidy))
+    }
+
+    /// A merge's statements before its INSERT: the rows that come again unchanged (every
+    /// value the same, byte for byte, NULL as NULL) taken out of the staging table, then the
+    /// table's rows whose key comes again deleted: those are the rows it updates.
+    fn merge_statements(&self) -> Vec<String> {
+        let Apply::Merge(key) = &self.apply else {
+            return Vec::new();
+        };
+        let (t, s) = (quote_mysql(&self.target.table), quote_mysql(&self.staging));
+        let on = MYSQL.key_match(&self.target.table, &self.staging, key);
+        let same: Vec<String> = self
+            .column_names
+            .iter()
+            .map(|c| {
+                let q = quote_mysql(c);
+                format!("CAST({t}.{q} AS BINARY) <=> CAST({s}.{q} AS BINARY)")
+            })
+            .collect();
+        vec![
+            format!(
+                "DELETE {s} FROM {s} JOIN {t} ON {on} AND {}",
+                same.join(" AND ")
+            ),
+            format!("DELETE {t} FROM {t} JOIN {s} ON {on}"),
+        ]
     }
 
     /// A stop that came during the apply: rolled back, not committed (a COMMIT is never

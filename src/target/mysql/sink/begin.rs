@@ -8,6 +8,7 @@ use crate::connect;
 use crate::incremental::Apply;
 use crate::target::staging::{self, MYSQL};
 use crate::target::{Load, Sink, SinkError};
+use crate::transform::keys::Keys;
 use crate::transform::{mysql_literal, quote_mysql, SourceColumn};
 
 /// What the first round trip told that the rest of `begin` needs.
@@ -50,8 +51,12 @@ impl MySqlSink {
         self.connect()?;
         let looked = self.look_up(columns)?;
         let mut setup = self.setup(&looked.left);
-        let columns = self.definitions(columns)?;
-        let ddl = self.staging_ddl(&columns, &looked, load)?;
+        let (columns, kept) = self.definitions(columns)?;
+        let keys = match kept {
+            true => self.kept_keys(&columns, &load.keys)?,
+            false => load.keys.clone(),
+        };
+        let ddl = self.staging_ddl(&columns, &looked, &keys, load.expected_rows)?;
         setup.push((ddl, "creating the staging table".to_string()));
         // A dead run's session may still hold a leftover: its DROP waits a little longer.
         let answer = self.ep().read_timeout + self.ep().read_timeout.min(swap::LOCK_WAIT);
@@ -67,6 +72,8 @@ impl MySqlSink {
         self.column_names = columns.iter().map(|c| c.name.clone()).collect();
         if self.apply != Apply::Replace {
             self.check_types()?;
+        } else {
+            self.judge_schema_change(load.on_schema_change)?;
         }
         self.start_writers(&columns)
     }
@@ -206,9 +213,9 @@ impl MySqlSink {
         &mut self,
         columns: &[SourceColumn],
         looked: &Looked,
-        load: &Load,
+        keys: &Keys,
+        expected_rows: Option<u64>,
     ) -> Result<String, SinkError> {
-        let keys = &load.keys;
         let server = ddl::Server::settle(
             self.control(),
             columns,
@@ -232,14 +239,12 @@ impl MySqlSink {
             None => {}
         }
         self.indexes = staging::indexes(&self.apply, keys);
-        let small = load
-            .expected_rows
-            .is_some_and(|n| n <= ddl::INDEXES_WITH_THE_TABLE);
+        let small = expected_rows.is_some_and(|n| n <= ddl::INDEXES_WITH_THE_TABLE);
         if small && !self.indexes.is_empty() {
             log::debug!(
                 "{} indexes declared with the table (about {} rows)",
                 self.indexes.len(),
-                load.expected_rows.unwrap_or(0)
+                expected_rows.unwrap_or(0)
             );
             defs.extend(self.indexes.drain(..).map(|i| ddl::index_def(&i)));
         }

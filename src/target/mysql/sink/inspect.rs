@@ -4,7 +4,9 @@
 use super::super::failure::Bound;
 use super::MySqlSink;
 use crate::incremental::{TargetMax, TargetState};
-use crate::target::SinkError;
+use crate::target::schema::{self, Change, OnSchemaChange};
+use crate::target::staging::Declared;
+use crate::target::{Sink, SinkError};
 use crate::transform::{mysql_literal, quote_mysql};
 use mysql::prelude::Queryable;
 
@@ -104,5 +106,33 @@ impl MySqlSink {
             // The staging table takes the source's collations, which the merge compares by.
             key_collations: Vec::new(),
         }))
+    }
+}
+
+impl MySqlSink {
+    /// `[general] on_schema_change` for a replace of an existing table: its columns and
+    /// the staging table's, as the server declares them (one lookup; none under `allow`).
+    pub(super) fn judge_schema_change(&mut self, policy: OnSchemaChange) -> Result<(), SinkError> {
+        if policy == OnSchemaChange::Allow || !self.target_exists()? {
+            return Ok(());
+        }
+        let sql = format!(
+            "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = {} AND TABLE_NAME IN ({}, {}) AND EXTRA NOT LIKE '%INVISIBLE%' \
+             ORDER BY ORDINAL_POSITION",
+            mysql_literal(&self.ep().database),
+            mysql_literal(&self.target.table),
+            mysql_literal(&self.staging)
+        );
+        let rows: Result<Vec<(String, String, String)>, _> = self.control().query(sql);
+        let rows = rows.map_err(|e| self.fail("reading the tables' columns", e, Bound::Read))?;
+        let (mut have, mut want) = (Vec::new(), Vec::new());
+        for (table, name, ty) in rows {
+            // Under lower_case_table_names the server may list either name in lower case.
+            let staged = table.eq_ignore_ascii_case(&self.staging);
+            let list = if staged { &mut want } else { &mut have };
+            list.push(Declared { name, ty });
+        }
+        schema::judge(policy, self.describe(), Change::between(&have, &want))
     }
 }

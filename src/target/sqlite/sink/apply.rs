@@ -9,21 +9,22 @@ use crate::transform::{self, quote_sqlite, DecimalMode, SourceColumn, SqlType};
 
 impl SqliteSink {
     /// Puts the staged rows into the existing table, inside the load's transaction: a merge
-    /// updates the rows whose key comes again (in place: cheaper than delete and insert) and
-    /// adds the others. Drops the staging table.
+    /// updates the rows whose key comes again with other values (in place: cheaper than
+    /// delete and insert), leaves those that come again as they are, and adds the others.
+    /// Drops the staging table.
     pub(super) fn apply_staged(&self, staged: u64) -> Result<Applied, SinkError> {
-        let (updated, only_new) = match &self.apply {
+        let (updated, unchanged, only_new) = match &self.apply {
             Apply::Merge(key) => self.update_rows_that_came_again(key)?,
-            _ => (0, String::new()),
+            _ => (0, 0, String::new()),
         };
         let sql = SQLITE.insert_select(&self.table, &self.staging, &self.columns, &only_new);
         let inserted = self
             .conn()
             .execute(&sql, [])
             .map_err(|e| self.err("adding the new rows", e))? as u64;
-        if inserted + updated != staged {
+        if inserted + updated + unchanged != staged {
             return Err(SinkError::Count {
-                staged: inserted + updated,
+                staged: inserted + updated + unchanged,
                 read: staged,
             });
         }
@@ -34,9 +35,11 @@ impl SqliteSink {
         Ok(Applied { inserted, updated })
     }
 
-    /// A merge's update of the rows whose key came again; with how many, and the WHERE that
-    /// leaves only the new rows for the INSERT.
-    fn update_rows_that_came_again(&self, key: &[String]) -> Result<(u64, String), SinkError> {
+    /// A merge's update of the rows whose key came again: those whose every value is the
+    /// table's (compared as stored: byte for byte, NULL as NULL) are taken out of the staging
+    /// table, the others update theirs. How many were updated and how many were the same,
+    /// and the WHERE that leaves only the new rows for the INSERT.
+    fn update_rows_that_came_again(&self, key: &[String]) -> Result<(u64, u64, String), SinkError> {
         let (table, staging) = (quote_sqlite(&self.table), quote_sqlite(&self.staging));
         // A key column compared without trailing spaces is set too: the source's 'abc '
         // replaces the target's 'abc', as it does on MySQL.
@@ -51,24 +54,39 @@ impl SqliteSink {
             .filter(|c| !is_key(c))
             .map(|c| format!("{q} = {staging}.{q}", q = quote_sqlite(c)))
             .collect();
-        let updated = if set.is_empty() {
-            // Only key columns: a row that comes again is already there as it is.
-            let sql = format!(
-                "SELECT count(*) FROM {staging} WHERE EXISTS (SELECT 1 FROM {table} WHERE {on})"
-            );
-            self.conn()
-                .query_row(&sql, [], |r| r.get::<_, i64>(0))
-                .map(|n| n as usize)
-        } else {
-            let sql = format!(
-                "UPDATE {table} SET {} FROM {staging} WHERE {on}",
-                set.join(", ")
-            );
-            self.conn().execute(&sql, [])
-        }
-        .map_err(|e| self.err("replacing the rows that came again", e))?;
+        let same: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| {
+                format!(
+                    "{table}.{q} IS {staging}.{q} COLLATE BINARY",
+                    q = quote_sqlite(c)
+                )
+            })
+            .collect();
+        let sql = format!(
+            "DELETE FROM {staging} WHERE EXISTS (SELECT 1 FROM {table} WHERE {on} AND {})",
+            same.join(" AND ")
+        );
+        let unchanged = self
+            .conn()
+            .execute(&sql, [])
+            .map_err(|e| self.err("finding the rows that came again unchanged", e))?;
+        // Only key columns: a row that comes again is already there as it is.
+        let updated = match set.is_empty() {
+            true => 0,
+            false => {
+                let sql = format!(
+                    "UPDATE {table} SET {} FROM {staging} WHERE {on}",
+                    set.join(", ")
+                );
+                self.conn()
+                    .execute(&sql, [])
+                    .map_err(|e| self.err("replacing the rows that came again", e))?
+            }
+        };
         let only_new = format!(" WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {on})");
-        Ok((updated as u64, only_new))
+        Ok((updated as u64, unchanged as u64, only_new))
     }
 
     /// Refuses to add rows to a table whose declared column types are not those the query's

@@ -3,8 +3,10 @@
 
 use super::SqliteSink;
 use crate::incremental::{TargetMax, TargetState};
-use crate::target::SinkError;
-use crate::transform::quote_sqlite;
+use crate::target::schema::{self, Change, OnSchemaChange};
+use crate::target::staging::Declared;
+use crate::target::{Sink, SinkError};
+use crate::transform::{quote_sqlite, SourceColumn, SqlType};
 use rusqlite::{Connection, OpenFlags};
 use std::time::Duration;
 
@@ -125,5 +127,43 @@ impl SqliteSink {
             has_rows,
             key_collations,
         }))
+    }
+}
+
+impl SqliteSink {
+    /// `[general] on_schema_change` for a replace of an existing table: its columns and
+    /// the staging table's, as declared. A DECIMAL column declared TEXT in one and
+    /// DECIMAL(p,s) in the other is the same column (`[local_db] decimal`, or a table made
+    /// before it), not a change.
+    pub(super) fn judge_schema_change(
+        &self,
+        columns: &[SourceColumn],
+        policy: OnSchemaChange,
+    ) -> Result<(), SinkError> {
+        if !self.has(self.conn(), "table")? {
+            return Ok(());
+        }
+        let decimal = |name: &str| {
+            columns.iter().any(|c| {
+                c.name.eq_ignore_ascii_case(name) && matches!(c.ty, SqlType::Decimal { .. })
+            })
+        };
+        let declared = |table: &str| -> Result<Vec<Declared>, SinkError> {
+            let types = self.table_types(table)?;
+            Ok(types
+                .into_iter()
+                .map(|(name, ty)| {
+                    let upper = ty.trim().to_ascii_uppercase();
+                    let number_or_text = upper == "TEXT" || upper.starts_with("DECIMAL");
+                    let ty = match decimal(&name) && number_or_text {
+                        true => "DECIMAL".to_string(),
+                        false => ty,
+                    };
+                    Declared { name, ty }
+                })
+                .collect())
+        };
+        let change = Change::between(&declared(&self.table)?, &declared(&self.staging)?);
+        schema::judge(policy, self.describe(), change)
     }
 }
