@@ -55,6 +55,20 @@ fn a_job_whose_source_is_down_loads_every_table_from_the_fallback_file() {
     let err = s["error"].as_str().unwrap();
     assert!(err.contains("top_films"), "{s}");
     assert_eq!(mysql_counts(&mut tls_root(None), target), local);
+    // A table named outright that the file lacks fails too: it is not left out unsaid.
+    std::fs::write(
+        job.path("config.ini"),
+        cfg.replace("tables = *", "tables = actor, gone_table"),
+    )
+    .unwrap();
+    let s = summary_of(&job.run(&["--summary-json", "-"]).expect(1));
+    let gone = s["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "gone_table");
+    assert!(gone.is_some_and(|t| t["exit_code"] == 1), "{s}");
+    assert_eq!(mysql_counts(&mut tls_root(None), target), local);
 }
 
 /// Holds the SQLite target's lock of one table (the flock dbsync takes beside the file).
@@ -200,6 +214,20 @@ fn a_job_summary_gives_each_table_its_time_and_warnings_and_refuses_two_tables_i
     let zd = tables.iter().find(|t| t["table"] == "zd").unwrap();
     let warned = zd["warnings"][0].as_str().unwrap_or_default();
     assert!(warned.contains("1 zero or partial dates"), "{zd}");
+    // A table named outright that the source lacks: a config error naming the nearest.
+    let cfg = std::fs::read_to_string(job.path("config.ini")).unwrap();
+    std::fs::write(
+        job.path("config.ini"),
+        cfg.replace("tables = *", "tables = actor, flim"),
+    )
+    .unwrap();
+    let out = job.run(&[]).expect(2);
+    assert!(
+        out.stderr().contains("did you mean `film`?"),
+        "{}",
+        out.stderr()
+    );
+    std::fs::write(job.path("config.ini"), &cfg).unwrap();
     // Two tables into one target table: a config error before anything is touched.
     let before = sqlite_counts(&job.path("data/out.db"));
     let cfg = std::fs::read_to_string(job.path("config.ini")).unwrap();

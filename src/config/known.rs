@@ -205,14 +205,20 @@ fn did_you_mean<'a>(
     known: impl Iterator<Item = &'a str>,
     show: impl Fn(&str) -> String,
 ) -> String {
-    let lower = name.to_ascii_lowercase();
-    let nearest = known
-        .map(|k| (edits(&lower, &k.to_ascii_lowercase()), k))
-        .min_by_key(|(d, _)| *d);
-    match nearest {
-        Some((d, k)) if d <= 2 + name.len() / 6 => format!("; did you mean {}?", show(k)),
-        _ => " (config.example.ini lists every setting)".to_string(),
+    match nearest(name, known) {
+        Some(k) => format!("; did you mean {}?", show(k)),
+        None => " (config.example.ini lists every setting)".to_string(),
     }
+}
+
+/// The known name nearest to `name`, when one is near enough to be a slip of the fingers.
+pub fn nearest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = name.to_ascii_lowercase();
+    known
+        .map(|k| (edits(&lower, &k.to_ascii_lowercase()), k))
+        .min_by_key(|(d, _)| *d)
+        .filter(|(d, _)| *d <= 2 + name.len() / 6)
+        .map(|(_, k)| k)
 }
 
 /// Levenshtein distance: insertions, deletions and substitutions of characters.

@@ -115,6 +115,7 @@ impl JobPlan {
         base: &[String],
         only: Option<&[String]>,
     ) -> Result<Vec<String>, ConfigError> {
+        self.refuse_unknown_names(base)?;
         let mut chosen: Vec<String> = base
             .iter()
             .filter(|t| selected(&self.patterns, t))
@@ -151,6 +152,29 @@ impl JobPlan {
             None => Ok(chosen),
             Some(only) => keep_only(chosen, only),
         }
+    }
+
+    /// A table named outright (no `*` or `?`) that is not one of `base` is a config error,
+    /// not a table left out without a word (a typo, a table renamed upstream).
+    fn refuse_unknown_names(&self, base: &[String]) -> Result<(), ConfigError> {
+        let unknown = self.patterns.iter().find(|p| {
+            p.include
+                && !p.glob.contains(['*', '?'])
+                && !base.iter().any(|t| t.eq_ignore_ascii_case(&p.glob))
+        });
+        let Some(p) = unknown else { return Ok(()) };
+        let hint = crate::config::known::nearest(&p.glob, base.iter().map(String::as_str))
+            .map(|n| format!("; did you mean `{n}`?"))
+            .unwrap_or_default();
+        Err(ConfigError::Invalid {
+            section: GENERAL.into(),
+            key: "tables".into(),
+            value: self.patterns_text(),
+            expected: format!(
+                "base tables of the source: `{}` is none of them{hint}",
+                p.glob
+            ),
+        })
     }
 
     fn patterns_text(&self) -> String {

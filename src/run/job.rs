@@ -69,7 +69,15 @@ fn choose(job: &JobPlan, only: Option<&[String]>) -> Result<Chosen, Error> {
                 "primary source unreachable, the job's tables come from the fallback file {}: {e}",
                 file.path.display()
             );
-            let names = crate::source::sqlite::tables(file)?;
+            let mut names = crate::source::sqlite::tables(file)?;
+            // A table the config names outright is in the job even when the file lacks it:
+            // it then fails, rather than being left out without a word.
+            for p in job.patterns.iter().filter(|p| p.include) {
+                let literal = !p.glob.contains(['*', '?']);
+                if literal && !names.iter().any(|n| n.eq_ignore_ascii_case(&p.glob)) {
+                    names.push(p.glob.clone());
+                }
+            }
             let tables = names.into_iter().map(|name| BaseTable {
                 name,
                 engine: "InnoDB".into(),
