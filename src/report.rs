@@ -19,6 +19,8 @@ pub enum Exit {
     Fallback = 3,
     /// Another run holds the target; nothing was touched.
     Locked = 4,
+    /// `--verify` (or `verify = after`) found the target differing from its source.
+    Differs = 5,
     /// Stopped by SIGINT (128 + 2); the target is unchanged.
     Sigint = 130,
     /// Stopped by SIGTERM (128 + 15); the target is unchanged.
@@ -32,6 +34,7 @@ impl Exit {
         match self {
             Exit::Ok => 0,
             Exit::Fallback => 1,
+            Exit::Differs => 2,
             Exit::Locked => 3,
             Exit::Failed => 4,
             Exit::Usage => 5,
@@ -97,6 +100,8 @@ pub struct Summary {
     pub retried: Vec<String>,
     /// Every warning the run logged.
     pub warnings: Vec<String>,
+    /// What a verification found (`verify::Verdict::to_json`), or why none ran.
+    pub verify: Option<serde_json::Value>,
     pub exit: Exit,
     pub error: Option<String>,
 }
@@ -120,6 +125,7 @@ impl Summary {
             attempts: 1,
             retried: Vec::new(),
             warnings: Vec::new(),
+            verify: None,
             exit: Exit::Failed,
             error: None,
         }
@@ -152,6 +158,7 @@ impl Summary {
             "attempts": self.attempts,
             "retried": self.retried,
             "warnings": self.warnings,
+            "verify": self.verify,
             "exit_code": self.exit as i32,
             "error": self.error,
         })

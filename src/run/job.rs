@@ -16,11 +16,11 @@ use crate::source::mysql::tables::{base_tables, BaseTable};
 use crate::source::SourceError;
 
 /// The tables of the job, and whether the source was unreachable (the fallback serves).
-struct Chosen {
-    plans: Vec<Plan>,
+pub(super) struct Chosen {
+    pub(super) plans: Vec<Plan>,
     /// Tables a snapshot does not cover (their engine is not InnoDB).
     outside: Vec<String>,
-    fallback: bool,
+    pub(super) fallback: bool,
     /// Tables in flight at once (`[general] parallel_tables`).
     parallel_tables: usize,
 }
@@ -60,7 +60,7 @@ pub(super) fn run(job: &JobPlan, how: How, only: Option<&[String]>) -> (JobSumma
 
 /// The job's tables among the source's (or, when it cannot be reached, the fallback
 /// file's), each with its plan.
-fn choose(job: &JobPlan, only: Option<&[String]>) -> Result<Chosen, Error> {
+pub(super) fn choose(job: &JobPlan, only: Option<&[String]>) -> Result<Chosen, Error> {
     let (base, fallback) = match base_tables(&job.source) {
         Ok(tables) => (tables, false),
         Err(SourceError::Connect(e)) if e.is_unreachable() && job.template.fallback.is_some() => {

@@ -6,6 +6,7 @@ mod dry_run;
 mod fallback;
 mod incremental;
 mod job;
+mod verify;
 
 use crate::cli::Cli;
 use crate::config::RawConfig;
@@ -66,6 +67,11 @@ pub fn run(cli: &Cli, progress: ProgressMode) -> Outcome {
         progress,
     };
     let mut outcome = match work {
+        Ok(Work::Job(job)) if cli.verify => {
+            let (summary, exit) = verify::job(&job, cli.only.as_deref());
+            Outcome::Job(summary, exit)
+        }
+        Ok(Work::One(plan)) if cli.verify => Outcome::One(verify::single(&plan)),
         Ok(Work::Job(job)) => {
             let (summary, exit) = job::run(&job, how, cli.only.as_deref());
             Outcome::Job(summary, exit)

@@ -1,0 +1,84 @@
+//! `--verify`: each table of the run compared with its source instead of copied, and
+//! `[general] verify = after`: each table loaded from the primary compared right after.
+
+use super::job::{choose, Chosen};
+use crate::error::{chain, Error};
+use crate::interrupt;
+use crate::logfile;
+use crate::plan::job::JobPlan;
+use crate::plan::Plan;
+use crate::report::{Exit, JobSummary, SourceUsed, Summary};
+use serde_json::json;
+
+/// Verifies one table into its summary: exit 0 equal, 5 differs, 1 could not run (or the
+/// signal's code when one stopped it).
+pub(super) fn one(plan: &Plan, summary: &mut Summary) {
+    match crate::verify::table(plan) {
+        Ok(verdict) => {
+            verdict.log();
+            summary.source = SourceUsed::Primary;
+            summary.rows = verdict.source_rows;
+            summary.verify = Some(verdict.to_json());
+            summary.exit = match verdict.equal() {
+                true => Exit::Ok,
+                false => Exit::Differs,
+            };
+        }
+        Err(e) => {
+            let e = interrupt::check().map_or_else(Error::from, |()| Error::from(e));
+            let text = chain(&e);
+            log::error!("verify: could not run: {text}");
+            summary.verify = Some(json!({ "error": text }));
+            summary.exit = e.exit();
+            summary.error = Some(text);
+        }
+    }
+}
+
+/// `--verify` of a one-query config.
+pub(super) fn single(plan: &Plan) -> Summary {
+    let mut summary = Summary::new(plan.target.kind().as_str(), plan.target.table());
+    summary.action = "verified";
+    one(plan, &mut summary);
+    summary
+}
+
+/// `--verify` of a job: every chosen table, one after the other.
+pub(super) fn job(job: &JobPlan, only: Option<&[String]>) -> (JobSummary, Exit) {
+    let mut summary = JobSummary {
+        attempts: 1,
+        ..JobSummary::default()
+    };
+    let chosen: Chosen = match choose(job, only) {
+        Ok(c) if c.fallback => {
+            let e = "the primary source is unreachable: there is nothing to verify against";
+            summary.error = Some(e.to_string());
+            return (summary, Exit::Failed);
+        }
+        Ok(c) => c,
+        Err(e) => {
+            summary.error = Some(chain(&e));
+            let exit = summary.exit(Some(e.exit()));
+            return (summary, exit);
+        }
+    };
+    let kind = job.template.target.kind().as_str();
+    for plan in &chosen.plans {
+        if interrupt::check().is_err() {
+            break;
+        }
+        logfile::set_table(Some(plan.target.table().to_string()));
+        let mut table = Summary::new(kind, plan.target.table());
+        table.action = "verified";
+        one(plan, &mut table);
+        logfile::set_table(None);
+        summary.tables.push(table);
+    }
+    let own = interrupt::check().err().map(|i| {
+        let e = Error::from(i);
+        summary.error = Some(chain(&e));
+        e.exit()
+    });
+    let exit = summary.exit(own);
+    (summary, exit)
+}

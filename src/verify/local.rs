@@ -1,0 +1,204 @@
+//! Verification into SQLite: dbsync hashes both sides itself. The target's rows are read
+//! first into a map of key hash → row hash (16 bytes a row), then the source's rows are
+//! streamed, as a copy reads them, and matched against it: what is left is extra.
+
+use super::canon::{row_hash, show, Canon};
+use super::{Verdict, VerifyError};
+use crate::connect::Abandon;
+use crate::plan::Plan;
+use crate::source::Source;
+use crate::target::SqliteTable;
+use crate::transform::{self, quote_sqlite, sqlite_decl, ColumnView, SourceColumn, ZeroDates};
+use std::collections::{HashMap, HashSet};
+
+/// What one row is, for the comparison: the hash of its key's canonical text (of the row's
+/// when there is no key) and of its whole text.
+struct Hasher {
+    canons: Vec<Canon>,
+    key: Vec<usize>,
+    text: Vec<u8>,
+    key_text: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl Hasher {
+    fn new(columns: &[SourceColumn], t: &SqliteTable, key: Option<&[String]>) -> Hasher {
+        let canons = columns
+            .iter()
+            .map(|c| match sqlite_decl(&c.ty, t.decimal) {
+                d if d.starts_with("DECIMAL") => Canon::Decimal15,
+                _ => Canon::Stored,
+            })
+            .collect();
+        let key = key
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|k| columns.iter().position(|c| &c.name == k))
+            .collect();
+        Hasher {
+            canons,
+            key,
+            text: Vec::new(),
+            key_text: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The key's hash and the row's, after `push` filled each column `i` in turn.
+    fn row(
+        &mut self,
+        mut push: impl FnMut(usize, Canon, &mut Vec<u8>, &mut Vec<u8>),
+    ) -> (u64, u64) {
+        self.text.clear();
+        self.key_text.clear();
+        for (i, canon) in self.canons.iter().enumerate() {
+            let start = self.text.len();
+            push(i, *canon, &mut self.scratch, &mut self.text);
+            if self.key.contains(&i) {
+                self.key_text.extend_from_slice(&self.text[start..]);
+            }
+        }
+        let h = row_hash(&self.text);
+        match self.key.is_empty() {
+            true => (h, h),
+            false => (row_hash(&self.key_text), h),
+        }
+    }
+}
+
+fn sqlite_err(t: &SqliteTable, e: rusqlite::Error) -> VerifyError {
+    VerifyError::Sqlite(t.to_string(), e.to_string())
+}
+
+/// Every row of the target table through `each` (key hash, row hash, key text).
+fn target_rows(
+    t: &SqliteTable,
+    columns: &[SourceColumn],
+    hasher: &mut Hasher,
+    mut each: impl FnMut(u64, u64, &[u8]),
+) -> Result<(), VerifyError> {
+    use rusqlite::OpenFlags;
+    let conn = rusqlite::Connection::open_with_flags(&t.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| sqlite_err(t, e))?;
+    let exists: bool = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [&t.table],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )
+        .map_err(|e| sqlite_err(t, e))?;
+    if !exists {
+        return Err(VerifyError::NoTarget(t.to_string()));
+    }
+    let list: Vec<String> = columns.iter().map(|c| quote_sqlite(&c.name)).collect();
+    let sql = format!("SELECT {} FROM {}", list.join(", "), quote_sqlite(&t.table));
+    let mut stmt = conn.prepare(&sql).map_err(|e| sqlite_err(t, e))?;
+    let mut rows = stmt.query([]).map_err(|e| sqlite_err(t, e))?;
+    while let Some(row) = rows.next().map_err(|e| sqlite_err(t, e))? {
+        let (k, h) = hasher.row(|i, canon, scratch, out| {
+            let v = row.get_ref(i).unwrap_or(rusqlite::types::ValueRef::Null);
+            canon.push_sqlite(v, scratch, out);
+        });
+        each(k, h, &hasher.key_text);
+    }
+    Ok(())
+}
+
+/// Every source row, as a copy reads it (zero dates as the copy treats them), through
+/// `each` (key hash, row hash, key text); the number of rows.
+fn source_rows(
+    source: Box<dyn Source>,
+    zero_dates: ZeroDates,
+    hasher: &mut Hasher,
+    mut each: impl FnMut(u64, u64, &[u8]),
+) -> Result<u64, VerifyError> {
+    let columns = source.columns().to_vec();
+    let mut failed = None;
+    let rows = source.read(
+        &mut |batch| {
+            let batch = match transform::apply_zero_dates(batch, &columns, zero_dates) {
+                Ok((b, _)) => b,
+                Err(r) => {
+                    failed = Some(format!("a zero date in column `{}`: {}", r.column, r.value));
+                    return false;
+                }
+            };
+            let views: Result<Vec<ColumnView<'_>>, String> =
+                batch.columns().iter().map(ColumnView::new).collect();
+            let views = match views {
+                Ok(v) => v,
+                Err(e) => {
+                    failed = Some(e);
+                    return false;
+                }
+            };
+            for r in 0..batch.num_rows() {
+                let (k, h) = hasher
+                    .row(|i, canon, scratch, out| canon.push_cell(views[i].cell(r), scratch, out));
+                each(k, h, &hasher.key_text);
+            }
+            true
+        },
+        &Abandon::default(),
+    )?;
+    match failed {
+        Some(message) => Err(VerifyError::Query {
+            side: "source",
+            message,
+        }),
+        None => Ok(rows),
+    }
+}
+
+/// Compares the SQLite table with the source's rows, streamed.
+pub(super) fn compare(
+    plan: &Plan,
+    t: &SqliteTable,
+    source: Box<dyn Source>,
+    key: Option<&[String]>,
+) -> Result<Verdict, VerifyError> {
+    let columns = source.columns().to_vec();
+    let mut hasher = Hasher::new(&columns, t, key);
+    let keyed = !hasher.key.is_empty();
+    let mut verdict = Verdict::default();
+    // Key hash → row hash; without a key, row hash → rows.
+    let mut target: HashMap<u64, u64> = HashMap::new();
+    let mut counts: HashMap<u64, i64> = HashMap::new();
+    target_rows(t, &columns, &mut hasher, |k, h, _| {
+        verdict.target_rows += 1;
+        match keyed {
+            true => drop(target.insert(k, h)),
+            false => *counts.entry(h).or_default() += 1,
+        }
+    })?;
+    let found = &mut verdict.found;
+    let mut source_counts: HashMap<u64, i64> = HashMap::new();
+    verdict.source_rows = source_rows(source, plan.zero_dates, &mut hasher, |k, h, key| {
+        if !keyed {
+            *source_counts.entry(h).or_default() += 1;
+            return;
+        }
+        match target.remove(&k) {
+            None => found.missing(|| show(key)),
+            Some(t) if t != h => found.changed(|| show(key)),
+            Some(_) => {}
+        }
+    })?;
+    if !keyed {
+        found.multiset(source_counts, counts);
+        return Ok(verdict);
+    }
+    found.extra += target.len() as u64;
+    if !target.is_empty() {
+        // A second pass over the file names the extra keys.
+        let left: HashSet<u64> = target.into_keys().collect();
+        let mut names = Vec::new();
+        target_rows(t, &columns, &mut hasher, |k, _, key| {
+            if left.contains(&k) && names.len() < 1000 {
+                names.push(show(key));
+            }
+        })?;
+        found.extra_keys = names;
+    }
+    Ok(verdict)
+}
