@@ -229,3 +229,54 @@ fn a_source_change_is_found_in_sqlite() {
 fn a_source_change_is_found_in_mysql() {
     source_change_found("vf_src_mysql", To::Azure);
 }
+
+/// Zero dates written as NULL (`zero_dates = null`) are no difference.
+fn zero_dates_nulled(db: &str, to: To) {
+    fresh_db(db, TYPES);
+    let query = "SELECT * FROM vt";
+    let cfg = match to {
+        To::Sqlite => sqlite_config(db, query, "vt"),
+        To::Azure => {
+            drop_target_db(db);
+            azure_config(db, query, db, "vt", &verified("ca.pem"))
+        }
+    };
+    let job = Job::new(&cfg.replacen("[local_db]", "zero_dates = null\n\n[local_db]", 1));
+    job.run(&[]).expect(0);
+    let out = job.run(&["--verify", "--summary-json", "-"]).expect(0);
+    let s: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
+    assert_eq!(s["verify"]["equal"], true, "{s}");
+}
+
+#[test]
+fn nulled_zero_dates_are_equal_in_sqlite() {
+    zero_dates_nulled("vf_zero_sqlite", To::Sqlite);
+}
+
+#[test]
+fn nulled_zero_dates_are_equal_in_mysql() {
+    zero_dates_nulled("vf_zero_mysql", To::Azure);
+}
+
+/// `decimal = real` keeps 15 significant digits in SQLite: compared to those, equal after
+/// a load; a change within them is found. `decimal = text`: exact.
+#[test]
+fn sqlite_decimal_modes_compare_as_stored() {
+    for (mode, db) in [("real", "vf_dec_real"), ("text", "vf_dec_text")] {
+        fresh_db(
+            db,
+            "CREATE TABLE m (id INT PRIMARY KEY, wide DECIMAL(30,10), cents DECIMAL(12,2));
+             INSERT INTO m VALUES (1, 12345678901234567890.0123456789, 10.10),
+                                  (2, -0.0000000001, 0), (3, NULL, -99999999.99);",
+        );
+        let cfg = sqlite_config(db, "SELECT * FROM m", "m") + &format!("decimal = {mode}\n");
+        let job = Job::new(&cfg);
+        job.run(&[]).expect(0);
+        job.run(&["--verify"]).expect(0);
+        root(Some(db))
+            .query_drop("UPDATE m SET cents = 10.11 WHERE id = 1")
+            .unwrap();
+        let out = job.run(&["--verify"]).expect(5);
+        assert!(out.stderr().contains("changed keys: 1"), "{}", out.stderr());
+    }
+}
