@@ -43,6 +43,7 @@ pub const TABLE_KEYS: &[&str] = &[
     "allow_empty",
     "max_shrink_percent",
     "zero_dates",
+    "deletes",
 ];
 
 /// The run's own sections; each target's is its own (`target::SECTIONS`).
@@ -71,6 +72,8 @@ pub const RUN_SECTIONS: &[Section] = &[
             "tables",
             "consistency",
             "parallel_tables",
+            "verify",
+            "deletes",
         ],
     },
     Section {

@@ -50,6 +50,14 @@ pub(super) fn run(job: &JobPlan, how: How, only: Option<&[String]>) -> (JobSumma
         (Consistency::PerTable, false) => per_table(job, &chosen, how, &mut summary),
         (Consistency::Snapshot, false) => snapshot::run(job, &chosen, how, &mut summary),
     };
+    if job.consistency == Consistency::Snapshot && !how.dry_run {
+        // A per_table job's tables are verified each after its own load.
+        for (plan, table) in chosen.plans.iter().zip(summary.tables.iter_mut()) {
+            logfile::set_table(Some(plan.target.table().to_string()));
+            super::verify::after(plan, table);
+            logfile::set_table(None);
+        }
+    }
     let own = own.err().map(|e| {
         summary.error = Some(chain(&e));
         e.exit()

@@ -106,7 +106,11 @@ impl Work {
 /// One table's run, with its retries, into its summary.
 pub(super) fn one_table(plan: &Plan, how: How, summary: &mut Summary) {
     match with_retries(plan, how, summary) {
-        Ok(exit) => summary.exit = exit,
+        Ok(exit) if how.dry_run => summary.exit = exit,
+        Ok(exit) => {
+            summary.exit = exit;
+            verify::after(plan, summary);
+        }
         Err(e) => {
             summary.exit = e.exit();
             summary.error = Some(chain(&e));

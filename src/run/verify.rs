@@ -16,8 +16,10 @@ pub(super) fn one(plan: &Plan, summary: &mut Summary) {
     match crate::verify::table(plan) {
         Ok(verdict) => {
             verdict.log();
-            summary.source = SourceUsed::Primary;
-            summary.rows = verdict.source_rows;
+            if summary.action == "verified" {
+                summary.source = SourceUsed::Primary;
+                summary.rows = verdict.source_rows;
+            }
             summary.verify = Some(verdict.to_json());
             summary.exit = match verdict.equal() {
                 true => Exit::Ok,
@@ -32,6 +34,32 @@ pub(super) fn one(plan: &Plan, summary: &mut Summary) {
             summary.exit = e.exit();
             summary.error = Some(text);
         }
+    }
+}
+
+/// `verify = after`: a table just loaded from the primary is verified (exit 5 when it
+/// differs); one the fallback served, or not loaded, says why it was not. A verification
+/// that cannot run is a warning: the load itself stands.
+pub(super) fn after(plan: &Plan, summary: &mut Summary) {
+    if !plan.verify_after {
+        return;
+    }
+    let skipped = match (summary.exit, summary.source) {
+        (Exit::Ok, SourceUsed::Primary) => None,
+        (Exit::Fallback, _) => Some("fallback"),
+        _ => Some("not loaded"),
+    };
+    if let Some(why) = skipped {
+        log::info!("verify: skipped ({why})");
+        summary.verify = Some(json!({ "skipped": why }));
+        return;
+    }
+    let loaded = summary.exit;
+    one(plan, summary);
+    if summary.exit != Exit::Differs && summary.exit != Exit::Ok {
+        let why = summary.error.take().unwrap_or_default();
+        log::warn!("verify = after could not run; the load stands: {why}");
+        summary.exit = loaded;
     }
 }
 
