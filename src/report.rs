@@ -88,6 +88,8 @@ pub struct Summary {
     /// Rows added and rows replaced by an incremental run.
     pub inserted: Option<u64>,
     pub updated: Option<u64>,
+    /// Rows a merge deleted because the source no longer has them (`deletes = apply`).
+    pub deleted: Option<u64>,
     /// Zero or partial dates met in the source (see `[external_db] zero_dates`).
     pub zero_dates: u64,
     /// When the fallback's rows were loaded (UTC), when the fallback served and knows it.
@@ -118,6 +120,7 @@ impl Summary {
             rows: 0,
             inserted: None,
             updated: None,
+            deleted: None,
             zero_dates: 0,
             fallback_loaded_at: None,
             fallback_age_seconds: None,
@@ -150,6 +153,7 @@ impl Summary {
             "rows": self.rows,
             "inserted": self.inserted,
             "updated": self.updated,
+            "deleted": self.deleted,
             "zero_dates": self.zero_dates,
             "fallback_loaded_at": self.fallback_loaded_at,
             "fallback_age_seconds": self.fallback_age_seconds,
@@ -207,6 +211,8 @@ impl JobSummary {
 }
 
 /// What a run tells its caller: one table's summary, or a job's.
+// One per run: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Outcome {
     One(Summary),

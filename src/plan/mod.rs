@@ -192,15 +192,6 @@ fn choice(raw: &RawConfig, key: &str, (no, yes): (&str, &str)) -> Result<bool, C
 fn deletes(raw: &RawConfig, incremental: Option<&Incremental>) -> Result<bool, ConfigError> {
     let apply = choice(raw, "deletes", ("keep", "apply"))?;
     let merge = incremental.is_some_and(|i| i.strategy() == "merge");
-    if apply {
-        // Not built yet: refused rather than ignored.
-        return Err(ConfigError::Invalid {
-            section: GENERAL.into(),
-            key: "deletes".into(),
-            value: "apply".into(),
-            expected: "keep (deletes = apply is not available yet)".into(),
-        });
-    }
     if apply && !merge {
         return Err(ConfigError::Invalid {
             section: GENERAL.into(),

@@ -3,12 +3,15 @@
 
 use super::job::{choose, Chosen};
 use crate::error::{chain, Error};
+use crate::incremental::Apply;
 use crate::interrupt;
 use crate::logfile;
 use crate::plan::job::JobPlan;
 use crate::plan::Plan;
 use crate::report::{Exit, JobSummary, SourceUsed, Summary};
+use crate::target::{Deletion, FindDeletion, SinkError};
 use serde_json::json;
+use std::sync::Arc;
 
 /// Verifies one table into its summary: exit 0 equal, 5 differs, 1 could not run (or the
 /// signal's code when one stopped it).
@@ -109,4 +112,51 @@ pub(super) fn job(job: &JobPlan, only: Option<&[String]>) -> (JobSummary, Exit) 
     });
     let exit = summary.exit(own);
     (summary, exit)
+}
+
+/// `deletes = apply` on a merge from the primary: how the sink learns, once the rows are
+/// read, which of the target's rows the source no longer has.
+pub(super) fn deletes_of(plan: &Plan, apply: &Apply, used: SourceUsed) -> Option<FindDeletion> {
+    let Apply::Merge(key) = apply else {
+        return None;
+    };
+    if !plan.deletes_apply || used != SourceUsed::Primary {
+        return None;
+    }
+    let (plan, key) = (plan.clone(), key.clone());
+    Some(FindDeletion(Arc::new(move || find_deletion(&plan, &key))))
+}
+
+/// The target's rows whose key the source no longer has, refused by max_shrink_percent
+/// as a replace that lost as many would be.
+fn find_deletion(plan: &Plan, key: &[String]) -> Result<Deletion, SinkError> {
+    let refused = |why: String| SinkError::Refused {
+        target: plan.target.describe(),
+        why,
+    };
+    let gone = crate::verify::vanished(plan, key).map_err(|e| {
+        refused(format!(
+            "deletes = apply could not find the rows the source no longer has: {e}"
+        ))
+    })?;
+    let lost = gone.rows as f64 * 100.0 / gone.target_rows.max(1) as f64;
+    if let Some(max) = plan.guards.max_shrink_percent.filter(|max| lost > *max) {
+        return Err(refused(format!(
+            "the merge would delete {} of the {} rows the target holds ({lost:.1}%), more than \
+             [general] max_shrink_percent = {max} (raise it if the drop is expected)",
+            gone.rows, gone.target_rows
+        )));
+    }
+    log::info!(
+        "deletes = apply: {} of the target's {} rows are gone from the source ({} of {} key \
+         chunks differ, in {:.2} s)",
+        gone.rows,
+        gone.target_rows,
+        gone.differing_chunks,
+        gone.chunks,
+        gone.seconds
+    );
+    Ok(Deletion {
+        conditions: gone.conditions,
+    })
 }

@@ -3,9 +3,10 @@
 //! streamed, as a copy reads them, and matched against it: what is left is extra.
 
 use super::canon::{row_hash, show, Canon};
-use super::{Verdict, VerifyError};
+use super::{Vanished, Verdict, VerifyError};
 use crate::connect::Abandon;
 use crate::plan::Plan;
+use crate::source::mysql::query;
 use crate::source::Source;
 use crate::target::SqliteTable;
 use crate::transform::{self, quote_sqlite, sqlite_decl, ColumnView, SourceColumn, ZeroDates};
@@ -70,12 +71,14 @@ fn sqlite_err(t: &SqliteTable, e: rusqlite::Error) -> VerifyError {
     VerifyError::Sqlite(t.to_string(), e.to_string())
 }
 
-/// Every row of the target table through `each` (key hash, row hash, key text).
+/// Every row of the target table through `each` (key hash, row hash, key text; with
+/// `rowid`, the row's rowid first).
 fn target_rows(
     t: &SqliteTable,
     columns: &[SourceColumn],
     hasher: &mut Hasher,
-    mut each: impl FnMut(u64, u64, &[u8]),
+    rowid: bool,
+    mut each: impl FnMut(i64, u64, u64, &[u8]),
 ) -> Result<(), VerifyError> {
     use rusqlite::OpenFlags;
     let conn = rusqlite::Connection::open_with_flags(&t.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -90,16 +93,27 @@ fn target_rows(
     if !exists {
         return Err(VerifyError::NoTarget(t.to_string()));
     }
-    let list: Vec<String> = columns.iter().map(|c| quote_sqlite(&c.name)).collect();
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(|e| sqlite_err(t, e))?;
+    let first = usize::from(rowid);
+    let list: Vec<String> = (rowid.then(|| "rowid".to_string()).into_iter())
+        .chain(columns.iter().map(|c| quote_sqlite(&c.name)))
+        .collect();
     let sql = format!("SELECT {} FROM {}", list.join(", "), quote_sqlite(&t.table));
     let mut stmt = conn.prepare(&sql).map_err(|e| sqlite_err(t, e))?;
     let mut rows = stmt.query([]).map_err(|e| sqlite_err(t, e))?;
     while let Some(row) = rows.next().map_err(|e| sqlite_err(t, e))? {
         let (k, h) = hasher.row(|i, canon, scratch, out| {
-            let v = row.get_ref(i).unwrap_or(rusqlite::types::ValueRef::Null);
+            let v = row
+                .get_ref(first + i)
+                .unwrap_or(rusqlite::types::ValueRef::Null);
             canon.push_sqlite(v, scratch, out);
         });
-        each(k, h, &hasher.key_text);
+        let id = match rowid {
+            true => row.get(0).map_err(|e| sqlite_err(t, e))?,
+            false => 0,
+        };
+        each(id, k, h, &hasher.key_text);
     }
     Ok(())
 }
@@ -164,7 +178,7 @@ pub(super) fn compare(
     // Key hash → row hash; without a key, row hash → rows.
     let mut target: HashMap<u64, u64> = HashMap::new();
     let mut counts: HashMap<u64, i64> = HashMap::new();
-    target_rows(t, &columns, &mut hasher, |k, h, _| {
+    target_rows(t, &columns, &mut hasher, false, |_, k, h, _| {
         verdict.target_rows += 1;
         match keyed {
             true => drop(target.insert(k, h)),
@@ -193,7 +207,7 @@ pub(super) fn compare(
         // A second pass over the file names the extra keys.
         let left: HashSet<u64> = target.into_keys().collect();
         let mut names = Vec::new();
-        target_rows(t, &columns, &mut hasher, |k, _, key| {
+        target_rows(t, &columns, &mut hasher, false, |_, k, _, key| {
             if left.contains(&k) && names.len() < 1000 {
                 names.push(show(key));
             }
@@ -201,4 +215,56 @@ pub(super) fn compare(
         found.extra_keys = names;
     }
     Ok(verdict)
+}
+
+/// The target's rows whose key the source no longer has: the source's keys streamed (only
+/// the key columns are read), the table's rows matched by rowid.
+pub(super) fn vanished(
+    plan: &Plan,
+    t: &SqliteTable,
+    source: &crate::source::mysql::MySqlSource,
+    key: &[String],
+) -> Result<Vanished, VerifyError> {
+    let keys: Vec<SourceColumn> = key
+        .iter()
+        .filter_map(|k| source.columns().iter().find(|c| &c.name == k).cloned())
+        .collect();
+    let (query, dialect) = source.full_query();
+    let list: Vec<String> = keys
+        .iter()
+        .map(|c| transform::quote_mysql(&c.name))
+        .collect();
+    let only_keys = query::wrap(query, dialect, &list.join(", "), "dbsync_keys", "");
+    let key_source = super::open_source(plan, &only_keys)?;
+    let mut hasher = Hasher::new(&keys, t, Some(key));
+    let mut present = HashSet::new();
+    source_rows(
+        Box::new(key_source),
+        plan.zero_dates,
+        &mut hasher,
+        |k, _, _| {
+            present.insert(k);
+        },
+    )?;
+    let (mut gone, mut target_rows) = (Vec::new(), 0);
+    self::target_rows(t, &keys, &mut hasher, true, |id, k, _, _| {
+        target_rows += 1;
+        if !present.contains(&k) {
+            gone.push(id);
+        }
+    })?;
+    Ok(Vanished {
+        rows: gone.len() as u64,
+        conditions: gone
+            .chunks(1000)
+            .map(|ids| {
+                let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+                format!("rowid IN ({})", ids.join(", "))
+            })
+            .collect(),
+        target_rows,
+        chunks: 1,
+        differing_chunks: u64::from(!gone.is_empty()),
+        seconds: 0.0,
+    })
 }

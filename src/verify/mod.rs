@@ -40,17 +40,47 @@ pub enum VerifyError {
     Sqlite(String, String),
 }
 
-/// Compares the plan's target table with its source query, now; changes nothing.
-pub fn table(plan: &Plan) -> Result<Verdict, VerifyError> {
-    let t0 = Instant::now();
-    let source = MySqlSource::open(
+/// The target's rows whose key the source no longer has (`deletes = apply`), each DELETE's
+/// condition ready for the target.
+#[derive(Debug, Clone, Default)]
+pub struct Vanished {
+    pub conditions: Vec<String>,
+    pub rows: u64,
+    pub target_rows: u64,
+    pub chunks: u64,
+    pub differing_chunks: u64,
+    pub seconds: f64,
+}
+
+/// The plan's source query, opened (described, not yet read).
+fn open_source(plan: &Plan, query: &str) -> Result<MySqlSource, VerifyError> {
+    Ok(MySqlSource::open(
         &plan.source,
-        &plan.query,
+        query,
         plan.batch_rows,
         None,
         plan.statement_timeout,
         plan.incremental.as_ref().map(|i| i.key.as_str()),
-    )?;
+    )?)
+}
+
+/// Finds the target's rows whose `key` the source no longer has (a merge's deletes),
+/// reading the source's keys now; changes nothing.
+pub fn vanished(plan: &Plan, key: &[String]) -> Result<Vanished, VerifyError> {
+    let t0 = Instant::now();
+    let source = open_source(plan, &plan.query)?;
+    let mut gone = match &plan.target {
+        Target::MySql(t) => server::vanished(plan, t, &source, key)?,
+        Target::Sqlite(t) => local::vanished(plan, t, &source, key)?,
+    };
+    gone.seconds = t0.elapsed().as_secs_f64();
+    Ok(gone)
+}
+
+/// Compares the plan's target table with its source query, now; changes nothing.
+pub fn table(plan: &Plan) -> Result<Verdict, VerifyError> {
+    let t0 = Instant::now();
+    let source = open_source(plan, &plan.query)?;
     let names: Vec<String> = source.columns().iter().map(|c| c.name.clone()).collect();
     let key = source
         .keys()

@@ -4,7 +4,7 @@
 
 use super::canon::{push_value, show};
 use super::sql::{self, Chunking, Side, CHUNK_ROWS};
-use super::{Tally, Verdict, VerifyError};
+use super::{Tally, Vanished, Verdict, VerifyError};
 use crate::connect::Session;
 use crate::plan::Plan;
 use crate::source::mysql::MySqlSource;
@@ -17,6 +17,8 @@ use std::time::Duration;
 
 /// Chunks named in one statement that reads their rows.
 const CHUNKS_PER_READ: usize = 256;
+/// Keys one DELETE names.
+const DELETE_KEYS: usize = 1000;
 
 /// Per chunk: rows and the sum of their hashes modulo 2^64.
 type Sums = HashMap<i128, (u64, u64)>;
@@ -160,16 +162,14 @@ fn chunking(
     })
 }
 
-/// Compares the target table with the source's query, both hashed by their servers.
-pub(super) fn compare(
+/// The source's and the target's servers, connected.
+fn servers(
     plan: &Plan,
     target: &MySqlTarget,
     source: &MySqlSource,
-    key: Option<&[String]>,
-) -> Result<Verdict, VerifyError> {
-    let columns = source.columns();
+) -> Result<(Server, Server), VerifyError> {
     let (query, dialect) = source.full_query();
-    let mut src = Server {
+    let src = Server {
         session: plan.source.connect(true, None)?.0,
         side: Side::Source {
             query: query.to_string(),
@@ -179,7 +179,7 @@ pub(super) fn compare(
         name: "source",
         timeout: plan.statement_timeout,
     };
-    let mut tgt = Server {
+    let tgt = Server {
         session: target.endpoint.connect(true, None)?.0,
         side: Side::Target {
             table: target.table.clone(),
@@ -187,33 +187,61 @@ pub(super) fn compare(
         name: "target",
         timeout: plan.statement_timeout,
     };
-    let chunking = chunking(&mut tgt, columns, key)?;
-    log::debug!("verify: chunks {chunking:?}");
+    Ok((src, tgt))
+}
+
+/// `f` on both servers at once (the source's on a thread of its own).
+fn both<T: Send>(
+    src: &mut Server,
+    tgt: &mut Server,
+    f: impl Fn(&mut Server) -> Result<T, VerifyError> + Sync,
+) -> Result<(T, T), VerifyError> {
     let (s, t) = std::thread::scope(|scope| {
-        let s = scope.spawn(|| src.sums(&chunking, columns));
-        let t = tgt.sums(&chunking, columns);
-        (s.join().expect("the source's sums do not panic"), t)
+        let s = scope.spawn(|| f(src));
+        let t = f(tgt);
+        (s.join().expect("the source's side does not panic"), t)
     });
-    let (s, t) = (s?, t?);
-    let mut verdict = Verdict {
-        source_rows: s.values().map(|v| v.0).sum(),
-        target_rows: t.values().map(|v| v.0).sum(),
-        chunks: s
-            .keys()
-            .chain(t.keys())
-            .collect::<std::collections::HashSet<_>>()
-            .len() as u64,
-        ..Verdict::default()
-    };
-    let mut differing: Vec<i128> = s
-        .keys()
-        .chain(t.keys())
+    Ok((s?, t?))
+}
+
+/// Both sides' chunk sums: rows on each side, chunks in all, and the chunks that differ.
+fn differing(
+    src: &mut Server,
+    tgt: &mut Server,
+    chunking: &Chunking,
+    columns: &[SourceColumn],
+) -> Result<(u64, u64, u64, Vec<i128>), VerifyError> {
+    let (s, t) = both(src, tgt, |side| side.sums(chunking, columns))?;
+    let all: std::collections::BTreeSet<i128> = s.keys().chain(t.keys()).copied().collect();
+    let differing = all
+        .iter()
         .filter(|c| s.get(c) != t.get(c))
         .copied()
         .collect();
-    differing.sort_unstable();
-    differing.dedup();
-    verdict.differing_chunks = differing.iter().map(|c| chunking.describe(*c)).collect();
+    let rows = |sums: &Sums| sums.values().map(|v| v.0).sum();
+    Ok((rows(&s), rows(&t), all.len() as u64, differing))
+}
+
+/// Compares the target table with the source's query, both hashed by their servers.
+pub(super) fn compare(
+    plan: &Plan,
+    target: &MySqlTarget,
+    source: &MySqlSource,
+    key: Option<&[String]>,
+) -> Result<Verdict, VerifyError> {
+    let columns = source.columns();
+    let (mut src, mut tgt) = servers(plan, target, source)?;
+    let chunking = chunking(&mut tgt, columns, key)?;
+    log::debug!("verify: chunks {chunking:?}");
+    let (source_rows, target_rows, chunks, differing) =
+        differing(&mut src, &mut tgt, &chunking, columns)?;
+    let mut verdict = Verdict {
+        source_rows,
+        target_rows,
+        chunks,
+        differing_chunks: differing.iter().map(|c| chunking.describe(*c)).collect(),
+        ..Verdict::default()
+    };
     for part in differing.chunks(CHUNKS_PER_READ) {
         look_into(
             &mut src,
@@ -225,6 +253,41 @@ pub(super) fn compare(
         )?;
     }
     Ok(verdict)
+}
+
+/// The target's keys the source no longer has, found by checksums of the keys alone: only
+/// the chunks whose key sums differ are read, on both sides.
+pub(super) fn vanished(
+    plan: &Plan,
+    target: &MySqlTarget,
+    source: &MySqlSource,
+    key: &[String],
+) -> Result<Vanished, VerifyError> {
+    let keys: Vec<SourceColumn> = key
+        .iter()
+        .filter_map(|k| source.columns().iter().find(|c| &c.name == k).cloned())
+        .collect();
+    let (mut src, mut tgt) = servers(plan, target, source)?;
+    let chunking = chunking(&mut tgt, &keys, Some(key))?;
+    let (_, target_rows, chunks, differing) = differing(&mut src, &mut tgt, &chunking, &keys)?;
+    let mut gone = Vec::new();
+    for part in differing.chunks(CHUNKS_PER_READ) {
+        let (s, t) = both(&mut src, &mut tgt, |side| {
+            side.keyed(&chunking, &keys, part)
+        })?;
+        gone.extend(t.into_keys().filter(|k| !s.contains_key(k)));
+    }
+    Ok(Vanished {
+        rows: gone.len() as u64,
+        conditions: gone
+            .chunks(DELETE_KEYS)
+            .map(|part| chunking.key_in(&keys, &tgt.side, part))
+            .collect(),
+        target_rows,
+        chunks,
+        differing_chunks: differing.len() as u64,
+        seconds: 0.0,
+    })
 }
 
 /// Reads the rows of differing chunks on both sides and tallies what differs.
@@ -242,11 +305,7 @@ fn look_into(
         found.multiset(s, t);
         return Ok(());
     }
-    let (s, t) = std::thread::scope(|scope| {
-        let s = scope.spawn(|| src.keyed(chunking, columns, chunks));
-        let t = tgt.keyed(chunking, columns, chunks);
-        (s.join().expect("the source's read does not panic"), t)
-    });
-    found.keyed(s?, t?, &|k| show(k));
+    let (s, t) = both(src, tgt, |side| side.keyed(chunking, columns, chunks))?;
+    found.keyed(s, t, &|k| show(k));
     Ok(())
 }

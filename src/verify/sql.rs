@@ -182,6 +182,31 @@ impl Chunking {
         }
     }
 
+    /// A WHERE matching the rows of these keys (canonical key texts, as `rows` read them)
+    /// on the target: an integer key by its values (its index serves), any other by its
+    /// canonical text.
+    pub fn key_in(&self, keys: &[SourceColumn], side: &Side, texts: &[Vec<u8>]) -> String {
+        if let Chunking::Range { column, .. } = self {
+            let values: Vec<String> = texts
+                .iter()
+                .map(|t| crate::verify::canon::show(t))
+                .filter(|v| v.parse::<i128>().is_ok())
+                .collect();
+            return format!("{} IN ({})", quote_mysql(column), values.join(", "));
+        }
+        let pieces: Vec<String> = keys.iter().map(|c| piece(&canonical(c, side))).collect();
+        let hex: Vec<String> = texts
+            .iter()
+            .map(|t| {
+                format!(
+                    "X'{}'",
+                    t.iter().map(|b| format!("{b:02x}")).collect::<String>()
+                )
+            })
+            .collect();
+        format!("CONCAT({}) IN ({})", pieces.join(", "), hex.join(", "))
+    }
+
     /// A chunk as the log shows it.
     pub fn describe(&self, chunk: i128) -> String {
         match self {

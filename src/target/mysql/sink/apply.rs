@@ -136,24 +136,7 @@ impl MySqlSink {
     /// was applied, whether the staging table's DROP answered too (else the connection may be
     /// out of step, and nothing more is sent on it).
     pub(super) fn apply_staged(&mut self, staged: u64) -> Result<(Applied, bool), SinkError> {
-        let (t, s) = (quote_mysql(&self.target.table), quote_mysql(&self.staging));
-        let delete = match &self.apply {
-            Apply::Merge(key) => Some(format!(
-                "DELETE {t} FROM {t} JOIN {s} ON {}",
-                MYSQL.key_match(&self.target.table, &self.staging, key)
-            )),
-            _ => None,
-        };
-        let insert = MYSQL.insert_select(&self.target.table, &self.staging, &self.column_names, "");
-        // One round trip for the transaction's statements (the server stops at the first
-        // that fails), one for COMMIT and the staging table's DROP.
-        let mut statements = vec![
-            format!("SET SESSION sql_mode = '{SQL_MODE}'"),
-            "START TRANSACTION".to_string(),
-        ];
-        let merge = delete.is_some();
-        statements.extend(delete);
-        statements.push(insert);
+        let (statements, gone, merge) = self.apply_statements();
         let timeout = self.target.statement_timeout;
         let t0 = std::time::Instant::now();
         let (changed, failed) = self
@@ -170,7 +153,8 @@ impl MySqlSink {
         // Every statement answered (else `failed`): what the INSERT added, and what the
         // DELETE before it (a merge) took away.
         let inserted = changed.last().copied().unwrap_or(0);
-        let updated = if merge { changed[2] } else { 0 };
+        let deleted: u64 = changed[2..2 + gone].iter().sum();
+        let updated = if merge { changed[2 + gone] } else { 0 };
         if inserted != staged {
             let _ = self.control().query_drop("ROLLBACK");
             return Err(SinkError::Count {
@@ -181,6 +165,7 @@ impl MySqlSink {
         self.stop_before_commit()?;
         // Its outcome must be known: a COMMIT cut off mid-way may still happen. The DROP
         // runs only if the COMMIT succeeded.
+        let s = quote_mysql(&self.staging);
         let finish = ["COMMIT".to_string(), format!("DROP TABLE IF EXISTS {s}")];
         let answer = self.ep().read_timeout;
         let (done, failed) = self
@@ -223,8 +208,39 @@ impl MySqlSink {
         let applied = Applied {
             inserted: staged - updated.min(staged),
             updated,
+            deleted,
         };
         Ok((applied, tidy))
+    }
+
+    /// The apply's statements, up to its INSERT: the session's mode, the transaction, the
+    /// rows the source no longer has deleted (`deletes = apply`; first, so a row the merge
+    /// brings back stays), a merge's delete of the rows whose key comes again, the INSERT.
+    /// With how many deletes of the first kind, and whether it is a merge.
+    fn apply_statements(&self) -> (Vec<String>, usize, bool) {
+        let (t, s) = (quote_mysql(&self.target.table), quote_mysql(&self.staging));
+        let delete = match &self.apply {
+            Apply::Merge(key) => Some(format!(
+                "DELETE {t} FROM {t} JOIN {s} ON {}",
+                MYSQL.key_match(&self.target.table, &self.staging, key)
+            )),
+            _ => None,
+        };
+        let insert = MYSQL.insert_select(&self.target.table, &self.staging, &self.column_names, "");
+        // One round trip for the transaction's statements (the server stops at the first
+        // that fails), one for COMMIT and the staging table's DROP.
+        let mut statements = vec![
+            format!("SET SESSION sql_mode = '{SQL_MODE}'"),
+            "START TRANSACTION".to_string(),
+        ];
+        let gone = self.deletion.conditions.len();
+        for cond in &self.deletion.conditions {
+            statements.push(format!("DELETE FROM {t} WHERE {cond}"));
+        }
+        let merge = delete.is_some();
+        statements.extend(delete);
+        statements.push(insert);
+        (statements, gone, merge)
     }
 
     /// A stop that came during the apply: rolled back, not committed (a COMMIT is never

@@ -12,6 +12,15 @@ impl SqliteSink {
     /// updates the rows whose key comes again (in place: cheaper than delete and insert) and
     /// adds the others. Drops the staging table.
     pub(super) fn apply_staged(&self, staged: u64) -> Result<Applied, SinkError> {
+        let mut deleted = 0;
+        for cond in &self.deletion.conditions {
+            let sql = format!("DELETE FROM {} WHERE {cond}", quote_sqlite(&self.table));
+            deleted += self
+                .conn()
+                .execute(&sql, [])
+                .map_err(|e| self.err("deleting the rows the source no longer has", e))?
+                as u64;
+        }
         let (updated, only_new) = match &self.apply {
             Apply::Merge(key) => self.update_rows_that_came_again(key)?,
             _ => (0, String::new()),
@@ -31,7 +40,11 @@ impl SqliteSink {
         self.conn()
             .execute_batch(&drop)
             .map_err(|e| self.err("dropping the staging table", e))?;
-        Ok(Applied { inserted, updated })
+        Ok(Applied {
+            inserted,
+            updated,
+            deleted,
+        })
     }
 
     /// A merge's update of the rows whose key came again; with how many, and the WHERE that
