@@ -60,3 +60,48 @@ fn verify_takes_off_or_after() {
     let out = job.run(&[]).expect(2);
     assert!(out.stderr().contains("off or after"), "{}", out.stderr());
 }
+
+/// Rows written at the source after the load carry an incremental key above the target's
+/// largest: counted apart (`newer`), not as differences; a change that does not move the
+/// key is a difference.
+fn newer_rows_are_told_apart(db: &str, azure: bool) {
+    let mut src = fresh_db(
+        db,
+        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20), updated_at DATETIME(6) NOT NULL);
+         INSERT INTO t SELECT seq, CONCAT('v', seq), '2024-01-01' + INTERVAL seq SECOND
+         FROM seq_1_to_5000;",
+    );
+    let cfg = match azure {
+        true => {
+            drop_target_db(db);
+            azure_config(db, "SELECT * FROM t", db, "t", &verified("ca.pem"))
+        }
+        false => sqlite_config(db, "SELECT * FROM t", "t"),
+    };
+    let general = "strategy = merge\nincremental_key = updated_at\nverify = after";
+    let job = Job::new(&with_general(&cfg, general));
+    job.run(&[]).expect(0);
+    run_all(
+        &mut src,
+        "INSERT INTO t VALUES (9001, 'new', NOW(6));
+         UPDATE t SET v = 'moved', updated_at = NOW(6) WHERE id = 5;",
+    );
+    let s = summary_of(&job.run(&["--verify", "--summary-json", "-"]).expect(0));
+    let v = &s["verify"];
+    assert_eq!(v["newer"], 2, "{v}");
+    assert_eq!(v["newer_keys"], serde_json::json!(["5", "9001"]), "{v}");
+    assert_eq!(v["equal"], true, "{v}");
+    run_all(&mut src, "UPDATE t SET v = 'silent' WHERE id = 6;");
+    let s = summary_of(&job.run(&["--verify", "--summary-json", "-"]).expect(5));
+    assert_eq!(s["verify"]["changed_keys"], serde_json::json!(["6"]), "{s}");
+}
+
+#[test]
+fn newer_rows_are_told_apart_in_sqlite() {
+    newer_rows_are_told_apart("vf_newer_sqlite", false);
+}
+
+#[test]
+fn newer_rows_are_told_apart_in_mysql() {
+    newer_rows_are_told_apart("vf_newer_mysql", true);
+}

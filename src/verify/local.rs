@@ -9,7 +9,10 @@ use crate::plan::Plan;
 use crate::source::mysql::query;
 use crate::source::Source;
 use crate::target::SqliteTable;
-use crate::transform::{self, quote_sqlite, sqlite_decl, ColumnView, SourceColumn, ZeroDates};
+use crate::transform::{
+    self, quote_sqlite, sqlite_decl, Cell, ColumnView, SourceColumn, ZeroDates,
+};
+use rusqlite::types::Value;
 use std::collections::{HashMap, HashSet};
 
 /// What one row is, for the comparison: the hash of its key's canonical text (of the row's
@@ -20,6 +23,9 @@ struct Hasher {
     text: Vec<u8>,
     key_text: Vec<u8>,
     scratch: Vec<u8>,
+    /// The incremental key's column and the target's largest value of it: a source row
+    /// above it was written after the load.
+    newer: Option<(usize, Value)>,
 }
 
 impl Hasher {
@@ -42,6 +48,7 @@ impl Hasher {
             text: Vec::new(),
             key_text: Vec::new(),
             scratch: Vec::new(),
+            newer: None,
         }
     }
 
@@ -118,13 +125,24 @@ fn target_rows(
     Ok(())
 }
 
+/// Whether a source value of the incremental key is above the target's largest.
+fn above(cell: Cell<'_>, max: &Value) -> bool {
+    match (cell, max) {
+        (_, Value::Null) => true,
+        (Cell::Int(i), Value::Integer(m)) => i > *m,
+        (Cell::UInt(u), Value::Integer(m)) => i128::from(u) > i128::from(*m),
+        (Cell::Text(s), Value::Text(m)) => s > m.as_str(),
+        _ => false,
+    }
+}
+
 /// Every source row, as a copy reads it (zero dates as the copy treats them), through
-/// `each` (key hash, row hash, key text); the number of rows.
+/// `each` (key hash, row hash, key text, newer than the load); the number of rows.
 fn source_rows(
     source: Box<dyn Source>,
     zero_dates: ZeroDates,
     hasher: &mut Hasher,
-    mut each: impl FnMut(u64, u64, &[u8]),
+    mut each: impl FnMut(u64, u64, &[u8], bool),
 ) -> Result<u64, VerifyError> {
     let columns = source.columns().to_vec();
     let mut failed = None;
@@ -149,7 +167,11 @@ fn source_rows(
             for r in 0..batch.num_rows() {
                 let (k, h) = hasher
                     .row(|i, canon, scratch, out| canon.push_cell(views[i].cell(r), scratch, out));
-                each(k, h, &hasher.key_text);
+                let newer = match &hasher.newer {
+                    Some((i, max)) => above(views[*i].cell(r), max),
+                    None => false,
+                };
+                each(k, h, &hasher.key_text, newer);
             }
             true
         },
@@ -162,6 +184,33 @@ fn source_rows(
         }),
         None => Ok(rows),
     }
+}
+
+/// For an incremental table: its key's column and the file's largest value of it.
+fn newer_than(
+    plan: &Plan,
+    t: &SqliteTable,
+    columns: &[SourceColumn],
+) -> Result<Option<(usize, Value)>, VerifyError> {
+    let Some(i) = plan.incremental.as_ref().and_then(|inc| {
+        columns
+            .iter()
+            .position(|c| c.name.eq_ignore_ascii_case(&inc.key))
+    }) else {
+        return Ok(None);
+    };
+    let conn =
+        rusqlite::Connection::open_with_flags(&t.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| sqlite_err(t, e))?;
+    let sql = format!(
+        "SELECT max({}) FROM {}",
+        quote_sqlite(&columns[i].name),
+        quote_sqlite(&t.table)
+    );
+    let max = conn
+        .query_row(&sql, [], |r| r.get::<_, Value>(0))
+        .map_err(|e| sqlite_err(t, e))?;
+    Ok(Some((i, max)))
 }
 
 /// Compares the SQLite table with the source's rows, streamed.
@@ -187,16 +236,13 @@ pub(super) fn compare(
     })?;
     let found = &mut verdict.found;
     let mut source_counts: HashMap<u64, i64> = HashMap::new();
-    verdict.source_rows = source_rows(source, plan.zero_dates, &mut hasher, |k, h, key| {
+    hasher.newer = newer_than(plan, t, &columns)?;
+    verdict.source_rows = source_rows(source, plan.zero_dates, &mut hasher, |k, h, key, newer| {
         if !keyed {
             *source_counts.entry(h).or_default() += 1;
             return;
         }
-        match target.remove(&k) {
-            None => found.missing(|| show(key)),
-            Some(t) if t != h => found.changed(|| show(key)),
-            Some(_) => {}
-        }
+        found.source_row(target.remove(&k), h, newer, || show(key));
     })?;
     if !keyed {
         found.multiset(source_counts, counts);
@@ -242,7 +288,7 @@ pub(super) fn vanished(
         Box::new(key_source),
         plan.zero_dates,
         &mut hasher,
-        |k, _, _| {
+        |k, _, _, _| {
             present.insert(k);
         },
     )?;

@@ -29,6 +29,9 @@ struct Server {
     side: Side,
     name: &'static str,
     timeout: Duration,
+    /// What `rows` selects beside each row: whether it is newer than the load (the
+    /// source's side, for an incremental table; `0` otherwise).
+    flag: String,
 }
 
 impl Server {
@@ -75,18 +78,19 @@ impl Server {
         chunking: &Chunking,
         columns: &[SourceColumn],
         chunks: &[i128],
-    ) -> Result<HashMap<Vec<u8>, u64>, VerifyError> {
-        let sql = chunking.rows(columns, &self.side, chunks);
+    ) -> Result<HashMap<Vec<u8>, (u64, bool)>, VerifyError> {
+        let sql = chunking.rows(columns, &self.side, chunks, &self.flag);
         self.run(&sql, |rows| {
             let mut out = HashMap::new();
             for row in rows {
                 let row = row?;
-                let n = row.len() - 1;
+                let n = row.len() - 2;
                 let mut key = Vec::new();
                 for i in 0..n {
                     push_value(&mut key, bytes(&row, i));
                 }
-                out.insert(key, text(&row, n).and_then(|h| h.parse().ok()).unwrap_or(0));
+                let h = text(&row, n).and_then(|h| h.parse().ok()).unwrap_or(0);
+                out.insert(key, (h, text(&row, n + 1) == Some("1")));
             }
             Ok(out)
         })
@@ -99,7 +103,7 @@ impl Server {
         columns: &[SourceColumn],
         chunks: &[i128],
     ) -> Result<HashMap<u64, i64>, VerifyError> {
-        let sql = chunking.rows(columns, &self.side, chunks);
+        let sql = chunking.rows(columns, &self.side, chunks, "0");
         self.run(&sql, |rows| {
             let mut out = HashMap::new();
             for row in rows {
@@ -178,6 +182,7 @@ fn servers(
         },
         name: "source",
         timeout: plan.statement_timeout,
+        flag: "0".into(),
     };
     let tgt = Server {
         session: target.endpoint.connect(true, None)?.0,
@@ -186,6 +191,7 @@ fn servers(
         },
         name: "target",
         timeout: plan.statement_timeout,
+        flag: "0".into(),
     };
     Ok((src, tgt))
 }
@@ -231,6 +237,17 @@ pub(super) fn compare(
 ) -> Result<Verdict, VerifyError> {
     let columns = source.columns();
     let (mut src, mut tgt) = servers(plan, target, source)?;
+    let incremental = plan
+        .incremental
+        .as_ref()
+        .and_then(|i| columns.iter().find(|c| c.name.eq_ignore_ascii_case(&i.key)));
+    if let Some(col) = incremental {
+        let max = tgt.run(&sql::largest(col, &tgt.side), |mut r| {
+            let row = r.next().transpose()?;
+            Ok(row.as_ref().and_then(|r| text(r, 0)).map(str::to_string))
+        })?;
+        src.flag = sql::above(col, max.as_deref());
+    }
     let chunking = chunking(&mut tgt, columns, key)?;
     log::debug!("verify: chunks {chunking:?}");
     let (source_rows, target_rows, chunks, differing) =

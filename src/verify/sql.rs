@@ -132,8 +132,14 @@ impl Chunking {
         }
     }
 
-    /// The keys and hash of every row of `side` (restricted by `cond`), as `y`.
-    fn inner(&self, columns: &[SourceColumn], side: &Side, cond: Option<&str>) -> (String, usize) {
+    /// The keys and hash of every row of `side` (restricted by `cond`), and `flag`, as `y`.
+    fn inner(
+        &self,
+        columns: &[SourceColumn],
+        side: &Side,
+        cond: Option<&str>,
+        flag: &str,
+    ) -> (String, usize) {
         let keys = self.keys(columns, side);
         let mut list: Vec<String> = keys
             .iter()
@@ -141,20 +147,28 @@ impl Chunking {
             .map(|(i, k)| format!("{k} AS k{i}"))
             .collect();
         list.push(format!("{} AS h", row_hash(columns, side)));
+        list.push(format!("{flag} AS n"));
         (side.select(&list.join(", "), cond), keys.len())
     }
 
     /// Each chunk's number, row count and sum of row hashes (as decimal text).
     pub fn sums(&self, columns: &[SourceColumn], side: &Side) -> String {
-        let (inner, n) = self.inner(columns, side, None);
+        let (inner, n) = self.inner(columns, side, None, "0");
         format!(
             "SELECT {} AS c, COUNT(*), CAST(SUM(y.h) AS CHAR) FROM ({inner}) AS y GROUP BY c",
             self.chunk(n)
         )
     }
 
-    /// The rows of `chunks`: their keys and hash; without a key, each hash and its count.
-    pub fn rows(&self, columns: &[SourceColumn], side: &Side, chunks: &[i128]) -> String {
+    /// The rows of `chunks`: their keys, hash and `flag` (see `above`); without a key,
+    /// each hash and its count.
+    pub fn rows(
+        &self,
+        columns: &[SourceColumn],
+        side: &Side,
+        chunks: &[i128],
+        flag: &str,
+    ) -> String {
         let list: Vec<String> = chunks.iter().map(i128::to_string).collect();
         let cond = match self {
             // The key's own ranges, which an index on it serves.
@@ -166,7 +180,7 @@ impl Chunking {
             }
             _ => None,
         };
-        let (inner, n) = self.inner(columns, side, cond.as_deref());
+        let (inner, n) = self.inner(columns, side, cond.as_deref(), flag);
         let keys: Vec<String> = (0..n).map(|i| format!("y.k{i}")).collect();
         let chunk = self.chunk(n);
         match self {
@@ -175,7 +189,7 @@ impl Chunking {
                 list.join(", ")
             ),
             _ => format!(
-                "SELECT {}, y.h FROM ({inner}) AS y WHERE {chunk} IN ({})",
+                "SELECT {}, y.h, y.n FROM ({inner}) AS y WHERE {chunk} IN ({})",
                 keys.join(", "),
                 list.join(", ")
             ),
@@ -233,6 +247,34 @@ fn bounds(chunk: i128, width: i128) -> (i128, i128) {
 fn range_cond(q: &str, chunk: i128, width: i128) -> String {
     let (lo, hi) = bounds(chunk, width);
     format!("({q} BETWEEN {lo} AND {hi})")
+}
+
+/// An incremental key's value as both servers compare it (TIMESTAMP as its instant).
+fn newer_value(col: &SourceColumn) -> String {
+    let q = quote_mysql(&col.name);
+    match col.ty {
+        SqlType::Timestamp { .. } => format!("UNIX_TIMESTAMP({q})"),
+        _ => q,
+    }
+}
+
+/// The target's largest value of an incremental key, as text.
+pub fn largest(col: &SourceColumn, side: &Side) -> String {
+    side.select(&format!("CAST(MAX({}) AS CHAR)", newer_value(col)), None)
+}
+
+/// Whether a source row's incremental key is above the target's largest `max` (every row
+/// is, when the target holds none): a row written at the source after the load.
+pub fn above(col: &SourceColumn, max: Option<&str>) -> String {
+    match max {
+        None => "1".into(),
+        Some(m) if m.parse::<f64>().is_ok() => format!("({} > {m})", newer_value(col)),
+        Some(m) => format!(
+            "({} > {})",
+            newer_value(col),
+            crate::transform::mysql_literal(m)
+        ),
+    }
 }
 
 /// The key's count and, for an integer key, its smallest and largest values.

@@ -14,6 +14,12 @@ pub struct Tally {
     pub missing_keys: Vec<String>,
     pub extra_keys: Vec<String>,
     pub changed_keys: Vec<String>,
+    /// Source rows missing or changed in the target whose incremental key is above the
+    /// target's largest: written at the source after the load (the next run copies them).
+    pub newer: u64,
+    pub newer_keys: Vec<String>,
+    /// Of those, the rows the target does not hold at all.
+    pub newer_added: u64,
 }
 
 /// Keys kept per kind before the sample is sorted and cut to `SAMPLE_KEYS`.
@@ -38,20 +44,41 @@ impl Tally {
         self.changed += 1;
         keep(&mut self.changed_keys, key);
     }
+    pub fn newer(&mut self, key: impl FnOnce() -> String) {
+        self.newer += 1;
+        keep(&mut self.newer_keys, key);
+    }
+
+    /// A source row whose key the target lacks (`None`) or holds with another hash.
+    pub fn source_row(
+        &mut self,
+        target: Option<u64>,
+        hash: u64,
+        newer: bool,
+        key: impl FnOnce() -> String,
+    ) {
+        match target {
+            Some(t) if t == hash => {}
+            None if newer => {
+                self.newer_added += 1;
+                self.newer(key)
+            }
+            _ if newer => self.newer(key),
+            None => self.missing(key),
+            Some(_) => self.changed(key),
+        }
+    }
 
     /// Rows by key on each side (key → row hash): what is missing, extra, changed.
     pub fn keyed(
         &mut self,
-        source: HashMap<Vec<u8>, u64>,
-        mut target: HashMap<Vec<u8>, u64>,
+        source: HashMap<Vec<u8>, (u64, bool)>,
+        mut target: HashMap<Vec<u8>, (u64, bool)>,
         show: &dyn Fn(&[u8]) -> String,
     ) {
-        for (k, h) in source {
-            match target.remove(&k) {
-                None => self.missing(|| show(&k)),
-                Some(t) if t != h => self.changed(|| show(&k)),
-                Some(_) => {}
-            }
+        for (k, (h, newer)) in source {
+            let t = target.remove(&k).map(|t| t.0);
+            self.source_row(t, h, newer, || show(&k));
         }
         for k in target.keys() {
             self.extra(|| show(k));
@@ -100,12 +127,24 @@ pub struct Verdict {
 impl Verdict {
     pub fn equal(&self) -> bool {
         let f = &self.found;
-        f.missing == 0 && f.extra == 0 && f.changed == 0 && self.source_rows == self.target_rows
+        f.missing == 0
+            && f.extra == 0
+            && f.changed == 0
+            && self.source_rows == self.target_rows + f.newer_added
     }
 
     /// The log's lines about it.
     pub fn log(&self) {
         let f = &self.found;
+        if f.newer > 0 {
+            log::info!(
+                "verify: {} source rows are newer than the target's largest incremental key \
+                 (written at the source after the load; the next run copies them), not counted \
+                 as differences: {}",
+                f.newer,
+                Tally::sorted(&f.newer_keys).join(", ")
+            );
+        }
         if self.equal() {
             log::info!(
                 "verify: equal: {} rows on both sides ({} chunks compared, in {:.2} s)",
@@ -157,6 +196,8 @@ impl Verdict {
             "missing_keys": Tally::sorted(&f.missing_keys),
             "extra_keys": Tally::sorted(&f.extra_keys),
             "changed_keys": Tally::sorted(&f.changed_keys),
+            "newer": f.newer,
+            "newer_keys": Tally::sorted(&f.newer_keys),
             "by": if self.keyed { "key" } else { "row_hash" },
             "chunks": self.chunks,
             "differing_chunks": self.differing_chunks.len(),
