@@ -3,7 +3,7 @@
 //! streamed, as a copy reads them, and matched against it: what is left is extra.
 
 use super::canon::{row_hash, show, Canon};
-use super::{Vanished, Verdict, VerifyError};
+use super::{sorted, Tally, Vanished, Verdict, VerifyError};
 use crate::connect::Abandon;
 use crate::plan::Plan;
 use crate::source::mysql::query;
@@ -213,7 +213,17 @@ fn newer_than(
     Ok(Some((i, max)))
 }
 
-/// Compares the SQLite table with the source's rows, streamed.
+/// The key columns, in the order of the row (so a key's text is the same in every pass).
+fn key_columns(columns: &[SourceColumn], key: &[String]) -> Vec<SourceColumn> {
+    columns
+        .iter()
+        .filter(|c| key.contains(&c.name))
+        .cloned()
+        .collect()
+}
+
+/// Compares the SQLite table with the source's rows, streamed: the file is read on a
+/// thread of its own meanwhile; both sides' hashes are then sorted and merged.
 pub(super) fn compare(
     plan: &Plan,
     t: &SqliteTable,
@@ -222,45 +232,124 @@ pub(super) fn compare(
 ) -> Result<Verdict, VerifyError> {
     let columns = source.columns().to_vec();
     let mut hasher = Hasher::new(&columns, t, key);
-    let keyed = !hasher.key.is_empty();
-    let mut verdict = Verdict::default();
-    // Key hash → row hash; without a key, row hash → rows.
-    let mut target: HashMap<u64, u64> = HashMap::new();
-    let mut counts: HashMap<u64, i64> = HashMap::new();
-    target_rows(t, &columns, &mut hasher, false, |_, k, h, _| {
-        verdict.target_rows += 1;
-        match keyed {
-            true => drop(target.insert(k, h)),
-            false => *counts.entry(h).or_default() += 1,
-        }
-    })?;
-    let found = &mut verdict.found;
-    let mut source_counts: HashMap<u64, i64> = HashMap::new();
     hasher.newer = newer_than(plan, t, &columns)?;
-    verdict.source_rows = source_rows(source, plan.zero_dates, &mut hasher, |k, h, key, newer| {
-        if !keyed {
-            *source_counts.entry(h).or_default() += 1;
-            return;
-        }
-        found.source_row(target.remove(&k), h, newer, || show(key));
-    })?;
-    if !keyed {
-        found.multiset(source_counts, counts);
+    let (mut src, mut tgt) = (Vec::new(), Vec::new());
+    let (read, target_read) = std::thread::scope(|scope| {
+        let target_read = scope.spawn(|| {
+            let mut hasher = Hasher::new(&columns, t, key);
+            target_rows(t, &columns, &mut hasher, false, |_, k, h, _| {
+                tgt.push((k, h))
+            })
+        });
+        let read = source_rows(source, plan.zero_dates, &mut hasher, |k, h, _, newer| {
+            src.push(sorted::Row {
+                key: k,
+                hash: h,
+                newer,
+            })
+        });
+        let target_read = target_read.join().expect("the file's read does not panic");
+        (read, target_read)
+    });
+    let mut verdict = Verdict {
+        source_rows: read?,
+        target_rows: {
+            target_read?;
+            tgt.len() as u64
+        },
+        chunks: 1,
+        ..Verdict::default()
+    };
+    let d = sorted::merge(&mut src, &mut tgt);
+    drop((src, tgt));
+    if key.is_none() {
+        verdict.found.missing = d.missing.len() as u64;
+        verdict.found.extra = d.extra.len() as u64;
         return Ok(verdict);
     }
-    found.extra += target.len() as u64;
-    if !target.is_empty() {
-        // A second pass over the file names the extra keys.
-        let left: HashSet<u64> = target.into_keys().collect();
-        let mut names = Vec::new();
-        target_rows(t, &columns, &mut hasher, false, |_, k, _, key| {
-            if left.contains(&k) && names.len() < 1000 {
-                names.push(show(key));
+    name_differences(
+        plan,
+        t,
+        &columns,
+        key.unwrap_or_default(),
+        &d,
+        &mut verdict.found,
+    )?;
+    Ok(verdict)
+}
+
+/// Counts the differences and names up to `KEPT` keys of each kind: the target's from a
+/// second pass over the file, the source's (rows the file lacks) from its key columns.
+fn name_differences(
+    plan: &Plan,
+    t: &SqliteTable,
+    columns: &[SourceColumn],
+    key: &[String],
+    d: &sorted::Differences,
+    found: &mut Tally,
+) -> Result<(), VerifyError> {
+    const KEPT: usize = 1000;
+    let first = |v: &[u64]| v.iter().take(KEPT).copied().collect::<Vec<_>>();
+    let in_target: HashSet<u64> = [&d.extra, &d.changed, &d.newer]
+        .iter()
+        .flat_map(|v| first(v))
+        .collect();
+    let in_source: HashSet<u64> = [&d.missing, &d.newer_added]
+        .iter()
+        .flat_map(|v| first(v))
+        .collect();
+    let keys = key_columns(columns, key);
+    let mut names: HashMap<u64, String> = HashMap::new();
+    if !in_target.is_empty() {
+        let mut hasher = Hasher::new(&keys, t, Some(key));
+        target_rows(t, &keys, &mut hasher, false, |_, k, _, text| {
+            if in_target.contains(&k) {
+                names.insert(k, show(text));
             }
         })?;
-        found.extra_keys = names;
     }
-    Ok(verdict)
+    if !in_source.is_empty() {
+        let mut hasher = Hasher::new(&keys, t, Some(key));
+        source_rows(
+            only_keys(plan, &keys)?,
+            plan.zero_dates,
+            &mut hasher,
+            |k, _, text, _| {
+                if in_source.contains(&k) {
+                    names.insert(k, show(text));
+                }
+            },
+        )?;
+    }
+    let named = |v: &[u64]| -> Vec<String> {
+        first(v)
+            .iter()
+            .filter_map(|h| names.get(h).cloned())
+            .collect()
+    };
+    found.missing = d.missing.len() as u64;
+    found.extra = d.extra.len() as u64;
+    found.changed = d.changed.len() as u64;
+    found.newer = (d.newer.len() + d.newer_added.len()) as u64;
+    found.newer_added = d.newer_added.len() as u64;
+    found.missing_keys = named(&d.missing);
+    found.extra_keys = named(&d.extra);
+    found.changed_keys = named(&d.changed);
+    found.newer_keys = named(&d.newer);
+    found.newer_keys.extend(named(&d.newer_added));
+    Ok(())
+}
+
+/// The source's query reading only these (key) columns.
+fn only_keys(plan: &Plan, keys: &[SourceColumn]) -> Result<Box<dyn Source>, VerifyError> {
+    let source = super::open_source(plan, &plan.query)?;
+    let (query, dialect) = source.full_query();
+    let list: Vec<String> = keys
+        .iter()
+        .map(|c| transform::quote_mysql(&c.name))
+        .collect();
+    let only_keys = query::wrap(query, dialect, &list.join(", "), "dbsync_keys", "");
+    Ok(Box::new(super::open_source(plan, &only_keys)?))
 }
 
 /// The target's rows whose key the source no longer has: the source's keys streamed (only
@@ -271,27 +360,13 @@ pub(super) fn vanished(
     source: &crate::source::mysql::MySqlSource,
     key: &[String],
 ) -> Result<Vanished, VerifyError> {
-    let keys: Vec<SourceColumn> = key
-        .iter()
-        .filter_map(|k| source.columns().iter().find(|c| &c.name == k).cloned())
-        .collect();
-    let (query, dialect) = source.full_query();
-    let list: Vec<String> = keys
-        .iter()
-        .map(|c| transform::quote_mysql(&c.name))
-        .collect();
-    let only_keys = query::wrap(query, dialect, &list.join(", "), "dbsync_keys", "");
-    let key_source = super::open_source(plan, &only_keys)?;
+    let keys = key_columns(source.columns(), key);
+    let key_source = only_keys(plan, &keys)?;
     let mut hasher = Hasher::new(&keys, t, Some(key));
     let mut present = HashSet::new();
-    source_rows(
-        Box::new(key_source),
-        plan.zero_dates,
-        &mut hasher,
-        |k, _, _, _| {
-            present.insert(k);
-        },
-    )?;
+    source_rows(key_source, plan.zero_dates, &mut hasher, |k, _, _, _| {
+        present.insert(k);
+    })?;
     let (mut gone, mut target_rows) = (Vec::new(), 0);
     self::target_rows(t, &keys, &mut hasher, true, |id, k, _, _| {
         target_rows += 1;

@@ -10,6 +10,7 @@
 pub mod canon;
 mod local;
 mod server;
+mod sorted;
 pub mod sql;
 mod tally;
 

@@ -145,25 +145,26 @@ impl Verdict {
                 Tally::sorted(&f.newer_keys).join(", ")
             );
         }
+        let how = match self.chunks {
+            0 | 1 => "row by row".to_string(),
+            n => format!("{} of {n} chunks differ", self.differing_chunks.len()),
+        };
         if self.equal() {
             log::info!(
-                "verify: equal: {} rows on both sides ({} chunks compared, in {:.2} s)",
+                "verify: equal: {} rows on both sides ({how}, in {:.2} s)",
                 self.source_rows,
-                self.chunks,
                 self.seconds
             );
             return;
         }
         log::warn!(
             "verify: differs: source {} rows, target {} rows: {} missing from the target, {} extra \
-             in it, {} changed ({} of {} chunks differ; in {:.2} s)",
+             in it, {} changed ({how}; in {:.2} s)",
             self.source_rows,
             self.target_rows,
             f.missing,
             f.extra,
             f.changed,
-            self.differing_chunks.len(),
-            self.chunks,
             self.seconds
         );
         let some = |v: &[String]| v.iter().take(SAMPLE_KEYS).cloned().collect::<Vec<_>>();
