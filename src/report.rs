@@ -305,3 +305,40 @@ fn replace_file(path: &Path, value: &serde_json::Value) -> std::io::Result<()> {
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_exits_with_its_worst_in_the_documented_order() {
+        let order = [
+            Exit::Ok,
+            Exit::Fallback,
+            Exit::Differs,
+            Exit::Locked,
+            Exit::Failed,
+            Exit::Usage,
+            Exit::Sigterm,
+        ];
+        for pair in order.windows(2) {
+            assert!(pair[0].rank() < pair[1].rank(), "{pair:?}");
+        }
+        let job = |exits: &[Exit]| JobSummary {
+            tables: exits
+                .iter()
+                .map(|e| Summary {
+                    exit: *e,
+                    ..Summary::new("", "")
+                })
+                .collect(),
+            ..JobSummary::default()
+        };
+        assert_eq!(
+            job(&[Exit::Ok, Exit::Differs, Exit::Fallback]).exit(None),
+            Exit::Differs
+        );
+        assert_eq!(job(&[Exit::Differs, Exit::Locked]).exit(None), Exit::Locked);
+        assert_eq!(Exit::Differs as u8, 5);
+    }
+}
