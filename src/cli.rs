@@ -10,7 +10,7 @@ use std::path::PathBuf;
 /// Exit codes: 0 copied from the primary source; 3 copied from (or kept) the fallback
 /// SQLite table because the primary was unreachable; 1 failed, target unchanged;
 /// 2 usage or config error, nothing touched; 4 another run holds the target, nothing
-/// touched; 130 / 143 interrupted by SIGINT / SIGTERM, target unchanged. A job of many
+/// touched; 5 --verify found differences; 130 / 143 interrupted by SIGINT / SIGTERM, target unchanged. A job of many
 /// tables ([general] tables) exits with its worst table's code, in this order: 130/143,
 /// 2, 1, 4, 5, 3, 0.
 #[derive(Debug, Parser)]
@@ -62,6 +62,11 @@ pub struct Cli {
     /// the one that failed, again in the morning.
     #[arg(long, value_name = "NAME[,NAME...]", value_delimiter = ',')]
     pub only: Option<Vec<String>>,
+
+    /// Compare each target table with its source query, now, and change nothing: equal or
+    /// differs, row counts, the key ranges and keys that differ (exit 5 when any differs).
+    #[arg(long, conflicts_with_all = ["dry_run", "full_refresh"])]
+    pub verify: bool,
 
     #[command(subcommand)]
     pub command: Option<Command>,

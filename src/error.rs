@@ -25,6 +25,8 @@ pub enum Error {
     Interrupted(#[from] Interrupted),
     #[error(transparent)]
     Guard(#[from] Guard),
+    #[error(transparent)]
+    Verify(#[from] crate::verify::VerifyError),
     /// A job's table failed.
     #[error("table `{table}`: {cause}")]
     InTable { table: String, cause: Box<Error> },

@@ -115,6 +115,9 @@ fn finish(
                 (t1 - t0).as_secs_f64()
             );
             check_guards(opts.guards, stats.rows, sink)?;
+            if let Some(find) = &load.deletes {
+                sink.delete_too((find.0)()?);
+            }
             before_commit()?;
             crate::interrupt::check()?;
             meter.done();

@@ -19,6 +19,8 @@ pub enum Exit {
     Fallback = 3,
     /// Another run holds the target; nothing was touched.
     Locked = 4,
+    /// `--verify` (or `verify = after`) found the target differing from its source.
+    Differs = 5,
     /// Stopped by SIGINT (128 + 2); the target is unchanged.
     Sigint = 130,
     /// Stopped by SIGTERM (128 + 15); the target is unchanged.
@@ -32,6 +34,7 @@ impl Exit {
         match self {
             Exit::Ok => 0,
             Exit::Fallback => 1,
+            Exit::Differs => 2,
             Exit::Locked => 3,
             Exit::Failed => 4,
             Exit::Usage => 5,
@@ -85,6 +88,8 @@ pub struct Summary {
     /// Rows added and rows replaced by an incremental run.
     pub inserted: Option<u64>,
     pub updated: Option<u64>,
+    /// Rows a merge deleted because the source no longer has them (`deletes = apply`).
+    pub deleted: Option<u64>,
     /// Zero or partial dates met in the source (see `[external_db] zero_dates`).
     pub zero_dates: u64,
     /// When the fallback's rows were loaded (UTC), when the fallback served and knows it.
@@ -97,6 +102,8 @@ pub struct Summary {
     pub retried: Vec<String>,
     /// Every warning the run logged.
     pub warnings: Vec<String>,
+    /// What a verification found (`verify::Verdict::to_json`), or why none ran.
+    pub verify: Option<serde_json::Value>,
     pub exit: Exit,
     pub error: Option<String>,
 }
@@ -113,6 +120,7 @@ impl Summary {
             rows: 0,
             inserted: None,
             updated: None,
+            deleted: None,
             zero_dates: 0,
             fallback_loaded_at: None,
             fallback_age_seconds: None,
@@ -120,6 +128,7 @@ impl Summary {
             attempts: 1,
             retried: Vec::new(),
             warnings: Vec::new(),
+            verify: None,
             exit: Exit::Failed,
             error: None,
         }
@@ -144,6 +153,7 @@ impl Summary {
             "rows": self.rows,
             "inserted": self.inserted,
             "updated": self.updated,
+            "deleted": self.deleted,
             "zero_dates": self.zero_dates,
             "fallback_loaded_at": self.fallback_loaded_at,
             "fallback_age_seconds": self.fallback_age_seconds,
@@ -152,6 +162,7 @@ impl Summary {
             "attempts": self.attempts,
             "retried": self.retried,
             "warnings": self.warnings,
+            "verify": self.verify,
             "exit_code": self.exit as i32,
             "error": self.error,
         })
@@ -200,6 +211,8 @@ impl JobSummary {
 }
 
 /// What a run tells its caller: one table's summary, or a job's.
+// One per run: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Outcome {
     One(Summary),
@@ -300,4 +313,41 @@ fn replace_file(path: &Path, value: &serde_json::Value) -> std::io::Result<()> {
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_exits_with_its_worst_in_the_documented_order() {
+        let order = [
+            Exit::Ok,
+            Exit::Fallback,
+            Exit::Differs,
+            Exit::Locked,
+            Exit::Failed,
+            Exit::Usage,
+            Exit::Sigterm,
+        ];
+        for pair in order.windows(2) {
+            assert!(pair[0].rank() < pair[1].rank(), "{pair:?}");
+        }
+        let job = |exits: &[Exit]| JobSummary {
+            tables: exits
+                .iter()
+                .map(|e| Summary {
+                    exit: *e,
+                    ..Summary::new("", "")
+                })
+                .collect(),
+            ..JobSummary::default()
+        };
+        assert_eq!(
+            job(&[Exit::Ok, Exit::Differs, Exit::Fallback]).exit(None),
+            Exit::Differs
+        );
+        assert_eq!(job(&[Exit::Differs, Exit::Locked]).exit(None), Exit::Locked);
+        assert_eq!(Exit::Differs as u8, 5);
+    }
 }

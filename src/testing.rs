@@ -146,9 +146,11 @@ impl Sink for FakeSink {
         self.committed = self.staged;
         Ok(Applied {
             inserted: self.staged.unwrap_or(0),
-            updated: 0,
+            ..Applied::default()
         })
     }
+
+    fn delete_too(&mut self, _deletion: crate::target::Deletion) {}
 
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
         self

@@ -44,6 +44,7 @@ pub const TABLE_KEYS: &[&str] = &[
     "max_shrink_percent",
     "zero_dates",
     "on_schema_change",
+    "deletes",
 ];
 
 /// The run's own sections; each target's is its own (`target::SECTIONS`).
@@ -73,6 +74,8 @@ pub const RUN_SECTIONS: &[Section] = &[
             "consistency",
             "parallel_tables",
             "on_schema_change",
+            "verify",
+            "deletes",
         ],
     },
     Section {

@@ -118,6 +118,8 @@ pub struct Applied {
     pub inserted: u64,
     /// Existing rows replaced by the source's (merge), changed or not.
     pub updated: u64,
+    /// Rows whose key the source no longer has, deleted (merge, `deletes = apply`).
+    pub deleted: u64,
 }
 
 /// The largest key value in the target, as the target gave it.

@@ -93,6 +93,11 @@ pub struct Plan {
     pub incremental: Option<Incremental>,
     /// What a replace does when the query's columns change (`[general] on_schema_change`).
     pub on_schema_change: OnSchemaChange,
+    /// `[general] verify = after`: each load is verified against its source right after.
+    pub verify_after: bool,
+    /// `[general] deletes = apply`: a merge also removes the target's rows whose key the
+    /// source no longer has.
+    pub deletes_apply: bool,
     pub target: Target,
 }
 
@@ -112,6 +117,7 @@ impl Plan {
         parsed_log_level(raw)?;
         let kind = target::kind(raw, cli_target)?;
         let incremental = incremental(raw)?;
+        let deletes_apply = deletes(raw, incremental.as_ref())?;
         let query = query(raw, incremental.as_ref())?;
         let fallback_enabled = raw.bool(GENERAL, "fallback_to_local_source_on_failure", false)?;
         let target = Target::from_config(raw, kind, statement_timeout(raw)?)?;
@@ -178,9 +184,39 @@ impl Plan {
                     OnSchemaChange::parse,
                 )?
                 .unwrap_or_default(),
+            verify_after: choice(raw, "verify", ("off", "after"))?,
+            deletes_apply,
             target,
         })
     }
+}
+
+/// A `[general]` setting of two words: false for the first (the default), true for the
+/// second.
+fn choice(raw: &RawConfig, key: &str, (no, yes): (&str, &str)) -> Result<bool, ConfigError> {
+    let expected = format!("{no} or {yes}");
+    let value = raw.parsed(GENERAL, key, &expected, |s| {
+        let s = s.to_ascii_lowercase();
+        (s == no || s == yes).then_some(s == yes)
+    })?;
+    Ok(value.unwrap_or(false))
+}
+
+/// `[general] deletes`: `apply` only where a merge can apply it.
+fn deletes(raw: &RawConfig, incremental: Option<&Incremental>) -> Result<bool, ConfigError> {
+    let apply = choice(raw, "deletes", ("keep", "apply"))?;
+    let merge = incremental.is_some_and(|i| i.strategy() == "merge");
+    if apply && !merge {
+        return Err(ConfigError::Invalid {
+            section: GENERAL.into(),
+            key: "deletes".into(),
+            value: "apply".into(),
+            expected: "keep: deletes = apply is for strategy = merge (a replace already \
+                       removes what the source no longer has)"
+                .into(),
+        });
+    }
+    Ok(apply)
 }
 
 /// `[external_db] query`; one holding `{incremental_value}` needs an incremental strategy.

@@ -119,12 +119,13 @@ pub(super) fn prepare(
     };
     let load = Load {
         keys,
-        apply,
         from_fallback: used == SourceUsed::Fallback,
         origin: Some((source.describe(), read_at)),
         staged_apart,
         expected_rows,
         on_schema_change: plan.on_schema_change,
+        deletes: super::verify::deletes_of(plan, &apply, used),
+        apply,
     };
     Ok(Prepared::Load(Ready {
         sink,
@@ -322,6 +323,13 @@ pub(super) fn report(
         );
         summary.inserted = Some(stats.applied.inserted);
         summary.updated = Some(stats.applied.updated);
+        if plan.deletes_apply && matches!(apply, Apply::Merge(_)) {
+            log::info!(
+                "target: {} rows the source no longer has deleted",
+                stats.applied.deleted
+            );
+            summary.deleted = Some(stats.applied.deleted);
+        }
     }
     summary.rows = stats.rows;
     summary.zero_dates = stats.zero_dates;

@@ -16,11 +16,11 @@ use crate::source::mysql::tables::{base_tables, BaseTable};
 use crate::source::SourceError;
 
 /// The tables of the job, and whether the source was unreachable (the fallback serves).
-struct Chosen {
-    plans: Vec<Plan>,
+pub(super) struct Chosen {
+    pub(super) plans: Vec<Plan>,
     /// Tables a snapshot does not cover (their engine is not InnoDB).
     outside: Vec<String>,
-    fallback: bool,
+    pub(super) fallback: bool,
     /// Tables in flight at once (`[general] parallel_tables`).
     parallel_tables: usize,
 }
@@ -50,6 +50,14 @@ pub(super) fn run(job: &JobPlan, how: How, only: Option<&[String]>) -> (JobSumma
         (Consistency::PerTable, false) => per_table(job, &chosen, how, &mut summary),
         (Consistency::Snapshot, false) => snapshot::run(job, &chosen, how, &mut summary),
     };
+    if job.consistency == Consistency::Snapshot && !how.dry_run {
+        // A per_table job's tables are verified each after its own load.
+        for (plan, table) in chosen.plans.iter().zip(summary.tables.iter_mut()) {
+            logfile::set_table(Some(plan.target.table().to_string()));
+            super::verify::after(plan, table);
+            logfile::set_table(None);
+        }
+    }
     let own = own.err().map(|e| {
         summary.error = Some(chain(&e));
         e.exit()
@@ -60,7 +68,7 @@ pub(super) fn run(job: &JobPlan, how: How, only: Option<&[String]>) -> (JobSumma
 
 /// The job's tables among the source's (or, when it cannot be reached, the fallback
 /// file's), each with its plan.
-fn choose(job: &JobPlan, only: Option<&[String]>) -> Result<Chosen, Error> {
+pub(super) fn choose(job: &JobPlan, only: Option<&[String]>) -> Result<Chosen, Error> {
     let (base, fallback) = match base_tables(&job.source) {
         Ok(tables) => (tables, false),
         Err(SourceError::Connect(e)) if e.is_unreachable() && job.template.fallback.is_some() => {

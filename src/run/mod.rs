@@ -13,6 +13,7 @@ mod dry_run;
 mod fallback;
 mod incremental;
 mod job;
+mod verify;
 
 use crate::cli::Cli;
 use crate::config::RawConfig;
@@ -74,6 +75,11 @@ pub fn run(cli: &Cli, progress: ProgressMode) -> Outcome {
         progress,
     };
     let mut outcome = match work {
+        Ok(Work::Job(job)) if cli.verify => {
+            let (summary, exit) = verify::job(&job, cli.only.as_deref());
+            Outcome::Job(summary, exit)
+        }
+        Ok(Work::One(plan)) if cli.verify => Outcome::One(verify::single(&plan)),
         Ok(Work::Job(job)) => {
             let (summary, exit) = job::run(&job, how, cli.only.as_deref());
             Outcome::Job(summary, exit)
@@ -108,7 +114,11 @@ impl Work {
 /// One table's run, with its retries, into its summary.
 pub(super) fn one_table(plan: &Plan, how: How, summary: &mut Summary) {
     match with_retries(plan, how, summary) {
-        Ok(exit) => summary.exit = exit,
+        Ok(exit) if how.dry_run => summary.exit = exit,
+        Ok(exit) => {
+            summary.exit = exit;
+            verify::after(plan, summary);
+        }
         Err(e) => {
             summary.exit = e.exit();
             summary.error = Some(chain(&e));

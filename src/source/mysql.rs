@@ -43,6 +43,8 @@ pub struct MySqlSource {
     keys: Keys,
     /// The query as configured (it may hold `{incremental_value}`), for `restrict`.
     raw_query: String,
+    /// The query as it reads every row (the placeholder below every key), cleaned.
+    full_query: String,
     dialect: query::Dialect,
     /// The connection that described the query, kept for `look_at_start` (a login less).
     probe: Option<Session>,
@@ -113,6 +115,7 @@ impl MySqlSource {
             query
         };
         let read_query = read_query(&query, dialect, &columns, None);
+        let full_query = query.clone();
         let read_queries = match partitioning {
             // The bounds query reads the whole result: a statement, not a probe.
             Some(p) => conn.with_timeout(statement_timeout, |c| {
@@ -133,6 +136,7 @@ impl MySqlSource {
             lost,
             keys,
             raw_query,
+            full_query,
             dialect,
             // Kept only when an incremental run will check its start with it.
             probe: incremental_key.map(|_| conn),
@@ -144,6 +148,12 @@ impl MySqlSource {
     /// then declares from the result metadata.
     pub fn warn_lost_definitions(&self) {
         exact::warn_lost(&self.lost);
+    }
+
+    /// The query reading every row, as the server runs it, and the session's dialect
+    /// (for a verification, which wraps it in its own SELECT).
+    pub fn full_query(&self) -> (&str, query::Dialect) {
+        (&self.full_query, self.dialect)
     }
 }
 

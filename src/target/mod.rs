@@ -12,7 +12,7 @@ pub mod staging;
 
 pub use lock::{LockError, TargetLock};
 pub use mysql::{LoadMethod, MySqlTarget};
-pub use sink::{Load, Sink, SinkError};
+pub use sink::{Deletion, FindDeletion, Load, Sink, SinkError};
 pub use sqlite::SqliteTable;
 
 use crate::config::known::Section;

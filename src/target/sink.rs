@@ -67,6 +67,24 @@ pub enum SinkError {
     },
 }
 
+/// Rows a merge also deletes (`[general] deletes = apply`): each condition is the WHERE of
+/// one DELETE on the target table, run in the merge's own transaction, before its rows go in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deletion {
+    pub conditions: Vec<String>,
+}
+
+/// Finds a merge's deletions once all its rows are read: the source's keys are read after
+/// the incremental read, never before (a row added in between would be deleted).
+#[derive(Clone)]
+pub struct FindDeletion(pub std::sync::Arc<dyn Fn() -> Result<Deletion, SinkError> + Send + Sync>);
+
+impl std::fmt::Debug for FindDeletion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FindDeletion")
+    }
+}
+
 /// What one load puts into the target, told to the sink at `begin`.
 #[derive(Debug, Clone, Default)]
 pub struct Load {
@@ -90,6 +108,8 @@ pub struct Load {
     /// What a replace does when the query's columns are no longer the table's
     /// (`[general] on_schema_change`).
     pub on_schema_change: super::schema::OnSchemaChange,
+    /// A merge that also deletes the rows the source no longer has (`deletes = apply`).
+    pub deletes: Option<FindDeletion>,
 }
 
 /// A target table being replaced: `begin` prepares a new table nobody sees yet, `write`
@@ -120,6 +140,9 @@ pub trait Sink: Send {
         self.stage(rows_read)?;
         self.swap()
     }
+    /// Rows to delete in the same transaction as the staged rows are applied (a merge
+    /// under `deletes = apply`); called before `stage`.
+    fn delete_too(&mut self, deletion: Deletion);
     /// For a target's swap of many of its own tables at once.
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
     fn abort(&mut self);

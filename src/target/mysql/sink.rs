@@ -73,6 +73,8 @@ pub struct MySqlSink {
     /// A swap whose answer was lost was settled (and cleaned up) on a fresh connection:
     /// nothing is left for `abort` to drop.
     pub(super) settled: bool,
+    /// Rows a merge also deletes (`deletes = apply`).
+    pub(super) deletion: crate::target::Deletion,
 }
 
 /// A writer's and the apply's SQL mode: strict, so a value the column cannot hold fails the
@@ -107,6 +109,7 @@ impl MySqlSink {
             staged_apart: false,
             released: false,
             settled: false,
+            deletion: Default::default(),
         }
     }
 
@@ -488,7 +491,7 @@ impl Sink for MySqlSink {
         self.build_indexes()?;
         self.applied = Some(Applied {
             inserted: staged,
-            updated: 0,
+            ..Applied::default()
         });
         if self.staged_apart {
             self.release_control();
@@ -502,6 +505,10 @@ impl Sink for MySqlSink {
             self.release_control();
         }
         Ok(self.applied.unwrap_or_default())
+    }
+
+    fn delete_too(&mut self, deletion: crate::target::Deletion) {
+        self.deletion = deletion;
     }
 
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any {

@@ -58,6 +58,8 @@ pub struct SqliteSink {
     rtrim_keys: Vec<String>,
     /// Staged now, swapped later with other tables (`Load::staged_apart`).
     staged_apart: bool,
+    /// Rows a merge also deletes (`deletes = apply`).
+    deletion: crate::target::Deletion,
 }
 
 impl SqliteSink {
@@ -78,6 +80,7 @@ impl SqliteSink {
             decimal: DecimalMode::Auto,
             indexes: Vec::new(),
             apply: Apply::Replace,
+            deletion: Default::default(),
             columns: Vec::new(),
             unindexed_key: None,
             primary: Vec::new(),
@@ -248,7 +251,7 @@ impl SqliteSink {
                 self.build_indexes()?;
                 Applied {
                     inserted: rows_read,
-                    updated: 0,
+                    ..Applied::default()
                 }
             }
             _ => self.apply_staged(rows_read)?,
@@ -413,6 +416,10 @@ impl Sink for SqliteSink {
         let applied = self.swap_in_place()?;
         self.finish()?;
         Ok(applied)
+    }
+
+    fn delete_too(&mut self, deletion: crate::target::Deletion) {
+        self.deletion = deletion;
     }
 
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any {

@@ -136,18 +136,7 @@ impl MySqlSink {
     /// was applied, whether the staging table's DROP answered too (else the connection may be
     /// out of step, and nothing more is sent on it).
     pub(super) fn apply_staged(&mut self, staged: u64) -> Result<(Applied, bool), SinkError> {
-        let s = quote_mysql(&self.staging);
-        let merge_statements = self.merge_statements();
-        let insert = MYSQL.insert_select(&self.target.table, &self.staging, &self.column_names, "");
-        // One round trip for the transaction's statements (the server stops at the first
-        // that fails), one for COMMIT and the staging table's DROP.
-        let mut statements = vec![
-            format!("SET SESSION sql_mode = '{SQL_MODE}'"),
-            "START TRANSACTION".to_string(),
-        ];
-        let merge = !merge_statements.is_empty();
-        statements.extend(merge_statements);
-        statements.push(insert);
+        let (statements, gone, merge) = self.apply_statements();
         let timeout = self.target.statement_timeout;
         let t0 = std::time::Instant::now();
         let (changed, failed) = self
@@ -164,8 +153,9 @@ impl MySqlSink {
         // Every statement answered (else `failed`): what the INSERT added, and (a merge) the
         // rows that came again unchanged and those it replaced.
         let inserted = changed.last().copied().unwrap_or(0);
+        let deleted: u64 = changed[2..2 + gone].iter().sum();
         let (unchanged, updated) = if merge {
-            (changed[2], changed[3])
+            (changed[2 + gone], changed[3 + gone])
         } else {
             (0, 0)
         };
@@ -179,6 +169,7 @@ impl MySqlSink {
         self.stop_before_commit()?;
         // Its outcome must be known: a COMMIT cut off mid-way may still happen. The DROP
         // runs only if the COMMIT succeeded.
+        let s = quote_mysql(&self.staging);
         let finish = ["COMMIT".to_string(), format!("DROP TABLE IF EXISTS {s}")];
         let answer = self.ep().read_timeout;
         let (done, failed) = self
@@ -221,6 +212,7 @@ impl MySqlSink {
         let applied = Applied {
             inserted: inserted - updated.min(inserted),
             updated,
+            deleted,
         };
         Ok((applied, tidy))
     }
@@ -249,6 +241,30 @@ impl MySqlSink {
             ),
             format!("DELETE {t} FROM {t} JOIN {s} ON {on}"),
         ]
+    }
+
+    /// The apply's statements, up to its INSERT: the session's mode, the transaction, the
+    /// rows the source no longer has deleted (`deletes = apply`; first, so a row the merge
+    /// brings back stays), a merge's statements (`merge_statements`), the INSERT. With how
+    /// many deletes of the first kind, and whether it is a merge.
+    fn apply_statements(&self) -> (Vec<String>, usize, bool) {
+        let t = quote_mysql(&self.target.table);
+        let merge_statements = self.merge_statements();
+        let insert = MYSQL.insert_select(&self.target.table, &self.staging, &self.column_names, "");
+        // One round trip for the transaction's statements (the server stops at the first
+        // that fails), one for COMMIT and the staging table's DROP.
+        let mut statements = vec![
+            format!("SET SESSION sql_mode = '{SQL_MODE}'"),
+            "START TRANSACTION".to_string(),
+        ];
+        let gone = self.deletion.conditions.len();
+        for cond in &self.deletion.conditions {
+            statements.push(format!("DELETE FROM {t} WHERE {cond}"));
+        }
+        let merge = !merge_statements.is_empty();
+        statements.extend(merge_statements);
+        statements.push(insert);
+        (statements, gone, merge)
     }
 
     /// A stop that came during the apply: rolled back, not committed (a COMMIT is never

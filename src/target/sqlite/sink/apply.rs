@@ -13,6 +13,15 @@ impl SqliteSink {
     /// delete and insert), leaves those that come again as they are, and adds the others.
     /// Drops the staging table.
     pub(super) fn apply_staged(&self, staged: u64) -> Result<Applied, SinkError> {
+        let mut deleted = 0;
+        for cond in &self.deletion.conditions {
+            let sql = format!("DELETE FROM {} WHERE {cond}", quote_sqlite(&self.table));
+            deleted += self
+                .conn()
+                .execute(&sql, [])
+                .map_err(|e| self.err("deleting the rows the source no longer has", e))?
+                as u64;
+        }
         let (updated, unchanged, only_new) = match &self.apply {
             Apply::Merge(key) => self.update_rows_that_came_again(key)?,
             _ => (0, 0, String::new()),
@@ -32,7 +41,11 @@ impl SqliteSink {
         self.conn()
             .execute_batch(&drop)
             .map_err(|e| self.err("dropping the staging table", e))?;
-        Ok(Applied { inserted, updated })
+        Ok(Applied {
+            inserted,
+            updated,
+            deleted,
+        })
     }
 
     /// A merge's update of the rows whose key came again: those whose every value is the

@@ -1,0 +1,162 @@
+//! `--verify`: each table of the run compared with its source instead of copied, and
+//! `[general] verify = after`: each table loaded from the primary compared right after.
+
+use super::job::{choose, Chosen};
+use crate::error::{chain, Error};
+use crate::incremental::Apply;
+use crate::interrupt;
+use crate::logfile;
+use crate::plan::job::JobPlan;
+use crate::plan::Plan;
+use crate::report::{Exit, JobSummary, SourceUsed, Summary};
+use crate::target::{Deletion, FindDeletion, SinkError};
+use serde_json::json;
+use std::sync::Arc;
+
+/// Verifies one table into its summary: exit 0 equal, 5 differs, 1 could not run (or the
+/// signal's code when one stopped it).
+pub(super) fn one(plan: &Plan, summary: &mut Summary) {
+    match crate::verify::table(plan) {
+        Ok(verdict) => {
+            verdict.log();
+            if summary.action == "verified" {
+                summary.source = SourceUsed::Primary;
+                summary.rows = verdict.source_rows;
+            }
+            summary.verify = Some(verdict.to_json());
+            summary.exit = match verdict.equal() {
+                true => Exit::Ok,
+                false => Exit::Differs,
+            };
+        }
+        Err(e) => {
+            let e = interrupt::check().map_or_else(Error::from, |()| Error::from(e));
+            let text = chain(&e);
+            log::error!("verify: could not run: {text}");
+            summary.verify = Some(json!({ "error": text }));
+            summary.exit = e.exit();
+            summary.error = Some(text);
+        }
+    }
+}
+
+/// `verify = after`: a table just loaded from the primary is verified (exit 5 when it
+/// differs); one the fallback served, or not loaded, says why it was not. A verification
+/// that cannot run is a warning: the load itself stands.
+pub(super) fn after(plan: &Plan, summary: &mut Summary) {
+    if !plan.verify_after {
+        return;
+    }
+    let skipped = match (summary.exit, summary.source) {
+        (Exit::Ok, SourceUsed::Primary) => None,
+        (Exit::Fallback, _) => Some("fallback"),
+        _ => Some("not loaded"),
+    };
+    if let Some(why) = skipped {
+        log::info!("verify: skipped ({why})");
+        summary.verify = Some(json!({ "skipped": why }));
+        return;
+    }
+    let loaded = summary.exit;
+    one(plan, summary);
+    if summary.exit != Exit::Differs && summary.exit != Exit::Ok {
+        let why = summary.error.take().unwrap_or_default();
+        log::warn!("verify = after could not run; the load stands: {why}");
+        summary.exit = loaded;
+    }
+}
+
+/// `--verify` of a one-query config.
+pub(super) fn single(plan: &Plan) -> Summary {
+    let mut summary = Summary::new(plan.target.kind().as_str(), plan.target.table());
+    summary.action = "verified";
+    one(plan, &mut summary);
+    summary
+}
+
+/// `--verify` of a job: every chosen table, one after the other.
+pub(super) fn job(job: &JobPlan, only: Option<&[String]>) -> (JobSummary, Exit) {
+    let mut summary = JobSummary {
+        attempts: 1,
+        ..JobSummary::default()
+    };
+    let chosen: Chosen = match choose(job, only) {
+        Ok(c) if c.fallback => {
+            let e = "the primary source is unreachable: there is nothing to verify against";
+            summary.error = Some(e.to_string());
+            return (summary, Exit::Failed);
+        }
+        Ok(c) => c,
+        Err(e) => {
+            summary.error = Some(chain(&e));
+            let exit = summary.exit(Some(e.exit()));
+            return (summary, exit);
+        }
+    };
+    let kind = job.template.target.kind().as_str();
+    for plan in &chosen.plans {
+        if interrupt::check().is_err() {
+            break;
+        }
+        logfile::set_table(Some(plan.target.table().to_string()));
+        let mut table = Summary::new(kind, plan.target.table());
+        table.action = "verified";
+        one(plan, &mut table);
+        logfile::set_table(None);
+        summary.tables.push(table);
+    }
+    let own = interrupt::check().err().map(|i| {
+        let e = Error::from(i);
+        summary.error = Some(chain(&e));
+        e.exit()
+    });
+    let exit = summary.exit(own);
+    (summary, exit)
+}
+
+/// `deletes = apply` on a merge from the primary: how the sink learns, once the rows are
+/// read, which of the target's rows the source no longer has.
+pub(super) fn deletes_of(plan: &Plan, apply: &Apply, used: SourceUsed) -> Option<FindDeletion> {
+    let Apply::Merge(key) = apply else {
+        return None;
+    };
+    if !plan.deletes_apply || used != SourceUsed::Primary {
+        return None;
+    }
+    let (plan, key) = (plan.clone(), key.clone());
+    Some(FindDeletion(Arc::new(move || find_deletion(&plan, &key))))
+}
+
+/// The target's rows whose key the source no longer has, refused by max_shrink_percent
+/// as a replace that lost as many would be.
+fn find_deletion(plan: &Plan, key: &[String]) -> Result<Deletion, SinkError> {
+    let refused = |why: String| SinkError::Refused {
+        target: plan.target.describe(),
+        why,
+    };
+    let gone = crate::verify::vanished(plan, key).map_err(|e| {
+        refused(format!(
+            "deletes = apply could not find the rows the source no longer has: {e}"
+        ))
+    })?;
+    let lost = gone.rows as f64 * 100.0 / gone.target_rows.max(1) as f64;
+    if let Some(max) = plan.guards.max_shrink_percent.filter(|max| lost > *max) {
+        return Err(refused(format!(
+            "the merge would delete {} of the {} rows the target holds ({lost:.1}%), more than \
+             [general] max_shrink_percent = {max} (raise it if the drop is expected)",
+            gone.rows, gone.target_rows
+        )));
+    }
+    log::info!(
+        "deletes = apply: {} of the target's {} rows are gone from the source ({} of {} key \
+         chunks differ, in {:.2} s)",
+        gone.rows,
+        gone.target_rows,
+        gone.differing_chunks,
+        gone.chunks,
+        gone.seconds
+    );
+    Ok(Deletion {
+        conditions: gone.conditions,
+    })
+}

@@ -1,0 +1,209 @@
+//! The one canonical row text both sides of a comparison hash, and its hash.
+//!
+//! A row's text is its values in column order, each written `LEN:BYTES` (LEN the byte
+//! length in decimal) or `N` for NULL, with nothing between them: the length prefix keeps
+//! `("ab","c")` apart from `("a","bc")`, and `N` is never the start of a value. The row's
+//! hash is the first 8 bytes of the text's MD5 as a big-endian u64 (on MySQL,
+//! `CAST(CONV(SUBSTR(MD5(text),1,16),16,10) AS UNSIGNED)`), and a chunk's checksum is the
+//! sum of its rows' hashes modulo 2^64 with its row count: not linear in the values, so two
+//! values swapped between rows of one chunk change it.
+//!
+//! On MySQL both sides are hashed by the servers with the same SQL (`sql`), so FLOAT and
+//! DOUBLE are compared as each server prints `col + 0e0`, alike on both. Into SQLite, dbsync
+//! hashes both sides itself from the values as SQLite holds them (`Canon`): the source's
+//! rows as the SQLite sink would bind them (FLOAT as shown, 6 digits), SQLite's as read; a
+//! DECIMAL that SQLite keeps as a number (`decimal = real`, or `auto` up to 15 digits) is
+//! compared to 15 significant digits.
+
+use crate::transform::Cell;
+use rusqlite::types::ValueRef;
+
+/// Appends one value of the canonical text: `LEN:BYTES`, or `N` for NULL.
+pub fn push_value(out: &mut Vec<u8>, value: Option<&[u8]>) {
+    match value {
+        None => out.push(b'N'),
+        Some(v) => {
+            out.extend_from_slice(itoa::Buffer::new().format(v.len()).as_bytes());
+            out.push(b':');
+            out.extend_from_slice(v);
+        }
+    }
+}
+
+/// A canonical text (of a key) as the log shows it: its values, `NULL` for NULL, joined
+/// by `, `.
+pub fn show(mut text: &[u8]) -> String {
+    let mut values = Vec::new();
+    while let Some(&first) = text.first() {
+        if first == b'N' {
+            values.push("NULL".to_string());
+            text = &text[1..];
+            continue;
+        }
+        let colon = text.iter().position(|&b| b == b':').unwrap_or(text.len());
+        let len: usize = std::str::from_utf8(&text[..colon])
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let end = (colon + 1 + len).min(text.len());
+        values.push(String::from_utf8_lossy(&text[(colon + 1).min(end)..end]).into_owned());
+        text = &text[end..];
+    }
+    values.join(", ")
+}
+
+/// The row hash of a canonical text.
+pub fn row_hash(text: &[u8]) -> u64 {
+    let digest = openssl::hash::hash(openssl::hash::MessageDigest::md5(), text)
+        .expect("MD5 is available in OpenSSL");
+    u64::from_be_bytes(digest[..8].try_into().expect("MD5 has 16 bytes"))
+}
+
+/// How one column's values are compared when dbsync hashes them (SQLite target).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Canon {
+    /// As SQLite stores it: integers in decimal, reals in their shortest exact spelling,
+    /// text and blobs as their bytes.
+    Stored,
+    /// A DECIMAL SQLite keeps as a number: to 15 significant digits.
+    Decimal15,
+}
+
+/// A double in its shortest spelling that reads back as itself (`-0` as `0`).
+fn real(v: f64, out: &mut Vec<u8>) {
+    let v = if v == 0.0 { 0.0 } else { v };
+    out.extend_from_slice(format!("{v:?}").as_bytes());
+}
+
+/// A number to 15 significant digits, as `d.dddddddddddddde±x`.
+fn digits15(v: f64, out: &mut Vec<u8>) {
+    let v = if v == 0.0 { 0.0 } else { v };
+    out.extend_from_slice(format!("{v:.14e}").as_bytes());
+}
+
+impl Canon {
+    /// Appends the canonical value of a source cell, as the SQLite sink binds it.
+    pub fn push_cell(self, cell: Cell<'_>, scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
+        scratch.clear();
+        match (self, cell) {
+            (_, Cell::Null) => return push_value(out, None),
+            (Canon::Decimal15, Cell::Text(s)) => match s.trim().parse::<f64>() {
+                Ok(v) => digits15(v, scratch),
+                Err(_) => scratch.extend_from_slice(s.as_bytes()),
+            },
+            (Canon::Decimal15, Cell::Int(i)) => digits15(i as f64, scratch),
+            (_, Cell::Int(i)) => {
+                scratch.extend_from_slice(itoa::Buffer::new().format(i).as_bytes())
+            }
+            (_, Cell::UInt(u)) => {
+                scratch.extend_from_slice(itoa::Buffer::new().format(u).as_bytes())
+            }
+            (_, Cell::Float(f)) => real(f, scratch),
+            (_, Cell::Float32(f)) => real(crate::transform::float_as_shown(f), scratch),
+            (_, Cell::Text(s)) => scratch.extend_from_slice(s.as_bytes()),
+            (_, Cell::Bytes(b)) => scratch.extend_from_slice(b),
+        }
+        push_value(out, Some(scratch));
+    }
+
+    /// Appends the canonical value of a value read from SQLite.
+    pub fn push_sqlite(self, value: ValueRef<'_>, scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
+        scratch.clear();
+        match (self, value) {
+            (_, ValueRef::Null) => return push_value(out, None),
+            (Canon::Decimal15, ValueRef::Integer(i)) => digits15(i as f64, scratch),
+            (Canon::Decimal15, ValueRef::Real(f)) => digits15(f, scratch),
+            (Canon::Decimal15, ValueRef::Text(t)) => {
+                match std::str::from_utf8(t)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<f64>().ok())
+                {
+                    Some(v) => digits15(v, scratch),
+                    None => scratch.extend_from_slice(t),
+                }
+            }
+            (_, ValueRef::Integer(i)) => {
+                scratch.extend_from_slice(itoa::Buffer::new().format(i).as_bytes())
+            }
+            (_, ValueRef::Real(f)) => real(f, scratch),
+            (_, ValueRef::Text(b) | ValueRef::Blob(b)) => scratch.extend_from_slice(b),
+        }
+        push_value(out, Some(scratch));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(values: &[Option<&[u8]>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for v in values {
+            push_value(&mut out, *v);
+        }
+        out
+    }
+
+    #[test]
+    fn the_text_marks_null_and_lengths() {
+        assert_eq!(text(&[Some(b"ab"), Some(b"c")]), b"2:ab1:c");
+        assert_ne!(
+            text(&[Some(b"ab"), Some(b"c")]),
+            text(&[Some(b"a"), Some(b"bc")])
+        );
+        assert_ne!(text(&[None, Some(b"")]), text(&[Some(b""), None]));
+        assert_eq!(text(&[None, Some(b"N")]), b"N1:N");
+    }
+
+    #[test]
+    fn keys_show_as_their_values() {
+        assert_eq!(
+            show(&text(&[Some(b"12"), None, Some(b"a:b")])),
+            "12, NULL, a:b"
+        );
+        assert_eq!(show(b""), "");
+    }
+
+    #[test]
+    fn the_hash_is_md5s_first_half() {
+        // MD5("") = d41d8cd98f00b204e9800998ecf8427e.
+        assert_eq!(row_hash(b""), 0xd41d8cd98f00b204);
+    }
+
+    #[test]
+    fn source_cells_and_sqlite_values_agree() {
+        let both = |canon: Canon, cell: Cell<'_>, stored: ValueRef<'_>| {
+            let (mut s, mut a, mut b) = (Vec::new(), Vec::new(), Vec::new());
+            canon.push_cell(cell, &mut s, &mut a);
+            canon.push_sqlite(stored, &mut s, &mut b);
+            (a, b)
+        };
+        let (a, b) = both(
+            Canon::Stored,
+            Cell::UInt(u64::MAX),
+            ValueRef::Text(b"18446744073709551615"),
+        );
+        assert_eq!(a, b);
+        let (a, b) = both(
+            Canon::Stored,
+            Cell::Float32(1.2345678),
+            ValueRef::Real(1.23457),
+        );
+        assert_eq!(a, b);
+        let (a, b) = both(Canon::Decimal15, Cell::Text("12.50"), ValueRef::Real(12.5));
+        assert_eq!(a, b);
+        let (a, b) = both(Canon::Decimal15, Cell::Text("12.00"), ValueRef::Integer(12));
+        assert_eq!(a, b);
+        let (a, b) = both(Canon::Decimal15, Cell::Text("12.51"), ValueRef::Real(12.5));
+        assert_ne!(a, b);
+        // Past 15 digits, decimal = real rounds: equal to 15 digits is equal.
+        let (a, b) = both(
+            Canon::Decimal15,
+            Cell::Text("1234567890.1234567891"),
+            ValueRef::Real("1234567890.1234567891".parse().unwrap()),
+        );
+        assert_eq!(a, b);
+        let (a, b) = both(Canon::Stored, Cell::Null, ValueRef::Text(b""));
+        assert_ne!(a, b);
+    }
+}

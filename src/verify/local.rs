@@ -1,0 +1,391 @@
+//! Verification into SQLite: dbsync hashes both sides itself. The target's rows are read
+//! first into a map of key hash → row hash (16 bytes a row), then the source's rows are
+//! streamed, as a copy reads them, and matched against it: what is left is extra.
+
+use super::canon::{row_hash, show, Canon};
+use super::{sorted, Tally, Vanished, Verdict, VerifyError};
+use crate::connect::Abandon;
+use crate::plan::Plan;
+use crate::source::mysql::query;
+use crate::source::Source;
+use crate::target::SqliteTable;
+use crate::transform::{
+    self, quote_sqlite, sqlite_decl, Cell, ColumnView, SourceColumn, ZeroDates,
+};
+use rusqlite::types::Value;
+use std::collections::{HashMap, HashSet};
+
+/// What one row is, for the comparison: the hash of its key's canonical text (of the row's
+/// when there is no key) and of its whole text.
+struct Hasher {
+    canons: Vec<Canon>,
+    key: Vec<usize>,
+    text: Vec<u8>,
+    key_text: Vec<u8>,
+    scratch: Vec<u8>,
+    /// The incremental key's column and the target's largest value of it: a source row
+    /// above it was written after the load.
+    newer: Option<(usize, Value)>,
+}
+
+impl Hasher {
+    fn new(columns: &[SourceColumn], t: &SqliteTable, key: Option<&[String]>) -> Hasher {
+        let canons = columns
+            .iter()
+            .map(|c| match sqlite_decl(&c.ty, t.decimal) {
+                d if d.starts_with("DECIMAL") => Canon::Decimal15,
+                _ => Canon::Stored,
+            })
+            .collect();
+        let key = key
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|k| columns.iter().position(|c| &c.name == k))
+            .collect();
+        Hasher {
+            canons,
+            key,
+            text: Vec::new(),
+            key_text: Vec::new(),
+            scratch: Vec::new(),
+            newer: None,
+        }
+    }
+
+    /// The key's hash and the row's, after `push` filled each column `i` in turn.
+    fn row(
+        &mut self,
+        mut push: impl FnMut(usize, Canon, &mut Vec<u8>, &mut Vec<u8>),
+    ) -> (u64, u64) {
+        self.text.clear();
+        self.key_text.clear();
+        for (i, canon) in self.canons.iter().enumerate() {
+            let start = self.text.len();
+            push(i, *canon, &mut self.scratch, &mut self.text);
+            if self.key.contains(&i) {
+                self.key_text.extend_from_slice(&self.text[start..]);
+            }
+        }
+        let h = row_hash(&self.text);
+        match self.key.is_empty() {
+            true => (h, h),
+            false => (row_hash(&self.key_text), h),
+        }
+    }
+}
+
+fn sqlite_err(t: &SqliteTable, e: rusqlite::Error) -> VerifyError {
+    VerifyError::Sqlite(t.to_string(), e.to_string())
+}
+
+/// Every row of the target table through `each` (key hash, row hash, key text; with
+/// `rowid`, the row's rowid first).
+fn target_rows(
+    t: &SqliteTable,
+    columns: &[SourceColumn],
+    hasher: &mut Hasher,
+    rowid: bool,
+    mut each: impl FnMut(i64, u64, u64, &[u8]),
+) -> Result<(), VerifyError> {
+    use rusqlite::OpenFlags;
+    let conn = rusqlite::Connection::open_with_flags(&t.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| sqlite_err(t, e))?;
+    let exists: bool = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [&t.table],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )
+        .map_err(|e| sqlite_err(t, e))?;
+    if !exists {
+        return Err(VerifyError::NoTarget(t.to_string()));
+    }
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(|e| sqlite_err(t, e))?;
+    let first = usize::from(rowid);
+    let list: Vec<String> = (rowid.then(|| "rowid".to_string()).into_iter())
+        .chain(columns.iter().map(|c| quote_sqlite(&c.name)))
+        .collect();
+    let sql = format!("SELECT {} FROM {}", list.join(", "), quote_sqlite(&t.table));
+    let mut stmt = conn.prepare(&sql).map_err(|e| sqlite_err(t, e))?;
+    let mut rows = stmt.query([]).map_err(|e| sqlite_err(t, e))?;
+    while let Some(row) = rows.next().map_err(|e| sqlite_err(t, e))? {
+        let (k, h) = hasher.row(|i, canon, scratch, out| {
+            let v = row
+                .get_ref(first + i)
+                .unwrap_or(rusqlite::types::ValueRef::Null);
+            canon.push_sqlite(v, scratch, out);
+        });
+        let id = match rowid {
+            true => row.get(0).map_err(|e| sqlite_err(t, e))?,
+            false => 0,
+        };
+        each(id, k, h, &hasher.key_text);
+    }
+    Ok(())
+}
+
+/// Whether a source value of the incremental key is above the target's largest.
+fn above(cell: Cell<'_>, max: &Value) -> bool {
+    match (cell, max) {
+        (_, Value::Null) => true,
+        (Cell::Int(i), Value::Integer(m)) => i > *m,
+        (Cell::UInt(u), Value::Integer(m)) => i128::from(u) > i128::from(*m),
+        (Cell::Text(s), Value::Text(m)) => s > m.as_str(),
+        _ => false,
+    }
+}
+
+/// Every source row, as a copy reads it (zero dates as the copy treats them), through
+/// `each` (key hash, row hash, key text, newer than the load); the number of rows.
+fn source_rows(
+    source: Box<dyn Source>,
+    zero_dates: ZeroDates,
+    hasher: &mut Hasher,
+    mut each: impl FnMut(u64, u64, &[u8], bool),
+) -> Result<u64, VerifyError> {
+    let columns = source.columns().to_vec();
+    let mut failed = None;
+    let rows = source.read(
+        &mut |batch| {
+            let batch = match transform::apply_zero_dates(batch, &columns, zero_dates) {
+                Ok((b, _)) => b,
+                Err(r) => {
+                    failed = Some(format!("a zero date in column `{}`: {}", r.column, r.value));
+                    return false;
+                }
+            };
+            let views: Result<Vec<ColumnView<'_>>, String> =
+                batch.columns().iter().map(ColumnView::new).collect();
+            let views = match views {
+                Ok(v) => v,
+                Err(e) => {
+                    failed = Some(e);
+                    return false;
+                }
+            };
+            for r in 0..batch.num_rows() {
+                let (k, h) = hasher
+                    .row(|i, canon, scratch, out| canon.push_cell(views[i].cell(r), scratch, out));
+                let newer = match &hasher.newer {
+                    Some((i, max)) => above(views[*i].cell(r), max),
+                    None => false,
+                };
+                each(k, h, &hasher.key_text, newer);
+            }
+            true
+        },
+        &Abandon::default(),
+    )?;
+    match failed {
+        Some(message) => Err(VerifyError::Query {
+            side: "source",
+            message,
+        }),
+        None => Ok(rows),
+    }
+}
+
+/// For an incremental table: its key's column and the file's largest value of it.
+fn newer_than(
+    plan: &Plan,
+    t: &SqliteTable,
+    columns: &[SourceColumn],
+) -> Result<Option<(usize, Value)>, VerifyError> {
+    let Some(i) = plan.incremental.as_ref().and_then(|inc| {
+        columns
+            .iter()
+            .position(|c| c.name.eq_ignore_ascii_case(&inc.key))
+    }) else {
+        return Ok(None);
+    };
+    let conn =
+        rusqlite::Connection::open_with_flags(&t.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| sqlite_err(t, e))?;
+    let sql = format!(
+        "SELECT max({}) FROM {}",
+        quote_sqlite(&columns[i].name),
+        quote_sqlite(&t.table)
+    );
+    let max = conn
+        .query_row(&sql, [], |r| r.get::<_, Value>(0))
+        .map_err(|e| sqlite_err(t, e))?;
+    Ok(Some((i, max)))
+}
+
+/// The key columns, in the order of the row (so a key's text is the same in every pass).
+fn key_columns(columns: &[SourceColumn], key: &[String]) -> Vec<SourceColumn> {
+    columns
+        .iter()
+        .filter(|c| key.contains(&c.name))
+        .cloned()
+        .collect()
+}
+
+/// Compares the SQLite table with the source's rows, streamed: the file is read on a
+/// thread of its own meanwhile; both sides' hashes are then sorted and merged.
+pub(super) fn compare(
+    plan: &Plan,
+    t: &SqliteTable,
+    source: Box<dyn Source>,
+    key: Option<&[String]>,
+) -> Result<Verdict, VerifyError> {
+    let columns = source.columns().to_vec();
+    let mut hasher = Hasher::new(&columns, t, key);
+    hasher.newer = newer_than(plan, t, &columns)?;
+    let (mut src, mut tgt) = (Vec::new(), Vec::new());
+    let (read, target_read) = std::thread::scope(|scope| {
+        let target_read = scope.spawn(|| {
+            let mut hasher = Hasher::new(&columns, t, key);
+            target_rows(t, &columns, &mut hasher, false, |_, k, h, _| {
+                tgt.push((k, h))
+            })
+        });
+        let read = source_rows(source, plan.zero_dates, &mut hasher, |k, h, _, newer| {
+            src.push(sorted::Row {
+                key: k,
+                hash: h,
+                newer,
+            })
+        });
+        let target_read = target_read.join().expect("the file's read does not panic");
+        (read, target_read)
+    });
+    let mut verdict = Verdict {
+        source_rows: read?,
+        target_rows: {
+            target_read?;
+            tgt.len() as u64
+        },
+        chunks: 1,
+        ..Verdict::default()
+    };
+    let d = sorted::merge(&mut src, &mut tgt);
+    drop((src, tgt));
+    if key.is_none() {
+        verdict.found.missing = d.missing.len() as u64;
+        verdict.found.extra = d.extra.len() as u64;
+        return Ok(verdict);
+    }
+    name_differences(
+        plan,
+        t,
+        &columns,
+        key.unwrap_or_default(),
+        &d,
+        &mut verdict.found,
+    )?;
+    Ok(verdict)
+}
+
+/// Counts the differences and names up to `KEPT` keys of each kind: the target's from a
+/// second pass over the file, the source's (rows the file lacks) from its key columns.
+fn name_differences(
+    plan: &Plan,
+    t: &SqliteTable,
+    columns: &[SourceColumn],
+    key: &[String],
+    d: &sorted::Differences,
+    found: &mut Tally,
+) -> Result<(), VerifyError> {
+    const KEPT: usize = 1000;
+    let first = |v: &[u64]| v.iter().take(KEPT).copied().collect::<Vec<_>>();
+    let in_target: HashSet<u64> = [&d.extra, &d.changed, &d.newer]
+        .iter()
+        .flat_map(|v| first(v))
+        .collect();
+    let in_source: HashSet<u64> = [&d.missing, &d.newer_added]
+        .iter()
+        .flat_map(|v| first(v))
+        .collect();
+    let keys = key_columns(columns, key);
+    let mut names: HashMap<u64, String> = HashMap::new();
+    if !in_target.is_empty() {
+        let mut hasher = Hasher::new(&keys, t, Some(key));
+        target_rows(t, &keys, &mut hasher, false, |_, k, _, text| {
+            if in_target.contains(&k) {
+                names.insert(k, show(text));
+            }
+        })?;
+    }
+    if !in_source.is_empty() {
+        let mut hasher = Hasher::new(&keys, t, Some(key));
+        source_rows(
+            only_keys(plan, &keys)?,
+            plan.zero_dates,
+            &mut hasher,
+            |k, _, text, _| {
+                if in_source.contains(&k) {
+                    names.insert(k, show(text));
+                }
+            },
+        )?;
+    }
+    let named = |v: &[u64]| -> Vec<String> {
+        first(v)
+            .iter()
+            .filter_map(|h| names.get(h).cloned())
+            .collect()
+    };
+    found.missing = d.missing.len() as u64;
+    found.extra = d.extra.len() as u64;
+    found.changed = d.changed.len() as u64;
+    found.newer = (d.newer.len() + d.newer_added.len()) as u64;
+    found.newer_added = d.newer_added.len() as u64;
+    found.missing_keys = named(&d.missing);
+    found.extra_keys = named(&d.extra);
+    found.changed_keys = named(&d.changed);
+    found.newer_keys = named(&d.newer);
+    found.newer_keys.extend(named(&d.newer_added));
+    Ok(())
+}
+
+/// The source's query reading only these (key) columns.
+fn only_keys(plan: &Plan, keys: &[SourceColumn]) -> Result<Box<dyn Source>, VerifyError> {
+    let source = super::open_source(plan, &plan.query)?;
+    let (query, dialect) = source.full_query();
+    let list: Vec<String> = keys
+        .iter()
+        .map(|c| transform::quote_mysql(&c.name))
+        .collect();
+    let only_keys = query::wrap(query, dialect, &list.join(", "), "dbsync_keys", "");
+    Ok(Box::new(super::open_source(plan, &only_keys)?))
+}
+
+/// The target's rows whose key the source no longer has: the source's keys streamed (only
+/// the key columns are read), the table's rows matched by rowid.
+pub(super) fn vanished(
+    plan: &Plan,
+    t: &SqliteTable,
+    source: &crate::source::mysql::MySqlSource,
+    key: &[String],
+) -> Result<Vanished, VerifyError> {
+    let keys = key_columns(source.columns(), key);
+    let key_source = only_keys(plan, &keys)?;
+    let mut hasher = Hasher::new(&keys, t, Some(key));
+    let mut present = HashSet::new();
+    source_rows(key_source, plan.zero_dates, &mut hasher, |k, _, _, _| {
+        present.insert(k);
+    })?;
+    let (mut gone, mut target_rows) = (Vec::new(), 0);
+    self::target_rows(t, &keys, &mut hasher, true, |id, k, _, _| {
+        target_rows += 1;
+        if !present.contains(&k) {
+            gone.push(id);
+        }
+    })?;
+    Ok(Vanished {
+        rows: gone.len() as u64,
+        conditions: gone
+            .chunks(1000)
+            .map(|ids| {
+                let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+                format!("rowid IN ({})", ids.join(", "))
+            })
+            .collect(),
+        target_rows,
+        chunks: 1,
+        differing_chunks: u64::from(!gone.is_empty()),
+        seconds: 0.0,
+    })
+}

@@ -1,0 +1,97 @@
+//! Both sides' rows as lists of (key hash, row hash), sorted and merged: what the target
+//! lacks, what it has extra, what differs. 16 bytes a row, where a hash map takes about
+//! twice that: a million rows on each side stay near 32 MB.
+
+/// A source row: its key's hash, its own, and whether it was written after the load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Row {
+    pub key: u64,
+    pub hash: u64,
+    pub newer: bool,
+}
+
+/// The key hashes of each kind of difference.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Differences {
+    pub missing: Vec<u64>,
+    pub extra: Vec<u64>,
+    pub changed: Vec<u64>,
+    /// Newer than the load: held otherwise by the target, or not at all (`newer_added`).
+    pub newer: Vec<u64>,
+    pub newer_added: Vec<u64>,
+}
+
+/// Merges the sides (sorting them first). Without a key, `key` is the row's own hash and
+/// the rows are a multiset: equal hashes pair off one for one.
+pub fn merge(source: &mut [Row], target: &mut [(u64, u64)]) -> Differences {
+    source.sort_unstable();
+    target.sort_unstable();
+    let mut d = Differences::default();
+    let (mut i, mut j) = (0, 0);
+    while i < source.len() || j < target.len() {
+        let s = source.get(i);
+        let t = target.get(j);
+        match (s, t) {
+            (Some(s), Some(t)) if s.key == t.0 => {
+                if s.hash != t.1 {
+                    match s.newer {
+                        true => d.newer.push(s.key),
+                        false => d.changed.push(s.key),
+                    }
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(s), t) if t.is_none_or(|t| s.key < t.0) => {
+                match s.newer {
+                    true => d.newer_added.push(s.key),
+                    false => d.missing.push(s.key),
+                }
+                i += 1;
+            }
+            (_, Some(t)) => {
+                d.extra.push(t.0);
+                j += 1;
+            }
+            (_, None) => unreachable!("the loop ends when both sides are done"),
+        }
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(key: u64, hash: u64) -> Row {
+        Row {
+            key,
+            hash,
+            newer: false,
+        }
+    }
+
+    #[test]
+    fn each_kind_is_found() {
+        let mut s = vec![row(3, 30), row(1, 10), row(2, 20), row(5, 51)];
+        s.push(Row {
+            key: 9,
+            hash: 90,
+            newer: true,
+        });
+        let mut t = vec![(4, 40), (1, 10), (2, 21), (5, 50)];
+        let d = merge(&mut s, &mut t);
+        assert_eq!(d.missing, vec![3]);
+        assert_eq!(d.extra, vec![4]);
+        assert_eq!(d.changed, vec![2, 5]);
+        assert_eq!(d.newer_added, vec![9]);
+    }
+
+    #[test]
+    fn a_multiset_pairs_equal_hashes_one_for_one() {
+        let mut s = vec![row(7, 7), row(7, 7), row(8, 8)];
+        let mut t = vec![(7, 7), (8, 8), (8, 8)];
+        let d = merge(&mut s, &mut t);
+        assert_eq!((d.missing, d.extra), (vec![7], vec![8]));
+    }
+}

@@ -1,0 +1,336 @@
+//! The SQL of a verification on MySQL, the same on the source and on the target so both
+//! servers print and hash each value alike: each column's canonical value, the row's
+//! text and hash (see `canon`), the chunk a row falls in, and the statements that sum
+//! chunks and list the rows of the chunks that differ.
+
+use crate::source::mysql::query::{self, Dialect};
+use crate::transform::{quote_mysql, SourceColumn, SqlType, ZeroDates};
+
+/// Rows a chunk aims at: small enough that a differing chunk's keys are read quickly,
+/// large enough that the chunk sums of 1M rows are a few hundred lines.
+pub const CHUNK_ROWS: u64 = 4096;
+
+/// Which side a statement runs on: the source's query (its zero dates as the copy treats
+/// them), or the target's table.
+#[derive(Debug, Clone)]
+pub enum Side {
+    Source {
+        query: String,
+        dialect: Dialect,
+        zero_dates: ZeroDates,
+    },
+    Target {
+        table: String,
+    },
+}
+
+/// How rows are grouped into chunks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Chunking {
+    /// A single integer key, by ranges of `width` values (`key DIV width`).
+    Range { column: String, width: i128 },
+    /// Any other key, by a hash of its canonical text into `buckets`.
+    KeyHash { columns: Vec<String>, buckets: u64 },
+    /// No usable key: the rows are a multiset, grouped by their own hash.
+    RowHash { buckets: u64 },
+}
+
+/// A column's value as both servers print it, before it is made bytes.
+fn value(col: &SourceColumn, side: &Side) -> String {
+    let q = quote_mysql(&col.name);
+    let source = matches!(side, Side::Source { .. });
+    let nulled = matches!(
+        side,
+        Side::Source {
+            zero_dates: ZeroDates::Null,
+            ..
+        }
+    );
+    match col.ty {
+        SqlType::Float | SqlType::Double => format!("{q} + 0e0"),
+        SqlType::Bit { .. } => format!("{q} + 0"),
+        SqlType::Date | SqlType::DateTime { .. } if nulled => {
+            format!("IF(YEAR({q}) = 0 OR MONTH({q}) = 0 OR DAYOFMONTH({q}) = 0, NULL, {q})")
+        }
+        // The instant, whatever either session's time zone (see `transform::read_expr`).
+        SqlType::Timestamp { .. } if nulled => {
+            format!("NULLIF(COALESCE(UNIX_TIMESTAMP({q}), {q} + 0), 0)")
+        }
+        SqlType::Timestamp { .. } => format!("COALESCE(UNIX_TIMESTAMP({q}), {q} + 0)"),
+        SqlType::Text { .. } | SqlType::Enum | SqlType::Set | SqlType::Json => {
+            format!("CONVERT({q} USING utf8mb4)")
+        }
+        SqlType::Null => format!("CAST({q} AS CHAR)"),
+        // The target holds the WKB the copy read.
+        SqlType::Geometry if source => format!("ST_AsBinary({q})"),
+        _ => q,
+    }
+}
+
+/// A column's canonical value: its bytes, or NULL.
+pub fn canonical(col: &SourceColumn, side: &Side) -> String {
+    format!("CAST(({}) AS BINARY)", value(col, side))
+}
+
+/// One value of the canonical text (`LEN:BYTES` or `N`) from a canonical expression.
+fn piece(e: &str) -> String {
+    format!("COALESCE(CONCAT(LENGTH({e}), ':', {e}), 'N')")
+}
+
+/// The first 16 hex digits of `text`'s MD5 as an unsigned integer.
+fn hash_of(text: &str) -> String {
+    format!("CAST(CONV(SUBSTR(MD5({text}), 1, 16), 16, 10) AS UNSIGNED)")
+}
+
+/// The row hash of the columns' canonical text.
+pub fn row_hash(columns: &[SourceColumn], side: &Side) -> String {
+    let pieces: Vec<String> = columns.iter().map(|c| piece(&canonical(c, side))).collect();
+    hash_of(&format!("CONCAT({})", pieces.join(", ")))
+}
+
+impl Side {
+    /// `SELECT list FROM <the side's rows> WHERE cond`.
+    fn select(&self, list: &str, cond: Option<&str>) -> String {
+        let tail = cond.map(|c| format!(" WHERE {c}")).unwrap_or_default();
+        match self {
+            Side::Source { query, dialect, .. } => {
+                query::wrap(query, *dialect, list, "dbsync_verify", &tail)
+            }
+            Side::Target { table } => format!("SELECT {list} FROM {}{tail}", quote_mysql(table)),
+        }
+    }
+}
+
+impl Chunking {
+    /// The key columns selected beside the hash, as `k0, k1, ...` (the integer key itself,
+    /// or the canonical key values).
+    fn keys(&self, columns: &[SourceColumn], side: &Side) -> Vec<String> {
+        let col = |name: &str| columns.iter().find(|c| c.name == name);
+        match self {
+            Chunking::Range { column, .. } => vec![quote_mysql(column)],
+            Chunking::KeyHash { columns: keys, .. } => keys
+                .iter()
+                .filter_map(|k| col(k))
+                .map(|c| canonical(c, side))
+                .collect(),
+            Chunking::RowHash { .. } => Vec::new(),
+        }
+    }
+
+    /// The chunk of a row of the inner select `y`.
+    fn chunk(&self, nkeys: usize) -> String {
+        match self {
+            Chunking::Range { width, .. } => format!("y.k0 DIV {width}"),
+            Chunking::KeyHash { buckets, .. } => {
+                let pieces: Vec<String> = (0..nkeys).map(|i| piece(&format!("y.k{i}"))).collect();
+                format!(
+                    "CONV(SUBSTR(MD5(CONCAT({})), 1, 8), 16, 10) MOD {buckets}",
+                    pieces.join(", ")
+                )
+            }
+            Chunking::RowHash { buckets } => format!("y.h MOD {buckets}"),
+        }
+    }
+
+    /// The keys and hash of every row of `side` (restricted by `cond`), and `flag`, as `y`.
+    fn inner(
+        &self,
+        columns: &[SourceColumn],
+        side: &Side,
+        cond: Option<&str>,
+        flag: &str,
+    ) -> (String, usize) {
+        let keys = self.keys(columns, side);
+        let mut list: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("{k} AS k{i}"))
+            .collect();
+        list.push(format!("{} AS h", row_hash(columns, side)));
+        list.push(format!("{flag} AS n"));
+        (side.select(&list.join(", "), cond), keys.len())
+    }
+
+    /// Each chunk's number, row count and sum of row hashes (as decimal text).
+    pub fn sums(&self, columns: &[SourceColumn], side: &Side) -> String {
+        let (inner, n) = self.inner(columns, side, None, "0");
+        format!(
+            "SELECT {} AS c, COUNT(*), CAST(SUM(y.h) AS CHAR) FROM ({inner}) AS y GROUP BY c",
+            self.chunk(n)
+        )
+    }
+
+    /// The rows of `chunks`: their keys, hash and `flag` (see `above`); without a key,
+    /// each hash and its count.
+    pub fn rows(
+        &self,
+        columns: &[SourceColumn],
+        side: &Side,
+        chunks: &[i128],
+        flag: &str,
+    ) -> String {
+        let list: Vec<String> = chunks.iter().map(i128::to_string).collect();
+        let cond = match self {
+            // The key's own ranges, which an index on it serves.
+            Chunking::Range { column, width } => {
+                let q = quote_mysql(column);
+                let ranges: Vec<String> =
+                    chunks.iter().map(|c| range_cond(&q, *c, *width)).collect();
+                Some(ranges.join(" OR "))
+            }
+            _ => None,
+        };
+        let (inner, n) = self.inner(columns, side, cond.as_deref(), flag);
+        let keys: Vec<String> = (0..n).map(|i| format!("y.k{i}")).collect();
+        let chunk = self.chunk(n);
+        match self {
+            Chunking::RowHash { .. } => format!(
+                "SELECT y.h, COUNT(*) FROM ({inner}) AS y WHERE {chunk} IN ({}) GROUP BY y.h",
+                list.join(", ")
+            ),
+            _ => format!(
+                "SELECT {}, y.h, y.n FROM ({inner}) AS y WHERE {chunk} IN ({})",
+                keys.join(", "),
+                list.join(", ")
+            ),
+        }
+    }
+
+    /// A WHERE matching the rows of these keys (canonical key texts, as `rows` read them)
+    /// on the target: an integer key by its values (its index serves), any other by its
+    /// canonical text.
+    pub fn key_in(&self, keys: &[SourceColumn], side: &Side, texts: &[Vec<u8>]) -> String {
+        if let Chunking::Range { column, .. } = self {
+            let values: Vec<String> = texts
+                .iter()
+                .map(|t| crate::verify::canon::show(t))
+                .filter(|v| v.parse::<i128>().is_ok())
+                .collect();
+            return format!("{} IN ({})", quote_mysql(column), values.join(", "));
+        }
+        let pieces: Vec<String> = keys.iter().map(|c| piece(&canonical(c, side))).collect();
+        let hex: Vec<String> = texts
+            .iter()
+            .map(|t| {
+                format!(
+                    "X'{}'",
+                    t.iter().map(|b| format!("{b:02x}")).collect::<String>()
+                )
+            })
+            .collect();
+        format!("CONCAT({}) IN ({})", pieces.join(", "), hex.join(", "))
+    }
+
+    /// A chunk as the log shows it.
+    pub fn describe(&self, chunk: i128) -> String {
+        match self {
+            Chunking::Range { column, width } => {
+                let (lo, hi) = bounds(chunk, *width);
+                format!("{column} {lo}..{hi}")
+            }
+            Chunking::KeyHash { buckets, .. } | Chunking::RowHash { buckets } => {
+                format!("hash bucket {chunk} of {buckets}")
+            }
+        }
+    }
+}
+
+/// The key values of a chunk of `key DIV width` (truncating: chunk 0 spans both signs).
+fn bounds(chunk: i128, width: i128) -> (i128, i128) {
+    match chunk {
+        0 => (-(width - 1), width - 1),
+        c if c > 0 => (c * width, c * width + width - 1),
+        c => (c * width - width + 1, c * width),
+    }
+}
+
+fn range_cond(q: &str, chunk: i128, width: i128) -> String {
+    let (lo, hi) = bounds(chunk, width);
+    format!("({q} BETWEEN {lo} AND {hi})")
+}
+
+/// An incremental key's value as both servers compare it (TIMESTAMP as its instant).
+fn newer_value(col: &SourceColumn) -> String {
+    let q = quote_mysql(&col.name);
+    match col.ty {
+        SqlType::Timestamp { .. } => format!("UNIX_TIMESTAMP({q})"),
+        _ => q,
+    }
+}
+
+/// The target's largest value of an incremental key, as text.
+pub fn largest(col: &SourceColumn, side: &Side) -> String {
+    side.select(&format!("CAST(MAX({}) AS CHAR)", newer_value(col)), None)
+}
+
+/// Whether a source row's incremental key is above the target's largest `max` (every row
+/// is, when the target holds none): a row written at the source after the load.
+pub fn above(col: &SourceColumn, max: Option<&str>) -> String {
+    match max {
+        None => "1".into(),
+        Some(m) if m.parse::<f64>().is_ok() => format!("({} > {m})", newer_value(col)),
+        Some(m) => format!(
+            "({} > {})",
+            newer_value(col),
+            crate::transform::mysql_literal(m)
+        ),
+    }
+}
+
+/// The key's count and, for an integer key, its smallest and largest values.
+pub fn extent(side: &Side, key: Option<&str>) -> String {
+    match key {
+        Some(k) => {
+            let q = quote_mysql(k);
+            side.select(
+                &format!("COUNT(*), CAST(MIN({q}) AS CHAR), CAST(MAX({q}) AS CHAR)"),
+                None,
+            )
+        }
+        None => side.select("COUNT(*), NULL, NULL", None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, ty: SqlType) -> SourceColumn {
+        SourceColumn {
+            name: name.into(),
+            ty,
+            nullable: true,
+            exact_mysql_type: None,
+            collation: None,
+        }
+    }
+
+    #[test]
+    fn ranges_cover_every_key_once() {
+        assert_eq!(bounds(0, 10), (-9, 9));
+        assert_eq!(bounds(1, 10), (10, 19));
+        assert_eq!(bounds(-1, 10), (-19, -10));
+        // -19 DIV 10 = -1, 19 DIV 10 = 1, as MySQL truncates.
+        assert_eq!(-19 / 10, -1);
+    }
+
+    #[test]
+    fn identifiers_are_quoted_and_geometry_is_wkb_on_the_source() {
+        let c = col("g`x", SqlType::Geometry);
+        let table = Side::Target {
+            table: "t`1".into(),
+        };
+        let source = Side::Source {
+            query: "SELECT 1".into(),
+            dialect: Dialect::default(),
+            zero_dates: ZeroDates::Keep,
+        };
+        assert_eq!(canonical(&c, &table), "CAST((`g``x`) AS BINARY)");
+        assert_eq!(
+            canonical(&c, &source),
+            "CAST((ST_AsBinary(`g``x`)) AS BINARY)"
+        );
+        let sums = Chunking::RowHash { buckets: 3 }.sums(&[c], &table);
+        assert!(sums.contains("FROM `t``1`"), "{sums}");
+    }
+}

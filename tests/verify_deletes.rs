@@ -1,0 +1,139 @@
+//! `[general] deletes = apply`: a merge also deletes the target's rows whose key the source
+//! no longer has, in its own transaction, found by key checksums; max_shrink_percent
+//! refuses a merge that would delete too many; `keep` stays today's behaviour.
+
+mod common;
+use common::app::summary_of;
+use common::jobs::with_general;
+use common::*;
+use mysql::prelude::Queryable;
+
+const ROWS: u32 = 20_000;
+
+fn source(db: &str) {
+    let mut c = fresh_db(
+        db,
+        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20), updated_at DATETIME(6) NOT NULL)",
+    );
+    c.query_drop(format!(
+        "INSERT INTO t SELECT seq, CONCAT('v', seq), '2024-01-01' + INTERVAL seq SECOND \
+         FROM seq_1_to_{ROWS}"
+    ))
+    .unwrap();
+}
+
+/// 1% of the rows updated, 0.1% added, 0.1% deleted, spread over the table.
+fn churn(db: &str) {
+    run_all(
+        &mut root(Some(db)),
+        &format!(
+            "UPDATE t SET v = 'changed', updated_at = NOW(6) WHERE id % 100 = 3;
+             DELETE FROM t WHERE id % 1000 = 7;
+             INSERT INTO t SELECT {ROWS} + seq, 'new', NOW(6) FROM seq_1_to_20;"
+        ),
+    );
+}
+
+const MERGE: &str = "strategy = merge\nincremental_key = updated_at\ndeletes = apply";
+
+fn config(db: &str, azure: bool, general: &str) -> String {
+    let q = "SELECT * FROM t";
+    let cfg = match azure {
+        true => {
+            drop_target_db(db);
+            azure_config(db, q, db, "t", &verified("ca.pem"))
+        }
+        false => sqlite_config(db, q, "t"),
+    };
+    with_general(&cfg, general)
+}
+
+fn target_ids(job: &Job, db: &str, azure: bool) -> Vec<Vec<Option<String>>> {
+    match azure {
+        true => mysql_rows(&mut tls_root(Some(db)), "SELECT id, v FROM t ORDER BY id"),
+        false => {
+            let rows = sqlite_rows(&job.path("data/out.db"), "t", "id");
+            rows.into_iter().map(|r| r[..2].to_vec()).collect()
+        }
+    }
+}
+
+fn merge_applies_deletes(db: &str, azure: bool) {
+    source(db);
+    let job = Job::new(&config(db, azure, MERGE));
+    job.run(&[]).expect(0);
+    churn(db);
+    let s = summary_of(&job.run(&["--summary-json", "-"]).expect(0));
+    assert_eq!(s["action"], "merged", "{s}");
+    assert_eq!(s["deleted"], 20, "{s}");
+    assert_eq!(s["inserted"], 20, "{s}");
+    // The target equals the source: by --verify, and row by row.
+    let v = summary_of(&job.run(&["--verify", "--summary-json", "-"]).expect(0));
+    assert_eq!(v["verify"]["equal"], true, "{v}");
+    let want = mysql_rows(&mut root(Some(db)), "SELECT id, v FROM t ORDER BY id");
+    assert_eq!(target_ids(&job, db, azure), want);
+    // Nothing gone: nothing deleted.
+    let s = summary_of(&job.run(&["--summary-json", "-"]).expect(0));
+    assert_eq!(s["deleted"], 0, "{s}");
+}
+
+#[test]
+fn a_merge_deletes_what_the_source_lost_in_sqlite() {
+    merge_applies_deletes("vf_del_sqlite", false);
+}
+
+#[test]
+fn a_merge_deletes_what_the_source_lost_in_mysql() {
+    merge_applies_deletes("vf_del_mysql", true);
+}
+
+fn shrink_refused(db: &str, azure: bool) {
+    source(db);
+    let job = Job::new(&config(
+        db,
+        azure,
+        &format!("{MERGE}\nmax_shrink_percent = 20"),
+    ));
+    job.run(&[]).expect(0);
+    root(Some(db))
+        .query_drop("DELETE FROM t WHERE id % 2 = 0")
+        .unwrap();
+    let out = job.run(&[]).expect(1);
+    assert!(
+        out.stderr().contains("max_shrink_percent = 20"),
+        "{}",
+        out.stderr()
+    );
+    assert_eq!(target_ids(&job, db, azure).len(), ROWS as usize);
+}
+
+#[test]
+fn a_merge_that_would_delete_too_much_is_refused_in_sqlite() {
+    shrink_refused("vf_shrink_sqlite", false);
+}
+
+#[test]
+fn a_merge_that_would_delete_too_much_is_refused_in_mysql() {
+    shrink_refused("vf_shrink_mysql", true);
+}
+
+#[test]
+fn keep_leaves_deleted_rows_and_apply_needs_a_merge() {
+    let db = "vf_keep";
+    source(db);
+    let general = "strategy = merge\nincremental_key = updated_at";
+    let job = Job::new(&config(db, false, general));
+    job.run(&[]).expect(0);
+    churn(db);
+    let s = summary_of(&job.run(&["--summary-json", "-"]).expect(0));
+    assert_eq!(s["deleted"], serde_json::Value::Null, "{s}");
+    let v = summary_of(&job.run(&["--verify", "--summary-json", "-"]).expect(5));
+    assert_eq!(v["verify"]["extra"], 20, "{v}");
+    let bad = Job::new(&config(db, false, "deletes = apply"));
+    let out = bad.run(&[]).expect(2);
+    assert!(
+        out.stderr().contains("strategy = merge"),
+        "{}",
+        out.stderr()
+    );
+}
