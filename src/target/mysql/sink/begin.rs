@@ -6,6 +6,7 @@ use super::super::{ddl, obstacles, swap};
 use super::{MySqlSink, MAX_STATEMENT_BYTES};
 use crate::connect;
 use crate::incremental::Apply;
+use crate::target::schema::OnSchemaChange;
 use crate::target::staging::{self, MYSQL};
 use crate::target::{Load, Sink, SinkError};
 use crate::transform::keys::Keys;
@@ -58,22 +59,36 @@ impl MySqlSink {
         };
         let ddl = self.staging_ddl(&columns, &looked, &keys, load.expected_rows)?;
         setup.push((ddl, "creating the staging table".to_string()));
+        // A replace's schema check reads both tables' columns in the same round trip.
+        let policy = load.on_schema_change;
+        let judge = self.apply == Apply::Replace
+            && policy != OnSchemaChange::Allow
+            && self.target_exists()?;
+        if judge {
+            setup.push((
+                self.columns_lookup(),
+                "reading the tables' columns".to_string(),
+            ));
+        }
         // A dead run's session may still hold a leftover: its DROP waits a little longer.
         let answer = self.ep().read_timeout + self.ep().read_timeout.min(swap::LOCK_WAIT);
         let statements: Vec<String> = setup.iter().map(|(sql, _)| sql.clone()).collect();
         let r = self
             .control()
             .with_timeout(answer, |c| connect::batch(c, &statements));
-        if let Err((i, e)) = r {
-            let action = setup.get(i).map_or("creating the staging table", |s| &s.1);
-            return Err(self.fail(action, e, Bound::Read));
-        }
+        let rows = match r {
+            Ok(rows) => rows,
+            Err((i, e)) => {
+                let action = setup.get(i).map_or("creating the staging table", |s| &s.1);
+                return Err(self.fail(action, e, Bound::Read));
+            }
+        };
         self.database_known = true;
         self.column_names = columns.iter().map(|c| c.name.clone()).collect();
         if self.apply != Apply::Replace {
             self.check_types()?;
-        } else {
-            self.judge_schema_change(load.on_schema_change)?;
+        } else if judge {
+            self.judge_schema_change(policy, rows.last().map_or(&[][..], Vec::as_slice))?;
         }
         self.start_writers(&columns)
     }

@@ -110,24 +110,30 @@ impl MySqlSink {
 }
 
 impl MySqlSink {
-    /// `[general] on_schema_change` for a replace of an existing table: its columns and
-    /// the staging table's, as the server declares them (one lookup; none under `allow`).
-    pub(super) fn judge_schema_change(&mut self, policy: OnSchemaChange) -> Result<(), SinkError> {
-        if policy == OnSchemaChange::Allow || !self.target_exists()? {
-            return Ok(());
-        }
-        let sql = format!(
+    /// The existing table's columns and the staging table's, as the server declares them
+    /// (for `[general] on_schema_change`).
+    pub(super) fn columns_lookup(&self) -> String {
+        format!(
             "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS \
              WHERE TABLE_SCHEMA = {} AND TABLE_NAME IN ({}, {}) AND EXTRA NOT LIKE '%INVISIBLE%' \
              ORDER BY ORDINAL_POSITION",
             mysql_literal(&self.ep().database),
             mysql_literal(&self.target.table),
             mysql_literal(&self.staging)
-        );
-        let rows: Result<Vec<(String, String, String)>, _> = self.control().query(sql);
-        let rows = rows.map_err(|e| self.fail("reading the tables' columns", e, Bound::Read))?;
+        )
+    }
+
+    /// `[general] on_schema_change` for a replace of an existing table, from the answer of
+    /// `columns_lookup`.
+    pub(super) fn judge_schema_change(
+        &mut self,
+        policy: OnSchemaChange,
+        rows: &[mysql::Row],
+    ) -> Result<(), SinkError> {
         let (mut have, mut want) = (Vec::new(), Vec::new());
-        for (table, name, ty) in rows {
+        for row in rows {
+            let (table, name, ty): (String, String, String) = mysql::from_row_opt(row.clone())
+                .map_err(|e| self.err("reading the tables' columns", e.to_string()))?;
             // Under lower_case_table_names the server may list either name in lower case.
             let staged = table.eq_ignore_ascii_case(&self.staging);
             let list = if staged { &mut want } else { &mut have };
