@@ -20,10 +20,12 @@ pub(super) fn send_plan_to_stderr(summary_on_stdout: bool) {
 
 /// One line of the plan (`plan_line!`).
 pub(crate) fn line(args: std::fmt::Arguments<'_>) {
-    match TO_STDERR.load(Ordering::Relaxed) {
-        true => eprintln!("{args}"),
-        false => println!("{args}"),
-    }
+    use std::io::Write;
+    // A reader that stopped reading (`dbsync --dry-run | head`) ends the plan, not the run.
+    let _ = match TO_STDERR.load(Ordering::Relaxed) {
+        true => writeln!(std::io::stderr(), "{args}"),
+        false => writeln!(std::io::stdout(), "{args}"),
+    };
 }
 
 /// Whether the run could write its target (see `Target::check_writable`): a line per
