@@ -236,6 +236,10 @@ fn a_job_summary_gives_each_table_its_time_and_warnings_and_refuses_two_tables_i
         format!("{cfg}\n[table.film]\ntarget_table = Actor\n"),
     )
     .unwrap();
+    // --only on a one-query config would do nothing: a usage error.
+    let one = Job::new(&sqlite_config(db, "SELECT 1 AS x", "t"));
+    let out = one.run(&["--only", "actor"]).expect(2);
+    assert!(out.stderr().contains("--only"), "{}", out.stderr());
     let out = job.run(&[]).expect(2);
     assert!(out.stderr().contains("target_table"), "{}", out.stderr());
     assert!(out.stderr().contains("`actor`"), "{}", out.stderr());

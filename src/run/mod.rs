@@ -59,6 +59,15 @@ pub fn run(cli: &Cli, progress: ProgressMode) -> Outcome {
         .map_or(log::LevelFilter::Info, plan::log_level);
     let work = raw.and_then(|raw| match JobPlan::from_config(&raw, cli.target)? {
         Some(job) => Ok(Work::Job(Box::new(job))),
+        // `--only` picks tables of a job: on a one-query config it would do nothing.
+        None if cli.only.is_some() => Err(crate::config::ConfigError::Invalid {
+            section: "general".into(),
+            key: "tables".into(),
+            value: String::new(),
+            expected: "a job of tables for --only to choose from (this config copies one \
+                       query: drop --only, or list tables in [general] tables)"
+                .into(),
+        }),
         None => Ok(Work::One(Box::new(Plan::from_config(&raw, cli.target)?))),
     });
     if let Ok(plan) = work.as_ref().map(Work::plan) {
