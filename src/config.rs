@@ -308,7 +308,7 @@ impl RawConfig {
 }
 
 /// Most connections `writers` or `partitions` may open: each is a server session, and
-/// beyond a few they only compete for the same server's CPU (see README, Benchmarks).
+/// beyond a few they only compete for the same server's CPU (see docs/benchmarks.md).
 const MAX_CONNECTIONS: usize = 16;
 
 /// A number of connections (`writers`, `partitions`): 1 to `MAX_CONNECTIONS`.

@@ -1,7 +1,7 @@
 //! The targets a run writes, each kind in its own folder: its settings and their parsing,
 //! its sink, its SQL for staging, applying and inspecting, its lock. What the rest of the
 //! run needs of a target goes through `Target`'s methods; a new kind is a folder, an arm
-//! of `Target` and `TargetKind`, and its tests (see README, "Adding a target").
+//! of `Target` and `TargetKind`, and its tests (see CONTRIBUTING.md, "Adding a target").
 
 pub mod lock;
 pub mod mysql;

@@ -199,8 +199,9 @@ impl SqliteSink {
         Ok(())
     }
 
-    /// The secondary indexes, on the renamed table under their source names (SQLite's index
-    /// names are per file: the old table's went with it), inside the load's transaction.
+    /// The secondary indexes, on the renamed table, each named `<table>__<index>` (SQLite's
+    /// index names are per file and schemas reuse theirs across tables; the old table's went
+    /// with it), inside the load's transaction.
     pub(super) fn build_indexes(&self) -> Result<(), SinkError> {
         let t0 = std::time::Instant::now();
         for i in &self.indexes {
