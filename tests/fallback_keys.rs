@@ -58,3 +58,35 @@ fn a_fallback_load_into_an_existing_table_keeps_its_keys_and_indexes() {
     );
     assert!(run.stderr().contains("keeps the keys"), "{}", run.stderr());
 }
+
+#[test]
+fn an_index_on_an_invisible_column_is_left_out_and_the_load_goes_on() {
+    // Azure's generated primary key (`my_row_id`, invisible) is the common case; MariaDB
+    // stands in with an invisible column of its own under an index.
+    let db = "i24_fallback_invisible";
+    let (job, _local) = fallback_to_azure(
+        db,
+        "stock",
+        "CREATE TABLE stock (id INTEGER, code TEXT);
+         INSERT INTO stock VALUES (1, 'A1'), (2, 'A2');",
+    );
+    let mut root = tls_root(None);
+    root.query_drop(format!("CREATE DATABASE `{db}`")).unwrap();
+    root.query_drop(format!(
+        "CREATE TABLE `{db}`.stock (id INT NOT NULL, code VARCHAR(8) NOT NULL, \
+         row_id BIGINT INVISIBLE NOT NULL DEFAULT 0, KEY by_row (row_id), KEY by_code (code))"
+    ))
+    .unwrap();
+    let run = job.run(&[]).expect(3);
+    let keys: Vec<String> = statistics(db, "stock").into_iter().map(|k| k.0).collect();
+    assert_eq!(keys, ["by_code"], "{}", run.stderr());
+    assert!(run.stderr().contains("`by_row`"), "{}", run.stderr());
+    assert_eq!(
+        mysql_rows(
+            &mut tls_root(Some(db)),
+            "SELECT id, code FROM stock ORDER BY id"
+        )
+        .len(),
+        2
+    );
+}

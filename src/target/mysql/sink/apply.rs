@@ -230,8 +230,12 @@ impl MySqlSink {
             .column_names
             .iter()
             .map(|c| {
+                // Both: the bytes catch what a collation calls equal ('a' and 'A'), and the
+                // values what a cast to text rounds away (a FLOAT shows 6 digits).
                 let q = quote_mysql(c);
-                format!("CAST({t}.{q} AS BINARY) <=> CAST({s}.{q} AS BINARY)")
+                format!(
+                    "{t}.{q} <=> {s}.{q} AND CAST({t}.{q} AS BINARY) <=> CAST({s}.{q} AS BINARY)"
+                )
             })
             .collect();
         vec![

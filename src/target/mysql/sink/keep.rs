@@ -10,7 +10,7 @@ use crate::transform::{self, mysql_literal, SourceColumn};
 use mysql::prelude::Queryable;
 
 /// One row of `information_schema.STATISTICS`: index, non-unique, column, prefix, kind.
-type KeyPart = (String, i64, String, Option<u64>, String);
+type KeyPart = (String, i64, Option<String>, Option<u64>, String);
 
 impl MySqlSink {
     /// The columns to create: the source's, or, when keeping definitions and the target has
@@ -77,13 +77,18 @@ impl MySqlSink {
             mysql_literal(&self.ep().database),
             mysql_literal(&self.target.table)
         );
-        let parts: Result<Vec<KeyPart>, _> = self.control().query(sql);
+        let parts: Result<Vec<Result<KeyPart, _>>, _> = self
+            .control()
+            .query_map(sql, mysql::from_row_opt::<KeyPart>);
         let parts = parts.map_err(|e| self.fail("reading the target's indexes", e, Bound::Read))?;
+        let parts: Vec<KeyPart> = parts.into_iter().filter_map(Result::ok).collect();
         let (keys, skipped) = keys_of(parts, columns);
         for name in skipped {
             log::warn!(
-                "the index `{name}` of `{}` is not rebuilt by a fallback load (FULLTEXT and \
-                 SPATIAL indexes are not); the next run from the primary source builds the source's",
+                "the index `{name}` of `{}` is not rebuilt by a fallback load (FULLTEXT, \
+                 SPATIAL and functional indexes, those on invisible or generated-key columns \
+                 and prefixed primary keys are not); the next run from the primary source \
+                 builds the source's",
                 self.target.table
             );
         }
@@ -102,34 +107,43 @@ impl MySqlSink {
 }
 
 /// The keys `parts` describe, their columns named as in `columns`; and the names of the
-/// indexes that cannot be declared again (FULLTEXT, SPATIAL).
+/// indexes that cannot be declared again: FULLTEXT and SPATIAL, a part that is an expression
+/// (no column) or a column the load does not have (invisible, such as an Azure generated
+/// primary key's `my_row_id`), a prefixed primary key part.
 fn keys_of(parts: Vec<KeyPart>, columns: &[SourceColumn]) -> (Keys, Vec<String>) {
     let name_of = |c: &str| {
         columns
             .iter()
             .find(|s| s.name.eq_ignore_ascii_case(c))
-            .map_or_else(|| c.to_string(), |s| s.name.clone())
+            .map(|s| s.name.clone())
     };
     let mut keys = Keys::default();
     let mut skipped: Vec<String> = Vec::new();
-    for (index, non_unique, column, prefix, kind) in parts {
-        let column = name_of(&column);
-        if index == "PRIMARY" {
-            keys.primary.get_or_insert_with(Vec::new).push(column);
-            continue;
+    let mut grouped: Vec<(String, Vec<KeyPart>)> = Vec::new();
+    for part in parts {
+        match grouped.last_mut() {
+            Some((name, all)) if *name == part.0 => all.push(part),
+            _ => grouped.push((part.0.clone(), vec![part])),
         }
-        if matches!(kind.to_ascii_uppercase().as_str(), "FULLTEXT" | "SPATIAL") {
-            if !skipped.contains(&index) {
-                skipped.push(index);
-            }
-            continue;
-        }
-        match keys.indexes.last_mut() {
-            Some(last) if last.name == index => last.columns.push((column, prefix)),
-            _ => keys.indexes.push(Index {
+    }
+    for (index, parts) in grouped {
+        let primary = index == "PRIMARY";
+        let named: Option<Vec<(String, Option<u64>)>> = parts
+            .iter()
+            .map(|(_, _, column, prefix, kind)| {
+                let plain = !matches!(kind.to_ascii_uppercase().as_str(), "FULLTEXT" | "SPATIAL");
+                let whole = !(primary && prefix.is_some());
+                let column = column.as_deref().and_then(name_of)?;
+                (plain && whole).then_some((column, *prefix))
+            })
+            .collect();
+        match (named, primary) {
+            (None, _) => skipped.push(index),
+            (Some(cols), true) => keys.primary = Some(cols.into_iter().map(|c| c.0).collect()),
+            (Some(cols), false) => keys.indexes.push(Index {
                 name: index,
-                unique: non_unique == 0,
-                columns: vec![(column, prefix)],
+                unique: parts[0].1 == 0,
+                columns: cols,
             }),
         }
     }
@@ -154,7 +168,8 @@ mod tests {
     #[test]
     fn the_statistics_rows_become_the_keys_named_as_the_load_names_them() {
         let p = |i: &str, nu: i64, c: &str, sub: Option<u64>, k: &str| {
-            (i.to_string(), nu, c.to_string(), sub, k.to_string())
+            let c = (!c.is_empty()).then(|| c.to_string());
+            (i.to_string(), nu, c, sub, k.to_string())
         };
         let parts = vec![
             p("PRIMARY", 0, "ID", None, "BTREE"),
@@ -163,6 +178,8 @@ mod tests {
             p("by_name", 1, "id", None, "BTREE"),
             p("ft", 1, "name", None, "FULLTEXT"),
             p("uniq", 0, "code", None, "BTREE"),
+            p("by_expr", 1, "", None, "BTREE"),
+            p("on_hidden", 1, "my_row_id", None, "BTREE"),
         ];
         let cols = [col("id"), col("part"), col("name"), col("code")];
         let (keys, skipped) = keys_of(parts, &cols);
@@ -182,6 +199,6 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(skipped, ["ft"]);
+        assert_eq!(skipped, ["ft", "by_expr", "on_hidden"]);
     }
 }

@@ -152,18 +152,26 @@ impl SqliteSink {
             let types = self.table_types(table)?;
             Ok(types
                 .into_iter()
-                .map(|(name, ty)| {
-                    let upper = ty.trim().to_ascii_uppercase();
-                    let number_or_text = upper == "TEXT" || upper.starts_with("DECIMAL");
-                    let ty = match decimal(&name) && number_or_text {
-                        true => "DECIMAL".to_string(),
-                        false => ty,
-                    };
-                    Declared { name, ty }
-                })
+                .map(|(name, ty)| Declared { name, ty })
                 .collect())
         };
-        let change = Change::between(&declared(&self.table)?, &declared(&self.staging)?);
+        let want = declared(&self.staging)?;
+        // A DECIMAL column held as TEXT on one side and declared DECIMAL(p,s) on the other
+        // is the same column under another `[local_db] decimal`: not a change. Its precision
+        // changing still is.
+        let is_text = |ty: &str| ty.trim().eq_ignore_ascii_case("TEXT");
+        let as_new = |d: Declared| -> Declared {
+            let new = want.iter().find(|w| w.name.eq_ignore_ascii_case(&d.name));
+            match new {
+                Some(w) if decimal(&d.name) && (is_text(&d.ty) || is_text(&w.ty)) => Declared {
+                    name: d.name,
+                    ty: w.ty.clone(),
+                },
+                _ => d,
+            }
+        };
+        let have: Vec<Declared> = declared(&self.table)?.into_iter().map(as_new).collect();
+        let change = Change::between(&have, &want);
         schema::judge(policy, self.describe(), change)
     }
 }
