@@ -1,19 +1,19 @@
-//! The one canonical row text both sides of a comparison hash, and its hash.
+//! The canonical row text dbsync hashes itself (into SQLite), and its hash.
 //!
 //! A row's text is its values in column order, each written `LEN:BYTES` (LEN the byte
 //! length in decimal) or `N` for NULL, with nothing between them: the length prefix keeps
 //! `("ab","c")` apart from `("a","bc")`, and `N` is never the start of a value. The row's
-//! hash is the first 8 bytes of the text's MD5 as a big-endian u64 (on MySQL,
-//! `CAST(CONV(SUBSTR(MD5(text),1,16),16,10) AS UNSIGNED)`), and a chunk's checksum is the
-//! sum of its rows' hashes modulo 2^64 with its row count: not linear in the values, so two
-//! values swapped between rows of one chunk change it.
+//! hash is the first 8 bytes of the text's MD5 as a big-endian u64, and a chunk's checksum
+//! is the sum of its rows' hashes modulo 2^64 with its row count: not linear in the
+//! values, so two values swapped between rows of one chunk change it.
 //!
-//! On MySQL both sides are hashed by the servers with the same SQL (`sql`), so FLOAT and
-//! DOUBLE are compared as each server prints `col + 0e0`, alike on both. Into SQLite, dbsync
-//! hashes both sides itself from the values as SQLite holds them (`Canon`): the source's
-//! rows as the SQLite sink would bind them (FLOAT as shown, 6 digits), SQLite's as read; a
-//! DECIMAL that SQLite keeps as a number (`decimal = real`, or `auto` up to 15 digits) is
-//! compared to 15 significant digits.
+//! On MySQL both sides are hashed by the servers with the same SQL (`sql::row_hash`, a
+//! text of the same rules written with `CONCAT_WS`), so FLOAT and DOUBLE are compared as
+//! each server prints `col + 0e0`, alike on both. Into SQLite, dbsync hashes both sides
+//! itself from the values as SQLite holds them (`Canon`): the source's rows as the SQLite
+//! sink would bind them (FLOAT as shown, 6 digits), SQLite's as read; a DECIMAL that
+//! SQLite keeps as a number (`decimal = real`, or `auto` up to 15 digits) is compared to
+//! 15 significant digits. The two texts are never compared with each other.
 
 use crate::transform::Cell;
 use rusqlite::types::ValueRef;

@@ -57,12 +57,23 @@ fn value(col: &SourceColumn, side: &Side) -> String {
             format!("NULLIF(COALESCE(UNIX_TIMESTAMP({q}), {q} + 0), 0)")
         }
         SqlType::Timestamp { .. } => format!("COALESCE(UNIX_TIMESTAMP({q}), {q} + 0)"),
+        // Text as UTF-8 bytes: a utf8mb4 column as it is (no conversion to pay for).
+        SqlType::Text { .. } | SqlType::Enum | SqlType::Set | SqlType::Json
+            if col
+                .collation
+                .as_ref()
+                .is_some_and(|k| k.charset == "utf8mb4") =>
+        {
+            q
+        }
         SqlType::Text { .. } | SqlType::Enum | SqlType::Set | SqlType::Json => {
             format!("CONVERT({q} USING utf8mb4)")
         }
         SqlType::Null => format!("CAST({q} AS CHAR)"),
         // The target holds the WKB the copy read.
-        SqlType::Geometry if source => format!("ST_AsBinary({q})"),
+        // ST_AsBinary gives no binary string on MariaDB: in CONCAT_WS its bytes would be
+        // converted as text.
+        SqlType::Geometry if source => format!("CAST(ST_AsBinary({q}) AS BINARY)"),
         _ => q,
     }
 }
@@ -82,10 +93,43 @@ fn hash_of(text: &str) -> String {
     format!("CAST(CONV(SUBSTR(MD5({text}), 1, 16), 16, 10) AS UNSIGNED)")
 }
 
-/// The row hash of the columns' canonical text.
+/// Whether a column's text may hold any byte (so its length goes before it), rather than
+/// the characters of a number, date or time, which never hold `#` nor make `N`.
+fn any_bytes(ty: &SqlType) -> bool {
+    matches!(
+        ty,
+        SqlType::Text { .. }
+            | SqlType::Binary { .. }
+            | SqlType::Json
+            | SqlType::Enum
+            | SqlType::Set
+            | SqlType::Geometry
+            | SqlType::Null
+    )
+}
+
+/// The row hash of the columns' text as the servers write it: `CONCAT_WS('#', ...)` of
+/// each column's tokens, a text or binary value as its byte length then its bytes, any
+/// other value as its text, NULL as `N` (CONCAT_WS skips NULL itself). Unambiguous, and
+/// each value converted to text once: a length before every number would convert it
+/// twice, which measured here costs the server a second on a million rows.
 pub fn row_hash(columns: &[SourceColumn], side: &Side) -> String {
-    let pieces: Vec<String> = columns.iter().map(|c| piece(&canonical(c, side))).collect();
-    hash_of(&format!("CONCAT({})", pieces.join(", ")))
+    let mut tokens = Vec::new();
+    for c in columns {
+        let v = value(c, side);
+        // A NOT NULL column needs no mark (a zero date nulled by the copy is one).
+        let nullable = c.nullable || v.contains("NULL");
+        match (any_bytes(&c.ty), nullable) {
+            (true, true) => tokens.push(format!("IFNULL(LENGTH({v}), 'N')")),
+            (true, false) => tokens.push(format!("LENGTH({v})")),
+            (false, true) => tokens.push(format!("IFNULL({v}, 'N')")),
+            (false, false) => {}
+        }
+        if any_bytes(&c.ty) || !nullable {
+            tokens.push(v);
+        }
+    }
+    hash_of(&format!("CONCAT_WS('#', {})", tokens.join(", ")))
 }
 
 impl Side {
@@ -328,7 +372,7 @@ mod tests {
         assert_eq!(canonical(&c, &table), "CAST((`g``x`) AS BINARY)");
         assert_eq!(
             canonical(&c, &source),
-            "CAST((ST_AsBinary(`g``x`)) AS BINARY)"
+            "CAST((CAST(ST_AsBinary(`g``x`) AS BINARY)) AS BINARY)"
         );
         let sums = Chunking::RowHash { buckets: 3 }.sums(&[c], &table);
         assert!(sums.contains("FROM `t``1`"), "{sums}");
