@@ -10,7 +10,7 @@ use crate::plan::Plan;
 use crate::source::mysql::MySqlSource;
 use crate::source::Source;
 use crate::target::MySqlTarget;
-use crate::transform::{SourceColumn, SqlType};
+use crate::transform::{quote_mysql, SourceColumn, SqlType};
 use mysql::prelude::Queryable;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -138,7 +138,10 @@ fn chunking(
         .filter(|k| k.len() == 1)
         .and_then(|k| columns.iter().find(|c| c.name == k[0]))
         .filter(|c| matches!(c.ty, SqlType::Int { .. }));
-    let sql = sql::extent(&target.side, int_key.map(|c| c.name.as_str()));
+    let Side::Target { table } = target.side.clone() else {
+        unreachable!("chunks are sized on the target")
+    };
+    let sql = sql::extent(&table, int_key.map(|c| c.name.as_str()));
     let (rows, lo, hi) = target.run(&sql, |mut r| {
         let row = r.next().transpose()?;
         let get = |i| {
@@ -148,6 +151,21 @@ fn chunking(
         };
         Ok((get(0).unwrap_or(0), get(1), get(2)))
     })?;
+    // A table's statistics may not know its rows yet (just loaded): counted then.
+    let rows = match rows < CHUNK_ROWS as i128 {
+        true => target.run(
+            &format!("SELECT COUNT(*) FROM {}", quote_mysql(&table)),
+            |mut r| {
+                let row = r.next().transpose()?;
+                Ok(row
+                    .as_ref()
+                    .and_then(|r| text(r, 0))
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0))
+            },
+        )?,
+        false => rows,
+    };
     let chunks = (rows as u64).div_ceil(CHUNK_ROWS).max(1);
     Ok(match (int_key, key, lo, hi) {
         (Some(c), _, Some(lo), Some(hi)) => Chunking::Range {

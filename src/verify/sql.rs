@@ -321,17 +321,28 @@ pub fn above(col: &SourceColumn, max: Option<&str>) -> String {
     }
 }
 
-/// The key's count and, for an integer key, its smallest and largest values.
-pub fn extent(side: &Side, key: Option<&str>) -> String {
+/// About how many rows the target table holds (the server's estimate: it only sizes the
+/// chunks) and, for an integer key, its smallest and largest values (read from its index):
+/// no scan of the table.
+pub fn extent(table: &str, key: Option<&str>) -> String {
+    let rows = format!(
+        "(SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() \
+         AND TABLE_NAME = {})",
+        crate::transform::mysql_literal(table)
+    );
     match key {
         Some(k) => {
             let q = quote_mysql(k);
-            side.select(
-                &format!("COUNT(*), CAST(MIN({q}) AS CHAR), CAST(MAX({q}) AS CHAR)"),
-                None,
+            format!(
+                "SELECT {rows}, CAST(MIN({q}) AS CHAR), CAST(MAX({q}) AS CHAR) FROM {}",
+                quote_mysql(table)
             )
         }
-        None => side.select("COUNT(*), NULL, NULL", None),
+        // FROM the table all the same: a missing one says so here.
+        None => format!(
+            "SELECT {rows}, NULL, NULL FROM {} LIMIT 1",
+            quote_mysql(table)
+        ),
     }
 }
 
