@@ -137,3 +137,25 @@ fn keep_leaves_deleted_rows_and_apply_needs_a_merge() {
         out.stderr()
     );
 }
+
+/// A text key (hashed, not numbers) on both targets.
+#[test]
+fn deletes_by_a_text_key() {
+    for (db, azure) in [("vf_del_text_sqlite", false), ("vf_del_text_mysql", true)] {
+        let mut c = fresh_db(
+            db,
+            "CREATE TABLE t (id VARCHAR(20) COLLATE utf8mb4_bin PRIMARY KEY, v INT,
+                             updated_at DATETIME(6) NOT NULL);
+             INSERT INTO t SELECT CONCAT('k-', seq), seq, '2024-01-01' + INTERVAL seq SECOND
+             FROM seq_1_to_9000;",
+        );
+        let job = Job::new(&config(db, azure, MERGE));
+        job.run(&[]).expect(0);
+        c.query_drop("DELETE FROM t WHERE id IN ('k-17', 'k-4242', 'k-8999')")
+            .unwrap();
+        let s = summary_of(&job.run(&["--summary-json", "-"]).expect(0));
+        assert_eq!(s["deleted"], 3, "{s}");
+        let v = summary_of(&job.run(&["--verify", "--summary-json", "-"]).expect(0));
+        assert_eq!(v["verify"]["equal"], true, "{v}");
+    }
+}

@@ -3,7 +3,7 @@
 //! streamed, as a copy reads them, and matched against it: what is left is extra.
 
 use super::canon::{show, Canon, RowHasher};
-use super::{sorted, Tally, Vanished, Verdict, VerifyError};
+use super::{sorted, Tally, Verdict, VerifyError};
 use crate::connect::Abandon;
 use crate::plan::Plan;
 use crate::source::mysql::query;
@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 
 /// What one row is, for the comparison: the hash of its key's canonical text (of the row's
 /// when there is no key) and of its whole text.
-struct Hasher {
+pub(super) struct Hasher {
     canons: Vec<Canon>,
     key: Vec<usize>,
     text: Vec<u8>,
@@ -30,7 +30,7 @@ struct Hasher {
 }
 
 impl Hasher {
-    fn new(columns: &[SourceColumn], t: &SqliteTable, key: Option<&[String]>) -> Hasher {
+    pub(super) fn new(columns: &[SourceColumn], t: &SqliteTable, key: Option<&[String]>) -> Hasher {
         let canons = columns
             .iter()
             .map(|c| match sqlite_decl(&c.ty, t.decimal) {
@@ -76,13 +76,13 @@ impl Hasher {
     }
 }
 
-fn sqlite_err(t: &SqliteTable, e: rusqlite::Error) -> VerifyError {
+pub(super) fn sqlite_err(t: &SqliteTable, e: rusqlite::Error) -> VerifyError {
     VerifyError::Sqlite(t.to_string(), e.to_string())
 }
 
 /// Every row of the target table through `each` (key hash, row hash, key text; with
 /// `rowid`, the row's rowid first).
-fn target_rows(
+pub(super) fn target_rows(
     t: &SqliteTable,
     columns: &[SourceColumn],
     hasher: &mut Hasher,
@@ -140,7 +140,7 @@ fn above(cell: Cell<'_>, max: &Value) -> bool {
 
 /// Every source row, as a copy reads it (zero dates as the copy treats them), through
 /// `each` (key hash, row hash, key text, newer than the load); the number of rows.
-fn source_rows(
+pub(super) fn source_rows(
     source: Box<dyn Source>,
     zero_dates: ZeroDates,
     hasher: &mut Hasher,
@@ -216,7 +216,7 @@ fn newer_than(
 }
 
 /// The key columns, in the order of the row (so a key's text is the same in every pass).
-fn key_columns(columns: &[SourceColumn], key: &[String]) -> Vec<SourceColumn> {
+pub(super) fn key_columns(columns: &[SourceColumn], key: &[String]) -> Vec<SourceColumn> {
     columns
         .iter()
         .filter(|c| key.contains(&c.name))
@@ -343,7 +343,10 @@ fn name_differences(
 }
 
 /// The source's query reading only these (key) columns.
-fn only_keys(plan: &Plan, keys: &[SourceColumn]) -> Result<Box<dyn Source>, VerifyError> {
+pub(super) fn only_keys(
+    plan: &Plan,
+    keys: &[SourceColumn],
+) -> Result<Box<dyn Source>, VerifyError> {
     let source = super::open_source(plan, &plan.query)?;
     let (query, dialect) = source.full_query();
     let list: Vec<String> = keys
@@ -352,42 +355,4 @@ fn only_keys(plan: &Plan, keys: &[SourceColumn]) -> Result<Box<dyn Source>, Veri
         .collect();
     let only_keys = query::wrap(query, dialect, &list.join(", "), "dbsync_keys", "");
     Ok(Box::new(super::open_source(plan, &only_keys)?))
-}
-
-/// The target's rows whose key the source no longer has: the source's keys streamed (only
-/// the key columns are read), the table's rows matched by rowid.
-pub(super) fn vanished(
-    plan: &Plan,
-    t: &SqliteTable,
-    source: &crate::source::mysql::MySqlSource,
-    key: &[String],
-) -> Result<Vanished, VerifyError> {
-    let keys = key_columns(source.columns(), key);
-    let key_source = only_keys(plan, &keys)?;
-    let mut hasher = Hasher::new(&keys, t, Some(key));
-    let mut present = HashSet::new();
-    source_rows(key_source, plan.zero_dates, &mut hasher, |k, _, _, _| {
-        present.insert(k);
-    })?;
-    let (mut gone, mut target_rows) = (Vec::new(), 0);
-    self::target_rows(t, &keys, &mut hasher, true, |id, k, _, _| {
-        target_rows += 1;
-        if !present.contains(&k) {
-            gone.push(id);
-        }
-    })?;
-    Ok(Vanished {
-        rows: gone.len() as u64,
-        conditions: gone
-            .chunks(1000)
-            .map(|ids| {
-                let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
-                format!("rowid IN ({})", ids.join(", "))
-            })
-            .collect(),
-        target_rows,
-        chunks: 1,
-        differing_chunks: u64::from(!gone.is_empty()),
-        seconds: 0.0,
-    })
 }

@@ -96,6 +96,19 @@ impl Server {
         })
     }
 
+    /// The integer values a statement returns, sorted.
+    fn numbers(&mut self, sql: &str) -> Result<Vec<i128>, VerifyError> {
+        self.run(sql, |rows| {
+            let mut out = Vec::new();
+            for row in rows {
+                let row = row?;
+                out.extend(text(&row, 0).and_then(|v| v.parse::<i128>().ok()));
+            }
+            out.sort_unstable();
+            Ok(out)
+        })
+    }
+
     /// The rows of `chunks` without a key: row hash → rows.
     fn multiset(
         &mut self,
@@ -305,19 +318,43 @@ pub(super) fn vanished(
     let (mut src, mut tgt) = servers(plan, target, source)?;
     let chunking = chunking(&mut tgt, &keys, Some(key))?;
     let (_, target_rows, chunks, differing) = differing(&mut src, &mut tgt, &chunking, &keys)?;
-    let mut gone = Vec::new();
+    let mut conditions = Vec::new();
+    let mut rows = 0;
     for part in differing.chunks(CHUNKS_PER_READ) {
-        let (s, t) = both(&mut src, &mut tgt, |side| {
-            side.keyed(&chunking, &keys, part)
-        })?;
-        gone.extend(t.into_keys().filter(|k| !s.contains_key(k)));
+        let gone = match chunking.key_values(&tgt.side, part) {
+            // An integer key: its values, sorted, 16 bytes each.
+            Some(_) => {
+                let (s, t) = both(&mut src, &mut tgt, |side| {
+                    let sql = chunking.key_values(&side.side, part).unwrap_or_default();
+                    side.numbers(&sql)
+                })?;
+                let gone = super::sorted::absent(&s, &t);
+                rows += gone.len();
+                if let Chunking::Range { column, .. } = &chunking {
+                    for ids in gone.chunks(DELETE_KEYS) {
+                        let ids: Vec<String> = ids.iter().map(i128::to_string).collect();
+                        conditions.push(format!("{} IN ({})", quote_mysql(column), ids.join(", ")));
+                    }
+                }
+                continue;
+            }
+            None => {
+                let (s, t) = both(&mut src, &mut tgt, |side| {
+                    side.keyed(&chunking, &keys, part)
+                })?;
+                t.into_keys()
+                    .filter(|k| !s.contains_key(k))
+                    .collect::<Vec<_>>()
+            }
+        };
+        rows += gone.len();
+        for part in gone.chunks(DELETE_KEYS) {
+            conditions.push(chunking.key_in(&keys, &tgt.side, part));
+        }
     }
     Ok(Vanished {
-        rows: gone.len() as u64,
-        conditions: gone
-            .chunks(DELETE_KEYS)
-            .map(|part| chunking.key_in(&keys, &tgt.side, part))
-            .collect(),
+        rows: rows as u64,
+        conditions,
         target_rows,
         chunks,
         differing_chunks: differing.len() as u64,

@@ -265,6 +265,16 @@ impl Chunking {
         format!("CONCAT({}) IN ({})", pieces.join(", "), hex.join(", "))
     }
 
+    /// The values of a single integer key (range chunks only) in `chunks`.
+    pub fn key_values(&self, side: &Side, chunks: &[i128]) -> Option<String> {
+        let Chunking::Range { column, width } = self else {
+            return None;
+        };
+        let q = quote_mysql(column);
+        let ranges: Vec<String> = chunks.iter().map(|c| range_cond(&q, *c, *width)).collect();
+        Some(side.select(&q, Some(&ranges.join(" OR "))))
+    }
+
     /// A chunk as the log shows it.
     pub fn describe(&self, chunk: i128) -> String {
         match self {
