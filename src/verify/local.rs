@@ -12,6 +12,7 @@ use crate::target::SqliteTable;
 use crate::transform::{
     self, quote_sqlite, sqlite_decl, Cell, ColumnView, SourceColumn, ZeroDates,
 };
+use arrow::record_batch::RecordBatch;
 use rusqlite::types::Value;
 use std::collections::{HashMap, HashSet};
 
@@ -138,48 +139,64 @@ fn above(cell: Cell<'_>, max: &Value) -> bool {
     }
 }
 
+/// Hashes each row of `batch` into `each`.
+fn hash_batch(
+    batch: &RecordBatch,
+    hasher: &mut Hasher,
+    each: &mut impl FnMut(u64, u64, &[u8], bool),
+) -> Result<(), String> {
+    let views: Vec<ColumnView<'_>> = batch
+        .columns()
+        .iter()
+        .map(ColumnView::new)
+        .collect::<Result<_, _>>()?;
+    for r in 0..batch.num_rows() {
+        let (k, h) =
+            hasher.row(|i, canon, scratch, out| canon.push_cell(views[i].cell(r), scratch, out));
+        let newer = match &hasher.newer {
+            Some((i, max)) => above(views[*i].cell(r), max),
+            None => false,
+        };
+        each(k, h, &hasher.key_text, newer);
+    }
+    Ok(())
+}
+
 /// Every source row, as a copy reads it (zero dates as the copy treats them), through
-/// `each` (key hash, row hash, key text, newer than the load); the number of rows.
+/// `each` (key hash, row hash, key text, newer than the load); the number of rows. The
+/// rows are hashed on a thread of their own while the reader parses the next batch.
 pub(super) fn source_rows(
     source: Box<dyn Source>,
     zero_dates: ZeroDates,
     hasher: &mut Hasher,
-    mut each: impl FnMut(u64, u64, &[u8], bool),
+    mut each: impl FnMut(u64, u64, &[u8], bool) + Send,
 ) -> Result<u64, VerifyError> {
     let columns = source.columns().to_vec();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(2);
     let mut failed = None;
-    let rows = source.read(
-        &mut |batch| {
-            let batch = match transform::apply_zero_dates(batch, &columns, zero_dates) {
-                Ok((b, _)) => b,
+    let (rows, hashed) = std::thread::scope(|scope| {
+        let hashing = scope.spawn(move || {
+            for batch in rx {
+                hash_batch(&batch, hasher, &mut each)?;
+            }
+            Ok::<(), String>(())
+        });
+        let rows = source.read(
+            &mut |batch| match transform::apply_zero_dates(batch, &columns, zero_dates) {
+                Ok((b, _)) => tx.send(b).is_ok(),
                 Err(r) => {
                     failed = Some(format!("a zero date in column `{}`: {}", r.column, r.value));
-                    return false;
+                    false
                 }
-            };
-            let views: Result<Vec<ColumnView<'_>>, String> =
-                batch.columns().iter().map(ColumnView::new).collect();
-            let views = match views {
-                Ok(v) => v,
-                Err(e) => {
-                    failed = Some(e);
-                    return false;
-                }
-            };
-            for r in 0..batch.num_rows() {
-                let (k, h) = hasher
-                    .row(|i, canon, scratch, out| canon.push_cell(views[i].cell(r), scratch, out));
-                let newer = match &hasher.newer {
-                    Some((i, max)) => above(views[*i].cell(r), max),
-                    None => false,
-                };
-                each(k, h, &hasher.key_text, newer);
-            }
-            true
-        },
-        &Abandon::default(),
-    )?;
-    match failed {
+            },
+            &Abandon::default(),
+        );
+        drop(tx);
+        let hashed = hashing.join().expect("hashing does not panic");
+        (rows, hashed)
+    });
+    let rows = rows?;
+    match failed.or(hashed.err()) {
         Some(message) => Err(VerifyError::Query {
             side: "source",
             message,
