@@ -159,3 +159,18 @@ fn deletes_by_a_text_key() {
         assert_eq!(v["verify"]["equal"], true, "{v}");
     }
 }
+
+/// Under `journal_mode = delete` too: the deletes are found while the merge's transaction
+/// holds the file (its staged rows not yet applied).
+#[test]
+fn deletes_under_journal_mode_delete() {
+    let db = "vf_del_journal";
+    source(db);
+    let cfg = config(db, false, MERGE) + "journal_mode = delete\n";
+    let job = Job::new(&cfg);
+    job.run(&[]).expect(0);
+    churn(db);
+    let s = summary_of(&job.run(&["--summary-json", "-"]).expect(0));
+    assert_eq!(s["deleted"], 20, "{s}");
+    job.run(&["--verify"]).expect(0);
+}
