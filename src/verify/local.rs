@@ -2,7 +2,7 @@
 //! first into a map of key hash → row hash (16 bytes a row), then the source's rows are
 //! streamed, as a copy reads them, and matched against it: what is left is extra.
 
-use super::canon::{show, Canon, RowHasher};
+use super::canon::{row_hash, show, Canon};
 use super::{sorted, Tally, Verdict, VerifyError};
 use crate::connect::Abandon;
 use crate::plan::Plan;
@@ -24,7 +24,6 @@ pub(super) struct Hasher {
     text: Vec<u8>,
     key_text: Vec<u8>,
     scratch: Vec<u8>,
-    md5: RowHasher,
     /// The incremental key's column and the target's largest value of it: a source row
     /// above it was written after the load.
     newer: Option<(usize, Value)>,
@@ -50,7 +49,6 @@ impl Hasher {
             text: Vec::new(),
             key_text: Vec::new(),
             scratch: Vec::new(),
-            md5: RowHasher::default(),
             newer: None,
         }
     }
@@ -69,10 +67,10 @@ impl Hasher {
                 self.key_text.extend_from_slice(&self.text[start..]);
             }
         }
-        let h = self.md5.hash(&self.text);
+        let h = row_hash(&self.text);
         match self.key.is_empty() {
             true => (h, h),
-            false => (self.md5.hash(&self.key_text), h),
+            false => (row_hash(&self.key_text), h),
         }
     }
 }
