@@ -2,7 +2,9 @@
 //! source no longer has, matched by rowid. A single integer key is compared as numbers,
 //! both sides sorted; any other key by the hash of its canonical text.
 
-use super::local::{key_columns, only_keys, source_rows, sqlite_err, target_rows, Hasher};
+use super::local::{
+    key_columns, only_keys, open_read_only, source_rows, sqlite_err, target_rows, Hasher,
+};
 use super::{Vanished, VerifyError};
 use crate::connect::Abandon;
 use crate::plan::Plan;
@@ -127,11 +129,7 @@ fn gone_numbers(
 
 /// The file's (key, rowid) pairs of an integer key.
 fn file_keys(t: &SqliteTable, key: &str) -> Result<Vec<(i128, i64)>, VerifyError> {
-    let conn =
-        rusqlite::Connection::open_with_flags(&t.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| sqlite_err(t, e))?;
-    conn.busy_timeout(std::time::Duration::from_secs(30))
-        .map_err(|e| sqlite_err(t, e))?;
+    let conn = open_read_only(t)?;
     let sql = format!(
         "SELECT {}, rowid FROM {}",
         quote_sqlite(key),

@@ -68,11 +68,25 @@ impl Hasher {
             }
         }
         let h = row_hash(&self.text);
+        // The key's hash only pairs rows up (64 bits: a collision among a billion keys is
+        // about as likely as one in 40 billion runs); MD5 is for the rows' contents.
         match self.key.is_empty() {
             true => (h, h),
-            false => (row_hash(&self.key_text), h),
+            false => (crate::transform::fnv1a(&self.key_text), h),
         }
     }
+}
+
+/// The file, read only, on a connection of this thread's (no SQLite mutex), waiting up to
+/// 30 s for a writer's lock.
+pub(super) fn open_read_only(t: &SqliteTable) -> Result<rusqlite::Connection, VerifyError> {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn =
+        rusqlite::Connection::open_with_flags(&t.path, flags).map_err(|e| sqlite_err(t, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(|e| sqlite_err(t, e))?;
+    Ok(conn)
 }
 
 pub(super) fn sqlite_err(t: &SqliteTable, e: rusqlite::Error) -> VerifyError {
@@ -88,9 +102,7 @@ pub(super) fn target_rows(
     rowid: bool,
     mut each: impl FnMut(i64, u64, u64, &[u8]),
 ) -> Result<(), VerifyError> {
-    use rusqlite::OpenFlags;
-    let conn = rusqlite::Connection::open_with_flags(&t.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| sqlite_err(t, e))?;
+    let conn = open_read_only(t)?;
     let exists: bool = conn
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
@@ -101,8 +113,6 @@ pub(super) fn target_rows(
     if !exists {
         return Err(VerifyError::NoTarget(t.to_string()));
     }
-    conn.busy_timeout(std::time::Duration::from_secs(30))
-        .map_err(|e| sqlite_err(t, e))?;
     let first = usize::from(rowid);
     let list: Vec<String> = (rowid.then(|| "rowid".to_string()).into_iter())
         .chain(columns.iter().map(|c| quote_sqlite(&c.name)))
@@ -216,9 +226,7 @@ fn newer_than(
     }) else {
         return Ok(None);
     };
-    let conn =
-        rusqlite::Connection::open_with_flags(&t.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| sqlite_err(t, e))?;
+    let conn = open_read_only(t)?;
     let sql = format!(
         "SELECT max({}) FROM {}",
         quote_sqlite(&columns[i].name),
