@@ -318,39 +318,16 @@ pub(super) fn vanished(
     let (mut src, mut tgt) = servers(plan, target, source)?;
     let chunking = chunking(&mut tgt, &keys, Some(key))?;
     let (_, target_rows, chunks, differing) = differing(&mut src, &mut tgt, &chunking, &keys)?;
-    let mut conditions = Vec::new();
-    let mut rows = 0;
+    let (mut rows, mut conditions) = (0, Vec::new());
     for part in differing.chunks(CHUNKS_PER_READ) {
-        let gone = match chunking.key_values(&tgt.side, part) {
-            // An integer key: its values, sorted, 16 bytes each.
-            Some(_) => {
-                let (s, t) = both(&mut src, &mut tgt, |side| {
-                    let sql = chunking.key_values(&side.side, part).unwrap_or_default();
-                    side.numbers(&sql)
-                })?;
-                let gone = super::sorted::absent(&s, &t);
-                rows += gone.len();
-                if let Chunking::Range { column, .. } = &chunking {
-                    for ids in gone.chunks(DELETE_KEYS) {
-                        let ids: Vec<String> = ids.iter().map(i128::to_string).collect();
-                        conditions.push(format!("{} IN ({})", quote_mysql(column), ids.join(", ")));
-                    }
-                }
-                continue;
+        let (n, found) = match &chunking {
+            Chunking::Range { column, .. } => {
+                gone_numbers(&mut src, &mut tgt, &chunking, column, part)?
             }
-            None => {
-                let (s, t) = both(&mut src, &mut tgt, |side| {
-                    side.keyed(&chunking, &keys, part)
-                })?;
-                t.into_keys()
-                    .filter(|k| !s.contains_key(k))
-                    .collect::<Vec<_>>()
-            }
+            _ => gone_hashed(&mut src, &mut tgt, &chunking, &keys, part)?,
         };
-        rows += gone.len();
-        for part in gone.chunks(DELETE_KEYS) {
-            conditions.push(chunking.key_in(&keys, &tgt.side, part));
-        }
+        rows += n;
+        conditions.extend(found);
     }
     Ok(Vanished {
         rows: rows as u64,
@@ -360,6 +337,47 @@ pub(super) fn vanished(
         differing_chunks: differing.len() as u64,
         seconds: 0.0,
     })
+}
+
+/// The target's integer keys in `chunks` that the source lacks: their values, sorted on
+/// both sides (16 bytes each); how many, and the DELETE conditions naming them.
+fn gone_numbers(
+    src: &mut Server,
+    tgt: &mut Server,
+    chunking: &Chunking,
+    column: &str,
+    chunks: &[i128],
+) -> Result<(usize, Vec<String>), VerifyError> {
+    let (s, t) = both(src, tgt, |side| {
+        let sql = chunking.key_values(&side.side, chunks).unwrap_or_default();
+        side.numbers(&sql)
+    })?;
+    let gone = super::sorted::absent(&s, &t);
+    let conditions = gone
+        .chunks(DELETE_KEYS)
+        .map(|ids| {
+            let ids: Vec<String> = ids.iter().map(i128::to_string).collect();
+            format!("{} IN ({})", quote_mysql(column), ids.join(", "))
+        })
+        .collect();
+    Ok((gone.len(), conditions))
+}
+
+/// As `gone_numbers`, for any other key: by its canonical text.
+fn gone_hashed(
+    src: &mut Server,
+    tgt: &mut Server,
+    chunking: &Chunking,
+    keys: &[SourceColumn],
+    chunks: &[i128],
+) -> Result<(usize, Vec<String>), VerifyError> {
+    let (s, t) = both(src, tgt, |side| side.keyed(chunking, keys, chunks))?;
+    let gone: Vec<Vec<u8>> = t.into_keys().filter(|k| !s.contains_key(k)).collect();
+    let conditions = gone
+        .chunks(DELETE_KEYS)
+        .map(|part| chunking.key_in(keys, &tgt.side, part))
+        .collect();
+    Ok((gone.len(), conditions))
 }
 
 /// Reads the rows of differing chunks on both sides and tallies what differs.
