@@ -95,11 +95,11 @@ churn() {
 # The same count and sums, computed by the source and by the target itself.
 check() {
     local want got
-    want=$(src_sql -N dbsync_vmerge -e "SELECT COUNT(*), SUM(id), SUM(kms), ROUND(SUM(pvp_api), 2) FROM vehicles_stock" | tr '\t' ' ')
+    want=$(src_sql -N dbsync_vmerge -e "SELECT COUNT(*), SUM(id), ROUND(SUM(kms), 1), ROUND(SUM(pvp_api), 2) FROM vehicles_stock" | tr '\t' ' ')
     if [ "$1" = sqlite ]; then
-        got=$(sqlite3 "$OUT/merge.db" "SELECT count(*), sum(id), sum(kms), printf('%.2f', sum(pvp_api)) FROM vehicles_stock" | tr '|' ' ')
+        got=$(sqlite3 "$OUT/merge.db" "SELECT count(*), sum(id), printf('%.1f', sum(kms)), printf('%.2f', sum(pvp_api)) FROM vehicles_stock" | tr '|' ' ')
     else
-        got=$(tls_sql -N bench_vmerge -e "SELECT COUNT(*), SUM(id), SUM(kms), ROUND(SUM(pvp_api), 2) FROM vehicles_stock" | tr '\t' ' ')
+        got=$(tls_sql -N bench_vmerge -e "SELECT COUNT(*), SUM(id), ROUND(SUM(kms), 1), ROUND(SUM(pvp_api), 2) FROM vehicles_stock" | tr '\t' ' ')
     fi
     [ "$want" = "$got" ] && say "independent check ($1): equal ($want)" || { say "independent check ($1): source $want, target $got"; return 1; }
 }

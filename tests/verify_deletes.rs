@@ -137,3 +137,40 @@ fn keep_leaves_deleted_rows_and_apply_needs_a_merge() {
         out.stderr()
     );
 }
+
+/// A text key (hashed, not numbers) on both targets.
+#[test]
+fn deletes_by_a_text_key() {
+    for (db, azure) in [("vf_del_text_sqlite", false), ("vf_del_text_mysql", true)] {
+        let mut c = fresh_db(
+            db,
+            "CREATE TABLE t (id VARCHAR(20) COLLATE utf8mb4_bin PRIMARY KEY, v INT,
+                             updated_at DATETIME(6) NOT NULL);
+             INSERT INTO t SELECT CONCAT('k-', seq), seq, '2024-01-01' + INTERVAL seq SECOND
+             FROM seq_1_to_9000;",
+        );
+        let job = Job::new(&config(db, azure, MERGE));
+        job.run(&[]).expect(0);
+        c.query_drop("DELETE FROM t WHERE id IN ('k-17', 'k-4242', 'k-8999')")
+            .unwrap();
+        let s = summary_of(&job.run(&["--summary-json", "-"]).expect(0));
+        assert_eq!(s["deleted"], 3, "{s}");
+        let v = summary_of(&job.run(&["--verify", "--summary-json", "-"]).expect(0));
+        assert_eq!(v["verify"]["equal"], true, "{v}");
+    }
+}
+
+/// Under `journal_mode = delete` too: the deletes are found while the merge's transaction
+/// holds the file (its staged rows not yet applied).
+#[test]
+fn deletes_under_journal_mode_delete() {
+    let db = "vf_del_journal";
+    source(db);
+    let cfg = config(db, false, MERGE) + "journal_mode = delete\n";
+    let job = Job::new(&cfg);
+    job.run(&[]).expect(0);
+    churn(db);
+    let s = summary_of(&job.run(&["--summary-json", "-"]).expect(0));
+    assert_eq!(s["deleted"], 20, "{s}");
+    job.run(&["--verify"]).expect(0);
+}

@@ -145,7 +145,9 @@ fn text_and_composite_keys_are_found_in_mysql() {
     ));
     job.run(&[]).expect(0);
     let s = summary_of(&job.run(&["--verify", "--summary-json", "-"]).expect(0));
-    assert_eq!(s["verify"]["chunks"].as_u64(), Some(3), "{s}");
+    // About 4096 rows a chunk (sized by the server's estimate of the rows).
+    let chunks = s["verify"]["chunks"].as_u64().unwrap();
+    assert!((2..=4).contains(&chunks), "{s}");
     tls_root(Some(db))
         .query_drop("UPDATE t SET v = 'changed' WHERE code = 'Code-4444'")
         .unwrap();

@@ -1,19 +1,19 @@
-//! The one canonical row text both sides of a comparison hash, and its hash.
+//! The canonical row text dbsync hashes itself (into SQLite), and its hash.
 //!
 //! A row's text is its values in column order, each written `LEN:BYTES` (LEN the byte
 //! length in decimal) or `N` for NULL, with nothing between them: the length prefix keeps
 //! `("ab","c")` apart from `("a","bc")`, and `N` is never the start of a value. The row's
-//! hash is the first 8 bytes of the text's MD5 as a big-endian u64 (on MySQL,
-//! `CAST(CONV(SUBSTR(MD5(text),1,16),16,10) AS UNSIGNED)`), and a chunk's checksum is the
-//! sum of its rows' hashes modulo 2^64 with its row count: not linear in the values, so two
-//! values swapped between rows of one chunk change it.
+//! hash is the first 8 bytes of the text's MD5 as a big-endian u64, and a chunk's checksum
+//! is the sum of its rows' hashes modulo 2^64 with its row count: not linear in the
+//! values, so two values swapped between rows of one chunk change it.
 //!
-//! On MySQL both sides are hashed by the servers with the same SQL (`sql`), so FLOAT and
-//! DOUBLE are compared as each server prints `col + 0e0`, alike on both. Into SQLite, dbsync
-//! hashes both sides itself from the values as SQLite holds them (`Canon`): the source's
-//! rows as the SQLite sink would bind them (FLOAT as shown, 6 digits), SQLite's as read; a
-//! DECIMAL that SQLite keeps as a number (`decimal = real`, or `auto` up to 15 digits) is
-//! compared to 15 significant digits.
+//! On MySQL both sides are hashed by the servers with the same SQL (`sql::row_hash`, a
+//! text of the same rules written with `CONCAT_WS`), so FLOAT and DOUBLE are compared as
+//! each server prints `col + 0e0`, alike on both. Into SQLite, dbsync hashes both sides
+//! itself from the values as SQLite holds them (`Canon`): the source's rows as the SQLite
+//! sink would bind them (FLOAT as shown, 6 digits), SQLite's as read; a DECIMAL that
+//! SQLite keeps as a number (`decimal = real`, or `auto` up to 15 digits) is compared to
+//! 15 significant digits. The two texts are never compared with each other.
 
 use crate::transform::Cell;
 use rusqlite::types::ValueRef;
@@ -52,10 +52,11 @@ pub fn show(mut text: &[u8]) -> String {
     values.join(", ")
 }
 
-/// The row hash of a canonical text.
+/// The row hash of a canonical text: MD5 in Rust (OpenSSL's EVP digests take locks on
+/// every init, which cost more than the hashing of a row).
 pub fn row_hash(text: &[u8]) -> u64 {
-    let digest = openssl::hash::hash(openssl::hash::MessageDigest::md5(), text)
-        .expect("MD5 is available in OpenSSL");
+    use md5::Digest;
+    let digest = md5::Md5::digest(text);
     u64::from_be_bytes(digest[..8].try_into().expect("MD5 has 16 bytes"))
 }
 
@@ -71,14 +72,16 @@ pub enum Canon {
 
 /// A double in its shortest spelling that reads back as itself (`-0` as `0`).
 fn real(v: f64, out: &mut Vec<u8>) {
+    use std::io::Write;
     let v = if v == 0.0 { 0.0 } else { v };
-    out.extend_from_slice(format!("{v:?}").as_bytes());
+    let _ = write!(out, "{v:?}");
 }
 
 /// A number to 15 significant digits, as `d.dddddddddddddde±x`.
 fn digits15(v: f64, out: &mut Vec<u8>) {
+    use std::io::Write;
     let v = if v == 0.0 { 0.0 } else { v };
-    out.extend_from_slice(format!("{v:.14e}").as_bytes());
+    let _ = write!(out, "{v:.14e}");
 }
 
 impl Canon {
@@ -168,6 +171,7 @@ mod tests {
     fn the_hash_is_md5s_first_half() {
         // MD5("") = d41d8cd98f00b204e9800998ecf8427e.
         assert_eq!(row_hash(b""), 0xd41d8cd98f00b204);
+        assert_eq!(row_hash(b"a"), 0x0cc175b9c0f1b6a8);
     }
 
     #[test]

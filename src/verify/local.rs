@@ -3,7 +3,7 @@
 //! streamed, as a copy reads them, and matched against it: what is left is extra.
 
 use super::canon::{row_hash, show, Canon};
-use super::{sorted, Tally, Vanished, Verdict, VerifyError};
+use super::{sorted, Tally, Verdict, VerifyError};
 use crate::connect::Abandon;
 use crate::plan::Plan;
 use crate::source::mysql::query;
@@ -12,12 +12,13 @@ use crate::target::SqliteTable;
 use crate::transform::{
     self, quote_sqlite, sqlite_decl, Cell, ColumnView, SourceColumn, ZeroDates,
 };
+use arrow::record_batch::RecordBatch;
 use rusqlite::types::Value;
 use std::collections::{HashMap, HashSet};
 
 /// What one row is, for the comparison: the hash of its key's canonical text (of the row's
 /// when there is no key) and of its whole text.
-struct Hasher {
+pub(super) struct Hasher {
     canons: Vec<Canon>,
     key: Vec<usize>,
     text: Vec<u8>,
@@ -29,7 +30,7 @@ struct Hasher {
 }
 
 impl Hasher {
-    fn new(columns: &[SourceColumn], t: &SqliteTable, key: Option<&[String]>) -> Hasher {
+    pub(super) fn new(columns: &[SourceColumn], t: &SqliteTable, key: Option<&[String]>) -> Hasher {
         let canons = columns
             .iter()
             .map(|c| match sqlite_decl(&c.ty, t.decimal) {
@@ -67,29 +68,41 @@ impl Hasher {
             }
         }
         let h = row_hash(&self.text);
+        // The key's hash only pairs rows up (64 bits: a collision among a billion keys is
+        // about as likely as one in 40 billion runs); MD5 is for the rows' contents.
         match self.key.is_empty() {
             true => (h, h),
-            false => (row_hash(&self.key_text), h),
+            false => (crate::transform::fnv1a(&self.key_text), h),
         }
     }
 }
 
-fn sqlite_err(t: &SqliteTable, e: rusqlite::Error) -> VerifyError {
+/// The file, read only, on a connection of this thread's (no SQLite mutex), waiting up to
+/// 30 s for a writer's lock.
+pub(super) fn open_read_only(t: &SqliteTable) -> Result<rusqlite::Connection, VerifyError> {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn =
+        rusqlite::Connection::open_with_flags(&t.path, flags).map_err(|e| sqlite_err(t, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(|e| sqlite_err(t, e))?;
+    Ok(conn)
+}
+
+pub(super) fn sqlite_err(t: &SqliteTable, e: rusqlite::Error) -> VerifyError {
     VerifyError::Sqlite(t.to_string(), e.to_string())
 }
 
 /// Every row of the target table through `each` (key hash, row hash, key text; with
 /// `rowid`, the row's rowid first).
-fn target_rows(
+pub(super) fn target_rows(
     t: &SqliteTable,
     columns: &[SourceColumn],
     hasher: &mut Hasher,
     rowid: bool,
     mut each: impl FnMut(i64, u64, u64, &[u8]),
 ) -> Result<(), VerifyError> {
-    use rusqlite::OpenFlags;
-    let conn = rusqlite::Connection::open_with_flags(&t.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| sqlite_err(t, e))?;
+    let conn = open_read_only(t)?;
     let exists: bool = conn
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
@@ -100,8 +113,6 @@ fn target_rows(
     if !exists {
         return Err(VerifyError::NoTarget(t.to_string()));
     }
-    conn.busy_timeout(std::time::Duration::from_secs(30))
-        .map_err(|e| sqlite_err(t, e))?;
     let first = usize::from(rowid);
     let list: Vec<String> = (rowid.then(|| "rowid".to_string()).into_iter())
         .chain(columns.iter().map(|c| quote_sqlite(&c.name)))
@@ -136,48 +147,64 @@ fn above(cell: Cell<'_>, max: &Value) -> bool {
     }
 }
 
+/// Hashes each row of `batch` into `each`.
+fn hash_batch(
+    batch: &RecordBatch,
+    hasher: &mut Hasher,
+    each: &mut impl FnMut(u64, u64, &[u8], bool),
+) -> Result<(), String> {
+    let views: Vec<ColumnView<'_>> = batch
+        .columns()
+        .iter()
+        .map(ColumnView::new)
+        .collect::<Result<_, _>>()?;
+    for r in 0..batch.num_rows() {
+        let (k, h) =
+            hasher.row(|i, canon, scratch, out| canon.push_cell(views[i].cell(r), scratch, out));
+        let newer = match &hasher.newer {
+            Some((i, max)) => above(views[*i].cell(r), max),
+            None => false,
+        };
+        each(k, h, &hasher.key_text, newer);
+    }
+    Ok(())
+}
+
 /// Every source row, as a copy reads it (zero dates as the copy treats them), through
-/// `each` (key hash, row hash, key text, newer than the load); the number of rows.
-fn source_rows(
+/// `each` (key hash, row hash, key text, newer than the load); the number of rows. The
+/// rows are hashed on a thread of their own while the reader parses the next batch.
+pub(super) fn source_rows(
     source: Box<dyn Source>,
     zero_dates: ZeroDates,
     hasher: &mut Hasher,
-    mut each: impl FnMut(u64, u64, &[u8], bool),
+    mut each: impl FnMut(u64, u64, &[u8], bool) + Send,
 ) -> Result<u64, VerifyError> {
     let columns = source.columns().to_vec();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(2);
     let mut failed = None;
-    let rows = source.read(
-        &mut |batch| {
-            let batch = match transform::apply_zero_dates(batch, &columns, zero_dates) {
-                Ok((b, _)) => b,
+    let (rows, hashed) = std::thread::scope(|scope| {
+        let hashing = scope.spawn(move || {
+            for batch in rx {
+                hash_batch(&batch, hasher, &mut each)?;
+            }
+            Ok::<(), String>(())
+        });
+        let rows = source.read(
+            &mut |batch| match transform::apply_zero_dates(batch, &columns, zero_dates) {
+                Ok((b, _)) => tx.send(b).is_ok(),
                 Err(r) => {
                     failed = Some(format!("a zero date in column `{}`: {}", r.column, r.value));
-                    return false;
+                    false
                 }
-            };
-            let views: Result<Vec<ColumnView<'_>>, String> =
-                batch.columns().iter().map(ColumnView::new).collect();
-            let views = match views {
-                Ok(v) => v,
-                Err(e) => {
-                    failed = Some(e);
-                    return false;
-                }
-            };
-            for r in 0..batch.num_rows() {
-                let (k, h) = hasher
-                    .row(|i, canon, scratch, out| canon.push_cell(views[i].cell(r), scratch, out));
-                let newer = match &hasher.newer {
-                    Some((i, max)) => above(views[*i].cell(r), max),
-                    None => false,
-                };
-                each(k, h, &hasher.key_text, newer);
-            }
-            true
-        },
-        &Abandon::default(),
-    )?;
-    match failed {
+            },
+            &Abandon::default(),
+        );
+        drop(tx);
+        let hashed = hashing.join().expect("hashing does not panic");
+        (rows, hashed)
+    });
+    let rows = rows?;
+    match failed.or(hashed.err()) {
         Some(message) => Err(VerifyError::Query {
             side: "source",
             message,
@@ -199,9 +226,7 @@ fn newer_than(
     }) else {
         return Ok(None);
     };
-    let conn =
-        rusqlite::Connection::open_with_flags(&t.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| sqlite_err(t, e))?;
+    let conn = open_read_only(t)?;
     let sql = format!(
         "SELECT max({}) FROM {}",
         quote_sqlite(&columns[i].name),
@@ -214,7 +239,7 @@ fn newer_than(
 }
 
 /// The key columns, in the order of the row (so a key's text is the same in every pass).
-fn key_columns(columns: &[SourceColumn], key: &[String]) -> Vec<SourceColumn> {
+pub(super) fn key_columns(columns: &[SourceColumn], key: &[String]) -> Vec<SourceColumn> {
     columns
         .iter()
         .filter(|c| key.contains(&c.name))
@@ -341,7 +366,10 @@ fn name_differences(
 }
 
 /// The source's query reading only these (key) columns.
-fn only_keys(plan: &Plan, keys: &[SourceColumn]) -> Result<Box<dyn Source>, VerifyError> {
+pub(super) fn only_keys(
+    plan: &Plan,
+    keys: &[SourceColumn],
+) -> Result<Box<dyn Source>, VerifyError> {
     let source = super::open_source(plan, &plan.query)?;
     let (query, dialect) = source.full_query();
     let list: Vec<String> = keys
@@ -350,42 +378,4 @@ fn only_keys(plan: &Plan, keys: &[SourceColumn]) -> Result<Box<dyn Source>, Veri
         .collect();
     let only_keys = query::wrap(query, dialect, &list.join(", "), "dbsync_keys", "");
     Ok(Box::new(super::open_source(plan, &only_keys)?))
-}
-
-/// The target's rows whose key the source no longer has: the source's keys streamed (only
-/// the key columns are read), the table's rows matched by rowid.
-pub(super) fn vanished(
-    plan: &Plan,
-    t: &SqliteTable,
-    source: &crate::source::mysql::MySqlSource,
-    key: &[String],
-) -> Result<Vanished, VerifyError> {
-    let keys = key_columns(source.columns(), key);
-    let key_source = only_keys(plan, &keys)?;
-    let mut hasher = Hasher::new(&keys, t, Some(key));
-    let mut present = HashSet::new();
-    source_rows(key_source, plan.zero_dates, &mut hasher, |k, _, _, _| {
-        present.insert(k);
-    })?;
-    let (mut gone, mut target_rows) = (Vec::new(), 0);
-    self::target_rows(t, &keys, &mut hasher, true, |id, k, _, _| {
-        target_rows += 1;
-        if !present.contains(&k) {
-            gone.push(id);
-        }
-    })?;
-    Ok(Vanished {
-        rows: gone.len() as u64,
-        conditions: gone
-            .chunks(1000)
-            .map(|ids| {
-                let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
-                format!("rowid IN ({})", ids.join(", "))
-            })
-            .collect(),
-        target_rows,
-        chunks: 1,
-        differing_chunks: u64::from(!gone.is_empty()),
-        seconds: 0.0,
-    })
 }

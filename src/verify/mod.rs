@@ -8,6 +8,7 @@
 //! row hashes.
 
 pub mod canon;
+mod gone;
 mod local;
 mod server;
 mod sorted;
@@ -72,7 +73,7 @@ pub fn vanished(plan: &Plan, key: &[String]) -> Result<Vanished, VerifyError> {
     let source = open_source(plan, &plan.query)?;
     let mut gone = match &plan.target {
         Target::MySql(t) => server::vanished(plan, t, &source, key)?,
-        Target::Sqlite(t) => local::vanished(plan, t, &source, key)?,
+        Target::Sqlite(t) => gone::vanished(plan, t, &source, key)?,
     };
     gone.seconds = t0.elapsed().as_secs_f64();
     Ok(gone)

@@ -10,7 +10,7 @@ use crate::plan::Plan;
 use crate::source::mysql::MySqlSource;
 use crate::source::Source;
 use crate::target::MySqlTarget;
-use crate::transform::{SourceColumn, SqlType};
+use crate::transform::{quote_mysql, SourceColumn, SqlType};
 use mysql::prelude::Queryable;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -96,6 +96,19 @@ impl Server {
         })
     }
 
+    /// The integer values a statement returns, sorted.
+    fn numbers(&mut self, sql: &str) -> Result<Vec<i128>, VerifyError> {
+        self.run(sql, |rows| {
+            let mut out = Vec::new();
+            for row in rows {
+                let row = row?;
+                out.extend(text(&row, 0).and_then(|v| v.parse::<i128>().ok()));
+            }
+            out.sort_unstable();
+            Ok(out)
+        })
+    }
+
     /// The rows of `chunks` without a key: row hash → rows.
     fn multiset(
         &mut self,
@@ -138,7 +151,10 @@ fn chunking(
         .filter(|k| k.len() == 1)
         .and_then(|k| columns.iter().find(|c| c.name == k[0]))
         .filter(|c| matches!(c.ty, SqlType::Int { .. }));
-    let sql = sql::extent(&target.side, int_key.map(|c| c.name.as_str()));
+    let Side::Target { table } = target.side.clone() else {
+        unreachable!("chunks are sized on the target")
+    };
+    let sql = sql::extent(&table, int_key.map(|c| c.name.as_str()));
     let (rows, lo, hi) = target.run(&sql, |mut r| {
         let row = r.next().transpose()?;
         let get = |i| {
@@ -148,6 +164,21 @@ fn chunking(
         };
         Ok((get(0).unwrap_or(0), get(1), get(2)))
     })?;
+    // A table's statistics may not know its rows yet (just loaded): counted then.
+    let rows = match rows < CHUNK_ROWS as i128 {
+        true => target.run(
+            &format!("SELECT COUNT(*) FROM {}", quote_mysql(&table)),
+            |mut r| {
+                let row = r.next().transpose()?;
+                Ok(row
+                    .as_ref()
+                    .and_then(|r| text(r, 0))
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0))
+            },
+        )?,
+        false => rows,
+    };
     let chunks = (rows as u64).div_ceil(CHUNK_ROWS).max(1);
     Ok(match (int_key, key, lo, hi) {
         (Some(c), _, Some(lo), Some(hi)) => Chunking::Range {
@@ -287,24 +318,66 @@ pub(super) fn vanished(
     let (mut src, mut tgt) = servers(plan, target, source)?;
     let chunking = chunking(&mut tgt, &keys, Some(key))?;
     let (_, target_rows, chunks, differing) = differing(&mut src, &mut tgt, &chunking, &keys)?;
-    let mut gone = Vec::new();
+    let (mut rows, mut conditions) = (0, Vec::new());
     for part in differing.chunks(CHUNKS_PER_READ) {
-        let (s, t) = both(&mut src, &mut tgt, |side| {
-            side.keyed(&chunking, &keys, part)
-        })?;
-        gone.extend(t.into_keys().filter(|k| !s.contains_key(k)));
+        let (n, found) = match &chunking {
+            Chunking::Range { column, .. } => {
+                gone_numbers(&mut src, &mut tgt, &chunking, column, part)?
+            }
+            _ => gone_hashed(&mut src, &mut tgt, &chunking, &keys, part)?,
+        };
+        rows += n;
+        conditions.extend(found);
     }
     Ok(Vanished {
-        rows: gone.len() as u64,
-        conditions: gone
-            .chunks(DELETE_KEYS)
-            .map(|part| chunking.key_in(&keys, &tgt.side, part))
-            .collect(),
+        rows: rows as u64,
+        conditions,
         target_rows,
         chunks,
         differing_chunks: differing.len() as u64,
         seconds: 0.0,
     })
+}
+
+/// The target's integer keys in `chunks` that the source lacks: their values, sorted on
+/// both sides (16 bytes each); how many, and the DELETE conditions naming them.
+fn gone_numbers(
+    src: &mut Server,
+    tgt: &mut Server,
+    chunking: &Chunking,
+    column: &str,
+    chunks: &[i128],
+) -> Result<(usize, Vec<String>), VerifyError> {
+    let (s, t) = both(src, tgt, |side| {
+        let sql = chunking.key_values(&side.side, chunks).unwrap_or_default();
+        side.numbers(&sql)
+    })?;
+    let gone = super::sorted::absent(&s, &t);
+    let conditions = gone
+        .chunks(DELETE_KEYS)
+        .map(|ids| {
+            let ids: Vec<String> = ids.iter().map(i128::to_string).collect();
+            format!("{} IN ({})", quote_mysql(column), ids.join(", "))
+        })
+        .collect();
+    Ok((gone.len(), conditions))
+}
+
+/// As `gone_numbers`, for any other key: by its canonical text.
+fn gone_hashed(
+    src: &mut Server,
+    tgt: &mut Server,
+    chunking: &Chunking,
+    keys: &[SourceColumn],
+    chunks: &[i128],
+) -> Result<(usize, Vec<String>), VerifyError> {
+    let (s, t) = both(src, tgt, |side| side.keyed(chunking, keys, chunks))?;
+    let gone: Vec<Vec<u8>> = t.into_keys().filter(|k| !s.contains_key(k)).collect();
+    let conditions = gone
+        .chunks(DELETE_KEYS)
+        .map(|part| chunking.key_in(keys, &tgt.side, part))
+        .collect();
+    Ok((gone.len(), conditions))
 }
 
 /// Reads the rows of differing chunks on both sides and tallies what differs.

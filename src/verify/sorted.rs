@@ -59,6 +59,21 @@ pub fn merge(source: &mut [Row], target: &mut [(u64, u64)]) -> Differences {
     d
 }
 
+/// The values of sorted `held` that sorted `present` lacks.
+pub fn absent<T: Ord + Copy>(present: &[T], held: &[T]) -> Vec<T> {
+    let mut i = 0;
+    let mut out = Vec::new();
+    for &k in held {
+        while i < present.len() && present[i] < k {
+            i += 1;
+        }
+        if present.get(i) != Some(&k) {
+            out.push(k);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +100,12 @@ mod tests {
         assert_eq!(d.extra, vec![4]);
         assert_eq!(d.changed, vec![2, 5]);
         assert_eq!(d.newer_added, vec![9]);
+    }
+
+    #[test]
+    fn absent_keys_are_those_held_only() {
+        assert_eq!(absent(&[1, 3, 5], &[1, 2, 3, 6]), vec![2, 6]);
+        assert_eq!(absent::<i32>(&[], &[4]), vec![4]);
     }
 
     #[test]

@@ -57,12 +57,23 @@ fn value(col: &SourceColumn, side: &Side) -> String {
             format!("NULLIF(COALESCE(UNIX_TIMESTAMP({q}), {q} + 0), 0)")
         }
         SqlType::Timestamp { .. } => format!("COALESCE(UNIX_TIMESTAMP({q}), {q} + 0)"),
+        // Text as UTF-8 bytes: a utf8mb4 column as it is (no conversion to pay for).
+        SqlType::Text { .. } | SqlType::Enum | SqlType::Set | SqlType::Json
+            if col
+                .collation
+                .as_ref()
+                .is_some_and(|k| k.charset == "utf8mb4") =>
+        {
+            q
+        }
         SqlType::Text { .. } | SqlType::Enum | SqlType::Set | SqlType::Json => {
             format!("CONVERT({q} USING utf8mb4)")
         }
         SqlType::Null => format!("CAST({q} AS CHAR)"),
         // The target holds the WKB the copy read.
-        SqlType::Geometry if source => format!("ST_AsBinary({q})"),
+        // ST_AsBinary gives no binary string on MariaDB: in CONCAT_WS its bytes would be
+        // converted as text.
+        SqlType::Geometry if source => format!("CAST(ST_AsBinary({q}) AS BINARY)"),
         _ => q,
     }
 }
@@ -82,10 +93,43 @@ fn hash_of(text: &str) -> String {
     format!("CAST(CONV(SUBSTR(MD5({text}), 1, 16), 16, 10) AS UNSIGNED)")
 }
 
-/// The row hash of the columns' canonical text.
+/// Whether a column's text may hold any byte (so its length goes before it), rather than
+/// the characters of a number, date or time, which never hold `#` nor make `N`.
+fn any_bytes(ty: &SqlType) -> bool {
+    matches!(
+        ty,
+        SqlType::Text { .. }
+            | SqlType::Binary { .. }
+            | SqlType::Json
+            | SqlType::Enum
+            | SqlType::Set
+            | SqlType::Geometry
+            | SqlType::Null
+    )
+}
+
+/// The row hash of the columns' text as the servers write it: `CONCAT_WS('#', ...)` of
+/// each column's tokens, a text or binary value as its byte length then its bytes, any
+/// other value as its text, NULL as `N` (CONCAT_WS skips NULL itself). Unambiguous, and
+/// each value converted to text once: a length before every number would convert it
+/// twice, which measured here costs the server a second on a million rows.
 pub fn row_hash(columns: &[SourceColumn], side: &Side) -> String {
-    let pieces: Vec<String> = columns.iter().map(|c| piece(&canonical(c, side))).collect();
-    hash_of(&format!("CONCAT({})", pieces.join(", ")))
+    let mut tokens = Vec::new();
+    for c in columns {
+        let v = value(c, side);
+        // A NOT NULL column needs no mark (a zero date nulled by the copy is one).
+        let nullable = c.nullable || v.contains("NULL");
+        match (any_bytes(&c.ty), nullable) {
+            (true, true) => tokens.push(format!("IFNULL(LENGTH({v}), 'N')")),
+            (true, false) => tokens.push(format!("LENGTH({v})")),
+            (false, true) => tokens.push(format!("IFNULL({v}, 'N')")),
+            (false, false) => {}
+        }
+        if any_bytes(&c.ty) || !nullable {
+            tokens.push(v);
+        }
+    }
+    hash_of(&format!("CONCAT_WS('#', {})", tokens.join(", ")))
 }
 
 impl Side {
@@ -221,6 +265,16 @@ impl Chunking {
         format!("CONCAT({}) IN ({})", pieces.join(", "), hex.join(", "))
     }
 
+    /// The values of a single integer key (range chunks only) in `chunks`.
+    pub fn key_values(&self, side: &Side, chunks: &[i128]) -> Option<String> {
+        let Chunking::Range { column, width } = self else {
+            return None;
+        };
+        let q = quote_mysql(column);
+        let ranges: Vec<String> = chunks.iter().map(|c| range_cond(&q, *c, *width)).collect();
+        Some(side.select(&q, Some(&ranges.join(" OR "))))
+    }
+
     /// A chunk as the log shows it.
     pub fn describe(&self, chunk: i128) -> String {
         match self {
@@ -277,17 +331,28 @@ pub fn above(col: &SourceColumn, max: Option<&str>) -> String {
     }
 }
 
-/// The key's count and, for an integer key, its smallest and largest values.
-pub fn extent(side: &Side, key: Option<&str>) -> String {
+/// About how many rows the target table holds (the server's estimate: it only sizes the
+/// chunks) and, for an integer key, its smallest and largest values (read from its index):
+/// no scan of the table.
+pub fn extent(table: &str, key: Option<&str>) -> String {
+    let rows = format!(
+        "(SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() \
+         AND TABLE_NAME = {})",
+        crate::transform::mysql_literal(table)
+    );
     match key {
         Some(k) => {
             let q = quote_mysql(k);
-            side.select(
-                &format!("COUNT(*), CAST(MIN({q}) AS CHAR), CAST(MAX({q}) AS CHAR)"),
-                None,
+            format!(
+                "SELECT {rows}, CAST(MIN({q}) AS CHAR), CAST(MAX({q}) AS CHAR) FROM {}",
+                quote_mysql(table)
             )
         }
-        None => side.select("COUNT(*), NULL, NULL", None),
+        // FROM the table all the same: a missing one says so here.
+        None => format!(
+            "SELECT {rows}, NULL, NULL FROM {} LIMIT 1",
+            quote_mysql(table)
+        ),
     }
 }
 
@@ -328,7 +393,7 @@ mod tests {
         assert_eq!(canonical(&c, &table), "CAST((`g``x`) AS BINARY)");
         assert_eq!(
             canonical(&c, &source),
-            "CAST((ST_AsBinary(`g``x`)) AS BINARY)"
+            "CAST((CAST(ST_AsBinary(`g``x`) AS BINARY)) AS BINARY)"
         );
         let sums = Chunking::RowHash { buckets: 3 }.sums(&[c], &table);
         assert!(sums.contains("FROM `t``1`"), "{sums}");
