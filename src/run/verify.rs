@@ -139,6 +139,15 @@ fn find_deletion(plan: &Plan, key: &[String]) -> Result<Deletion, SinkError> {
             "deletes = apply could not find the rows the source no longer has: {e}"
         ))
     })?;
+    // A source that answers with none of the target's rows is refused as an empty replace
+    // is (a truncated table, an emptied lookup the query joins): the target is kept.
+    if gone.target_rows > 0 && gone.rows == gone.target_rows && !plan.guards.allow_empty {
+        return Err(refused(format!(
+            "the source no longer has any of the {} rows the target holds, so deletes = apply \
+             would empty it; [general] allow_empty = true allows it",
+            gone.target_rows
+        )));
+    }
     let lost = gone.rows as f64 * 100.0 / gone.target_rows.max(1) as f64;
     if let Some(max) = plan.guards.max_shrink_percent.filter(|max| lost > *max) {
         return Err(refused(format!(

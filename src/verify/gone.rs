@@ -23,9 +23,10 @@ pub(super) fn vanished(
     key: &[String],
 ) -> Result<Vanished, VerifyError> {
     let keys = key_columns(source.columns(), key);
+    let rowid = super::local::rowid_alias(source.columns())?;
     let (gone, target_rows) = match keys.as_slice() {
-        [k] if matches!(k.ty, SqlType::Int { .. }) => gone_numbers(plan, t, k)?,
-        _ => gone_hashed(plan, t, &keys, key)?,
+        [k] if matches!(k.ty, SqlType::Int { .. }) => gone_numbers(plan, t, k, rowid)?,
+        _ => gone_hashed(plan, t, &keys, key, rowid)?,
     };
     Ok(Vanished {
         rows: gone.len() as u64,
@@ -33,7 +34,7 @@ pub(super) fn vanished(
             .chunks(1000)
             .map(|ids| {
                 let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
-                format!("rowid IN ({})", ids.join(", "))
+                format!("{rowid} IN ({})", ids.join(", "))
             })
             .collect(),
         target_rows,
@@ -49,6 +50,7 @@ fn gone_hashed(
     t: &SqliteTable,
     keys: &[SourceColumn],
     key: &[String],
+    rowid: &str,
 ) -> Result<(Vec<i64>, u64), VerifyError> {
     let mut hasher = Hasher::new(keys, t, Some(key));
     let mut present = HashSet::new();
@@ -61,7 +63,7 @@ fn gone_hashed(
         },
     )?;
     let (mut gone, mut rows) = (Vec::new(), 0);
-    target_rows(t, keys, &mut hasher, true, |id, k, _, _| {
+    target_rows(t, keys, &mut hasher, Some(rowid), |id, k, _, _| {
         rows += 1;
         if !present.contains(&k) {
             gone.push(id);
@@ -86,6 +88,7 @@ fn gone_numbers(
     plan: &Plan,
     t: &SqliteTable,
     key: &SourceColumn,
+    rowid: &str,
 ) -> Result<(Vec<i64>, u64), VerifyError> {
     let mut present: Vec<i128> = Vec::new();
     let mut failed = None;
@@ -108,7 +111,7 @@ fn gone_numbers(
             message,
         });
     }
-    let mut held = file_keys(t, &key.name)?;
+    let mut held = file_keys(t, &key.name, rowid)?;
     present.sort_unstable();
     held.sort_unstable();
     let keys: Vec<i128> = held.iter().map(|h| h.0).collect();
@@ -128,10 +131,10 @@ fn gone_numbers(
 }
 
 /// The file's (key, rowid) pairs of an integer key.
-fn file_keys(t: &SqliteTable, key: &str) -> Result<Vec<(i128, i64)>, VerifyError> {
+fn file_keys(t: &SqliteTable, key: &str, rowid: &str) -> Result<Vec<(i128, i64)>, VerifyError> {
     let conn = open_read_only(t)?;
     let sql = format!(
-        "SELECT {}, rowid FROM {}",
+        "SELECT {}, {rowid} FROM {}",
         quote_sqlite(key),
         quote_sqlite(&t.table)
     );

@@ -93,13 +93,28 @@ pub(super) fn sqlite_err(t: &SqliteTable, e: rusqlite::Error) -> VerifyError {
     VerifyError::Sqlite(t.to_string(), e.to_string())
 }
 
+/// The name the table's rowid answers to: `rowid`, `_rowid_` or `oid`, whichever no column
+/// of the table takes (a column of that name hides the rowid, and deleting by it would
+/// delete other rows).
+pub(super) fn rowid_alias(columns: &[SourceColumn]) -> Result<&'static str, VerifyError> {
+    ["rowid", "_rowid_", "oid"]
+        .into_iter()
+        .find(|a| !columns.iter().any(|c| c.name.eq_ignore_ascii_case(a)))
+        .ok_or_else(|| VerifyError::Query {
+            side: "target",
+            message: "the table has columns named rowid, _rowid_ and oid, which hide its \
+                      rowid"
+                .to_string(),
+        })
+}
+
 /// Every row of the target table through `each` (key hash, row hash, key text; with
-/// `rowid`, the row's rowid first).
+/// `rowid`, the row's rowid first, by that name).
 pub(super) fn target_rows(
     t: &SqliteTable,
     columns: &[SourceColumn],
     hasher: &mut Hasher,
-    rowid: bool,
+    rowid: Option<&str>,
     mut each: impl FnMut(i64, u64, u64, &[u8]),
 ) -> Result<(), VerifyError> {
     let conn = open_read_only(t)?;
@@ -113,8 +128,8 @@ pub(super) fn target_rows(
     if !exists {
         return Err(VerifyError::NoTarget(t.to_string()));
     }
-    let first = usize::from(rowid);
-    let list: Vec<String> = (rowid.then(|| "rowid".to_string()).into_iter())
+    let first = usize::from(rowid.is_some());
+    let list: Vec<String> = (rowid.map(str::to_string).into_iter())
         .chain(columns.iter().map(|c| quote_sqlite(&c.name)))
         .collect();
     let sql = format!("SELECT {} FROM {}", list.join(", "), quote_sqlite(&t.table));
@@ -128,8 +143,8 @@ pub(super) fn target_rows(
             canon.push_sqlite(v, scratch, out);
         });
         let id = match rowid {
-            true => row.get(0).map_err(|e| sqlite_err(t, e))?,
-            false => 0,
+            Some(_) => row.get(0).map_err(|e| sqlite_err(t, e))?,
+            None => 0,
         };
         each(id, k, h, &hasher.key_text);
     }
@@ -139,7 +154,8 @@ pub(super) fn target_rows(
 /// Whether a source value of the incremental key is above the target's largest.
 fn above(cell: Cell<'_>, max: &Value) -> bool {
     match (cell, max) {
-        (_, Value::Null) => true,
+        // The target holds no key (empty, or emptied): nothing is excused as newer.
+        (_, Value::Null) => false,
         (Cell::Int(i), Value::Integer(m)) => i > *m,
         (Cell::UInt(u), Value::Integer(m)) => i128::from(u) > i128::from(*m),
         (Cell::Text(s), Value::Text(m)) => s > m.as_str(),
@@ -262,7 +278,7 @@ pub(super) fn compare(
     let (read, target_read) = std::thread::scope(|scope| {
         let target_read = scope.spawn(|| {
             let mut hasher = Hasher::new(&columns, t, key);
-            target_rows(t, &columns, &mut hasher, false, |_, k, h, _| {
+            target_rows(t, &columns, &mut hasher, None, |_, k, h, _| {
                 tgt.push((k, h))
             })
         });
@@ -327,7 +343,7 @@ fn name_differences(
     let mut names: HashMap<u64, String> = HashMap::new();
     if !in_target.is_empty() {
         let mut hasher = Hasher::new(&keys, t, Some(key));
-        target_rows(t, &keys, &mut hasher, false, |_, k, _, text| {
+        target_rows(t, &keys, &mut hasher, None, |_, k, _, text| {
             if in_target.contains(&k) {
                 names.insert(k, show(text));
             }

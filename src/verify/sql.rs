@@ -317,11 +317,12 @@ pub fn largest(col: &SourceColumn, side: &Side) -> String {
     side.select(&format!("CAST(MAX({}) AS CHAR)", newer_value(col)), None)
 }
 
-/// Whether a source row's incremental key is above the target's largest `max` (every row
-/// is, when the target holds none): a row written at the source after the load.
+/// Whether a source row's incremental key is above the target's largest `max`: a row
+/// written at the source after the load. None is when the target holds no key: an empty
+/// (or emptied) target excuses nothing, or it would pass for equal to any source.
 pub fn above(col: &SourceColumn, max: Option<&str>) -> String {
     match max {
-        None => "1".into(),
+        None => "0".into(),
         Some(m) if m.parse::<f64>().is_ok() => format!("({} > {m})", newer_value(col)),
         Some(m) => format!(
             "({} > {})",

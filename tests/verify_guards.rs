@@ -1,0 +1,127 @@
+//! What verify and `deletes = apply` must never do: empty a target because the source
+//! answered with nothing, delete by a `rowid` column that hides SQLite's rowid, or call an
+//! emptied target equal because every source row looks newer than its (absent) largest key.
+
+mod common;
+use common::app::summary_of;
+use common::jobs::with_general;
+use common::*;
+use mysql::prelude::Queryable;
+
+const MERGE: &str = "strategy = merge\nincremental_key = updated_at\ndeletes = apply";
+
+fn config(db: &str, azure: bool, general: &str) -> String {
+    let q = "SELECT * FROM t";
+    let cfg = match azure {
+        true => {
+            drop_target_db(db);
+            azure_config(db, q, db, "t", &verified("ca.pem"))
+        }
+        false => sqlite_config(db, q, "t"),
+    };
+    with_general(&cfg, general)
+}
+
+fn count(job: &Job, db: &str, azure: bool) -> i64 {
+    match azure {
+        true => tls_root(Some(db))
+            .query_first("SELECT COUNT(*) FROM t")
+            .unwrap()
+            .unwrap(),
+        false => sqlite_count(&job.path("data/out.db"), "t"),
+    }
+}
+
+fn source(db: &str) -> mysql::Conn {
+    let mut c = fresh_db(
+        db,
+        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(9), updated_at DATETIME(6) NOT NULL)",
+    );
+    c.query_drop(
+        "INSERT INTO t SELECT seq, 'v', '2024-01-01' + INTERVAL seq SECOND FROM seq_1_to_3000",
+    )
+    .unwrap();
+    c
+}
+
+fn an_emptied_source(db: &str, azure: bool) {
+    let mut c = source(db);
+    let job = Job::new(&config(db, azure, MERGE));
+    job.run(&[]).expect(0);
+    c.query_drop("DELETE FROM t").unwrap();
+    let out = job.run(&[]).expect(1);
+    assert!(out.stderr().contains("allow_empty"), "{}", out.stderr());
+    assert_eq!(count(&job, db, azure), 3000, "the target is kept");
+    let cfg = config(db, azure, &format!("{MERGE}\nallow_empty = true"));
+    std::fs::write(job.path("config.ini"), cfg).unwrap();
+    if azure {
+        // config() dropped the target database: load it again, then empty the source.
+        source(db);
+        job.run(&[]).expect(0);
+        root(Some(db)).query_drop("DELETE FROM t").unwrap();
+    }
+    job.run(&[]).expect(0);
+    assert_eq!(count(&job, db, azure), 0);
+}
+
+#[test]
+fn an_emptied_source_does_not_empty_the_target_unless_allowed_in_sqlite() {
+    an_emptied_source("vg_empty_sqlite", false);
+}
+
+#[test]
+fn an_emptied_source_does_not_empty_the_target_unless_allowed_in_mysql() {
+    an_emptied_source("vg_empty_mysql", true);
+}
+
+#[test]
+fn a_column_named_rowid_does_not_steer_sqlite_deletes() {
+    let db = "vg_rowid";
+    let mut c = fresh_db(
+        db,
+        "CREATE TABLE t (id INT PRIMARY KEY, `rowid` INT, updated_at DATETIME(6) NOT NULL)",
+    );
+    c.query_drop(
+        "INSERT INTO t VALUES (1, 7, '2024-01-01'), (2, 7, '2024-01-02'), (3, 1, '2024-01-03')",
+    )
+    .unwrap();
+    let job = Job::new(&config(db, false, MERGE));
+    job.run(&[]).expect(0);
+    c.query_drop("DELETE FROM t WHERE id = 1").unwrap();
+    let s = summary_of(&job.run(&["--summary-json", "-"]).expect(0));
+    assert_eq!(s["deleted"], 1, "{s}");
+    let ids: Vec<_> = sqlite_rows(&job.path("data/out.db"), "t", "id")
+        .into_iter()
+        .map(|r| r[0].clone().unwrap())
+        .collect();
+    assert_eq!(ids, ["2", "3"]);
+}
+
+fn an_emptied_target(db: &str, azure: bool) {
+    source(db);
+    let job = Job::new(&config(
+        db,
+        azure,
+        "strategy = merge\nincremental_key = updated_at",
+    ));
+    job.run(&[]).expect(0);
+    match azure {
+        true => tls_root(Some(db)).query_drop("DELETE FROM t").unwrap(),
+        false => {
+            let f = rusqlite::Connection::open(job.path("data/out.db")).unwrap();
+            f.execute("DELETE FROM t", []).unwrap();
+        }
+    }
+    let v = summary_of(&job.run(&["--verify", "--summary-json", "-"]).expect(5));
+    assert_eq!(v["verify"]["equal"], false, "{v}");
+}
+
+#[test]
+fn an_emptied_incremental_target_differs_in_sqlite() {
+    an_emptied_target("vg_gone_sqlite", false);
+}
+
+#[test]
+fn an_emptied_incremental_target_differs_in_mysql() {
+    an_emptied_target("vg_gone_mysql", true);
+}
