@@ -59,7 +59,9 @@ pub(super) fn after(plan: &Plan, summary: &mut Summary) {
     }
     let loaded = summary.exit;
     one(plan, summary);
-    if summary.exit != Exit::Differs && summary.exit != Exit::Ok {
+    // A stop during the verification stops the run (130/143), whatever the load did.
+    let stopped = interrupt::stopping().is_some();
+    if !stopped && summary.exit != Exit::Differs && summary.exit != Exit::Ok {
         let why = summary.error.take().unwrap_or_default();
         log::warn!("verify = after could not run; the load stands: {why}");
         summary.exit = loaded;
