@@ -24,6 +24,8 @@ pub(super) fn one(plan: &Plan, summary: &mut Summary) {
                 summary.rows = verdict.source_rows;
             }
             summary.verify = Some(verdict.to_json());
+            summary.source_rows = Some(verdict.source_rows);
+            summary.target_rows = Some(verdict.target_rows);
             summary.exit = match verdict.equal() {
                 true => Exit::Ok,
                 false => Exit::Differs,
