@@ -250,6 +250,15 @@ impl Outcome {
                 s.warnings = warnings;
             }
             Outcome::Job(j, _) => {
+                // Each table's own: its log lines carry its name.
+                for t in &mut j.tables {
+                    let tag = format!("[{}] ", t.table);
+                    t.warnings = warnings
+                        .iter()
+                        .filter(|w| w.starts_with(&tag))
+                        .cloned()
+                        .collect();
+                }
                 j.seconds = seconds;
                 j.warnings = warnings;
             }
