@@ -90,6 +90,10 @@ pub struct Summary {
     pub updated: Option<u64>,
     /// Rows a merge deleted because the source no longer has them (`deletes = apply`).
     pub deleted: Option<u64>,
+    /// Rows the source query and the target table hold after the run, where that is known
+    /// without counting (a replace, a verification).
+    pub source_rows: Option<u64>,
+    pub target_rows: Option<u64>,
     /// Zero or partial dates met in the source (see `[external_db] zero_dates`).
     pub zero_dates: u64,
     /// When the fallback's rows were loaded (UTC), when the fallback served and knows it.
@@ -121,6 +125,8 @@ impl Summary {
             inserted: None,
             updated: None,
             deleted: None,
+            source_rows: None,
+            target_rows: None,
             zero_dates: 0,
             fallback_loaded_at: None,
             fallback_age_seconds: None,
@@ -154,6 +160,8 @@ impl Summary {
             "inserted": self.inserted,
             "updated": self.updated,
             "deleted": self.deleted,
+            "source_rows": self.source_rows,
+            "target_rows": self.target_rows,
             "zero_dates": self.zero_dates,
             "fallback_loaded_at": self.fallback_loaded_at,
             "fallback_age_seconds": self.fallback_age_seconds,

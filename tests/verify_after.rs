@@ -16,6 +16,11 @@ fn a_load_is_verified_right_after() {
     assert_eq!(s["action"], "replaced", "{s}");
     assert_eq!(s["verify"]["equal"], true, "{s}");
     assert_eq!(s["verify"]["source_rows"], 3000, "{s}");
+    assert_eq!(
+        (&s["source_rows"], &s["target_rows"]),
+        (&3000.into(), &3000.into()),
+        "{s}"
+    );
 }
 
 #[test]

@@ -53,6 +53,15 @@ fn whole_schema(db: &str, target: Option<&str>) {
         if differs {
             assert_eq!(v["missing_keys"], serde_json::json!(["7"]), "{v}");
         }
+        let own = s["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["table"] == table.as_str());
+        let warned = own.unwrap()["warnings"]
+            .to_string()
+            .contains("verify: differs");
+        assert_eq!(warned, differs, "{table}");
     }
     // --only the others: all equal.
     let s = summary_of(

@@ -332,6 +332,9 @@ pub(super) fn report(
         }
     }
     summary.rows = stats.rows;
+    if *apply == Apply::Replace {
+        (summary.source_rows, summary.target_rows) = (Some(stats.rows), Some(stats.rows));
+    }
     summary.zero_dates = stats.zero_dates;
     summary.action = action;
 }

@@ -24,6 +24,8 @@ pub(super) fn one(plan: &Plan, summary: &mut Summary) {
                 summary.rows = verdict.source_rows;
             }
             summary.verify = Some(verdict.to_json());
+            summary.source_rows = Some(verdict.source_rows);
+            summary.target_rows = Some(verdict.target_rows);
             summary.exit = match verdict.equal() {
                 true => Exit::Ok,
                 false => Exit::Differs,
@@ -97,14 +99,17 @@ pub(super) fn job(job: &JobPlan, only: Option<&[String]>) -> (JobSummary, Exit) 
     };
     let kind = job.template.target.kind().as_str();
     for plan in &chosen.plans {
-        if interrupt::check().is_err() {
-            break;
-        }
-        logfile::set_table(Some(plan.target.table().to_string()));
         let mut table = Summary::new(kind, plan.target.table());
         table.action = "verified";
-        one(plan, &mut table);
-        logfile::set_table(None);
+        if let Err(stop) = interrupt::check() {
+            // Never left out silently: a table a stop came before says so.
+            table.exit = Error::from(stop).exit();
+            table.verify = Some(json!({ "skipped": "stopped" }));
+        } else {
+            logfile::set_table(Some(plan.target.table().to_string()));
+            one(plan, &mut table);
+            logfile::set_table(None);
+        }
         summary.tables.push(table);
     }
     let own = interrupt::check().err().map(|i| {

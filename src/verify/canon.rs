@@ -63,18 +63,17 @@ pub fn row_hash(text: &[u8]) -> u64 {
 /// How one column's values are compared when dbsync hashes them (SQLite target).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Canon {
-    /// As SQLite stores it: integers in decimal, reals in their shortest exact spelling,
-    /// text and blobs as their bytes.
+    /// As SQLite stores it: integers in decimal, reals as their 8 bytes, text and blobs
+    /// as their bytes.
     Stored,
     /// A DECIMAL SQLite keeps as a number: to 15 significant digits.
     Decimal15,
 }
 
-/// A double in its shortest spelling that reads back as itself (`-0` as `0`).
+/// A double as its 8 bytes (`-0` as `0`): exact, and no text to format.
 fn real(v: f64, out: &mut Vec<u8>) {
-    use std::io::Write;
     let v = if v == 0.0 { 0.0 } else { v };
-    let _ = write!(out, "{v:?}");
+    out.extend_from_slice(&v.to_bits().to_be_bytes());
 }
 
 /// A number to 15 significant digits, as `d.dddddddddddddde±x`.
