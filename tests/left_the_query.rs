@@ -4,7 +4,7 @@
 
 mod common;
 use common::app::summary_of;
-use common::jobs::with_general;
+use common::jobs::{either_config, either_count};
 use common::*;
 use mysql::prelude::Queryable;
 
@@ -24,25 +24,8 @@ fn source(db: &str) {
 }
 
 fn config(db: &str, azure: bool, deletes: &str) -> String {
-    let cfg = match azure {
-        true => {
-            drop_target_db(db);
-            azure_config(db, QUERY, db, "t", &verified("ca.pem"))
-        }
-        false => sqlite_config(db, QUERY, "t"),
-    };
     let general = format!("strategy = merge\nincremental_key = updated_at\ndeletes = {deletes}");
-    with_general(&cfg, &general)
-}
-
-fn target_count(job: &Job, db: &str, azure: bool) -> i64 {
-    match azure {
-        true => tls_root(Some(db))
-            .query_first("SELECT COUNT(*) FROM t")
-            .unwrap()
-            .unwrap(),
-        false => sqlite_count(&job.path("data/out.db"), "t"),
-    }
+    either_config(db, QUERY, azure, &general)
 }
 
 fn a_row_that_left_the_query(db: &str, azure: bool) {
@@ -55,7 +38,7 @@ fn a_row_that_left_the_query(db: &str, azure: bool) {
             .unwrap();
         let s = summary_of(&job.run(&["--summary-json", "-"]).expect(0));
         assert_eq!(
-            target_count(&job, db, azure),
+            either_count(&job, db, azure),
             after,
             "deletes = {deletes}: {s}"
         );

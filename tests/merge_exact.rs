@@ -5,7 +5,7 @@
 
 mod common;
 use common::app::summary_of;
-use common::jobs::with_general;
+use common::jobs::either_config;
 use common::*;
 use mysql::prelude::Queryable;
 
@@ -13,18 +13,13 @@ fn merge_sees(db: &str, azure: bool) {
     let mut c = fresh_db(db, "CREATE TABLE t (id INT PRIMARY KEY, f FLOAT NOT NULL)");
     c.query_drop("INSERT INTO t VALUES (1, 5), (2, 1234567)")
         .unwrap();
-    let q = "SELECT * FROM t";
-    let cfg = match azure {
-        true => {
-            drop_target_db(db);
-            azure_config(db, q, db, "t", &verified("ca.pem"))
-        }
-        false => sqlite_config(db, q, "t"),
-    };
-    let job = Job::new(&with_general(
-        &cfg,
+    let cfg = either_config(
+        db,
+        "SELECT * FROM t",
+        azure,
         "strategy = merge\nincremental_key = id",
-    ));
+    );
+    let job = Job::new(&cfg);
     job.run(&[]).expect(0);
     c.query_drop("UPDATE t SET f = 1234568 WHERE id = 2")
         .unwrap();

@@ -4,7 +4,7 @@
 
 mod common;
 use common::app::summary_of;
-use common::jobs::with_general;
+use common::jobs::either_config;
 use common::*;
 use mysql::prelude::Queryable;
 
@@ -37,15 +37,7 @@ fn churn(db: &str) {
 const MERGE: &str = "strategy = merge\nincremental_key = updated_at\ndeletes = apply";
 
 fn config(db: &str, azure: bool, general: &str) -> String {
-    let q = "SELECT * FROM t";
-    let cfg = match azure {
-        true => {
-            drop_target_db(db);
-            azure_config(db, q, db, "t", &verified("ca.pem"))
-        }
-        false => sqlite_config(db, q, "t"),
-    };
-    with_general(&cfg, general)
+    either_config(db, "SELECT * FROM t", azure, general)
 }
 
 fn target_ids(job: &Job, db: &str, azure: bool) -> Vec<Vec<Option<String>>> {

@@ -4,32 +4,18 @@
 
 mod common;
 use common::app::summary_of;
-use common::jobs::with_general;
+use common::jobs::{either_config, either_count};
 use common::*;
 use mysql::prelude::Queryable;
 
 const MERGE: &str = "strategy = merge\nincremental_key = updated_at\ndeletes = apply";
 
 fn config(db: &str, azure: bool, general: &str) -> String {
-    let q = "SELECT * FROM t";
-    let cfg = match azure {
-        true => {
-            drop_target_db(db);
-            azure_config(db, q, db, "t", &verified("ca.pem"))
-        }
-        false => sqlite_config(db, q, "t"),
-    };
-    with_general(&cfg, general)
+    either_config(db, "SELECT * FROM t", azure, general)
 }
 
 fn count(job: &Job, db: &str, azure: bool) -> i64 {
-    match azure {
-        true => tls_root(Some(db))
-            .query_first("SELECT COUNT(*) FROM t")
-            .unwrap()
-            .unwrap(),
-        false => sqlite_count(&job.path("data/out.db"), "t"),
-    }
+    either_count(job, db, azure)
 }
 
 fn source(db: &str) -> mysql::Conn {

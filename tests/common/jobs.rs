@@ -35,3 +35,28 @@ pub fn run_with(job: &Job, args: &[&str], code: i32) -> serde_json::Value {
     job.run(&all).expect(code);
     summary(job)
 }
+
+/// A one-query config reading `query` from `db` into table `t`, with these `[general]`
+/// lines: into the TLS server's database `db` (dropped first) when `azure`, else SQLite.
+pub fn either_config(db: &str, query: &str, azure: bool, general: &str) -> String {
+    let cfg = match azure {
+        true => {
+            super::drop_target_db(db);
+            super::azure_config(db, query, db, "t", &super::verified("ca.pem"))
+        }
+        false => super::sqlite_config(db, query, "t"),
+    };
+    with_general(&cfg, general)
+}
+
+/// The rows of table `t` in the target `either_config` writes.
+pub fn either_count(job: &Job, db: &str, azure: bool) -> i64 {
+    use mysql::prelude::Queryable;
+    match azure {
+        true => super::tls_root(Some(db))
+            .query_first("SELECT COUNT(*) FROM t")
+            .unwrap()
+            .unwrap(),
+        false => super::sqlite_count(&job.path("data/out.db"), "t"),
+    }
+}
