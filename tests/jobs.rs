@@ -180,6 +180,17 @@ fn only_dry_run_and_config_errors() {
         plan.contains("== table actor") && plan.contains("== table film"),
         "{plan}"
     );
+    // partitions under snapshot: said, not silently dropped.
+    let cfg = std::fs::read_to_string(job.path("config.ini")).unwrap();
+    let split = cfg.replacen(
+        "[external_db]",
+        "[external_db]\npartitions = 2\npartition_column = id",
+        1,
+    );
+    std::fs::write(job.path("config.ini"), split).unwrap();
+    let said = job.run(&["--only", "staff"]).expect(0).stderr();
+    assert!(said.contains("partitions does not apply"), "{said}");
+    std::fs::write(job.path("config.ini"), cfg).unwrap();
     let err = job.run(&["--only", "films"]).expect(2).stderr();
     assert!(
         err.contains("--only") && err.contains("film,") || err.contains("film, "),

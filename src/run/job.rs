@@ -102,6 +102,7 @@ pub(super) fn choose(job: &JobPlan, only: Option<&[String]>) -> Result<Chosen, E
         .map(|t| format!("{} ({})", t.name, t.engine))
         .collect();
     let mut plans = Vec::with_capacity(selected.len());
+    let mut unsplit = false;
     for name in &selected {
         let mut plan = job.table_plan(name)?;
         // The job decided once where its rows come from: a table never decides again (a
@@ -112,9 +113,15 @@ pub(super) fn choose(job: &JobPlan, only: Option<&[String]>) -> Result<Chosen, E
         }
         if job.consistency == Consistency::Snapshot {
             // One connection reads every table in the snapshot, one read each.
-            plan.partitioning = None;
+            unsplit |= plan.partitioning.take().is_some();
         }
         plans.push(plan);
+    }
+    if unsplit {
+        log::info!(
+            "[external_db] partitions does not apply under consistency = snapshot: one \
+             connection reads every table, in one snapshot"
+        );
     }
     refuse_shared_targets(&selected, &plans)?;
     crate::target::Target::share_sessions(plans.iter_mut().map(|p| &mut p.target));
