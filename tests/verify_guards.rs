@@ -111,3 +111,32 @@ fn an_emptied_incremental_target_differs_in_sqlite() {
 fn an_emptied_incremental_target_differs_in_mysql() {
     an_emptied_target("vg_gone_mysql", true);
 }
+
+fn extreme_keys(db: &str, azure: bool) {
+    let mut c = fresh_db(db, "CREATE TABLE t (id BIGINT PRIMARY KEY, v VARCHAR(9))");
+    c.query_drop(
+        "INSERT INTO t VALUES (-9223372036854775808, 'min'), (-1, 'a'), (0, 'b'), \
+         (1, 'c'), (9223372036854775807, 'max')",
+    )
+    .unwrap();
+    c.query_drop("INSERT INTO t SELECT seq * 1000003, 'n' FROM seq_2_to_6000")
+        .unwrap();
+    let job = Job::new(&config(db, azure, ""));
+    job.run(&[]).expect(0);
+    let v = summary_of(&job.run(&["--verify", "--summary-json", "-"]).expect(0));
+    assert_eq!(v["verify"]["equal"], true, "{v}");
+    c.query_drop("UPDATE t SET v = 'moved' WHERE id = -9223372036854775808")
+        .unwrap();
+    let v = summary_of(&job.run(&["--verify", "--summary-json", "-"]).expect(5));
+    assert_eq!(v["verify"]["changed"], 1, "{v}");
+}
+
+#[test]
+fn keys_at_both_ends_of_bigint_verify_in_mysql() {
+    extreme_keys("vg_ends_mysql", true);
+}
+
+#[test]
+fn keys_at_both_ends_of_bigint_verify_in_sqlite() {
+    extreme_keys("vg_ends_sqlite", false);
+}

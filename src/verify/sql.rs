@@ -290,11 +290,14 @@ impl Chunking {
 }
 
 /// The key values of a chunk of `key DIV width` (truncating: chunk 0 spans both signs).
+/// Saturating: a chunk that is no number (a NULL key's, read as i128::MIN) must not
+/// overflow.
 fn bounds(chunk: i128, width: i128) -> (i128, i128) {
+    let at = chunk.saturating_mul(width);
     match chunk {
         0 => (-(width - 1), width - 1),
-        c if c > 0 => (c * width, c * width + width - 1),
-        c => (c * width - width + 1, c * width),
+        c if c > 0 => (at, at.saturating_add(width - 1)),
+        _ => (at.saturating_sub(width - 1), at),
     }
 }
 
