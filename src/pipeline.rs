@@ -61,13 +61,7 @@ pub fn copy(
     before_commit: &mut dyn FnMut() -> Result<(), Error>,
 ) -> Result<CopyStats, Stopped> {
     let columns = transform::target_columns(source.columns(), opts.zero_dates);
-    if let Err(e) = sink.begin(&columns, load) {
-        sink.abort();
-        return Err(Stopped {
-            error: e.into(),
-            rows: 0,
-        });
-    }
+    begin(sink, &columns, load)?;
     finish(
         Reading::start(source, opts.zero_dates),
         sink,
@@ -86,14 +80,19 @@ pub fn copy_read(
     load: &Load,
     before_commit: &mut dyn FnMut() -> Result<(), Error>,
 ) -> Result<CopyStats, Stopped> {
-    if let Err(e) = sink.begin(&reading.columns, load) {
+    begin(sink, &reading.columns, load)?;
+    finish(reading, sink, opts, load, before_commit)
+}
+
+/// The sink begun for these columns, or aborted (nothing read yet).
+fn begin(sink: &mut dyn Sink, columns: &[SourceColumn], load: &Load) -> Result<(), Stopped> {
+    sink.begin(columns, load).map_err(|e| {
         sink.abort();
-        return Err(Stopped {
+        Stopped {
             error: e.into(),
             rows: 0,
-        });
-    }
-    finish(reading, sink, opts, load, before_commit)
+        }
+    })
 }
 
 /// The rows written, the guards checked, and the load committed (or staged).

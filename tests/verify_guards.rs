@@ -14,10 +14,6 @@ fn config(db: &str, azure: bool, general: &str) -> String {
     either_config(db, "SELECT * FROM t", azure, general)
 }
 
-fn count(job: &Job, db: &str, azure: bool) -> i64 {
-    either_count(job, db, azure)
-}
-
 fn source(db: &str) -> mysql::Conn {
     let mut c = fresh_db(
         db,
@@ -37,7 +33,7 @@ fn an_emptied_source(db: &str, azure: bool) {
     c.query_drop("DELETE FROM t").unwrap();
     let out = job.run(&[]).expect(1);
     assert!(out.stderr().contains("allow_empty"), "{}", out.stderr());
-    assert_eq!(count(&job, db, azure), 3000, "the target is kept");
+    assert_eq!(either_count(&job, db, azure), 3000, "the target is kept");
     let cfg = config(db, azure, &format!("{MERGE}\nallow_empty = true"));
     std::fs::write(job.path("config.ini"), cfg).unwrap();
     if azure {
@@ -47,7 +43,7 @@ fn an_emptied_source(db: &str, azure: bool) {
         root(Some(db)).query_drop("DELETE FROM t").unwrap();
     }
     job.run(&[]).expect(0);
-    assert_eq!(count(&job, db, azure), 0);
+    assert_eq!(either_count(&job, db, azure), 0);
 }
 
 #[test]

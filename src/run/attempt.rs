@@ -228,18 +228,6 @@ pub(super) fn copy(
     pipeline::copy(source, sink, opts, load, &mut check_lock)
 }
 
-/// As `copy`, from a reading already under way (`options` were taken before it started);
-/// `before_commit` checks the run's locks before anything becomes visible.
-pub(super) fn copy_read(
-    opts: CopyOptions,
-    reading: pipeline::Reading,
-    sink: &mut dyn Sink,
-    load: &Load,
-    before_commit: &mut dyn FnMut() -> Result<(), Error>,
-) -> Result<CopyStats, pipeline::Stopped> {
-    pipeline::copy_read(reading, sink, opts, load, before_commit)
-}
-
 /// How the copy of `source` goes: its progress, zero dates and guards.
 pub(super) fn options(plan: &Plan, how: How, source: &dyn Source, load: &Load) -> CopyOptions {
     let opts = CopyOptions {

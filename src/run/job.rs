@@ -27,17 +27,9 @@ pub(super) struct Chosen {
 
 /// Runs the job; its summary and exit code.
 pub(super) fn run(job: &JobPlan, how: How, only: Option<&[String]>) -> (JobSummary, Exit) {
-    let mut summary = JobSummary {
-        attempts: 1,
-        ..JobSummary::default()
-    };
-    let chosen = match choose(job, only) {
-        Ok(c) => c,
-        Err(e) => {
-            summary.error = Some(chain(&e));
-            let exit = summary.exit(Some(e.exit()));
-            return (summary, exit);
-        }
+    let (mut summary, chosen) = match begin(job, only) {
+        Ok(begun) => begun,
+        Err(ended) => return ended,
     };
     let kind = job.template.target.kind().as_str();
     summary.tables = chosen
@@ -66,9 +58,29 @@ pub(super) fn run(job: &JobPlan, how: How, only: Option<&[String]>) -> (JobSumma
     (summary, exit)
 }
 
+/// A job's summary as it starts, and its tables (see `choose`); a job whose tables cannot
+/// be chosen ends here, its summary saying why.
+pub(super) fn begin(
+    job: &JobPlan,
+    only: Option<&[String]>,
+) -> Result<(JobSummary, Chosen), (JobSummary, Exit)> {
+    let mut summary = JobSummary {
+        attempts: 1,
+        ..JobSummary::default()
+    };
+    match choose(job, only) {
+        Ok(chosen) => Ok((summary, chosen)),
+        Err(e) => {
+            summary.error = Some(chain(&e));
+            let exit = summary.exit(Some(e.exit()));
+            Err((summary, exit))
+        }
+    }
+}
+
 /// The job's tables among the source's (or, when it cannot be reached, the fallback
 /// file's), each with its plan.
-pub(super) fn choose(job: &JobPlan, only: Option<&[String]>) -> Result<Chosen, Error> {
+fn choose(job: &JobPlan, only: Option<&[String]>) -> Result<Chosen, Error> {
     let (base, fallback) = match base_tables(&job.source) {
         Ok(tables) => (tables, false),
         Err(SourceError::Connect(e)) if e.is_unreachable() && job.template.fallback.is_some() => {

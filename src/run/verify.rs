@@ -1,7 +1,7 @@
 //! `--verify`: each table of the run compared with its source instead of copied, and
 //! `[general] verify = after`: each table loaded from the primary compared right after.
 
-use super::job::{choose, Chosen};
+use super::job::begin;
 use crate::error::{chain, Error};
 use crate::incremental::Apply;
 use crate::interrupt;
@@ -80,23 +80,15 @@ pub(super) fn single(plan: &Plan) -> Summary {
 
 /// `--verify` of a job: every chosen table, one after the other.
 pub(super) fn job(job: &JobPlan, only: Option<&[String]>) -> (JobSummary, Exit) {
-    let mut summary = JobSummary {
-        attempts: 1,
-        ..JobSummary::default()
+    let (mut summary, chosen) = match begin(job, only) {
+        Ok(begun) => begun,
+        Err(ended) => return ended,
     };
-    let chosen: Chosen = match choose(job, only) {
-        Ok(c) if c.fallback => {
-            let e = "the primary source is unreachable: there is nothing to verify against";
-            summary.error = Some(e.to_string());
-            return (summary, Exit::Failed);
-        }
-        Ok(c) => c,
-        Err(e) => {
-            summary.error = Some(chain(&e));
-            let exit = summary.exit(Some(e.exit()));
-            return (summary, exit);
-        }
-    };
+    if chosen.fallback {
+        let e = "the primary source is unreachable: there is nothing to verify against";
+        summary.error = Some(e.to_string());
+        return (summary, Exit::Failed);
+    }
     let kind = job.template.target.kind().as_str();
     for plan in &chosen.plans {
         let mut table = Summary::new(kind, plan.target.table());

@@ -270,10 +270,10 @@ fn lane(
                 .try_for_each(|l| l.still_held(false))
                 .map_err(Error::from),
         };
-        let done = attempt::copy_read(
-            current.opts,
+        let done = crate::pipeline::copy_read(
             current.reading,
             current.sink.as_mut(),
+            current.opts,
             &current.load,
             &mut check,
         );

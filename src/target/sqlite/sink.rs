@@ -218,16 +218,26 @@ impl SqliteSink {
             staging = quote_sqlite(&self.staging),
             defs = defs.join(", ")
         );
-        match self.conn().execute_batch(&sql) {
-            // Another run's writes held the file all along (its staging of a large table):
-            // the file is in use, as when its lock is (exit 4), not a failure of this run.
-            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
-                Err(SinkError::Busy {
-                    target: format!("SQLite {}", self.path.display()),
-                    waited: super::busy::FILE_WAIT.as_secs(),
-                })
-            }
-            done => done.map_err(|e| self.err("creating the new table", e)),
+        // Another run's writes may hold the file all along (its staging of a large table).
+        self.conn()
+            .execute_batch(&sql)
+            .map_err(|e| self.busy_or_err(e, super::busy::FILE_WAIT, "creating the new table"))
+    }
+
+    /// A write that waited `waited` for the file and did not get it: the file is in use, as
+    /// when its lock is (exit 4), not a failure of this run; any other error as `err`.
+    pub(super) fn busy_or_err(
+        &self,
+        e: rusqlite::Error,
+        waited: std::time::Duration,
+        action: &str,
+    ) -> SinkError {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy) => SinkError::Busy {
+                target: format!("SQLite {}", self.path.display()),
+                waited: waited.as_secs(),
+            },
+            _ => self.err(action, e),
         }
     }
 }

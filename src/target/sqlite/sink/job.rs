@@ -57,15 +57,6 @@ impl SqliteSink {
             .execute_batch("PRAGMA synchronous = FULL")
             .map_err(|e| self.err("setting synchronous", e))?;
         let begun = busy::waiting_up_to(limit, || self.conn().execute_batch("BEGIN IMMEDIATE"));
-        match begun {
-            Ok(()) => Ok(()),
-            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
-                Err(SinkError::Busy {
-                    target: format!("SQLite {}", self.path.display()),
-                    waited: limit.as_secs(),
-                })
-            }
-            Err(e) => Err(self.err("beginning the swap", e)),
-        }
+        begun.map_err(|e| self.busy_or_err(e, limit, "beginning the swap"))
     }
 }
