@@ -82,14 +82,16 @@ $D -q --config "$OUT/config.ini" --target azure
 run "replace -> TLS MariaDB" $D -q --config "$OUT/config.ini" --target azure
 run "--verify, TLS MariaDB" $D -q --config "$OUT/config.ini" --target azure --verify
 
-# 1% updated, 0.1% inserted, 0.1% deleted, spread over the table (round $1).
+# 1% updated and 0.1% deleted, spread over the table, and 0.1% inserted above the largest
+# id, as an AUTO_INCREMENT key gives them (round $1).
 churn() {
     local r="$1" n=$((ROWS / 1000))
     src_sql dbsync_vmerge -e "UPDATE vehicles_stock SET pvp_api = pvp_api + 1, kms = kms + $r,
         updated_at = '2030-01-01' + INTERVAL $r YEAR + INTERVAL id MICROSECOND WHERE id % 100 = $r;
       DELETE FROM vehicles_stock WHERE id % 1000 = 500 + $r;
+      SET @top = (SELECT MAX(id) FROM vehicles_stock);
       INSERT INTO vehicles_stock (id, marca, modelo, vin, notas, updated_at)
-        SELECT $ROWS * (2 + $r) + seq, 'Nuevo', 'Modelo', LPAD(seq, 17, '0'), 'nuevo',
+        SELECT @top + seq, 'Nuevo', 'Modelo', LPAD(seq, 17, '0'), 'nuevo',
                '2030-06-01' + INTERVAL $r YEAR + INTERVAL seq MICROSECOND FROM seq_1_to_$n;"
 }
 # The same count and sums, computed by the source and by the target itself.

@@ -54,22 +54,34 @@ fn gone_hashed(
 ) -> Result<(Vec<i64>, u64), VerifyError> {
     let mut hasher = Hasher::new(keys, t, Some(key));
     let mut present = HashSet::new();
-    source_rows(
-        only_keys(plan, keys)?,
-        plan.zero_dates,
-        &mut hasher,
-        |k, _, _, _| {
-            present.insert(k);
-        },
-    )?;
-    let (mut gone, mut rows) = (Vec::new(), 0);
-    target_rows(t, keys, &mut hasher, Some(rowid), |id, k, _, _| {
-        rows += 1;
-        if !present.contains(&k) {
-            gone.push(id);
-        }
+    // The file's keys are read on a thread of their own while the source's stream.
+    let (read, held) = std::thread::scope(|scope| {
+        let held = scope.spawn(|| {
+            let mut hasher = Hasher::new(keys, t, Some(key));
+            let mut held = Vec::new();
+            target_rows(t, keys, &mut hasher, Some(rowid), |id, k, _, _| {
+                held.push((id, k))
+            })
+            .map(|()| held)
+        });
+        let read = source_rows(
+            only_keys(plan, keys)?,
+            plan.zero_dates,
+            &mut hasher,
+            |k, _, _, _| {
+                present.insert(k);
+            },
+        );
+        Ok::<_, VerifyError>((read, held.join().expect("the file's read does not panic")))
     })?;
-    Ok((gone, rows))
+    read?;
+    let held = held?;
+    let gone = held
+        .iter()
+        .filter(|(_, k)| !present.contains(k))
+        .map(|(id, _)| *id)
+        .collect();
+    Ok((gone, held.len() as u64))
 }
 
 /// An integer key as a number, whatever form it arrived or is stored in.
@@ -92,26 +104,33 @@ fn gone_numbers(
 ) -> Result<(Vec<i64>, u64), VerifyError> {
     let mut present: Vec<i128> = Vec::new();
     let mut failed = None;
-    only_keys(plan, std::slice::from_ref(key))?.read(
-        &mut |batch| match ColumnView::new(batch.column(0)) {
-            Ok(view) => {
-                present.extend((0..batch.num_rows()).filter_map(|r| number(view.cell(r))));
-                true
-            }
-            Err(e) => {
-                failed = Some(e);
-                false
-            }
-        },
-        &Abandon::default(),
-    )?;
+    let source = only_keys(plan, std::slice::from_ref(key))?;
+    // The file's keys are read on a thread of their own while the source's stream.
+    let (read, held) = std::thread::scope(|scope| {
+        let held = scope.spawn(|| file_keys(t, &key.name, rowid));
+        let read = source.read(
+            &mut |batch| match ColumnView::new(batch.column(0)) {
+                Ok(view) => {
+                    present.extend((0..batch.num_rows()).filter_map(|r| number(view.cell(r))));
+                    true
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            },
+            &Abandon::default(),
+        );
+        (read, held.join().expect("the file's read does not panic"))
+    });
+    read?;
     if let Some(message) = failed {
         return Err(VerifyError::Query {
             side: "source",
             message,
         });
     }
-    let mut held = file_keys(t, &key.name, rowid)?;
+    let mut held = held?;
     present.sort_unstable();
     held.sort_unstable();
     let keys: Vec<i128> = held.iter().map(|h| h.0).collect();

@@ -65,8 +65,8 @@ pub fn merge(source: &mut [Row], target: &mut [(u64, u64)]) -> Differences {
 /// The differences without sorting, when both sides hold the same keys in the same order
 /// (a copy's file lists its rows as the source gave them): only changed rows, if any.
 fn in_step(source: &[Row], target: &[(u64, u64)]) -> Option<Differences> {
-    let same_keys = source.len() == target.len()
-        && source.iter().zip(target).all(|(s, t)| s.key == t.0);
+    let same_keys =
+        source.len() == target.len() && source.iter().zip(target).all(|(s, t)| s.key == t.0);
     if !same_keys {
         return None;
     }

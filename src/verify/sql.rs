@@ -217,10 +217,7 @@ impl Chunking {
         let cond = match self {
             // The key's own ranges, which an index on it serves.
             Chunking::Range { column, width } => {
-                let q = quote_mysql(column);
-                let ranges: Vec<String> =
-                    chunks.iter().map(|c| range_cond(&q, *c, *width)).collect();
-                Some(ranges.join(" OR "))
+                Some(chunks_cond(&quote_mysql(column), chunks, *width))
             }
             _ => None,
         };
@@ -271,8 +268,7 @@ impl Chunking {
             return None;
         };
         let q = quote_mysql(column);
-        let ranges: Vec<String> = chunks.iter().map(|c| range_cond(&q, *c, *width)).collect();
-        Some(side.select(&q, Some(&ranges.join(" OR "))))
+        Some(side.select(&q, Some(&chunks_cond(&q, chunks, *width))))
     }
 
     /// A chunk as the log shows it.
@@ -301,9 +297,40 @@ fn bounds(chunk: i128, width: i128) -> (i128, i128) {
     }
 }
 
-fn range_cond(q: &str, chunk: i128, width: i128) -> String {
-    let (lo, hi) = bounds(chunk, width);
-    format!("({q} BETWEEN {lo} AND {hi})")
+/// Runs of consecutive chunks a statement names as ranges of the key, at most.
+const RANGES: usize = 16;
+
+/// A WHERE for the rows of the range chunks `chunks` (sorted), which an index on the key
+/// serves: each run of consecutive chunks as one range; past `RANGES` runs, the span of
+/// them all with each row's chunk looked up in the list. The server tests every range
+/// of an OR on every row it reads: 253 ranges over 1M keys took 3.0 s here, against
+/// 0.3 s for reading the keys alone.
+fn chunks_cond(q: &str, chunks: &[i128], width: i128) -> String {
+    let mut runs: Vec<(i128, i128)> = Vec::new();
+    for &c in chunks {
+        match runs.last_mut() {
+            Some(run) if run.1.checked_add(1) == Some(c) => run.1 = c,
+            _ => runs.push((c, c)),
+        }
+    }
+    let span = |(first, last): (i128, i128)| {
+        let (lo, hi) = (bounds(first, width).0, bounds(last, width).1);
+        format!("({q} BETWEEN {lo} AND {hi})")
+    };
+    match (runs.first(), runs.last()) {
+        (Some(first), Some(last)) if runs.len() > RANGES => {
+            let list: Vec<String> = chunks.iter().map(i128::to_string).collect();
+            format!(
+                "{} AND {q} DIV {width} IN ({})",
+                span((first.0, last.1)),
+                list.join(", ")
+            )
+        }
+        _ => {
+            let ranges: Vec<String> = runs.into_iter().map(span).collect();
+            ranges.join(" OR ")
+        }
+    }
 }
 
 /// An incremental key's value as both servers compare it (TIMESTAMP as its instant).
@@ -381,6 +408,20 @@ mod tests {
         assert_eq!(bounds(-1, 10), (-19, -10));
         // -19 DIV 10 = -1, 19 DIV 10 = 1, as MySQL truncates.
         assert_eq!(-19 / 10, -1);
+    }
+
+    #[test]
+    fn consecutive_chunks_are_one_range_and_many_are_looked_up() {
+        assert_eq!(
+            chunks_cond("`id`", &[-1, 0, 1, 5], 10),
+            "(`id` BETWEEN -19 AND 19) OR (`id` BETWEEN 50 AND 59)"
+        );
+        let spread: Vec<i128> = (0..40).map(|c| c * 2).collect();
+        let cond = chunks_cond("`id`", &spread, 10);
+        assert!(
+            cond.starts_with("(`id` BETWEEN -9 AND 789) AND `id` DIV 10 IN (0, 2, 4, "),
+            "{cond}"
+        );
     }
 
     #[test]
