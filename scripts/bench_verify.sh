@@ -8,12 +8,14 @@
 #
 #   bash scripts/bench_verify.sh            # 1,000,000 rows, each row the median of 3 tries
 #   ROWS=200000 TRIES=1 bash scripts/bench_verify.sh
+#   UPDATES=recent bash scripts/bench_verify.sh   # the 1% updated are the newest rows
 set -euo pipefail
 umask 077   # the configs it writes hold the bench password
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 ROWS="${ROWS:-1000000}"
 TRIES="${TRIES:-3}"
+UPDATES="${UPDATES:-spread}"
 OUT="$ROOT/bench-out/verify"
 CERTS="$SERVERS/tls/certs"
 mkdir -p "$OUT"
@@ -82,12 +84,14 @@ $D -q --config "$OUT/config.ini" --target azure
 run "replace -> TLS MariaDB" $D -q --config "$OUT/config.ini" --target azure
 run "--verify, TLS MariaDB" $D -q --config "$OUT/config.ini" --target azure --verify
 
-# 1% updated and 0.1% deleted, spread over the table, and 0.1% inserted above the largest
-# id, as an AUTO_INCREMENT key gives them (round $1).
+# 1% updated (every 100th row, or under UPDATES=recent the newest 1%) and 0.1% deleted,
+# spread over the table, and 0.1% inserted above the largest id, as an AUTO_INCREMENT key
+# gives them (round $1).
 churn() {
-    local r="$1" n=$((ROWS / 1000))
+    local r="$1" n=$((ROWS / 1000)) which="id % 100 = $1"
+    [ "$UPDATES" = recent ] && which="id > (SELECT MAX(id) - $((ROWS / 100)) FROM vehicles_stock)"
     src_sql dbsync_vmerge -e "UPDATE vehicles_stock SET pvp_api = pvp_api + 1, kms = kms + $r,
-        updated_at = '2030-01-01' + INTERVAL $r YEAR + INTERVAL id MICROSECOND WHERE id % 100 = $r;
+        updated_at = '2030-01-01' + INTERVAL $r YEAR + INTERVAL id MICROSECOND WHERE $which;
       DELETE FROM vehicles_stock WHERE id % 1000 = 500 + $r;
       SET @top = (SELECT MAX(id) FROM vehicles_stock);
       INSERT INTO vehicles_stock (id, marca, modelo, vin, notas, updated_at)
@@ -119,7 +123,7 @@ for target in local_sqlite azure; do
     run "full replace (--full-refresh) -> $name" $D -q --config "$OUT/merge.ini" --target $target --full-refresh
 done
 
-say "results ($ROWS rows; wall s, peak MB)"
+say "results ($ROWS rows, updates: $UPDATES; wall s, peak MB)"
 while IFS=$'\t' read -r name secs kb; do
     printf '  %-44s %8s s %6s MB\n' "$name" "$secs" "$(( ${kb/-/0} / 1024 ))"
 done < "$RESULTS"
