@@ -136,3 +136,92 @@ fn keys_at_both_ends_of_bigint_verify_in_mysql() {
 fn keys_at_both_ends_of_bigint_verify_in_sqlite() {
     extreme_keys("vg_ends_sqlite", false);
 }
+
+/// A table keyed by `ty`, 6,000 rows a second (or a day) apart.
+fn temporal_source(db: &str, ty: &str, step: &str) -> mysql::Conn {
+    let mut c = fresh_db(
+        db,
+        &format!("CREATE TABLE t (at {ty} NOT NULL PRIMARY KEY, v VARCHAR(9), updated_at DATETIME(6) NOT NULL)"),
+    );
+    let base = match ty {
+        "DATE" => "DATE'2024-01-01'",
+        _ => "TIMESTAMP'2024-01-01 10:00:00.25'",
+    };
+    c.query_drop(format!(
+        "INSERT INTO t SELECT {base} + INTERVAL seq {step}, 'v', \
+         '2024-01-01' + INTERVAL seq SECOND FROM seq_1_to_6000"
+    ))
+    .unwrap();
+    c
+}
+
+fn temporal_ranges(db: &str, ty: &str, step: &str, changed: &str, shown: &str) {
+    let mut c = temporal_source(db, ty, step);
+    let job = Job::new(&config(db, true, ""));
+    job.run(&[]).expect(0);
+    let v = summary_of(&job.run(&["--verify", "--summary-json", "-"]).expect(0));
+    assert_eq!(v["verify"]["equal"], true, "{v}");
+    assert!(v["verify"]["chunks"].as_u64().unwrap() > 1, "{v}");
+    c.query_drop(format!("UPDATE t SET at = {changed} WHERE v = 'v' LIMIT 1"))
+        .unwrap();
+    let v = summary_of(&job.run(&["--verify", "--summary-json", "-"]).expect(5));
+    let f = &v["verify"];
+    assert_eq!(
+        (f["missing"].as_u64(), f["extra"].as_u64()),
+        (Some(1), Some(1)),
+        "{v}"
+    );
+    // Ranges of the key's own dates and times, as the log shows them.
+    let ranges = f["ranges"].to_string();
+    assert!(
+        ranges.contains(&format!("at {shown}")) && ranges.contains(".."),
+        "{ranges}"
+    );
+}
+
+#[test]
+fn a_datetime6_key_is_chunked_by_ranges_of_time_in_mysql() {
+    // The first row one microsecond later: one key gone, one new, in the first range.
+    temporal_ranges(
+        "vg_range_dt",
+        "DATETIME(6)",
+        "SECOND",
+        "at + INTERVAL 1 MICROSECOND",
+        "2024-01-01 ",
+    );
+}
+
+#[test]
+fn a_date_key_is_chunked_by_ranges_of_days_in_mysql() {
+    // The first day moved back to 1999: a range of its own, missing; its old one extra.
+    temporal_ranges("vg_range_d", "DATE", "DAY", "'1999-01-01'", "19");
+}
+
+#[test]
+fn a_timestamp_key_is_chunked_by_ranges_of_instants_in_mysql() {
+    // The source runs in UTC and the target in +02:00: the instants still agree.
+    temporal_ranges(
+        "vg_range_ts",
+        "TIMESTAMP(3)",
+        "SECOND",
+        "at + INTERVAL 1001000 MICROSECOND",
+        "2024-01-01 ",
+    );
+}
+
+#[test]
+fn a_merge_deletes_by_a_datetime_key_in_mysql() {
+    let db = "vg_range_del";
+    let mut c = temporal_source(db, "DATETIME(6)", "SECOND");
+    let job = Job::new(&config(db, true, MERGE));
+    job.run(&[]).expect(0);
+    c.query_drop(
+        "DELETE FROM t WHERE updated_at IN ('2024-01-01 00:00:07', '2024-01-01 01:00:00')",
+    )
+    .unwrap();
+    let s = summary_of(&job.run(&["--summary-json", "-"]).expect(0));
+    assert_eq!(s["deleted"], 2, "{s}");
+    let v = summary_of(&job.run(&["--verify", "--summary-json", "-"]).expect(0));
+    assert_eq!(v["verify"]["equal"], true, "{v}");
+    assert_eq!(either_count(&job, db, true), 5998);
+}

@@ -10,6 +10,7 @@
 pub mod canon;
 mod gone;
 mod local;
+pub mod scale;
 mod server;
 mod sorted;
 pub mod sql;

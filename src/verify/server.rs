@@ -3,6 +3,7 @@
 //! are read again, key and hash, on both sides.
 
 use super::canon::{push_value, show};
+use super::scale::Scale;
 use super::sql::{self, Chunking, Side, CHUNK_ROWS};
 use super::{Tally, Vanished, Verdict, VerifyError};
 use crate::connect::Session;
@@ -10,7 +11,7 @@ use crate::plan::Plan;
 use crate::source::mysql::MySqlSource;
 use crate::source::Source;
 use crate::target::MySqlTarget;
-use crate::transform::{quote_mysql, SourceColumn, SqlType};
+use crate::transform::{quote_mysql, SourceColumn};
 use mysql::prelude::Queryable;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -154,14 +155,21 @@ fn chunking(
     key: Option<&[String]>,
     per_chunk: u64,
 ) -> Result<Chunking, VerifyError> {
-    let int_key = key
+    let range_key = key
         .filter(|k| k.len() == 1)
         .and_then(|k| columns.iter().find(|c| c.name == k[0]))
-        .filter(|c| matches!(c.ty, SqlType::Int { .. }));
+        .and_then(|c| Some((c, Scale::of(&c.ty)?)));
     let Side::Target { table } = target.side.clone() else {
         unreachable!("chunks are sized on the target")
     };
-    let sql = sql::extent(&table, int_key.map(|c| c.name.as_str()));
+    let ends = range_key.map(|(c, scale)| {
+        let q = quote_mysql(&c.name);
+        (
+            scale.position(&format!("MIN({q})")),
+            scale.position(&format!("MAX({q})")),
+        )
+    });
+    let sql = sql::extent(&table, ends.as_ref().map(|(a, b)| (a.as_str(), b.as_str())));
     let (rows, lo, hi) = target.run(&sql, |mut r| {
         let row = r.next().transpose()?;
         let get = |i| {
@@ -187,15 +195,17 @@ fn chunking(
         false => rows,
     };
     let chunks = (rows as u64).div_ceil(per_chunk).max(1);
-    Ok(match (int_key, key, lo, hi) {
-        (Some(c), _, Some(lo), Some(hi)) => Chunking::Range {
+    Ok(match (range_key, key, lo, hi) {
+        (Some((c, scale)), _, Some(lo), Some(hi)) => Chunking::Range {
             column: c.name.clone(),
             // Within a signed BIGINT: MariaDB refuses `DIV` by a larger one (ER 1690).
             width: ((hi - lo + 1) / chunks as i128).clamp(1, i128::from(i64::MAX)),
+            scale,
         },
-        (Some(c), _, _, _) => Chunking::Range {
+        (Some((c, scale)), _, _, _) => Chunking::Range {
             column: c.name.clone(),
             width: per_chunk as i128,
+            scale,
         },
         (None, Some(k), _, _) => Chunking::KeyHash {
             columns: k.to_vec(),
@@ -329,9 +339,11 @@ pub(super) fn vanished(
     let (mut rows, mut conditions) = (0, Vec::new());
     for part in differing.chunks(CHUNKS_PER_READ) {
         let (n, found) = match &chunking {
-            Chunking::Range { column, .. } => {
-                gone_numbers(&mut src, &mut tgt, &chunking, column, part)?
-            }
+            Chunking::Range {
+                column,
+                scale: Scale::Int,
+                ..
+            } => gone_numbers(&mut src, &mut tgt, &chunking, column, part)?,
             _ => gone_hashed(&mut src, &mut tgt, &chunking, &keys, part)?,
         };
         rows += n;
