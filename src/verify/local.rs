@@ -69,7 +69,7 @@ impl Hasher {
         }
         let h = row_hash(&self.text);
         // The key's hash only pairs rows up (64 bits: a collision among a billion keys is
-        // about as likely as one in 40 billion runs); MD5 is for the rows' contents.
+        // about as likely as one in 40 billion runs); SHA-256 is for the rows' contents.
         match self.key.is_empty() {
             true => (h, h),
             false => (crate::transform::fnv1a(&self.key_text), h),

@@ -10,7 +10,6 @@
 pub mod canon;
 mod gone;
 mod local;
-pub mod scale;
 mod server;
 mod sorted;
 pub mod sql;

@@ -3,7 +3,6 @@
 //! are read again, key and hash, on both sides.
 
 use super::canon::{push_value, show};
-use super::scale::Scale;
 use super::sql::{self, Chunking, Side, CHUNK_ROWS};
 use super::{Tally, Vanished, Verdict, VerifyError};
 use crate::connect::Session;
@@ -11,14 +10,15 @@ use crate::plan::Plan;
 use crate::source::mysql::MySqlSource;
 use crate::source::Source;
 use crate::target::MySqlTarget;
-use crate::transform::{quote_mysql, SourceColumn};
+use crate::transform::{quote_mysql, SourceColumn, SqlType};
 use mysql::prelude::Queryable;
 use std::collections::HashMap;
 use std::time::Duration;
 
 /// Chunks named in one statement that reads their rows.
 const CHUNKS_PER_READ: usize = 256;
-/// Rows a chunk of a merge's key checksums aims at (`deletes = apply`): a chunk's sum is
+/// Rows a chunk of a merge's key checksums aims at (`deletes = apply`, a single integer
+/// key): a chunk's sum is
 /// a line of about 30 bytes, and its keys are read when one of its rows is gone, so deletes
 /// spread over the table (0.1% of the rows, every thousandth) read about an eighth of the
 /// keys, where chunks of `CHUNK_ROWS` read them all. The server's work is the same
@@ -155,21 +155,14 @@ fn chunking(
     key: Option<&[String]>,
     per_chunk: u64,
 ) -> Result<Chunking, VerifyError> {
-    let range_key = key
+    let int_key = key
         .filter(|k| k.len() == 1)
         .and_then(|k| columns.iter().find(|c| c.name == k[0]))
-        .and_then(|c| Some((c, Scale::of(&c.ty)?)));
+        .filter(|c| matches!(c.ty, SqlType::Int { .. }));
     let Side::Target { table } = target.side.clone() else {
         unreachable!("chunks are sized on the target")
     };
-    let ends = range_key.map(|(c, scale)| {
-        let q = quote_mysql(&c.name);
-        (
-            scale.position(&format!("MIN({q})")),
-            scale.position(&format!("MAX({q})")),
-        )
-    });
-    let sql = sql::extent(&table, ends.as_ref().map(|(a, b)| (a.as_str(), b.as_str())));
+    let sql = sql::extent(&table, int_key.map(|c| c.name.as_str()));
     let (rows, lo, hi) = target.run(&sql, |mut r| {
         let row = r.next().transpose()?;
         let get = |i| {
@@ -195,17 +188,15 @@ fn chunking(
         false => rows,
     };
     let chunks = (rows as u64).div_ceil(per_chunk).max(1);
-    Ok(match (range_key, key, lo, hi) {
-        (Some((c, scale)), _, Some(lo), Some(hi)) => Chunking::Range {
+    Ok(match (int_key, key, lo, hi) {
+        (Some(c), _, Some(lo), Some(hi)) => Chunking::Range {
             column: c.name.clone(),
             // Within a signed BIGINT: MariaDB refuses `DIV` by a larger one (ER 1690).
             width: ((hi - lo + 1) / chunks as i128).clamp(1, i128::from(i64::MAX)),
-            scale,
         },
-        (Some((c, scale)), _, _, _) => Chunking::Range {
+        (Some(c), _, _, _) => Chunking::Range {
             column: c.name.clone(),
             width: per_chunk as i128,
-            scale,
         },
         (None, Some(k), _, _) => Chunking::KeyHash {
             columns: k.to_vec(),
@@ -334,16 +325,20 @@ pub(super) fn vanished(
         .filter_map(|k| source.columns().iter().find(|c| &c.name == k).cloned())
         .collect();
     let (mut src, mut tgt) = servers(plan, target, source)?;
-    let chunking = chunking(&mut tgt, &keys, Some(key), KEY_CHUNK_ROWS)?;
+    // Small chunks only where a chunk's keys are read by an index range: hash buckets are
+    // read by a scan of the table, one per statement.
+    let per_chunk = match keys.as_slice() {
+        [k] if matches!(k.ty, SqlType::Int { .. }) => KEY_CHUNK_ROWS,
+        _ => CHUNK_ROWS,
+    };
+    let chunking = chunking(&mut tgt, &keys, Some(key), per_chunk)?;
     let (_, target_rows, chunks, differing) = differing(&mut src, &mut tgt, &chunking, &keys)?;
     let (mut rows, mut conditions) = (0, Vec::new());
     for part in differing.chunks(CHUNKS_PER_READ) {
         let (n, found) = match &chunking {
-            Chunking::Range {
-                column,
-                scale: Scale::Int,
-                ..
-            } => gone_numbers(&mut src, &mut tgt, &chunking, column, part)?,
+            Chunking::Range { column, .. } => {
+                gone_numbers(&mut src, &mut tgt, &chunking, column, part)?
+            }
             _ => gone_hashed(&mut src, &mut tgt, &chunking, &keys, part)?,
         };
         rows += n;

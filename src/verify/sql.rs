@@ -3,7 +3,6 @@
 //! text and hash (see `canon`), the chunk a row falls in, and the statements that sum
 //! chunks and list the rows of the chunks that differ.
 
-use super::scale::Scale;
 use crate::source::mysql::query::{self, Dialect};
 use crate::transform::{quote_mysql, SourceColumn, SqlType, ZeroDates};
 
@@ -28,13 +27,8 @@ pub enum Side {
 /// How rows are grouped into chunks.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Chunking {
-    /// A single integer or temporal key, by ranges of `width` of its positions
-    /// (`position DIV width`, see `Scale`).
-    Range {
-        column: String,
-        width: i128,
-        scale: Scale,
-    },
+    /// A single integer key, by ranges of `width` values (`key DIV width`).
+    Range { column: String, width: i128 },
     /// Any other key, by a hash of its canonical text into `buckets`.
     KeyHash { columns: Vec<String>, buckets: u64 },
     /// No usable key: the rows are a multiset, grouped by their own hash.
@@ -159,15 +153,7 @@ impl Chunking {
     fn keys(&self, columns: &[SourceColumn], side: &Side) -> Vec<String> {
         let col = |name: &str| columns.iter().find(|c| c.name == name);
         match self {
-            Chunking::Range {
-                column,
-                scale: Scale::Int,
-                ..
-            } => vec![quote_mysql(column)],
-            Chunking::Range { column, .. } => col(column)
-                .map(|c| canonical(c, side))
-                .into_iter()
-                .collect(),
+            Chunking::Range { column, .. } => vec![quote_mysql(column)],
             Chunking::KeyHash { columns: keys, .. } => keys
                 .iter()
                 .filter_map(|k| col(k))
@@ -180,12 +166,7 @@ impl Chunking {
     /// The chunk of a row of the inner select `y`.
     fn chunk(&self, nkeys: usize) -> String {
         match self {
-            Chunking::Range {
-                width,
-                scale: Scale::Int,
-                ..
-            } => format!("y.k0 DIV {width}"),
-            Chunking::Range { width, .. } => format!("y.p DIV {width}"),
+            Chunking::Range { width, .. } => format!("y.k0 DIV {width}"),
             Chunking::KeyHash { buckets, .. } => {
                 let pieces: Vec<String> = (0..nkeys).map(|i| piece(&format!("y.k{i}"))).collect();
                 // A bucket needs no cryptographic hash, only the same one on both sides.
@@ -209,11 +190,6 @@ impl Chunking {
             .enumerate()
             .map(|(i, k)| format!("{k} AS k{i}"))
             .collect();
-        if let Chunking::Range { column, scale, .. } = self {
-            if *scale != Scale::Int {
-                list.push(format!("{} AS p", scale.position(&quote_mysql(column))));
-            }
-        }
         list.push(format!("{} AS h", row_hash(columns, side)));
         list.push(format!("{flag} AS n"));
         (side.select(&list.join(", "), cond), keys.len())
@@ -240,15 +216,9 @@ impl Chunking {
         let list: Vec<String> = chunks.iter().map(i128::to_string).collect();
         let cond = match self {
             // The key's own ranges, which an index on it serves.
-            Chunking::Range {
-                column,
-                width,
-                scale,
-            } => Some(chunks_cond(
-                &scale.position(&quote_mysql(column)),
-                chunks,
-                *width,
-            )),
+            Chunking::Range { column, width } => {
+                Some(chunks_cond(&quote_mysql(column), chunks, *width))
+            }
             _ => None,
         };
         let (inner, n) = self.inner(columns, side, cond.as_deref(), flag);
@@ -271,12 +241,7 @@ impl Chunking {
     /// on the target: an integer key by its values (its index serves), any other by its
     /// canonical text.
     pub fn key_in(&self, keys: &[SourceColumn], side: &Side, texts: &[Vec<u8>]) -> String {
-        if let Chunking::Range {
-            column,
-            scale: Scale::Int,
-            ..
-        } = self
-        {
+        if let Chunking::Range { column, .. } = self {
             let values: Vec<String> = texts
                 .iter()
                 .map(|t| crate::verify::canon::show(t))
@@ -299,12 +264,7 @@ impl Chunking {
 
     /// The values of a single integer key (range chunks only) in `chunks`.
     pub fn key_values(&self, side: &Side, chunks: &[i128]) -> Option<String> {
-        let Chunking::Range {
-            column,
-            width,
-            scale: Scale::Int,
-        } = self
-        else {
+        let Chunking::Range { column, width } = self else {
             return None;
         };
         let q = quote_mysql(column);
@@ -314,13 +274,9 @@ impl Chunking {
     /// A chunk as the log shows it.
     pub fn describe(&self, chunk: i128) -> String {
         match self {
-            Chunking::Range {
-                column,
-                width,
-                scale,
-            } => {
+            Chunking::Range { column, width } => {
                 let (lo, hi) = bounds(chunk, *width);
-                format!("{column} {}..{}", scale.show(lo), scale.show(hi))
+                format!("{column} {lo}..{hi}")
             }
             Chunking::KeyHash { buckets, .. } | Chunking::RowHash { buckets } => {
                 format!("hash bucket {chunk} of {buckets}")
@@ -409,19 +365,17 @@ pub fn above(col: &SourceColumn, max: Option<&str>) -> String {
 /// About how many rows the target table holds (the server's estimate: it only sizes the
 /// chunks) and, for an integer key, its smallest and largest values (read from its index):
 /// no scan of the table.
-/// The target's rows (as its statistics know them) and the smallest and largest position
-/// of a range key (`key`: `Scale::position` of `MIN(key)` and of `MAX(key)`, which an
-/// index on the key answers at once).
-pub fn extent(table: &str, key: Option<(&str, &str)>) -> String {
+pub fn extent(table: &str, key: Option<&str>) -> String {
     let rows = format!(
         "(SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() \
          AND TABLE_NAME = {})",
         crate::transform::mysql_literal(table)
     );
     match key {
-        Some((min, max)) => {
+        Some(k) => {
+            let q = quote_mysql(k);
             format!(
-                "SELECT {rows}, CAST({min} AS CHAR), CAST({max} AS CHAR) FROM {}",
+                "SELECT {rows}, CAST(MIN({q}) AS CHAR), CAST(MAX({q}) AS CHAR) FROM {}",
                 quote_mysql(table)
             )
         }
