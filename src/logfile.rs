@@ -58,6 +58,15 @@ pub fn set_table(table: Option<String>) {
     TABLE.with(|t| *t.borrow_mut() = table);
 }
 
+/// `f`, with the job's `table` named in this thread's log lines meanwhile (the name it had
+/// before comes back after, even when `f` returns early).
+pub fn for_table<T>(table: &str, f: impl FnOnce() -> T) -> T {
+    let before = TABLE.with(|t| t.replace(Some(table.to_string())));
+    let out = f();
+    set_table(before);
+    out
+}
+
 /// The job's table this thread works on, if any.
 pub fn table() -> Option<String> {
     TABLE.with(|t| t.borrow().clone())

@@ -45,9 +45,7 @@ pub(super) fn run(job: &JobPlan, how: How, only: Option<&[String]>) -> (JobSumma
     if job.consistency == Consistency::Snapshot && !how.dry_run {
         // A per_table job's tables are verified each after its own load.
         for (plan, table) in chosen.plans.iter().zip(summary.tables.iter_mut()) {
-            logfile::set_table(Some(plan.target.table().to_string()));
-            super::verify::after(plan, table);
-            logfile::set_table(None);
+            logfile::for_table(plan.target.table(), || super::verify::after(plan, table));
         }
     }
     let own = own.err().map(|e| {
@@ -177,9 +175,9 @@ fn refuse_shared_targets(names: &[String], plans: &[Plan]) -> Result<(), Error> 
 fn dry_run(chosen: &Chosen, how: How, summary: &mut JobSummary) -> Result<(), Error> {
     for (plan, table) in chosen.plans.iter().zip(summary.tables.iter_mut()) {
         plan_line!("== table {}", plan.target.table());
-        logfile::set_table(Some(plan.target.table().to_string()));
-        let prepared = attempt::prepare(plan, how, table, false);
-        logfile::set_table(None);
+        let prepared = logfile::for_table(plan.target.table(), || {
+            attempt::prepare(plan, how, table, false)
+        });
         match prepared {
             Ok(_) => table.exit = Exit::Ok,
             Err(e) => {
@@ -214,9 +212,9 @@ fn per_table(
                     break;
                 };
                 let mut table = summary.tables[i].clone();
-                logfile::set_table(Some(plan.target.table().to_string()));
-                super::one_table(plan, how, &mut table);
-                logfile::set_table(None);
+                logfile::for_table(plan.target.table(), || {
+                    super::one_table(plan, how, &mut table)
+                });
                 results
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())

@@ -98,9 +98,7 @@ pub(super) fn job(job: &JobPlan, only: Option<&[String]>) -> (JobSummary, Exit) 
             table.exit = Error::from(stop).exit();
             table.verify = Some(json!({ "skipped": "stopped" }));
         } else {
-            logfile::set_table(Some(plan.target.table().to_string()));
-            one(plan, &mut table);
-            logfile::set_table(None);
+            logfile::for_table(plan.target.table(), || one(plan, &mut table));
         }
         summary.tables.push(table);
     }

@@ -256,7 +256,6 @@ fn lane(
             }
         };
         let i = current.index;
-        logfile::set_table(Some(chosen.plans[i].target.table().to_string()));
         let t0 = Instant::now();
         // A replaced table's locks are checked once, right before the swap; an incremental
         // table's apply commits on its own on MySQL, so its locks are checked before it.
@@ -270,14 +269,15 @@ fn lane(
                 .try_for_each(|l| l.still_held(false))
                 .map_err(Error::from),
         };
-        let done = crate::pipeline::copy_read(
-            current.reading,
-            current.sink.as_mut(),
-            current.opts,
-            &current.load,
-            &mut check,
-        );
-        logfile::set_table(None);
+        let done = logfile::for_table(chosen.plans[i].target.table(), || {
+            crate::pipeline::copy_read(
+                current.reading,
+                current.sink.as_mut(),
+                current.opts,
+                &current.load,
+                &mut check,
+            )
+        });
         let mut l = shared.lock().unwrap_or_else(|p| p.into_inner());
         match done {
             Ok(stats) => {
@@ -348,20 +348,18 @@ fn open_from(
 ) -> Result<Option<Opened>, Failed> {
     for (i, plan) in chosen.plans.iter().enumerate().skip(start) {
         let table = &mut summary.tables[i];
-        logfile::set_table(Some(plan.target.table().to_string()));
-        let prepared = attempt::prepare(plan, how, table, true);
-        let opened = match prepared {
-            Ok(Prepared::Load(ready)) => Some(start_reading(plan, how, ready, snapshot, table)),
-            Ok(Prepared::Done(exit)) => {
-                table.exit = exit;
-                None
+        let opened = logfile::for_table(plan.target.table(), || {
+            match attempt::prepare(plan, how, table, true) {
+                Ok(Prepared::Load(ready)) => {
+                    Ok(Some(start_reading(plan, how, ready, snapshot, table)))
+                }
+                Ok(Prepared::Done(exit)) => {
+                    table.exit = exit;
+                    Ok(None)
+                }
+                Err(e) => Err((i, e)),
             }
-            Err(e) => {
-                logfile::set_table(None);
-                return Err((i, e));
-            }
-        };
-        logfile::set_table(None);
+        })?;
         if let Some((sink, reading, opts, load)) = opened {
             return Ok(Some(Opened {
                 index: i,
@@ -424,18 +422,18 @@ fn swap_all(
         s.stats.applied = applied;
         let plan = &chosen.plans[s.index];
         let table = &mut summary.tables[s.index];
-        logfile::set_table(Some(plan.target.table().to_string()));
         let target = plan.target.describe();
-        attempt::report(
-            plan,
-            &s.apply,
-            &s.stats,
-            &target,
-            s.secs,
-            table.source,
-            table,
-        );
-        logfile::set_table(None);
+        logfile::for_table(plan.target.table(), || {
+            attempt::report(
+                plan,
+                &s.apply,
+                &s.stats,
+                &target,
+                s.secs,
+                table.source,
+                table,
+            )
+        });
     }
     Ok(())
 }
