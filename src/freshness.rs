@@ -61,12 +61,7 @@ pub fn write(conn: &Connection, table: &str, record: &LoadRecord) -> rusqlite::R
 /// The record of `table`, or `None` when the file has none (loaded by an older dbsync, or
 /// by something else).
 pub fn read(conn: &Connection, table: &str) -> rusqlite::Result<Option<LoadRecord>> {
-    let has_table: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
-        [TABLE],
-        |r| r.get(0),
-    )?;
-    if !has_table {
+    if !crate::target::sqlite::holds(conn, "table", TABLE)? {
         return Ok(None);
     }
     conn.query_row(

@@ -218,3 +218,16 @@ fn a_merge_deletes_by_a_datetime_key_in_mysql() {
     assert_eq!(v["verify"]["equal"], true, "{v}");
     assert_eq!(either_count(&job, db, true), 5998);
 }
+
+#[test]
+fn a_table_named_in_another_case_is_the_same_sqlite_table() {
+    let db = "vg_case";
+    source(db);
+    let job = Job::new(&config(db, false, ""));
+    job.run(&[]).expect(0);
+    // SQLite compares table names without case, as the copy does: `T` is the table `t`.
+    let cfg = config(db, false, "").replace("table_name = t\n", "table_name = T\n");
+    std::fs::write(job.path("config.ini"), cfg).unwrap();
+    let v = summary_of(&job.run(&["--verify", "--summary-json", "-"]).expect(0));
+    assert_eq!(v["verify"]["equal"], true, "{v}");
+}

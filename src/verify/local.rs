@@ -118,13 +118,8 @@ pub(super) fn target_rows(
     mut each: impl FnMut(i64, u64, u64, &[u8]),
 ) -> Result<(), VerifyError> {
     let conn = open_read_only(t)?;
-    let exists: bool = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-            [&t.table],
-            |r| r.get::<_, i64>(0).map(|n| n > 0),
-        )
-        .map_err(|e| sqlite_err(t, e))?;
+    let exists =
+        crate::target::sqlite::holds(&conn, "table", &t.table).map_err(|e| sqlite_err(t, e))?;
     if !exists {
         return Err(VerifyError::NoTarget(t.to_string()));
     }

@@ -15,6 +15,16 @@ use crate::transform::DecimalMode;
 use std::fmt;
 use std::path::PathBuf;
 
+/// Whether the file holds a `kind` of object (`table`, `view`) named `name`, the name
+/// compared as SQLite compares names: without case.
+pub fn holds(conn: &rusqlite::Connection, kind: &str, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = ?1 AND name = ?2 COLLATE NOCASE",
+        [kind, name],
+        |r| r.get(0),
+    )
+}
+
 /// The config section of this target (and of the fallback source).
 pub const LOCAL_DB: &str = "local_db";
 

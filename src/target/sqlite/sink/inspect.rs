@@ -43,12 +43,8 @@ impl SqliteSink {
     /// True when the file holds a `kind` ('table' or 'view') under the target's name
     /// (compared as SQLite compares names: without case).
     pub(super) fn has(&self, conn: &Connection, kind: &str) -> Result<bool, SinkError> {
-        conn.query_row(
-            "SELECT count(*) > 0 FROM sqlite_master WHERE type = ?1 AND name = ?2 COLLATE NOCASE",
-            [kind, self.table.as_str()],
-            |r| r.get(0),
-        )
-        .map_err(|e| self.err("looking up the table", e))
+        crate::target::sqlite::holds(conn, kind, &self.table)
+            .map_err(|e| self.err("looking up the table", e))
     }
 
     /// What the table holds (see `Sink::inspect`).
