@@ -129,18 +129,27 @@ fn hold_target(db: &str) -> mysql::Conn {
     reader
 }
 
-#[test]
-fn a_link_silent_during_the_swap_leaves_the_target_whole_and_is_not_retried() {
-    let db = &db_name("dl_swap");
-    let cfg = loaded(db, 2_000, 500);
+/// A run through the proxy (one retry) of a target loaded with 500 of 2,000 rows, caught
+/// with its swap's RENAME waiting for a reader's open transaction: the database, the
+/// proxy, the job, the reader (commit it to let the RENAME through) and the run.
+fn swap_held(name: &str) -> (String, Proxy, Job, mysql::Conn, std::process::Child) {
+    let db = db_name(name);
+    let cfg = loaded(&db, 2_000, 500);
     let proxy = start_proxy();
     let job = Job::new(&via(&cfg, &proxy, "retries = 1"));
+    let reader = hold_target(&db);
+    let child = spawn(&job);
+    swap_waiting(&db);
+    (db, proxy, job, reader, child)
+}
+
+#[test]
+fn a_link_silent_during_the_swap_leaves_the_target_whole_and_is_not_retried() {
     // A reader's open transaction makes the RENAME wait; the link dies while it waits,
     // then the reader lets go, so the server swaps but its answer is lost, and no fresh
     // connection can find out.
-    let mut reader = hold_target(db);
-    let child = spawn(&job);
-    swap_waiting(db);
+    let (db, proxy, job, mut reader, child) = swap_held("dl_swap");
+    let db = &db;
     proxy.go_silent();
     reader.query_drop("COMMIT").unwrap();
     let (run, took) = finish(child, &proxy);
@@ -175,13 +184,8 @@ fn a_link_silent_during_the_swap_leaves_the_target_whole_and_is_not_retried() {
 
 #[test]
 fn a_swap_whose_answer_is_lost_is_settled_on_a_fresh_connection() {
-    let db = &db_name("dl_swap_settled");
-    let cfg = loaded(db, 2_000, 500);
-    let proxy = start_proxy();
-    let job = Job::new(&via(&cfg, &proxy, "retries = 1"));
-    let mut reader = hold_target(db);
-    let child = spawn(&job);
-    swap_waiting(db);
+    let (db, proxy, _job, mut reader, child) = swap_held("dl_swap_settled");
+    let db = &db;
     // Only the control connection (the run's second to the target, after the lock's)
     // dies; the server swaps once the reader lets go, and the answer is lost.
     proxy.silence_connection(1);
@@ -207,13 +211,8 @@ fn a_swap_whose_answer_is_lost_is_settled_on_a_fresh_connection() {
 
 #[test]
 fn a_swap_not_done_when_its_answer_was_lost_is_retried_target_unchanged() {
-    let db = &db_name("dl_swap_not_done");
-    let cfg = loaded(db, 2_000, 500);
-    let proxy = start_proxy();
-    let job = Job::new(&via(&cfg, &proxy, "retries = 1"));
-    let mut reader = hold_target(db);
-    let child = spawn(&job);
-    swap_waiting(db);
+    let (db, proxy, _job, mut reader, child) = swap_held("dl_swap_not_done");
+    let db = &db;
     // The control connection dies while its RENAME waits; the reader keeps the table until
     // the cleanup has ended that session (the RENAME with it) and dropped the staging table.
     proxy.silence_connection(1);
