@@ -2,6 +2,11 @@
 //! reads that one table without multiplying its rows, or what `[general] primary_key` and
 //! `indexes` say. Column names are the query's result names.
 
+/// One row of MySQL's `information_schema.STATISTICS`, as both the source's keys and a
+/// fallback load's kept keys read it: index, non-unique, column (NULL for a part that is
+/// an expression), prefix length, index type.
+pub type KeyPart = (String, i64, Option<String>, Option<u64>, String);
+
 /// One index of the target table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Index {

@@ -7,7 +7,7 @@
 use super::exact::Origin;
 use super::lost::Probe;
 use crate::source::SourceError;
-use crate::transform::keys::{Index, Keys};
+use crate::transform::keys::{Index, KeyPart, Keys};
 use crate::transform::SourceColumn;
 use mysql::prelude::Queryable;
 use mysql::Conn;
@@ -26,7 +26,7 @@ pub(super) fn discover(
     let Some((schema, table)) = the_table(conn, query, origins, local, probe)? else {
         return Ok(Keys::default());
     };
-    let stats: Vec<Stat> = match conn.exec(
+    let stats: Vec<KeyPart> = match conn.exec(
         "SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART, INDEX_TYPE \
          FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
          ORDER BY INDEX_NAME, SEQ_IN_INDEX",
@@ -45,9 +45,6 @@ pub(super) fn discover(
     promote_unique(&mut keys, columns);
     Ok(keys)
 }
-
-/// One row of information_schema.STATISTICS: index, non-unique, column, prefix, type.
-type Stat = (String, i64, String, Option<u64>, String);
 
 /// The (schema, table) whose keys the result may take: every result column comes from it,
 /// it is not a name the query defines itself, and the server's plan reads it once.
@@ -87,7 +84,7 @@ fn the_table(
 /// The table's B-tree indexes whose every column is in the result, by result names.
 fn keys_of(
     table: &str,
-    stats: &[Stat],
+    stats: &[KeyPart],
     origins: &[Option<Origin>],
     columns: &[SourceColumn],
 ) -> Keys {
@@ -110,7 +107,10 @@ fn keys_of(
             by_index
                 .entry(name.clone())
                 .or_insert((*non_unique == 0, Vec::new(), kind.clone()));
-        entry.1.push(result_name(col).map(|c| (c, *sub_part)));
+        // A part on an expression (no column) is in no result: its index is not copied.
+        entry
+            .1
+            .push(col.as_deref().and_then(result_name).map(|c| (c, *sub_part)));
     }
     let mut keys = Keys::default();
     for (name, (unique, cols, kind)) in by_index {
@@ -174,4 +174,52 @@ fn single_step(conn: &mut Conn, query: &str) -> Result<bool, mysql::Error> {
         .and_then(|r| r.get::<Option<String>, _>("select_type"))
         .flatten();
     Ok(rows.len() == 1 && simple.as_deref() == Some("SIMPLE"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transform::SqlType;
+
+    #[test]
+    fn an_index_on_an_expression_is_not_copied_and_the_others_are() {
+        let col = |name: &str| SourceColumn {
+            name: name.into(),
+            ty: SqlType::Bool,
+            nullable: false,
+            exact_mysql_type: None,
+            collation: None,
+        };
+        let origin = |c: &str| Some(("db".to_string(), "t".to_string(), c.to_string()));
+        let part = |i: &str, c: Option<&str>| {
+            (
+                i.to_string(),
+                1,
+                c.map(String::from),
+                None,
+                "BTREE".to_string(),
+            )
+        };
+        // MySQL 8 lists a functional key part with a NULL COLUMN_NAME.
+        let stats = [
+            (
+                "PRIMARY".to_string(),
+                0,
+                Some("ID".to_string()),
+                None,
+                "BTREE".to_string(),
+            ),
+            part("by_expr", None),
+            part("by_name", Some("name")),
+        ];
+        let keys = keys_of(
+            "t",
+            &stats,
+            &[origin("id"), origin("name")],
+            &[col("id"), col("name")],
+        );
+        assert_eq!(keys.primary, Some(vec!["id".to_string()]));
+        let names: Vec<&str> = keys.indexes.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["by_name"]);
+    }
 }

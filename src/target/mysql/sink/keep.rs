@@ -5,12 +5,9 @@
 use super::super::failure::Bound;
 use super::MySqlSink;
 use crate::target::SinkError;
-use crate::transform::keys::{Index, Keys};
+use crate::transform::keys::{Index, KeyPart, Keys};
 use crate::transform::{self, mysql_literal, SourceColumn};
 use mysql::prelude::Queryable;
-
-/// One row of `information_schema.STATISTICS`: index, non-unique, column, prefix, kind.
-type KeyPart = (String, i64, Option<String>, Option<u64>, String);
 
 impl MySqlSink {
     /// The columns to create: the source's, or, when keeping definitions and the target has
