@@ -45,34 +45,8 @@ fi
 say "building dbsync (release)"
 cargo build --release --quiet --bin dbsync --example read_only --example latency_proxy
 
-cat > "$OUT/config.ini" <<EOF
-[general]
-default_target = local_sqlite
-target_argument_enabled = true
-fallback_to_local_source_on_failure = false
-[external_db]
-host = 127.0.0.1
-port = 3306
-user = root
-password =
-database = dbsync_bench
-query = SELECT * FROM vehicles_stock
-ssl_mode = disabled
-partition_column = id
-partitions = $PARTITIONS
-[local_db]
-db_path = $OUT/dbsync.db
-table_name = vehicles_stock
-[azure_mysql_db]
-host = localhost
-port = $TLS_PORT
-user = bench
-password = bench
-database = bench_dbsync
-table_name = vehicles_stock
-ssl_mode = verify_identity
-ssl_ca = $CERTS/ca.pem
-EOF
+bench_config dbsync_bench "$OUT/dbsync.db" bench_dbsync "" "partition_column = id
+partitions = $PARTITIONS" > "$OUT/config.ini"
 
 chmod 600 "$OUT/config.ini"
 RESULTS="$OUT/results.tsv"

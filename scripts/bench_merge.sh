@@ -20,7 +20,6 @@ ROWS="${ROWS:-1000000}"
 TRIES="${TRIES:-3}"   # each row: the median of this many tries (a merge try after its own changes)
 UPDATES="${UPDATES:-spread}"
 OUT="$ROOT/bench-out/merge"
-CERTS="$SERVERS/tls/certs"
 mkdir -p "$OUT"
 
 bench_servers
@@ -46,34 +45,8 @@ src_sql -e "ALTER TABLE vehicles_stock ADD updated_at DATETIME(6) NOT NULL DEFAU
 say "building dbsync (release)"
 cargo build --release --quiet --bin dbsync --example latency_proxy
 
-cat > "$OUT/config.ini" <<EOF
-[general]
-default_target = local_sqlite
-target_argument_enabled = true
-fallback_to_local_source_on_failure = false
-strategy = merge
-incremental_key = updated_at
-[external_db]
-host = 127.0.0.1
-port = 3306
-user = root
-password =
-database = dbsync_merge
-query = SELECT * FROM vehicles_stock
-ssl_mode = disabled
-[local_db]
-db_path = $OUT/merge.db
-table_name = vehicles_stock
-[azure_mysql_db]
-host = localhost
-port = $TLS_PORT
-user = bench
-password = bench
-database = bench_merge
-table_name = vehicles_stock
-ssl_mode = verify_identity
-ssl_ca = $CERTS/ca.pem
-EOF
+bench_config dbsync_merge "$OUT/merge.db" bench_merge "strategy = merge
+incremental_key = updated_at" > "$OUT/config.ini"
 chmod 600 "$OUT/config.ini"
 
 RESULTS="$OUT/results.tsv"

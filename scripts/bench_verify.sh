@@ -17,7 +17,6 @@ ROWS="${ROWS:-1000000}"
 TRIES="${TRIES:-3}"
 UPDATES="${UPDATES:-spread}"
 OUT="$ROOT/bench-out/verify"
-CERTS="$SERVERS/tls/certs"
 mkdir -p "$OUT"
 
 bench_servers
@@ -38,37 +37,8 @@ src_sql dbsync_vmerge -e "ALTER TABLE vehicles_stock ADD updated_at DATETIME(6) 
 say "building dbsync (release)"
 cargo build --release --quiet --bin dbsync
 
-config() {   # config DATABASE SQLITE_FILE TARGET_DATABASE [GENERAL LINES]
-    cat <<CFG
-[general]
-default_target = local_sqlite
-target_argument_enabled = true
-fallback_to_local_source_on_failure = false
-${4:-}
-[external_db]
-host = 127.0.0.1
-port = 3306
-user = root
-password =
-database = $1
-query = SELECT * FROM vehicles_stock
-ssl_mode = disabled
-[local_db]
-db_path = $OUT/$2
-table_name = vehicles_stock
-[azure_mysql_db]
-host = localhost
-port = $TLS_PORT
-user = bench
-password = bench
-database = $3
-table_name = vehicles_stock
-ssl_mode = verify_identity
-ssl_ca = $CERTS/ca.pem
-CFG
-}
-config dbsync_bench verify.db bench_verify > "$OUT/config.ini"
-config dbsync_vmerge merge.db bench_vmerge "strategy = merge
+bench_config dbsync_bench "$OUT/verify.db" bench_verify > "$OUT/config.ini"
+bench_config dbsync_vmerge "$OUT/merge.db" bench_vmerge "strategy = merge
 incremental_key = updated_at
 deletes = apply" > "$OUT/merge.ini"
 RESULTS="$OUT/results.tsv"

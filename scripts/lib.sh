@@ -36,6 +36,42 @@ ensure_mariadb() {
 }
 
 # Seeds database $1 with $2 rows of the benchmark fixture table vehicles_stock.
+# The benches' dbsync config, on stdout: the fixture's table of DATABASE on the local
+# MariaDB, into the SQLite file FILE or the TLS MariaDB's TARGET_DATABASE (the bench user,
+# its CA verified). GENERAL and EXTERNAL: more lines for [general] and [external_db].
+# It holds the bench password: write it where only this user reads.
+#   bench_config DATABASE FILE TARGET_DATABASE [GENERAL] [EXTERNAL]
+bench_config() {
+    cat <<CFG
+[general]
+default_target = local_sqlite
+target_argument_enabled = true
+fallback_to_local_source_on_failure = false
+${4:-}
+[external_db]
+host = 127.0.0.1
+port = 3306
+user = root
+password =
+database = $1
+query = SELECT * FROM vehicles_stock
+ssl_mode = disabled
+${5:-}
+[local_db]
+db_path = $2
+table_name = vehicles_stock
+[azure_mysql_db]
+host = localhost
+port = $TLS_PORT
+user = bench
+password = bench
+database = $3
+table_name = vehicles_stock
+ssl_mode = verify_identity
+ssl_ca = $SERVERS/tls/certs/ca.pem
+CFG
+}
+
 seed_fixture() {
     local db="$1" rows="$2"
     mariadb -h127.0.0.1 -uroot -e "CREATE DATABASE IF NOT EXISTS \`$db\` CHARACTER SET utf8mb4"
