@@ -61,7 +61,12 @@ pub fn write(conn: &Connection, table: &str, record: &LoadRecord) -> rusqlite::R
 /// The record of `table`, or `None` when the file has none (loaded by an older dbsync, or
 /// by something else).
 pub fn read(conn: &Connection, table: &str) -> rusqlite::Result<Option<LoadRecord>> {
-    if !crate::target::sqlite::holds(conn, "table", TABLE)? {
+    let has_table: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
+        [TABLE],
+        |r| r.get(0),
+    )?;
+    if !has_table {
         return Ok(None);
     }
     conn.query_row(
