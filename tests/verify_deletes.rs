@@ -166,3 +166,140 @@ fn deletes_under_journal_mode_delete() {
     assert_eq!(s["deleted"], 20, "{s}");
     job.run(&["--verify"]).expect(0);
 }
+
+/// A single integer key at the edges of the groups of 64 values its bits are compared in
+/// (either side of zero, of each group's bounds, of the type's range, a whole group), and
+/// one too sparse for bits (compared by checksums): on both targets, exactly the rows the
+/// source lost are deleted, and into MySQL by the way the log names.
+#[test]
+fn deletes_by_integer_keys_at_every_edge() {
+    const BITS: &str = "compared by bits of the key's values";
+    const SUMS: &str = "compared by checksums of the keys";
+    let cases = [
+        (
+            "BIGINT",
+            "CAST(seq AS SIGNED) - 600",
+            1200,
+            "id IN (-65, -64, -1, 0, 63, 64, 600)",
+            7,
+            BITS,
+        ),
+        (
+            "BIGINT",
+            "CAST(seq AS SIGNED) - 600",
+            1200,
+            "id BETWEEN -128 AND -65 OR id = 5",
+            65,
+            BITS,
+        ),
+        (
+            "BIGINT",
+            "CAST(seq AS SIGNED) - 9223372036854775807 - 1",
+            1000,
+            "id IN (-9223372036854775808, -9223372036854775745, -9223372036854775744)",
+            3,
+            BITS,
+        ),
+        (
+            "BIGINT UNSIGNED",
+            "18446744073709551615 - seq",
+            1000,
+            "id IN (18446744073709551615, 18446744073709551552, 18446744073709551551)",
+            3,
+            BITS,
+        ),
+        (
+            "TINYINT",
+            "CAST(seq AS SIGNED) - 128",
+            255,
+            "id IN (-128, -1, 0, 127)",
+            4,
+            BITS,
+        ),
+        (
+            "INT",
+            "seq * 1000",
+            2000,
+            "id IN (1000, 64000, 2000000)",
+            3,
+            SUMS,
+        ),
+    ];
+    for (i, (ty, value, n, gone, count, how)) in cases.iter().enumerate() {
+        for azure in [false, true] {
+            let db = format!("vf_del_int_{i}_{}", u8::from(azure));
+            let case = IntCase {
+                ty,
+                value,
+                n: *n,
+                gone,
+                count: *count,
+            };
+            deletes_by_integer_key(&db, azure, &case, how);
+        }
+    }
+}
+
+/// A table keyed by `ty` (values `value` for seq 0..=n), loaded, `gone` deleted at the
+/// source: a merge deletes `count` rows.
+struct IntCase<'a> {
+    ty: &'a str,
+    value: &'a str,
+    n: u32,
+    gone: &'a str,
+    count: u32,
+}
+
+fn deletes_by_integer_key(db: &str, azure: bool, case: &IntCase, how: &str) {
+    let IntCase { ty, value, n, .. } = case;
+    let mut c = fresh_db(
+        db,
+        &format!(
+            "CREATE TABLE t (id {ty} PRIMARY KEY, updated_at DATETIME(6) NOT NULL);
+             INSERT INTO t SELECT {value}, '2024-01-01' FROM seq_0_to_{n};"
+        ),
+    );
+    let job = Job::new(&config(db, azure, MERGE));
+    job.run(&[]).expect(0);
+    c.query_drop(format!("DELETE FROM t WHERE {}", case.gone))
+        .unwrap();
+    let out = job.run(&["--summary-json", "-"]).expect(0);
+    let s = summary_of(&out);
+    assert_eq!(s["deleted"], case.count, "{ty} {value}: {s}");
+    if azure {
+        assert!(out.stderr().contains(how), "{}", out.stderr());
+    }
+    let v = summary_of(&job.run(&["--verify", "--summary-json", "-"]).expect(0));
+    assert_eq!(v["verify"]["equal"], true, "{ty} {value}: {v}");
+    let ids = mysql_rows(&mut c, "SELECT id FROM t ORDER BY id");
+    let held = match azure {
+        true => mysql_rows(&mut tls_root(Some(db)), "SELECT id FROM t ORDER BY id"),
+        false => sqlite_rows(&job.path("data/out.db"), "t", "id")
+            .into_iter()
+            .map(|r| r[..1].to_vec())
+            .collect(),
+    };
+    assert_eq!(held, ids, "{ty} {value}");
+}
+
+/// A source whose rows all have keys the target lacks (renumbered, or another key's
+/// values) is not an emptied one: the merge is refused even with allow_empty = true, as
+/// it would delete every row and keep only those the run read.
+#[test]
+fn a_source_whose_keys_match_none_of_the_targets_is_refused() {
+    for (db, azure) in [("vf_del_none_sqlite", false), ("vf_del_none_mysql", true)] {
+        source(db);
+        let job = Job::new(&config(db, azure, &format!("{MERGE}\nallow_empty = true")));
+        job.run(&[]).expect(0);
+        root(Some(db))
+            .query_drop("UPDATE t SET id = id + 1000000")
+            .unwrap();
+        let out = job.run(&[]).expect(1);
+        assert!(
+            out.stderr().contains("none of the source's 20000 rows"),
+            "{}",
+            out.stderr()
+        );
+        assert_eq!(target_ids(&job, db, azure).len(), ROWS as usize);
+    }
+}

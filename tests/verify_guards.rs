@@ -34,7 +34,9 @@ fn an_emptied_source(db: &str, azure: bool) {
     let out = job.run(&[]).expect(1);
     assert!(out.stderr().contains("allow_empty"), "{}", out.stderr());
     assert_eq!(either_count(&job, db, azure), 3000, "the target is kept");
-    let cfg = config(db, azure, &format!("{MERGE}\nallow_empty = true"));
+    // Allowed, it is not refused as a shrink either: as a replace that reads no rows.
+    let general = format!("{MERGE}\nallow_empty = true\nmax_shrink_percent = 20");
+    let cfg = config(db, azure, &general);
     std::fs::write(job.path("config.ini"), cfg).unwrap();
     if azure {
         // config() dropped the target database: load it again, then empty the source.
@@ -155,7 +157,10 @@ fn temporal_source(db: &str, ty: &str, step: &str) -> mysql::Conn {
     c
 }
 
-fn temporal_keys(db: &str, ty: &str, step: &str, changed: &str) {
+/// A temporal key with a zero date among its values: equal right after the load, then a
+/// key moved and the zero date's row changed are found, in chunks shown as spans of the
+/// key (`shown`) and the zero dates' own.
+fn temporal_keys(db: &str, ty: &str, step: &str, changed: &str, shown: &str) {
     let mut c = temporal_source(db, ty, step);
     // A zero date among the keys (the source allows it; the copy keeps it).
     c.query_drop("SET SESSION sql_mode = ''").unwrap();
@@ -180,6 +185,13 @@ fn temporal_keys(db: &str, ty: &str, step: &str, changed: &str) {
         (Some(1), Some(1), Some(1)),
         "{v}"
     );
+    let ranges = f["ranges"].to_string();
+    let zero = match ty.starts_with("TIMESTAMP") {
+        true => "at zero timestamps",
+        false => "at zero or partial dates",
+    };
+    assert!(ranges.contains(zero), "{v}");
+    assert!(ranges.contains(shown), "{v}");
 }
 
 #[test]
@@ -189,6 +201,7 @@ fn a_datetime6_key_one_microsecond_off_is_found_in_mysql() {
         "DATETIME(6)",
         "SECOND",
         "at + INTERVAL 1 MICROSECOND",
+        "at 2024-01-01 ",
     );
 }
 
@@ -199,6 +212,18 @@ fn a_timestamp_key_is_compared_by_its_instant_in_mysql() {
         "TIMESTAMP(3)",
         "SECOND",
         "at + INTERVAL 1001000 MICROSECOND",
+        "at 2024-01-01 ",
+    );
+}
+
+#[test]
+fn a_date_key_moved_past_the_targets_last_is_found_in_mysql() {
+    temporal_keys(
+        "vg_key_date",
+        "DATE",
+        "DAY",
+        "at + INTERVAL 10000 DAY",
+        "at 20",
     );
 }
 
@@ -206,6 +231,12 @@ fn a_timestamp_key_is_compared_by_its_instant_in_mysql() {
 fn a_merge_deletes_by_a_datetime_key_in_mysql() {
     let db = "vg_range_del";
     let mut c = temporal_source(db, "DATETIME(6)", "SECOND");
+    // A zero and a partial date among the keys, which have no position of their own.
+    c.query_drop("SET SESSION sql_mode = ''").unwrap();
+    c.query_drop(
+        "INSERT INTO t VALUES (0, 'zero', '2024-01-01'), ('2024-05-00', 'part', '2024-01-01')",
+    )
+    .unwrap();
     let job = Job::new(&config(db, true, MERGE));
     job.run(&[]).expect(0);
     c.query_drop(
@@ -216,7 +247,12 @@ fn a_merge_deletes_by_a_datetime_key_in_mysql() {
     assert_eq!(s["deleted"], 2, "{s}");
     let v = summary_of(&job.run(&["--verify", "--summary-json", "-"]).expect(0));
     assert_eq!(v["verify"]["equal"], true, "{v}");
-    assert_eq!(either_count(&job, db, true), 5998);
+    assert_eq!(either_count(&job, db, true), 6000);
+    c.query_drop("DELETE FROM t WHERE v = 'part'").unwrap();
+    let s = summary_of(&job.run(&["--summary-json", "-"]).expect(0));
+    assert_eq!(s["deleted"], 1, "{s}");
+    let held = mysql_rows(&mut tls_root(Some(db)), "SELECT v FROM t WHERE v <> 'v'");
+    assert_eq!(held, vec![vec![Some("zero".to_string())]]);
 }
 
 #[test]

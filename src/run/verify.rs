@@ -138,15 +138,28 @@ fn find_deletion(plan: &Plan, key: &[String]) -> Result<Deletion, SinkError> {
     })?;
     // A source that answers with none of the target's rows is refused as an empty replace
     // is (a truncated table, an emptied lookup the query joins): the target is kept.
-    if gone.target_rows > 0 && gone.rows == gone.target_rows && !plan.guards.allow_empty {
+    let emptied = gone.target_rows > 0 && gone.rows == gone.target_rows;
+    if emptied && gone.source_rows > 0 {
+        // Rows, none of them the target's: the merge would keep only this run's.
+        return Err(refused(format!(
+            "none of the source's {} rows has a key the target's {} rows hold, so deletes = \
+             apply would delete them all and keep only the rows this run read: check that \
+             the key's column has the same type and values on both sides, or load it whole \
+             once with --full-refresh",
+            gone.source_rows, gone.target_rows
+        )));
+    }
+    if emptied && !plan.guards.allow_empty {
         return Err(refused(format!(
             "the source no longer has any of the {} rows the target holds, so deletes = apply \
              would empty it; [general] allow_empty = true allows it",
             gone.target_rows
         )));
     }
+    // As a replace that reads no rows: emptying it, once allowed, is not also a shrink.
     let lost = gone.rows as f64 * 100.0 / gone.target_rows.max(1) as f64;
-    if let Some(max) = plan.guards.max_shrink_percent.filter(|max| lost > *max) {
+    let max_shrink = plan.guards.max_shrink_percent.filter(|_| !emptied);
+    if let Some(max) = max_shrink.filter(|max| lost > *max) {
         return Err(refused(format!(
             "the merge would delete {} of the {} rows the target holds ({lost:.1}%), more than \
              [general] max_shrink_percent = {max} (raise it if the drop is expected)",
@@ -154,10 +167,11 @@ fn find_deletion(plan: &Plan, key: &[String]) -> Result<Deletion, SinkError> {
         )));
     }
     log::info!(
-        "deletes = apply: {} of the target's {} rows are gone from the source ({} of {} key \
-         chunks differ, in {:.2} s)",
+        "deletes = apply: {} of the target's {} rows are gone from the source (compared by {}: \
+         {} of {} key chunks differ, in {:.2} s)",
         gone.rows,
         gone.target_rows,
+        gone.how,
         gone.differing_chunks,
         gone.chunks,
         gone.seconds

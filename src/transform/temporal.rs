@@ -95,7 +95,12 @@ pub fn render(kind: Temporal, number: &[u8], out: &mut Vec<u8>) -> Option<()> {
 /// Counts in 400-year eras of 146,097 days, with years starting on March 1 so the leap day
 /// falls last.
 fn civil(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468; // days since 0000-03-01
+    civil_from_march(days + 719_468)
+}
+
+/// (year, month, day) of the proleptic Gregorian calendar, `z` days after 0000-03-01
+/// (MySQL's `TO_DAYS` minus 60).
+pub(crate) fn civil_from_march(z: u64) -> (u64, u64, u64) {
     let era = z / 146_097;
     let doe = z % 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;

@@ -24,7 +24,7 @@ pub(super) fn vanished(
 ) -> Result<Vanished, VerifyError> {
     let keys = key_columns(source.columns(), key);
     let rowid = super::local::rowid_alias(source.columns())?;
-    let (gone, target_rows) = match keys.as_slice() {
+    let (gone, target_rows, source_rows) = match keys.as_slice() {
         [k] if matches!(k.ty, SqlType::Int { .. }) => gone_numbers(plan, t, k, rowid)?,
         _ => gone_hashed(plan, t, &keys, key, rowid)?,
     };
@@ -37,21 +37,24 @@ pub(super) fn vanished(
                 format!("{rowid} IN ({})", ids.join(", "))
             })
             .collect(),
+        source_rows,
         target_rows,
+        how: "the source's keys streamed and the file's",
         chunks: 1,
         differing_chunks: u64::from(!gone.is_empty()),
         seconds: 0.0,
     })
 }
 
-/// Rowids of the file's rows whose key hash the source lacks; and the file's rows.
+/// Rowids of the file's rows whose key hash the source lacks; the file's rows, and the
+/// source's keys.
 fn gone_hashed(
     plan: &Plan,
     t: &SqliteTable,
     keys: &[SourceColumn],
     key: &[String],
     rowid: &str,
-) -> Result<(Vec<i64>, u64), VerifyError> {
+) -> Result<(Vec<i64>, u64, u64), VerifyError> {
     let mut hasher = Hasher::new(keys, t, Some(key));
     let mut present = HashSet::new();
     // The file's keys are read on a thread of their own while the source's stream.
@@ -81,7 +84,7 @@ fn gone_hashed(
         .filter(|(_, k)| !present.contains(k))
         .map(|(id, _)| *id)
         .collect();
-    Ok((gone, held.len() as u64))
+    Ok((gone, held.len() as u64, present.len() as u64))
 }
 
 /// An integer key as a number, whatever form it arrived or is stored in.
@@ -101,7 +104,7 @@ fn gone_numbers(
     t: &SqliteTable,
     key: &SourceColumn,
     rowid: &str,
-) -> Result<(Vec<i64>, u64), VerifyError> {
+) -> Result<(Vec<i64>, u64, u64), VerifyError> {
     let mut present: Vec<i128> = Vec::new();
     let mut failed = None;
     let source = only_keys(plan, std::slice::from_ref(key))?;
@@ -146,7 +149,7 @@ fn gone_numbers(
             ids.push(*id);
         }
     }
-    Ok((ids, held.len() as u64))
+    Ok((ids, held.len() as u64, present.len() as u64))
 }
 
 /// The file's (key, rowid) pairs of an integer key.

@@ -48,7 +48,10 @@ pub enum VerifyError {
 pub struct Vanished {
     pub conditions: Vec<String>,
     pub rows: u64,
+    pub source_rows: u64,
     pub target_rows: u64,
+    /// How the keys were compared, for the log.
+    pub how: &'static str,
     pub chunks: u64,
     pub differing_chunks: u64,
     pub seconds: f64,

@@ -2,9 +2,13 @@
 //! key, at once, each on its own connection; only the chunks whose count or sum differ
 //! are read again, key and hash, on both sides.
 
+mod gone;
+
+pub(super) use gone::vanished;
+
 use super::canon::{push_value, show};
 use super::sql::{self, Chunking, Side, CHUNK_ROWS};
-use super::{Tally, Vanished, Verdict, VerifyError};
+use super::{Tally, Verdict, VerifyError};
 use crate::connect::Session;
 use crate::plan::Plan;
 use crate::source::mysql::MySqlSource;
@@ -17,15 +21,6 @@ use std::time::Duration;
 
 /// Chunks named in one statement that reads their rows.
 const CHUNKS_PER_READ: usize = 256;
-/// Rows a chunk of a merge's key checksums aims at (`deletes = apply`, a single integer
-/// key): a chunk's sum is
-/// a line of about 30 bytes, and its keys are read when one of its rows is gone, so deletes
-/// spread over the table (0.1% of the rows, every thousandth) read about an eighth of the
-/// keys, where chunks of `CHUNK_ROWS` read them all. The server's work is the same
-/// (measured: 1.08–1.10 s a side for 1M keys, at 128 to 33,000 rows a chunk).
-const KEY_CHUNK_ROWS: u64 = 128;
-/// Keys one DELETE names.
-const DELETE_KEYS: usize = 1000;
 
 /// Per chunk: rows and the sum of their hashes modulo 2^64.
 type Sums = HashMap<i128, (u64, u64)>;
@@ -147,23 +142,17 @@ fn text(row: &mysql::Row, i: usize) -> Option<&str> {
     bytes(row, i).and_then(|b| std::str::from_utf8(b).ok())
 }
 
-/// How to chunk, for chunks of about `per_chunk` rows: an integer key by ranges sized from
-/// the target's extent, anything else by hash buckets sized from its row count.
-fn chunking(
+/// The target's rows (its statistics', or counted when they know fewer than `at_least`)
+/// and, for a key chunked by range, its smallest and largest positions.
+fn extent(
     target: &mut Server,
-    columns: &[SourceColumn],
-    key: Option<&[String]>,
-    per_chunk: u64,
-) -> Result<Chunking, VerifyError> {
-    let int_key = key
-        .filter(|k| k.len() == 1)
-        .and_then(|k| columns.iter().find(|c| c.name == k[0]))
-        .filter(|c| matches!(c.ty, SqlType::Int { .. }));
+    ranged: Option<&SourceColumn>,
+    at_least: u64,
+) -> Result<(u64, Option<i128>, Option<i128>), VerifyError> {
     let Side::Target { table } = target.side.clone() else {
-        unreachable!("chunks are sized on the target")
+        unreachable!("the extent is the target's")
     };
-    let sql = sql::extent(&table, int_key.map(|c| c.name.as_str()));
-    let (rows, lo, hi) = target.run(&sql, |mut r| {
+    let (rows, lo, hi) = target.run(&sql::extent(&table, ranged), |mut r| {
         let row = r.next().transpose()?;
         let get = |i| {
             row.as_ref()
@@ -173,7 +162,7 @@ fn chunking(
         Ok((get(0).unwrap_or(0), get(1), get(2)))
     })?;
     // A table's statistics may not know its rows yet (just loaded): counted then.
-    let rows = match rows < per_chunk as i128 {
+    let rows = match rows < at_least as i128 {
         true => target.run(
             &format!("SELECT COUNT(*) FROM {}", quote_mysql(&table)),
             |mut r| {
@@ -185,14 +174,61 @@ fn chunking(
                     .unwrap_or(0))
             },
         )?,
-        false => rows,
+        false => rows as u64,
     };
-    let chunks = (rows as u64).div_ceil(per_chunk).max(1);
-    Ok(match (int_key, key, lo, hi) {
+    Ok((rows, lo, hi))
+}
+
+/// A single integer key's column.
+fn int_key<'a>(columns: &'a [SourceColumn], key: Option<&[String]>) -> Option<&'a SourceColumn> {
+    ranged_key(columns, key).filter(|c| matches!(c.ty, SqlType::Int { .. }))
+}
+
+/// A single key chunked by ranges: an integer, a date or a time.
+fn ranged_key<'a>(columns: &'a [SourceColumn], key: Option<&[String]>) -> Option<&'a SourceColumn> {
+    key.filter(|k| k.len() == 1)
+        .and_then(|k| columns.iter().find(|c| c.name == k[0]))
+        .filter(|c| matches!(c.ty, SqlType::Int { .. }) || sql::is_time(&c.ty))
+}
+
+/// How to chunk, for chunks of about `per_chunk` rows: an integer or temporal key by ranges
+/// sized from the target's extent, anything else by hash buckets sized from its row count.
+fn chunking(
+    target: &mut Server,
+    columns: &[SourceColumn],
+    key: Option<&[String]>,
+    per_chunk: u64,
+) -> Result<Chunking, VerifyError> {
+    let ranged = ranged_key(columns, key);
+    let extent = extent(target, ranged, per_chunk)?;
+    Ok(chunked(extent, ranged, key, per_chunk))
+}
+
+/// `chunking`, the target's extent known.
+fn chunked(
+    (rows, lo, hi): (u64, Option<i128>, Option<i128>),
+    ranged: Option<&SourceColumn>,
+    key: Option<&[String]>,
+    per_chunk: u64,
+) -> Chunking {
+    let chunks = rows.div_ceil(per_chunk).max(1);
+    // Within a signed BIGINT: MariaDB refuses `DIV` by a larger one (ER 1690).
+    let width =
+        |lo: i128, hi: i128| ((hi - lo + 1) / chunks as i128).clamp(1, i128::from(i64::MAX));
+    let time = ranged.filter(|c| sql::is_time(&c.ty));
+    match (ranged, key, lo, hi) {
+        (Some(c), _, Some(lo), Some(hi)) if time.is_some() => Chunking::Time {
+            key: c.clone(),
+            width: width(lo, hi),
+        },
         (Some(c), _, Some(lo), Some(hi)) => Chunking::Range {
             column: c.name.clone(),
-            // Within a signed BIGINT: MariaDB refuses `DIV` by a larger one (ER 1690).
-            width: ((hi - lo + 1) / chunks as i128).clamp(1, i128::from(i64::MAX)),
+            width: width(lo, hi),
+        },
+        // No real date on the target to size ranges from (none, or only zero dates).
+        (Some(_), Some(k), _, _) if time.is_some() => Chunking::KeyHash {
+            columns: k.to_vec(),
+            buckets: chunks,
         },
         (Some(c), _, _, _) => Chunking::Range {
             column: c.name.clone(),
@@ -203,7 +239,7 @@ fn chunking(
             buckets: chunks,
         },
         (None, None, _, _) => Chunking::RowHash { buckets: chunks },
-    })
+    }
 }
 
 /// The source's and the target's servers, connected.
@@ -310,89 +346,6 @@ pub(super) fn compare(
         )?;
     }
     Ok(verdict)
-}
-
-/// The target's keys the source no longer has, found by checksums of the keys alone: only
-/// the chunks whose key sums differ are read, on both sides.
-pub(super) fn vanished(
-    plan: &Plan,
-    target: &MySqlTarget,
-    source: &MySqlSource,
-    key: &[String],
-) -> Result<Vanished, VerifyError> {
-    let keys: Vec<SourceColumn> = key
-        .iter()
-        .filter_map(|k| source.columns().iter().find(|c| &c.name == k).cloned())
-        .collect();
-    let (mut src, mut tgt) = servers(plan, target, source)?;
-    // Small chunks only where a chunk's keys are read by an index range: hash buckets are
-    // read by a scan of the table, one per statement.
-    let per_chunk = match keys.as_slice() {
-        [k] if matches!(k.ty, SqlType::Int { .. }) => KEY_CHUNK_ROWS,
-        _ => CHUNK_ROWS,
-    };
-    let chunking = chunking(&mut tgt, &keys, Some(key), per_chunk)?;
-    let (_, target_rows, chunks, differing) = differing(&mut src, &mut tgt, &chunking, &keys)?;
-    let (mut rows, mut conditions) = (0, Vec::new());
-    for part in differing.chunks(CHUNKS_PER_READ) {
-        let (n, found) = match &chunking {
-            Chunking::Range { column, .. } => {
-                gone_numbers(&mut src, &mut tgt, &chunking, column, part)?
-            }
-            _ => gone_hashed(&mut src, &mut tgt, &chunking, &keys, part)?,
-        };
-        rows += n;
-        conditions.extend(found);
-    }
-    Ok(Vanished {
-        rows: rows as u64,
-        conditions,
-        target_rows,
-        chunks,
-        differing_chunks: differing.len() as u64,
-        seconds: 0.0,
-    })
-}
-
-/// The target's integer keys in `chunks` that the source lacks: their values, sorted on
-/// both sides (16 bytes each); how many, and the DELETE conditions naming them.
-fn gone_numbers(
-    src: &mut Server,
-    tgt: &mut Server,
-    chunking: &Chunking,
-    column: &str,
-    chunks: &[i128],
-) -> Result<(usize, Vec<String>), VerifyError> {
-    let (s, t) = both(src, tgt, |side| {
-        let sql = chunking.key_values(&side.side, chunks).unwrap_or_default();
-        side.numbers(&sql)
-    })?;
-    let gone = super::sorted::absent(&s, &t);
-    let conditions = gone
-        .chunks(DELETE_KEYS)
-        .map(|ids| {
-            let ids: Vec<String> = ids.iter().map(i128::to_string).collect();
-            format!("{} IN ({})", quote_mysql(column), ids.join(", "))
-        })
-        .collect();
-    Ok((gone.len(), conditions))
-}
-
-/// As `gone_numbers`, for any other key: by its canonical text.
-fn gone_hashed(
-    src: &mut Server,
-    tgt: &mut Server,
-    chunking: &Chunking,
-    keys: &[SourceColumn],
-    chunks: &[i128],
-) -> Result<(usize, Vec<String>), VerifyError> {
-    let (s, t) = both(src, tgt, |side| side.keyed(chunking, keys, chunks))?;
-    let gone: Vec<Vec<u8>> = t.into_keys().filter(|k| !s.contains_key(k)).collect();
-    let conditions = gone
-        .chunks(DELETE_KEYS)
-        .map(|part| chunking.key_in(keys, &tgt.side, part))
-        .collect();
-    Ok((gone.len(), conditions))
 }
 
 /// Reads the rows of differing chunks on both sides and tallies what differs.

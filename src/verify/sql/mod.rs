@@ -3,6 +3,10 @@
 //! text and hash (see `canon`), the chunk a row falls in, and the statements that sum
 //! chunks and list the rows of the chunks that differ.
 
+mod time;
+
+pub use time::is_time;
+
 use crate::source::mysql::query::{self, Dialect};
 use crate::transform::{quote_mysql, SourceColumn, SqlType, ZeroDates};
 
@@ -25,10 +29,13 @@ pub enum Side {
 }
 
 /// How rows are grouped into chunks.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Chunking {
     /// A single integer key, by ranges of `width` values (`key DIV width`).
     Range { column: String, width: i128 },
+    /// A single DATE, DATETIME or TIMESTAMP key, by ranges of `width` seconds of its
+    /// position (see `time`).
+    Time { key: SourceColumn, width: i128 },
     /// Any other key, by a hash of its canonical text into `buckets`.
     KeyHash { columns: Vec<String>, buckets: u64 },
     /// No usable key: the rows are a multiset, grouped by their own hash.
@@ -134,6 +141,20 @@ pub fn row_hash(columns: &[SourceColumn], side: &Side) -> String {
     hash_of(&format!("CONCAT_WS('#', {})", tokens.join(", ")))
 }
 
+/// Per group of 64 consecutive values of a single integer key (`key >> 6`, on the value's
+/// 64 bits as two's complement): the group, its rows, and the values it holds as the bits
+/// of one unsigned integer (`BIT_OR`). Exact, where a sum of hashes is a checksum, and
+/// cheaper: no hash (0.45 s against 1.2 s for 1M keys on MariaDB 10.11 here). Keys
+/// outside `lo..=hi` (the target's extent: on the source, new rows) and NULL keys are
+/// only counted, as group NULL.
+pub fn key_bits(column: &str, side: &Side, (lo, hi): (i128, i128)) -> String {
+    let inner = side.select(&format!("{} AS k", quote_mysql(column)), None);
+    format!(
+        "SELECT IF(y.k BETWEEN {lo} AND {hi}, y.k >> 6, NULL) AS c, COUNT(*), \
+         BIT_OR(1 << (y.k & 63)) FROM ({inner}) AS y GROUP BY c"
+    )
+}
+
 impl Side {
     /// `SELECT list FROM <the side's rows> WHERE cond`.
     fn select(&self, list: &str, cond: Option<&str>) -> String {
@@ -154,6 +175,7 @@ impl Chunking {
         let col = |name: &str| columns.iter().find(|c| c.name == name);
         match self {
             Chunking::Range { column, .. } => vec![quote_mysql(column)],
+            Chunking::Time { key, .. } => vec![canonical(key, side)],
             Chunking::KeyHash { columns: keys, .. } => keys
                 .iter()
                 .filter_map(|k| col(k))
@@ -167,6 +189,7 @@ impl Chunking {
     fn chunk(&self, nkeys: usize) -> String {
         match self {
             Chunking::Range { width, .. } => format!("y.k0 DIV {width}"),
+            Chunking::Time { width, .. } => format!("y.p DIV {width}"),
             Chunking::KeyHash { buckets, .. } => {
                 let pieces: Vec<String> = (0..nkeys).map(|i| piece(&format!("y.k{i}"))).collect();
                 // A bucket needs no cryptographic hash, only the same one on both sides.
@@ -190,6 +213,9 @@ impl Chunking {
             .enumerate()
             .map(|(i, k)| format!("{k} AS k{i}"))
             .collect();
+        if let Chunking::Time { key, .. } = self {
+            list.push(format!("{} AS p", time::position(key, side)));
+        }
         list.push(format!("{} AS h", row_hash(columns, side)));
         list.push(format!("{flag} AS n"));
         (side.select(&list.join(", "), cond), keys.len())
@@ -219,6 +245,9 @@ impl Chunking {
             Chunking::Range { column, width } => {
                 Some(chunks_cond(&quote_mysql(column), chunks, *width))
             }
+            // Ranges of the key's values around the chunks, where it has them; the
+            // chunks' own test follows.
+            Chunking::Time { key, width } => time::prefilter(key, chunks, *width),
             _ => None,
         };
         let (inner, n) = self.inner(columns, side, cond.as_deref(), flag);
@@ -238,9 +267,12 @@ impl Chunking {
     }
 
     /// A WHERE matching the rows of these keys (canonical key texts, as `rows` read them)
-    /// on the target: an integer key by its values (its index serves), any other by its
-    /// canonical text.
+    /// on the target: an integer, date or datetime key by its values (its index serves),
+    /// any other by its canonical text.
     pub fn key_in(&self, keys: &[SourceColumn], side: &Side, texts: &[Vec<u8>]) -> String {
+        if let Some(cond) = time::key_in(self, texts) {
+            return cond;
+        }
         if let Chunking::Range { column, .. } = self {
             let values: Vec<String> = texts
                 .iter()
@@ -278,6 +310,7 @@ impl Chunking {
                 let (lo, hi) = bounds(chunk, *width);
                 format!("{column} {lo}..{hi}")
             }
+            Chunking::Time { key, width } => time::describe(key, chunk, *width),
             Chunking::KeyHash { buckets, .. } | Chunking::RowHash { buckets } => {
                 format!("hash bucket {chunk} of {buckets}")
             }
@@ -297,6 +330,18 @@ fn bounds(chunk: i128, width: i128) -> (i128, i128) {
     }
 }
 
+/// The runs of consecutive chunks in `chunks` (sorted), first and last of each.
+fn runs(chunks: &[i128]) -> Vec<(i128, i128)> {
+    let mut runs: Vec<(i128, i128)> = Vec::new();
+    for &c in chunks {
+        match runs.last_mut() {
+            Some(run) if run.1.checked_add(1) == Some(c) => run.1 = c,
+            _ => runs.push((c, c)),
+        }
+    }
+    runs
+}
+
 /// Runs of consecutive chunks a statement names as ranges of the key, at most.
 const RANGES: usize = 16;
 
@@ -306,13 +351,7 @@ const RANGES: usize = 16;
 /// of an OR on every row it reads: 253 ranges over 1M keys took 3.0 s here, against
 /// 0.3 s for reading the keys alone.
 fn chunks_cond(q: &str, chunks: &[i128], width: i128) -> String {
-    let mut runs: Vec<(i128, i128)> = Vec::new();
-    for &c in chunks {
-        match runs.last_mut() {
-            Some(run) if run.1.checked_add(1) == Some(c) => run.1 = c,
-            _ => runs.push((c, c)),
-        }
-    }
+    let runs = runs(chunks);
     let span = |(first, last): (i128, i128)| {
         let (lo, hi) = (bounds(first, width).0, bounds(last, width).1);
         format!("({q} BETWEEN {lo} AND {hi})")
@@ -365,15 +404,22 @@ pub fn above(col: &SourceColumn, max: Option<&str>) -> String {
 /// About how many rows the target table holds (the server's estimate: it only sizes the
 /// chunks) and, for an integer key, its smallest and largest values (read from its index):
 /// no scan of the table.
-pub fn extent(table: &str, key: Option<&str>) -> String {
+pub fn extent(table: &str, key: Option<&SourceColumn>) -> String {
     let rows = format!(
         "(SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() \
          AND TABLE_NAME = {})",
         crate::transform::mysql_literal(table)
     );
     match key {
+        Some(k) if is_time(&k.ty) => {
+            let (lo, hi, real) = time::extent_of(k);
+            format!(
+                "SELECT {rows}, CAST({lo} AS CHAR), CAST({hi} AS CHAR) FROM {} WHERE {real}",
+                quote_mysql(table)
+            )
+        }
         Some(k) => {
-            let q = quote_mysql(k);
+            let q = quote_mysql(&k.name);
             format!(
                 "SELECT {rows}, CAST(MIN({q}) AS CHAR), CAST(MAX({q}) AS CHAR) FROM {}",
                 quote_mysql(table)
