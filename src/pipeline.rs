@@ -115,7 +115,7 @@ fn finish(
             );
             check_guards(opts.guards, stats.rows, sink)?;
             if let Some(find) = &load.deletes {
-                sink.delete_too((find.0)()?);
+                sink.delete_too((find.0)(rows)?);
             }
             before_commit()?;
             crate::interrupt::check()?;

@@ -303,3 +303,44 @@ fn a_source_whose_keys_match_none_of_the_targets_is_refused() {
         assert_eq!(target_ids(&job, db, azure).len(), ROWS as usize);
     }
 }
+
+/// Every row replaced at the source by rows this run reads (a table of current values, a
+/// queue): applied, and judged as a replace by the rows the target ends with.
+#[test]
+fn a_full_turnover_this_run_reads_is_applied() {
+    for (db, azure) in [("vf_turnover_sqlite", false), ("vf_turnover_mysql", true)] {
+        let mut c = fresh_db(
+            db,
+            "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20), updated_at DATETIME(6) NOT NULL);
+             INSERT INTO t SELECT seq, 'old', '2024-01-01' + INTERVAL seq SECOND FROM seq_1_to_50;",
+        );
+        let general = format!("{MERGE}\nmax_shrink_percent = 20");
+        let job = Job::new(&config(db, azure, &general));
+        job.run(&[]).expect(0);
+        c.query_drop(
+            "DELETE FROM t; INSERT INTO t SELECT 100 + seq, 'new', '2025-01-01' + INTERVAL seq \
+             SECOND FROM seq_1_to_45",
+        )
+        .unwrap();
+        let s = summary_of(&job.run(&["--summary-json", "-"]).expect(0));
+        assert_eq!(
+            (s["deleted"].as_u64(), s["inserted"].as_u64()),
+            (Some(50), Some(45)),
+            "{s}"
+        );
+        let v = summary_of(&job.run(&["--verify", "--summary-json", "-"]).expect(0));
+        assert_eq!(v["verify"]["equal"], true, "{v}");
+        // Fewer than max_shrink_percent allows: refused, as such a replace would be.
+        c.query_drop(
+            "DELETE FROM t; INSERT INTO t SELECT 200 + seq, 'few', '2026-01-01' + INTERVAL seq \
+             SECOND FROM seq_1_to_30",
+        )
+        .unwrap();
+        let out = job.run(&[]).expect(1);
+        assert!(
+            out.stderr().contains("replace all 45 rows"),
+            "{}",
+            out.stderr()
+        );
+    }
+}

@@ -121,12 +121,14 @@ pub(super) fn deletes_of(plan: &Plan, apply: &Apply, used: SourceUsed) -> Option
         return None;
     }
     let (plan, key) = (plan.clone(), key.clone());
-    Some(FindDeletion(Arc::new(move || find_deletion(&plan, &key))))
+    Some(FindDeletion(Arc::new(move |read| {
+        find_deletion(&plan, &key, read)
+    })))
 }
 
 /// The target's rows whose key the source no longer has, refused by max_shrink_percent
-/// as a replace that lost as many would be.
-fn find_deletion(plan: &Plan, key: &[String]) -> Result<Deletion, SinkError> {
+/// as a replace that lost as many would be; `read`: the rows this run read.
+fn find_deletion(plan: &Plan, key: &[String], read: u64) -> Result<Deletion, SinkError> {
     let refused = |why: String| SinkError::Refused {
         target: plan.target.describe(),
         why,
@@ -136,19 +138,21 @@ fn find_deletion(plan: &Plan, key: &[String]) -> Result<Deletion, SinkError> {
             "deletes = apply could not find the rows the source no longer has: {e}"
         ))
     })?;
-    // A source that answers with none of the target's rows is refused as an empty replace
-    // is (a truncated table, an emptied lookup the query joins): the target is kept.
-    let emptied = gone.target_rows > 0 && gone.rows == gone.target_rows;
-    if emptied && gone.source_rows > 0 {
-        // Rows, none of them the target's: the merge would keep only this run's.
+    // None of the target's keys left at the source: every row goes.
+    let turnover = gone.target_rows > 0 && gone.rows == gone.target_rows;
+    if turnover && gone.source_rows > read {
+        // Rows this run did not read would be missing: the keys likely differ in form.
         return Err(refused(format!(
-            "none of the source's {} rows has a key the target's {} rows hold, so deletes = \
-             apply would delete them all and keep only the rows this run read: check that \
-             the key's column has the same type and values on both sides, or load it whole \
-             once with --full-refresh",
+            "none of the source's {} rows has a key the target's {} rows hold, and this run \
+             read {read} of them, so deletes = apply would leave the target without the others: \
+             check that the key's column has the same type and values on both sides, or load \
+             it whole once with --full-refresh",
             gone.source_rows, gone.target_rows
         )));
     }
+    // A source that answers with no rows is refused as an empty replace is (a truncated
+    // table, an emptied lookup the query joins): the target is kept.
+    let emptied = turnover && gone.source_rows == 0;
     if emptied && !plan.guards.allow_empty {
         return Err(refused(format!(
             "the source no longer has any of the {} rows the target holds, so deletes = apply \
@@ -156,14 +160,28 @@ fn find_deletion(plan: &Plan, key: &[String]) -> Result<Deletion, SinkError> {
             gone.target_rows
         )));
     }
-    // As a replace that reads no rows: emptying it, once allowed, is not also a shrink.
-    let lost = gone.rows as f64 * 100.0 / gone.target_rows.max(1) as f64;
+    // A turnover (every row replaced by the rows this run read) is judged as a replace: by
+    // the rows the target will hold; an allowed emptying is not also a shrink.
+    let lost = match turnover {
+        true => gone.target_rows.saturating_sub(gone.source_rows),
+        false => gone.rows,
+    };
+    let lost = lost as f64 * 100.0 / gone.target_rows.max(1) as f64;
     let max_shrink = plan.guards.max_shrink_percent.filter(|_| !emptied);
     if let Some(max) = max_shrink.filter(|max| lost > *max) {
+        let what = match turnover {
+            true => format!(
+                "replace all {} rows the target holds with the source's {} ({lost:.1}% fewer)",
+                gone.target_rows, gone.source_rows
+            ),
+            false => format!(
+                "delete {} of the {} rows the target holds ({lost:.1}%)",
+                gone.rows, gone.target_rows
+            ),
+        };
         return Err(refused(format!(
-            "the merge would delete {} of the {} rows the target holds ({lost:.1}%), more than \
-             [general] max_shrink_percent = {max} (raise it if the drop is expected)",
-            gone.rows, gone.target_rows
+            "the merge would {what}, more than [general] max_shrink_percent = {max} (raise it \
+             if the drop is expected)"
         )));
     }
     log::info!(

@@ -74,10 +74,13 @@ pub struct Deletion {
     pub conditions: Vec<String>,
 }
 
-/// Finds a merge's deletions once all its rows are read: the source's keys are read after
-/// the incremental read, never before (a row added in between would be deleted).
+/// Finds a merge's deletions once all its rows are read (told how many): the source's keys
+/// are read after the incremental read, never before (a row added in between would be
+/// deleted).
 #[derive(Clone)]
-pub struct FindDeletion(pub std::sync::Arc<dyn Fn() -> Result<Deletion, SinkError> + Send + Sync>);
+pub struct FindDeletion(
+    pub std::sync::Arc<dyn Fn(u64) -> Result<Deletion, SinkError> + Send + Sync>,
+);
 
 impl std::fmt::Debug for FindDeletion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

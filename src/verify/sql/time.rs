@@ -73,7 +73,10 @@ pub fn prefilter(col: &SourceColumn, chunks: &[i128], width: i128) -> Option<Str
     let ranges: Option<Vec<String>> = runs
         .into_iter()
         .map(|(first, last)| {
-            let lo = literal(bounds(first, width).0)?;
+            // Three days early: an invalid date a server allows ('2024-02-30', under
+            // ALLOW_INVALID_DATES) has the seconds of a later day ('2024-03-01') but sorts
+            // before it.
+            let lo = literal(bounds(first, width).0 - INVALID_DAYS * 86_400)?;
             let hi = literal(bounds(last, width).1)?;
             Some(format!("({q} BETWEEN '{lo}' AND '{hi}.999999')"))
         })
@@ -129,6 +132,9 @@ pub fn describe(key: &SourceColumn, chunk: i128, width: i128) -> String {
     }
 }
 
+/// Days an invalid date's seconds run past its text: a 31st in a 28-day February.
+const INVALID_DAYS: i128 = 3;
+
 /// `TO_SECONDS('1970-01-01')`: a TIMESTAMP's position is counted from there.
 const UNIX_EPOCH: i128 = 719_528 * 86_400;
 
@@ -168,8 +174,8 @@ mod tests {
         let range = prefilter(&at, &[739_251, 739_252, 739_260], 86_400).unwrap();
         assert_eq!(
             range,
-            "(`at` BETWEEN '2024-01-01 00:00:00' AND '2024-01-02 23:59:59.999999') OR \
-             (`at` BETWEEN '2024-01-10 00:00:00' AND '2024-01-10 23:59:59.999999')"
+            "(`at` BETWEEN '2023-12-29 00:00:00' AND '2024-01-02 23:59:59.999999') OR \
+             (`at` BETWEEN '2024-01-07 00:00:00' AND '2024-01-10 23:59:59.999999')"
         );
         let many: Vec<i128> = (0..40).map(|c| 739_251 + 2 * c).collect();
         let span = prefilter(&at, &many, 86_400).unwrap();
