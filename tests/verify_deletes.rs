@@ -296,7 +296,10 @@ fn a_source_whose_keys_match_none_of_the_targets_is_refused() {
             .unwrap();
         let out = job.run(&[]).expect(1);
         assert!(
-            out.stderr().contains("none of the source's 20000 rows"),
+            out.stderr().contains(
+                "none of the source's 20000 rows has a key the target's 20000 rows hold, and \
+                 this run read 1 of them"
+            ),
             "{}",
             out.stderr()
         );
@@ -342,5 +345,6 @@ fn a_full_turnover_this_run_reads_is_applied() {
             "{}",
             out.stderr()
         );
+        assert_eq!(target_ids(&job, db, azure).len(), 45, "the target is kept");
     }
 }
