@@ -149,8 +149,9 @@ impl Canon {
             }
             (_, Cell::Float(f)) => real(f, scratch),
             (_, Cell::Float32(f)) => real(crate::transform::float_as_shown(f), scratch),
-            (_, Cell::Text(s)) => scratch.extend_from_slice(s.as_bytes()),
-            (_, Cell::Bytes(b)) => scratch.extend_from_slice(b),
+            // As they are, without a first copy into `scratch`.
+            (_, Cell::Text(s)) => return push_value(out, Some(s.as_bytes())),
+            (_, Cell::Bytes(b)) => return push_value(out, Some(b)),
         }
         push_value(out, Some(scratch));
     }
@@ -175,7 +176,7 @@ impl Canon {
                 scratch.extend_from_slice(itoa::Buffer::new().format(i).as_bytes())
             }
             (_, ValueRef::Real(f)) => real(f, scratch),
-            (_, ValueRef::Text(b) | ValueRef::Blob(b)) => scratch.extend_from_slice(b),
+            (_, ValueRef::Text(b) | ValueRef::Blob(b)) => return push_value(out, Some(b)),
         }
         push_value(out, Some(scratch));
     }
