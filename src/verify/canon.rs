@@ -112,7 +112,10 @@ fn digits15(v: f64, out: &mut Vec<u8>) {
                         m if m.abs() >= 1e15 => (m / 10.0, e + 1),
                         m => (m, e),
                     };
-                    let _ = write!(out, "{}e{e}", m as i64);
+                    // As `write!(out, "{}e{e}")` writes them, without the formatter.
+                    out.extend_from_slice(itoa::Buffer::new().format(m as i64).as_bytes());
+                    out.push(b'e');
+                    out.extend_from_slice(itoa::Buffer::new().format(e).as_bytes());
                     return;
                 }
                 None => break,
