@@ -12,11 +12,21 @@ use crate::transform::{quote_mysql, quote_sqlite};
 #[derive(Debug, Clone, Copy)]
 pub struct Dialect {
     quote: fn(&str) -> String,
+    /// Put before the staging side of `key_match`: SQLite's unary `+`, which keeps the
+    /// staging table's key from being an index to probe. Without statistics SQLite would
+    /// rather scan the whole table, through any covering index, and look each row up in
+    /// the staging table: 0.22 s for 11,000 rows into 1M measured, against 0.015 s looking
+    /// each staged row up in the table. (On MySQL a `+` would make a text key a number.)
+    probe: &'static str,
 }
 
-pub const MYSQL: Dialect = Dialect { quote: quote_mysql };
+pub const MYSQL: Dialect = Dialect {
+    quote: quote_mysql,
+    probe: "",
+};
 pub const SQLITE: Dialect = Dialect {
     quote: quote_sqlite,
+    probe: "+",
 };
 
 impl Dialect {
@@ -38,13 +48,13 @@ impl Dialect {
     }
 
     /// `t.k = s.k AND …`: a staged row matching a table row by the merge's key. The table
-    /// is the left operand: SQLite compares by its column's collation (RTRIM for a key the
-    /// source compares ignoring trailing spaces).
+    /// is the left operand: SQLite compares by its column's affinity and collation (RTRIM
+    /// for a key the source compares ignoring trailing spaces).
     pub fn key_match(&self, table: &str, staging: &str, key: &[String]) -> String {
-        let (t, s) = (self.quote(table), self.quote(staging));
+        let (t, s, p) = (self.quote(table), self.quote(staging), self.probe);
         let on: Vec<String> = key
             .iter()
-            .map(|k| format!("{t}.{k} = {s}.{k}", k = self.quote(k)))
+            .map(|k| format!("{t}.{k} = {p}{s}.{k}", k = self.quote(k)))
             .collect();
         on.join(" AND ")
     }
@@ -123,6 +133,11 @@ mod tests {
         assert_eq!(
             MYSQL.key_match("t", "t__new", &key),
             "`t`.`id` = `t__new`.`id` AND `t`.`a``b` = `t__new`.`a``b`"
+        );
+        // SQLite's staging side is no index to probe.
+        assert_eq!(
+            SQLITE.key_match("t", "s", &names(&["id"])),
+            "\"t\".\"id\" = +\"s\".\"id\""
         );
         assert_eq!(
             SQLITE.insert_select("t", "s", &names(&["x", "y\""]), " WHERE 1"),
