@@ -30,13 +30,7 @@ pub(super) fn vanished(
     };
     Ok(Vanished {
         rows: gone.len() as u64,
-        conditions: gone
-            .chunks(1000)
-            .map(|ids| {
-                let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
-                format!("{rowid} IN ({})", ids.join(", "))
-            })
-            .collect(),
+        conditions: super::in_lists(rowid, &gone),
         source_rows,
         target_rows,
         how: "the source's keys streamed and the file's",

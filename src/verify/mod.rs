@@ -57,6 +57,21 @@ pub struct Vanished {
     pub seconds: f64,
 }
 
+/// Keys one DELETE of a merge's deletes names.
+const DELETE_KEYS: usize = 1000;
+
+/// DELETE conditions naming these values of `column` (an SQL expression, quoted),
+/// `DELETE_KEYS` at a time.
+fn in_lists<T: ToString>(column: &str, values: &[T]) -> Vec<String> {
+    values
+        .chunks(DELETE_KEYS)
+        .map(|part| {
+            let part: Vec<String> = part.iter().map(T::to_string).collect();
+            format!("{column} IN ({})", part.join(", "))
+        })
+        .collect()
+}
+
 /// The plan's source query, opened (described, not yet read).
 fn open_source(plan: &Plan, query: &str) -> Result<MySqlSource, VerifyError> {
     Ok(MySqlSource::open(

@@ -10,7 +10,7 @@ use crate::source::Source;
 use crate::target::MySqlTarget;
 use crate::transform::{quote_mysql, SourceColumn, SqlType};
 use crate::verify::sql::{self, Chunking, CHUNK_ROWS};
-use crate::verify::{Vanished, VerifyError};
+use crate::verify::{in_lists, Vanished, VerifyError};
 use std::collections::HashMap;
 
 /// Rows a chunk of a merge's key checksums aims at (`deletes = apply`, a single integer
@@ -20,8 +20,6 @@ use std::collections::HashMap;
 /// them all. The server's work is the same (measured: 1.08–1.10 s a side for 1M keys, at
 /// 128 to 33,000 rows a chunk).
 const KEY_CHUNK_ROWS: u64 = 128;
-/// Keys one DELETE names.
-const DELETE_KEYS: usize = 1000;
 /// An integer key is compared by bits when its values span at most this many times its
 /// rows (at least 8 of each group's 64 values held, on average): each group is a line of
 /// the answer, so a sparser key would send about a line per key.
@@ -104,7 +102,7 @@ fn by_bits(
     gone.sort_unstable();
     Ok(Vanished {
         rows: gone.len() as u64,
-        conditions: in_lists(&k.name, &gone),
+        conditions: in_lists(&quote_mysql(&k.name), &gone),
         source_rows: s.values().map(|g| g.0).sum(),
         target_rows: t.values().map(|g| g.0).sum(),
         how: "bits of the key's values",
@@ -112,17 +110,6 @@ fn by_bits(
         differing_chunks: differing,
         seconds: 0.0,
     })
-}
-
-/// DELETE conditions naming these values of an integer key, `DELETE_KEYS` at a time.
-fn in_lists(column: &str, values: &[i128]) -> Vec<String> {
-    values
-        .chunks(DELETE_KEYS)
-        .map(|ids| {
-            let ids: Vec<String> = ids.iter().map(i128::to_string).collect();
-            format!("{} IN ({})", quote_mysql(column), ids.join(", "))
-        })
-        .collect()
 }
 
 /// The target's keys the source no longer has, found by checksums of the keys alone: only
@@ -169,7 +156,7 @@ fn gone_numbers(
         side.numbers(&sql)
     })?;
     let gone = crate::verify::sorted::absent(&s, &t);
-    Ok((gone.len(), in_lists(column, &gone)))
+    Ok((gone.len(), in_lists(&quote_mysql(column), &gone)))
 }
 
 /// As `gone_numbers`, for any other key: by its canonical text.
@@ -183,7 +170,7 @@ fn gone_hashed(
     let (s, t) = both(src, tgt, |side| side.keyed(chunking, keys, chunks))?;
     let gone: Vec<Vec<u8>> = t.into_keys().filter(|k| !s.contains_key(k)).collect();
     let conditions = gone
-        .chunks(DELETE_KEYS)
+        .chunks(crate::verify::DELETE_KEYS)
         .map(|part| chunking.key_in(keys, &tgt.side, part))
         .collect();
     Ok((gone.len(), conditions))
