@@ -5,7 +5,7 @@
 //! chunk 0, where no real date falls (year 1 is 31 million seconds after year 0) unless
 //! a chunk spans that much.
 
-use super::{bounds, runs, value, Chunking, Side, RANGES};
+use super::{bounds, ranges, value, Chunking, Side};
 use crate::transform::temporal::civil_from_march;
 use crate::transform::{quote_mysql, SourceColumn, SqlType};
 use crate::verify::canon::show;
@@ -65,12 +65,10 @@ pub fn prefilter(col: &SourceColumn, chunks: &[i128], width: i128) -> Option<Str
     if matches!(col.ty, SqlType::Timestamp { .. }) || chunks.first().is_none_or(|c| *c <= 0) {
         return None;
     }
-    let mut runs = runs(chunks);
-    if runs.len() > RANGES {
-        runs = vec![(runs[0].0, runs[runs.len() - 1].1)];
-    }
+    // A span's other chunks are left out by the chunks' own test.
+    let (ranges, _) = ranges(chunks);
     let q = quote_mysql(&col.name);
-    let ranges: Option<Vec<String>> = runs
+    let ranges: Option<Vec<String>> = ranges
         .into_iter()
         .map(|(first, last)| {
             // Three days early: an invalid date a server allows ('2024-02-30', under
