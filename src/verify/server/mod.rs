@@ -98,6 +98,14 @@ impl Server {
         })
     }
 
+    /// The first value of the first row a statement returns, as text.
+    fn first(&mut self, sql: &str) -> Result<Option<String>, VerifyError> {
+        self.run(sql, |mut r| {
+            let row = r.next().transpose()?;
+            Ok(row.as_ref().and_then(|r| text(r, 0)).map(str::to_string))
+        })
+    }
+
     /// The integer values a statement returns, sorted.
     fn numbers(&mut self, sql: &str) -> Result<Vec<i128>, VerifyError> {
         self.run(sql, |rows| {
@@ -163,17 +171,10 @@ fn extent(
     })?;
     // A table's statistics may not know its rows yet (just loaded): counted then.
     let rows = match rows < at_least as i128 {
-        true => target.run(
-            &format!("SELECT COUNT(*) FROM {}", quote_mysql(&table)),
-            |mut r| {
-                let row = r.next().transpose()?;
-                Ok(row
-                    .as_ref()
-                    .and_then(|r| text(r, 0))
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0))
-            },
-        )?,
+        true => target
+            .first(&format!("SELECT COUNT(*) FROM {}", quote_mysql(&table)))?
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
         false => rows as u64,
     };
     Ok((rows, lo, hi))
@@ -215,9 +216,8 @@ fn chunked(
     // Within a signed BIGINT: MariaDB refuses `DIV` by a larger one (ER 1690).
     let width =
         |lo: i128, hi: i128| ((hi - lo + 1) / chunks as i128).clamp(1, i128::from(i64::MAX));
-    let time = ranged.filter(|c| sql::is_time(&c.ty));
     match (ranged, key, lo, hi) {
-        (Some(c), _, Some(lo), Some(hi)) if time.is_some() => Chunking::Time {
+        (Some(c), _, Some(lo), Some(hi)) if sql::is_time(&c.ty) => Chunking::Time {
             key: c.clone(),
             width: width(lo, hi),
         },
@@ -226,7 +226,7 @@ fn chunked(
             width: width(lo, hi),
         },
         // No real date on the target to size ranges from (none, or only zero dates).
-        (Some(_), Some(k), _, _) if time.is_some() => Chunking::KeyHash {
+        (Some(c), Some(k), _, _) if sql::is_time(&c.ty) => Chunking::KeyHash {
             columns: k.to_vec(),
             buckets: chunks,
         },
@@ -318,10 +318,7 @@ pub(super) fn compare(
         .as_ref()
         .and_then(|i| columns.iter().find(|c| c.name.eq_ignore_ascii_case(&i.key)));
     if let Some(col) = incremental {
-        let max = tgt.run(&sql::largest(col, &tgt.side), |mut r| {
-            let row = r.next().transpose()?;
-            Ok(row.as_ref().and_then(|r| text(r, 0)).map(str::to_string))
-        })?;
+        let max = tgt.first(&sql::largest(col, &tgt.side))?;
         src.flag = sql::above(col, max.as_deref());
     }
     let chunking = chunking(&mut tgt, columns, key, CHUNK_ROWS)?;
