@@ -304,3 +304,47 @@ fn a_swap_between_rows_is_found_in_sqlite() {
 fn a_swap_between_rows_is_found_in_mysql() {
     swap_found("vf_swap_mysql", To::Azure);
 }
+
+/// Into SQLite the sides' rows are paired off in the order they come, and rows out of
+/// step wait for their twins: a file whose rows lie in the reverse order of the source's
+/// (past the rows that may wait, so the waiting ones are hashed too) is equal, and a
+/// changed, a missing and an extra row are each still found by their key.
+#[test]
+fn rows_in_another_order_in_the_file_compare_equal() {
+    let db = "vf_order_sqlite";
+    fresh_db(
+        db,
+        "CREATE TABLE o (name VARCHAR(20) PRIMARY KEY, n INT, note VARCHAR(30));
+         INSERT INTO o SELECT CONCAT('k', LPAD(seq, 6, '0')), seq, REPEAT('x', seq % 30)
+           FROM seq_1_to_40000;",
+    );
+    let job = Job::new(&sqlite_config(db, "SELECT * FROM o", "o"));
+    job.run(&[]).expect(0);
+    let file = rusqlite::Connection::open(job.path("data/out.db")).unwrap();
+    file.execute_batch(
+        "CREATE TABLE r AS SELECT * FROM o ORDER BY name DESC;
+         DELETE FROM o; INSERT INTO o SELECT * FROM r ORDER BY name DESC; DROP TABLE r;",
+    )
+    .unwrap();
+    let first: String = file
+        .query_row("SELECT name FROM o ORDER BY rowid LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(first, "k040000", "the file's rows are reversed");
+    let out = job.run(&["--verify", "--summary-json", "-"]).expect(0);
+    assert!(out.stdout().contains("\"equal\":true"), "{}", out.stdout());
+    file.execute_batch(
+        "UPDATE o SET n = -1 WHERE name = 'k020000';
+         DELETE FROM o WHERE name = 'k000007';
+         INSERT INTO o VALUES ('k999999', 1, '');",
+    )
+    .unwrap();
+    let out = job.run(&["--verify", "--summary-json", "-"]).expect(5);
+    let s: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
+    let v = &s["verify"];
+    assert_eq!(counts(v), (1, 1, 1), "{v}");
+    assert_eq!(keys(v, "missing_keys"), vec!["k000007"]);
+    assert_eq!(keys(v, "extra_keys"), vec!["k999999"]);
+    assert_eq!(keys(v, "changed_keys"), vec!["k020000"]);
+}

@@ -56,8 +56,9 @@ fn gone_hashed(
         let held = scope.spawn(|| {
             let mut hasher = Hasher::new(keys, t, Some(key));
             let mut held = Vec::new();
-            target_rows(t, keys, &mut hasher, Some(rowid), |id, k, _, _| {
-                held.push((id, k))
+            target_rows(t, keys, &mut hasher, Some(rowid), |id, h| {
+                held.push((id, h.key_hash()));
+                true
             })
             .map(|()| held)
         });
@@ -65,8 +66,8 @@ fn gone_hashed(
             only_keys(plan, keys)?,
             plan.zero_dates,
             &mut hasher,
-            |k, _, _, _| {
-                present.insert(k);
+            |h, _| {
+                present.insert(h.key_hash());
             },
         );
         Ok::<_, VerifyError>((read, held.join().expect("the file's read does not panic")))

@@ -1,8 +1,10 @@
-//! Verification into SQLite: dbsync hashes both sides itself. The target's rows are read
-//! first into a map of key hash → row hash (16 bytes a row), then the source's rows are
-//! streamed, as a copy reads them, and matched against it: what is left is extra.
+//! Verification into SQLite: dbsync compares both sides itself. The source's rows are
+//! streamed, as a copy reads them, while the file is read on a thread of its own; each
+//! side's rows become canonical texts (`canon`), paired off as they come (`pair`), and the
+//! rows left unpaired are hashed and merged by key (`sorted`).
 
-use super::canon::{row_hash, show, Canon};
+use super::canon::{self, show, Canon};
+use super::pair::{self, Pairing};
 use super::{sorted, Tally, Verdict, VerifyError};
 use crate::connect::Abandon;
 use crate::plan::Plan;
@@ -16,8 +18,8 @@ use arrow::record_batch::RecordBatch;
 use rusqlite::types::Value;
 use std::collections::{HashMap, HashSet};
 
-/// What one row is, for the comparison: the hash of its key's canonical text (of the row's
-/// when there is no key) and of its whole text.
+/// One row's canonical text, and on demand the hash of its key's text (of the row's when
+/// there is no key) and of its whole text.
 pub(super) struct Hasher {
     canons: Vec<Canon>,
     key: Vec<usize>,
@@ -53,27 +55,26 @@ impl Hasher {
         }
     }
 
-    /// The key's hash and the row's, after `push` filled each column `i` in turn.
-    fn row(
-        &mut self,
-        mut push: impl FnMut(usize, Canon, &mut Vec<u8>, &mut Vec<u8>),
-    ) -> (u64, u64) {
+    /// The row's text, `push` filling each column `i` in turn.
+    fn fill(&mut self, mut push: impl FnMut(usize, Canon, &mut Vec<u8>, &mut Vec<u8>)) {
         self.text.clear();
-        self.key_text.clear();
         for (i, canon) in self.canons.iter().enumerate() {
-            let start = self.text.len();
             push(i, *canon, &mut self.scratch, &mut self.text);
-            if self.key.contains(&i) {
-                self.key_text.extend_from_slice(&self.text[start..]);
-            }
         }
-        let h = row_hash(&self.text);
-        // The key's hash only pairs rows up (64 bits: a collision among a billion keys is
-        // about as likely as one in 40 billion runs); SHA-256 is for the rows' contents.
-        match self.key.is_empty() {
-            true => (h, h),
-            false => (crate::transform::fnv1a(&self.key_text), h),
-        }
+    }
+
+    /// The row's canonical text.
+    pub(super) fn text(&self) -> &[u8] {
+        &self.text
+    }
+
+    /// The hash of the row's key; its text is then `key_text`.
+    pub(super) fn key_hash(&mut self) -> u64 {
+        canon::key_hash(&self.text, &self.key, &mut self.key_text)
+    }
+
+    pub(super) fn key_text(&self) -> &[u8] {
+        &self.key_text
     }
 }
 
@@ -108,14 +109,14 @@ pub(super) fn rowid_alias(columns: &[SourceColumn]) -> Result<&'static str, Veri
         })
 }
 
-/// Every row of the target table through `each` (key hash, row hash, key text; with
-/// `rowid`, the row's rowid first, by that name).
+/// Every row of the target table through `each` (with `rowid`, the row's rowid, read by
+/// that name; the hasher holding the row's text), until `each` says stop.
 pub(super) fn target_rows(
     t: &SqliteTable,
     columns: &[SourceColumn],
     hasher: &mut Hasher,
     rowid: Option<&str>,
-    mut each: impl FnMut(i64, u64, u64, &[u8]),
+    mut each: impl FnMut(i64, &mut Hasher) -> bool,
 ) -> Result<(), VerifyError> {
     let conn = open_read_only(t)?;
     let exists =
@@ -131,7 +132,7 @@ pub(super) fn target_rows(
     let mut stmt = conn.prepare(&sql).map_err(|e| sqlite_err(t, e))?;
     let mut rows = stmt.query([]).map_err(|e| sqlite_err(t, e))?;
     while let Some(row) = rows.next().map_err(|e| sqlite_err(t, e))? {
-        let (k, h) = hasher.row(|i, canon, scratch, out| {
+        hasher.fill(|i, canon, scratch, out| {
             let v = row
                 .get_ref(first + i)
                 .unwrap_or(rusqlite::types::ValueRef::Null);
@@ -141,7 +142,9 @@ pub(super) fn target_rows(
             Some(_) => row.get(0).map_err(|e| sqlite_err(t, e))?,
             None => 0,
         };
-        each(id, k, h, &hasher.key_text);
+        if !each(id, hasher) {
+            break;
+        }
     }
     Ok(())
 }
@@ -158,11 +161,11 @@ fn above(cell: Cell<'_>, max: &Value) -> bool {
     }
 }
 
-/// Hashes each row of `batch` into `each`.
-fn hash_batch(
+/// Each row of `batch` into `each` (the hasher holding its text; newer than the load).
+fn each_row(
     batch: &RecordBatch,
     hasher: &mut Hasher,
-    each: &mut impl FnMut(u64, u64, &[u8], bool),
+    each: &mut impl FnMut(&mut Hasher, bool),
 ) -> Result<(), String> {
     let views: Vec<ColumnView<'_>> = batch
         .columns()
@@ -170,25 +173,24 @@ fn hash_batch(
         .map(ColumnView::new)
         .collect::<Result<_, _>>()?;
     for r in 0..batch.num_rows() {
-        let (k, h) =
-            hasher.row(|i, canon, scratch, out| canon.push_cell(views[i].cell(r), scratch, out));
+        hasher.fill(|i, canon, scratch, out| canon.push_cell(views[i].cell(r), scratch, out));
         let newer = match &hasher.newer {
             Some((i, max)) => above(views[*i].cell(r), max),
             None => false,
         };
-        each(k, h, &hasher.key_text, newer);
+        each(hasher, newer);
     }
     Ok(())
 }
 
 /// Every source row, as a copy reads it (zero dates as the copy treats them), through
-/// `each` (key hash, row hash, key text, newer than the load); the number of rows. The
-/// rows are hashed on a thread of their own while the reader parses the next batch.
+/// `each` (the hasher holding its text; newer than the load); the number of rows. The
+/// rows are written out on a thread of their own while the reader parses the next batch.
 pub(super) fn source_rows(
     source: Box<dyn Source>,
     zero_dates: ZeroDates,
     hasher: &mut Hasher,
-    mut each: impl FnMut(u64, u64, &[u8], bool) + Send,
+    mut each: impl FnMut(&mut Hasher, bool) + Send,
 ) -> Result<u64, VerifyError> {
     let columns = source.columns().to_vec();
     let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(2);
@@ -196,7 +198,7 @@ pub(super) fn source_rows(
     let (rows, hashed) = std::thread::scope(|scope| {
         let hashing = scope.spawn(move || {
             for batch in rx {
-                hash_batch(&batch, hasher, &mut each)?;
+                each_row(&batch, hasher, &mut each)?;
             }
             Ok::<(), String>(())
         });
@@ -259,7 +261,8 @@ pub(super) fn key_columns(columns: &[SourceColumn], key: &[String]) -> Vec<Sourc
 }
 
 /// Compares the SQLite table with the source's rows, streamed: the file is read on a
-/// thread of its own meanwhile; both sides' hashes are then sorted and merged.
+/// thread of its own meanwhile, its rows' texts paired off with the source's as they come
+/// (`pair`); the rows left unpaired are hashed, sorted and merged.
 pub(super) fn compare(
     plan: &Plan,
     t: &SqliteTable,
@@ -269,33 +272,40 @@ pub(super) fn compare(
     let columns = source.columns().to_vec();
     let mut hasher = Hasher::new(&columns, t, key);
     hasher.newer = newer_than(plan, t, &columns)?;
-    let (mut src, mut tgt) = (Vec::new(), Vec::new());
+    let mut pairing = Pairing::new(&hasher.key);
+    let (mut batches, mut file) = pair::channel();
     let (read, target_read) = std::thread::scope(|scope| {
         let target_read = scope.spawn(|| {
             let mut hasher = Hasher::new(&columns, t, key);
-            target_rows(t, &columns, &mut hasher, None, |_, k, h, _| {
-                tgt.push((k, h))
-            })
+            let mut rows = 0u64;
+            let read = target_rows(t, &columns, &mut hasher, None, |_, h| {
+                rows += 1;
+                batches.push(h.text())
+            });
+            // The end of `batches` (here, on success or not) is the end of the file's rows.
+            batches.finish();
+            read.map(|()| rows)
         });
-        let read = source_rows(source, plan.zero_dates, &mut hasher, |k, h, _, newer| {
-            src.push(sorted::Row {
-                key: k,
-                hash: h,
-                newer,
-            })
+        let read = source_rows(source, plan.zero_dates, &mut hasher, |h, newer| {
+            pairing.step(h.text(), newer, file.next());
         });
+        if read.is_ok() {
+            while let Some(text) = file.next() {
+                pairing.target_row(text);
+            }
+        }
+        // The file's reader, if still reading, stops at its next batch.
+        drop(file);
         let target_read = target_read.join().expect("the file's read does not panic");
         (read, target_read)
     });
     let mut verdict = Verdict {
         source_rows: read?,
-        target_rows: {
-            target_read?;
-            tgt.len() as u64
-        },
+        target_rows: target_read?,
         chunks: 1,
         ..Verdict::default()
     };
+    let (mut src, mut tgt) = pairing.finish();
     let d = sorted::merge(&mut src, &mut tgt);
     drop((src, tgt));
     if key.is_none() {
@@ -338,10 +348,12 @@ fn name_differences(
     let mut names: HashMap<u64, String> = HashMap::new();
     if !in_target.is_empty() {
         let mut hasher = Hasher::new(&keys, t, Some(key));
-        target_rows(t, &keys, &mut hasher, None, |_, k, _, text| {
+        target_rows(t, &keys, &mut hasher, None, |_, h| {
+            let k = h.key_hash();
             if in_target.contains(&k) {
-                names.insert(k, show(text));
+                names.insert(k, show(h.key_text()));
             }
+            true
         })?;
     }
     if !in_source.is_empty() {
@@ -350,9 +362,10 @@ fn name_differences(
             only_keys(plan, &keys)?,
             plan.zero_dates,
             &mut hasher,
-            |k, _, text, _| {
+            |h, _| {
+                let k = h.key_hash();
                 if in_source.contains(&k) {
-                    names.insert(k, show(text));
+                    names.insert(k, show(h.key_text()));
                 }
             },
         )?;

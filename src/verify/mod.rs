@@ -3,13 +3,15 @@
 //!
 //! On a MySQL target both servers sum the hashes of their rows' canonical text (`canon`,
 //! `sql`) per chunk of the key, and only the chunks whose sums differ are read, key and
-//! hash, on both sides (`server`). Into SQLite, dbsync streams the source's rows and hashes
-//! both sides itself (`local`). A table without a usable key is compared as a multiset of
+//! hash, on both sides (`server`). Into SQLite, dbsync streams the source's rows and compares
+//! both sides itself (`local`): rows in step by their canonical texts (`pair`), the rest
+//! by their hashes. A table without a usable key is compared as a multiset of
 //! row hashes.
 
 pub mod canon;
 mod gone;
 mod local;
+mod pair;
 mod server;
 mod sorted;
 pub mod sql;
