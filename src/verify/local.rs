@@ -262,7 +262,9 @@ pub(super) fn key_columns(columns: &[SourceColumn], key: &[String]) -> Vec<Sourc
 
 /// Compares the SQLite table with the source's rows, streamed: the file is read on a
 /// thread of its own meanwhile, its rows' texts paired off with the source's as they come
-/// (`pair`); the rows left unpaired are hashed, sorted and merged.
+/// (`pair`); the rows left unpaired are hashed, sorted and merged. The file's read keeps
+/// pace with the source's, so its read transaction lasts as long: a writer to the same
+/// file (journal_mode = delete) waits for it, and in WAL mode checkpoints do.
 pub(super) fn compare(
     plan: &Plan,
     t: &SqliteTable,
@@ -273,8 +275,10 @@ pub(super) fn compare(
     let mut hasher = Hasher::new(&columns, t, key);
     hasher.newer = newer_than(plan, t, &columns)?;
     let mut pairing = Pairing::new(&hasher.key);
-    let (mut batches, mut file) = pair::channel();
+    let (mut batches, file) = pair::channel();
     let (read, target_read) = std::thread::scope(|scope| {
+        // Owned by this closure: should it unwind, the file's reader is let go too.
+        let mut file = file;
         let target_read = scope.spawn(|| {
             let mut hasher = Hasher::new(&columns, t, key);
             let mut rows = 0u64;

@@ -29,34 +29,52 @@ pub fn merge(source: &mut [Row], target: &mut [(u64, u64)]) -> Differences {
     let mut d = Differences::default();
     let (mut i, mut j) = (0, 0);
     while i < source.len() || j < target.len() {
-        let s = source.get(i);
-        let t = target.get(j);
-        match (s, t) {
-            (Some(s), Some(t)) if s.key == t.0 => {
-                if s.hash != t.1 {
-                    match s.newer {
-                        true => d.newer.push(s.key),
-                        false => d.changed.push(s.key),
-                    }
-                }
-                i += 1;
-                j += 1;
-            }
-            (Some(s), t) if t.is_none_or(|t| s.key < t.0) => {
-                match s.newer {
-                    true => d.newer_added.push(s.key),
-                    false => d.missing.push(s.key),
-                }
-                i += 1;
-            }
-            (_, Some(t)) => {
-                d.extra.push(t.0);
-                j += 1;
-            }
-            (_, None) => unreachable!("the loop ends when both sides are done"),
-        }
+        let key = match (source.get(i), target.get(j)) {
+            (Some(s), Some(t)) => s.key.min(t.0),
+            (Some(s), None) => s.key,
+            (None, Some(t)) => t.0,
+            (None, None) => unreachable!("the loop ends when both sides are done"),
+        };
+        let i2 = i + source[i..].iter().take_while(|s| s.key == key).count();
+        let j2 = j + target[j..].iter().take_while(|t| t.0 == key).count();
+        one_key(key, &source[i..i2], &target[j..j2], &mut d);
+        (i, j) = (i2, j2);
     }
     d
+}
+
+/// The rows of one key on each side, sorted by hash: equal hashes pair off first, so
+/// pairs taken out beforehand (`pair`) change nothing; the rest pair by place, as changed
+/// rows, and those left over are missing or extra.
+fn one_key(key: u64, source: &[Row], target: &[(u64, u64)], d: &mut Differences) {
+    let (mut left_s, mut left_t) = (Vec::new(), 0);
+    let (mut i, mut j) = (0, 0);
+    while i < source.len() || j < target.len() {
+        match (source.get(i), target.get(j)) {
+            (Some(s), Some(t)) if s.hash == t.1 => (i, j) = (i + 1, j + 1),
+            (Some(s), t) if t.is_none_or(|t| s.hash < t.1) => {
+                left_s.push(s.newer);
+                i += 1;
+            }
+            _ => {
+                left_t += 1;
+                j += 1;
+            }
+        }
+    }
+    for (m, newer) in left_s.iter().enumerate() {
+        let kind = match (m < left_t, newer) {
+            (true, true) => &mut d.newer,
+            (true, false) => &mut d.changed,
+            (false, true) => &mut d.newer_added,
+            (false, false) => &mut d.missing,
+        };
+        kind.push(key);
+    }
+    d.extra.extend(std::iter::repeat_n(
+        key,
+        left_t.saturating_sub(left_s.len()),
+    ));
 }
 
 /// The values of sorted `held` that sorted `present` lacks.
@@ -111,6 +129,19 @@ mod tests {
         let mut s = vec![row(1, 10), row(2, 21)];
         let mut t = vec![(1, 10), (2, 20)];
         assert_eq!(merge(&mut s, &mut t).changed, vec![2]);
+    }
+
+    #[test]
+    fn a_repeated_key_pairs_equal_rows_first() {
+        // Either way round, the row held alike on both sides is no difference.
+        for (h1, h3) in [(1, 3), (3, 1)] {
+            let mut s = vec![row(7, h1), row(7, 2)];
+            let mut t = vec![(7, 2), (7, h3 + 10)];
+            assert_eq!(merge(&mut s, &mut t).changed, vec![7]);
+        }
+        let mut s = vec![row(7, 1), row(7, 2), row(7, 2)];
+        let mut t = vec![(7, 2)];
+        assert_eq!(merge(&mut s, &mut t).missing, vec![7, 7]);
     }
 
     #[test]
