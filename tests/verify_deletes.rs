@@ -307,34 +307,6 @@ fn a_source_whose_keys_match_none_of_the_targets_is_refused() {
     }
 }
 
-/// A source whose keys were renumbered but for a few: the merge would delete nearly every
-/// row and read back only the few above its bound, so it is refused and the target kept.
-/// A few rows the target lacks below the bound (written late) are let be.
-#[test]
-fn a_source_renumbered_but_for_a_few_keys_is_refused() {
-    for (db, azure) in [("vf_del_most_sqlite", false), ("vf_del_most_mysql", true)] {
-        source(db);
-        let job = Job::new(&config(db, azure, MERGE));
-        job.run(&[]).expect(0);
-        // 20 rows the target lacks, below its largest updated_at: within the allowance.
-        root(Some(db))
-            .query_drop("INSERT INTO t SELECT 50000 + seq, 'late', '2023-01-01' FROM seq_1_to_20")
-            .unwrap();
-        job.run(&[]).expect(0);
-        root(Some(db))
-            .query_drop("UPDATE t SET id = id + 1000000 WHERE id > 10 AND id < 50000")
-            .unwrap();
-        let out = job.run(&[]).expect(1);
-        assert!(
-            out.stderr()
-                .contains("20010 of the source's rows have keys the target's 20000 rows lack, and this run read 1, so after deletes = apply the target would still lack at least 20009 of"),
-            "{}",
-            out.stderr()
-        );
-        assert_eq!(target_ids(&job, db, azure).len(), ROWS as usize);
-    }
-}
-
 /// Every row replaced at the source by rows this run reads (a table of current values, a
 /// queue): applied, and judged as a replace by the rows the target ends with.
 #[test]

@@ -126,10 +126,6 @@ pub(super) fn deletes_of(plan: &Plan, apply: &Apply, used: SourceUsed) -> Option
     })))
 }
 
-/// Source rows a merge's deletes may leave out of the target unrefused (rows written
-/// between the run's read and its reading of the keys), when 1% of the source is fewer.
-const UNREAD_ALLOWED: u64 = 100;
-
 /// The target's rows whose key the source no longer has, refused by max_shrink_percent
 /// as a replace that lost as many would be; `read`: the rows this run read.
 fn find_deletion(plan: &Plan, key: &[String], read: u64) -> Result<Deletion, SinkError> {
@@ -152,20 +148,6 @@ fn find_deletion(plan: &Plan, key: &[String], read: u64) -> Result<Deletion, Sin
              check that the key's column has the same type and values on both sides, or load \
              it whole once with --full-refresh",
             gone.source_rows, gone.target_rows
-        )));
-    }
-    // Rows the source holds under keys the target lacks, beyond the rows this run read:
-    // the merge would leave them out (keys renumbered but for a few). Some may have been
-    // written since this run's read, before its keys were read: up to 1% (or 100) are.
-    let lacking = (gone.source_rows + gone.rows).saturating_sub(gone.target_rows);
-    let unread = lacking.saturating_sub(read);
-    if unread > (gone.source_rows / 100).max(UNREAD_ALLOWED) {
-        return Err(refused(format!(
-            "{lacking} of the source's rows have keys the target's {} rows lack, and this run \
-             read {read}, so after deletes = apply the target would still lack at least {unread} \
-             of the source's rows: check that the key's values did not change at the source, or \
-             load it whole once with --full-refresh",
-            gone.target_rows
         )));
     }
     // A source that answers with no rows is refused as an empty replace is (a truncated
