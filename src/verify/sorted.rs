@@ -27,7 +27,7 @@ pub fn merge(source: &mut [Row], target: &mut [(u64, u64)]) -> Differences {
     source.sort_unstable();
     target.sort_unstable();
     let mut d = Differences::default();
-    let (mut i, mut j) = (0, 0);
+    let (mut i, mut j, mut left) = (0, 0, Vec::new());
     while i < source.len() || j < target.len() {
         let key = match (source.get(i), target.get(j)) {
             (Some(s), Some(t)) => s.key.min(t.0),
@@ -37,7 +37,7 @@ pub fn merge(source: &mut [Row], target: &mut [(u64, u64)]) -> Differences {
         };
         let i2 = i + source[i..].iter().take_while(|s| s.key == key).count();
         let j2 = j + target[j..].iter().take_while(|t| t.0 == key).count();
-        one_key(key, &source[i..i2], &target[j..j2], &mut d);
+        one_key(key, &source[i..i2], &target[j..j2], &mut left, &mut d);
         (i, j) = (i2, j2);
     }
     d
@@ -45,9 +45,16 @@ pub fn merge(source: &mut [Row], target: &mut [(u64, u64)]) -> Differences {
 
 /// The rows of one key on each side, sorted by hash: equal hashes pair off first, so
 /// pairs taken out beforehand (`pair`) change nothing; the rest pair by place, as changed
-/// rows, and those left over are missing or extra.
-fn one_key(key: u64, source: &[Row], target: &[(u64, u64)], d: &mut Differences) {
-    let (mut left_s, mut left_t) = (Vec::new(), 0);
+/// rows, and those left over are missing or extra. `left_s`: room for the source's.
+fn one_key(
+    key: u64,
+    source: &[Row],
+    target: &[(u64, u64)],
+    left_s: &mut Vec<bool>,
+    d: &mut Differences,
+) {
+    left_s.clear();
+    let mut left_t = 0;
     let (mut i, mut j) = (0, 0);
     while i < source.len() || j < target.len() {
         match (source.get(i), target.get(j)) {
