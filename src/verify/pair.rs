@@ -24,18 +24,18 @@ const RECYCLED: usize = 4 << 20;
 
 /// The canonical texts of consecutive rows, in one buffer.
 #[derive(Default)]
-pub(super) struct Texts {
+struct Texts {
     bytes: Vec<u8>,
     ends: Vec<usize>,
 }
 
 impl Texts {
-    pub(super) fn push(&mut self, text: &[u8]) {
+    fn push(&mut self, text: &[u8]) {
         self.bytes.extend_from_slice(text);
         self.ends.push(self.bytes.len());
     }
 
-    pub(super) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.ends.len()
     }
 
@@ -136,8 +136,8 @@ pub(super) struct Pairing {
     /// The waiting texts' bytes, and the bounds (rows, bytes) past which all are hashed.
     waiting_bytes: usize,
     limits: (usize, usize),
-    pub(super) source: Vec<Row>,
-    pub(super) target: Vec<(u64, u64)>,
+    source: Vec<Row>,
+    target: Vec<(u64, u64)>,
 }
 
 impl Pairing {
@@ -172,10 +172,11 @@ impl Pairing {
                 &mut self.waiting_bytes,
             );
         }
-        if let Some(t) = target {
-            self.target_row(t);
+        // The target's row (if any) is held the same way, and the bounds checked once.
+        match target {
+            Some(t) => self.target_row(t),
+            None => self.bound(),
         }
-        self.bound();
     }
 
     /// A target row with no source row beside it.
