@@ -124,7 +124,7 @@ pub(super) fn prepare(
         staged_apart,
         expected_rows,
         on_schema_change: plan.on_schema_change,
-        deletes: super::verify::deletes_of(plan, &apply, used),
+        deletes: super::verify::deletes_of(plan, &apply, used, source.restriction()),
         apply,
     };
     Ok(Prepared::Load(Ready {

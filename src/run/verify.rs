@@ -3,7 +3,7 @@
 
 use super::job::begin;
 use crate::error::{chain, Error};
-use crate::incremental::Apply;
+use crate::incremental::{Apply, Filter};
 use crate::interrupt;
 use crate::logfile;
 use crate::plan::job::JobPlan;
@@ -113,27 +113,39 @@ pub(super) fn job(job: &JobPlan, only: Option<&[String]>) -> (JobSummary, Exit) 
 
 /// `deletes = apply` on a merge from the primary: how the sink learns, once the rows are
 /// read, which of the target's rows the source no longer has.
-pub(super) fn deletes_of(plan: &Plan, apply: &Apply, used: SourceUsed) -> Option<FindDeletion> {
+/// `filter`: the rows the merge reads (the source's restriction).
+pub(super) fn deletes_of(
+    plan: &Plan,
+    apply: &Apply,
+    used: SourceUsed,
+    filter: Option<&Filter>,
+) -> Option<FindDeletion> {
     let Apply::Merge(key) = apply else {
         return None;
     };
     if !plan.deletes_apply || used != SourceUsed::Primary {
         return None;
     }
-    let (plan, key) = (plan.clone(), key.clone());
+    let (plan, key, filter) = (plan.clone(), key.clone(), filter.cloned());
     Some(FindDeletion(Arc::new(move |read| {
-        find_deletion(&plan, &key, read)
+        find_deletion(&plan, &key, read, filter.as_ref())
     })))
 }
 
 /// The target's rows whose key the source no longer has, refused by max_shrink_percent
-/// as a replace that lost as many would be; `read`: the rows this run read.
-fn find_deletion(plan: &Plan, key: &[String], read: u64) -> Result<Deletion, SinkError> {
+/// as a replace that lost as many would be, or when the source has rows the target lacks
+/// that the merge did not read (`filter`); `read`: the rows this run read.
+fn find_deletion(
+    plan: &Plan,
+    key: &[String],
+    read: u64,
+    filter: Option<&Filter>,
+) -> Result<Deletion, SinkError> {
     let refused = |why: String| SinkError::Refused {
         target: plan.target.describe(),
         why,
     };
-    let gone = crate::verify::vanished(plan, key).map_err(|e| {
+    let gone = crate::verify::vanished(plan, key, filter).map_err(|e| {
         refused(format!(
             "deletes = apply could not find the rows the source no longer has: {e}"
         ))
@@ -149,6 +161,9 @@ fn find_deletion(plan: &Plan, key: &[String], read: u64) -> Result<Deletion, Sin
              it whole once with --full-refresh",
             gone.source_rows, gone.target_rows
         )));
+    }
+    if let (Some(f), n @ 1..) = (filter, gone.unread_lacking) {
+        return Err(refused(unread_lacking(f, n, gone.target_rows)));
     }
     // A source that answers with no rows is refused as an empty replace is (a truncated
     // table, an emptied lookup the query joins): the target is kept.
@@ -197,4 +212,17 @@ fn find_deletion(plan: &Plan, key: &[String], read: u64) -> Result<Deletion, Sin
     Ok(Deletion {
         conditions: gone.conditions,
     })
+}
+
+/// Why a merge is refused whose source holds `n` rows below its read's start (`f`) under
+/// keys the target lacks: no incremental run would ever read them.
+fn unread_lacking(f: &Filter, n: u64, target_rows: u64) -> String {
+    format!(
+        "{n} of the source's rows have a key the target's {target_rows} rows lack and `{}` \
+         below {}, where this merge does not read, nor will any later one: rows committed \
+         late with an older `{0}` (widen incremental_lookback), or keys renumbered at the \
+         source; load it whole once with --full-refresh",
+        f.column,
+        f.bound.text()
+    )
 }

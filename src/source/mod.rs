@@ -77,6 +77,10 @@ pub trait Source: Send {
     }
     /// Reads only the rows `filter` lets through (an incremental run).
     fn restrict(&mut self, filter: &crate::incremental::Filter);
+    /// The filter `restrict` was given, if the source reads by it.
+    fn restriction(&self) -> Option<&crate::incremental::Filter> {
+        None
+    }
     /// What the source tells of an incremental run's start (see `StartView`), asked of it
     /// in one bounded statement: what tells a run that would never read new rows. Sources
     /// that cannot tell, or a check that fails, say nothing.

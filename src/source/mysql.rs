@@ -4,7 +4,7 @@
 mod batch;
 mod describe;
 mod exact;
-mod filter;
+pub mod filter;
 mod keys;
 mod lost;
 pub mod partition;
@@ -51,6 +51,8 @@ pub struct MySqlSource {
     /// A job's snapshot, whose connection reads the rows (in turn) instead of one of
     /// their own.
     snapshot: Option<Turn>,
+    /// The incremental run's filter, once `restrict` has it.
+    filter: Option<Filter>,
 }
 
 impl MySqlSource {
@@ -141,6 +143,7 @@ impl MySqlSource {
             // Kept only when an incremental run will check its start with it.
             probe: incremental_key.map(|_| conn),
             snapshot: None,
+            filter: None,
         })
     }
 
@@ -211,6 +214,11 @@ impl Source for MySqlSource {
         let q = read_query(&query, self.dialect, &self.columns, Some(filter));
         log::debug!("source query: {q}");
         self.read_queries = vec![q];
+        self.filter = Some(filter.clone());
+    }
+
+    fn restriction(&self) -> Option<&Filter> {
+        self.filter.as_ref()
     }
 
     /// One statement: the server's UTC clock, and whether the query returns a row whose

@@ -7,6 +7,7 @@ use super::local::{
 };
 use super::{Vanished, VerifyError};
 use crate::connect::Abandon;
+use crate::incremental::Filter;
 use crate::plan::Plan;
 use crate::source::Source;
 use crate::target::SqliteTable;
@@ -21,36 +22,52 @@ pub(super) fn vanished(
     t: &SqliteTable,
     source: &crate::source::mysql::MySqlSource,
     key: &[String],
+    read: Option<&Filter>,
 ) -> Result<Vanished, VerifyError> {
     let keys = key_columns(source.columns(), key);
     let rowid = super::local::rowid_alias(source.columns())?;
-    let (gone, target_rows, source_rows) = match keys.as_slice() {
-        [k] if matches!(k.ty, SqlType::Int { .. }) => gone_numbers(plan, t, k, rowid)?,
-        _ => gone_hashed(plan, t, &keys, key, rowid)?,
+    let found = match keys.as_slice() {
+        [k] if matches!(k.ty, SqlType::Int { .. }) => gone_numbers(plan, t, k, rowid, read)?,
+        _ => gone_hashed(plan, t, &keys, key, rowid, read)?,
     };
     Ok(Vanished {
-        rows: gone.len() as u64,
-        conditions: super::in_lists(rowid, &gone),
-        source_rows,
-        target_rows,
+        rows: found.gone.len() as u64,
+        conditions: super::in_lists(rowid, &found.gone),
+        source_rows: found.source_rows,
+        target_rows: found.target_rows,
         how: "the source's keys streamed and the file's",
         chunks: 1,
-        differing_chunks: u64::from(!gone.is_empty()),
+        differing_chunks: u64::from(!found.gone.is_empty()),
         seconds: 0.0,
+        unread_lacking: found.unread_lacking,
     })
 }
 
-/// Rowids of the file's rows whose key hash the source lacks; the file's rows, and the
-/// source's keys.
+/// What the two sides' keys tell.
+struct Found {
+    /// Rowids of the file's rows whose key the source lacks.
+    gone: Vec<i64>,
+    target_rows: u64,
+    source_rows: u64,
+    /// The source's rows outside the merge's read whose key the file lacks.
+    unread_lacking: u64,
+}
+
+/// The file's rows whose key hash the source lacks, and the source's unread rows whose
+/// key hash the file lacks.
 fn gone_hashed(
     plan: &Plan,
     t: &SqliteTable,
     keys: &[SourceColumn],
     key: &[String],
     rowid: &str,
-) -> Result<(Vec<i64>, u64, u64), VerifyError> {
+    read: Option<&Filter>,
+) -> Result<Found, VerifyError> {
     let mut hasher = Hasher::new(keys, t, Some(key));
-    let mut present = HashSet::new();
+    if read.is_some() {
+        hasher.mark_by(keys.len());
+    }
+    let (mut present, mut unread) = (HashSet::new(), Vec::new());
     // The file's keys are read on a thread of their own while the source's stream.
     let (read, held) = std::thread::scope(|scope| {
         let held = scope.spawn(|| {
@@ -63,11 +80,15 @@ fn gone_hashed(
             .map(|()| held)
         });
         let read = source_rows(
-            only_keys(plan, keys)?,
+            only_keys(plan, keys, read)?,
             plan.zero_dates,
             &mut hasher,
-            |h, _| {
-                present.insert(h.key_hash());
+            |h, marked| {
+                let k = h.key_hash();
+                present.insert(k);
+                if marked {
+                    unread.push(k);
+                }
             },
         );
         Ok::<_, VerifyError>((read, held.join().expect("the file's read does not panic")))
@@ -79,7 +100,13 @@ fn gone_hashed(
         .filter(|(_, k)| !present.contains(k))
         .map(|(id, _)| *id)
         .collect();
-    Ok((gone, held.len() as u64, present.len() as u64))
+    let file: HashSet<u64> = held.iter().map(|(_, k)| *k).collect();
+    Ok(Found {
+        gone,
+        target_rows: held.len() as u64,
+        source_rows: present.len() as u64,
+        unread_lacking: unread.iter().filter(|k| !file.contains(k)).count() as u64,
+    })
 }
 
 /// An integer key as a number, whatever form it arrived or is stored in.
@@ -99,17 +126,26 @@ fn gone_numbers(
     t: &SqliteTable,
     key: &SourceColumn,
     rowid: &str,
-) -> Result<(Vec<i64>, u64, u64), VerifyError> {
-    let mut present: Vec<i128> = Vec::new();
+    read: Option<&Filter>,
+) -> Result<Found, VerifyError> {
+    let (mut present, mut unread): (Vec<i128>, Vec<i128>) = (Vec::new(), Vec::new());
     let mut failed = None;
-    let source = only_keys(plan, std::slice::from_ref(key))?;
+    let source = only_keys(plan, std::slice::from_ref(key), read)?;
     // The file's keys are read on a thread of their own while the source's stream.
     let (read, held) = std::thread::scope(|scope| {
         let held = scope.spawn(|| file_keys(t, &key.name, rowid));
         let read = source.read(
-            &mut |batch| match ColumnView::new(batch.column(0)) {
-                Ok(view) => {
-                    present.extend((0..batch.num_rows()).filter_map(|r| number(view.cell(r))));
+            &mut |batch| match key_view(&batch) {
+                Ok((keys, marks)) => {
+                    for r in 0..batch.num_rows() {
+                        let Some(k) = number(keys.cell(r)) else {
+                            continue;
+                        };
+                        present.push(k);
+                        if marks.as_ref().is_some_and(|m| number(m.cell(r)) == Some(1)) {
+                            unread.push(k);
+                        }
+                    }
                     true
                 }
                 Err(e) => {
@@ -130,9 +166,11 @@ fn gone_numbers(
     }
     let mut held = held?;
     present.sort_unstable();
+    unread.sort_unstable();
     held.sort_unstable();
     let keys: Vec<i128> = held.iter().map(|h| h.0).collect();
     let gone = super::sorted::absent(&present, &keys);
+    let unread_lacking = super::sorted::absent(&keys, &unread).len() as u64;
     // Rowids of the absent keys (a key held twice is deleted twice).
     let mut ids = Vec::with_capacity(gone.len());
     let mut j = 0;
@@ -144,7 +182,23 @@ fn gone_numbers(
             ids.push(*id);
         }
     }
-    Ok((ids, held.len() as u64, present.len() as u64))
+    Ok(Found {
+        gone: ids,
+        target_rows: held.len() as u64,
+        source_rows: present.len() as u64,
+        unread_lacking,
+    })
+}
+
+/// A batch of `only_keys` with one key: the key's column, and the marks' if read.
+fn key_view(
+    batch: &arrow::record_batch::RecordBatch,
+) -> Result<(ColumnView<'_>, Option<ColumnView<'_>>), String> {
+    let marks = match batch.num_columns() {
+        2 => Some(ColumnView::new(batch.column(1))?),
+        _ => None,
+    };
+    Ok((ColumnView::new(batch.column(0))?, marks))
 }
 
 /// The file's (key, rowid) pairs of an integer key.

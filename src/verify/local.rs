@@ -7,6 +7,7 @@ use super::canon::{self, show, Canon};
 use super::pair::{self, Pairing};
 use super::{sorted, Tally, Verdict, VerifyError};
 use crate::connect::Abandon;
+use crate::incremental::Filter;
 use crate::plan::Plan;
 use crate::source::mysql::query;
 use crate::source::Source;
@@ -27,7 +28,7 @@ pub(super) struct Hasher {
     key_text: Vec<u8>,
     scratch: Vec<u8>,
     /// The incremental key's column and the target's largest value of it: a source row
-    /// above it was written after the load.
+    /// above it was written after the load (or see `mark_by`).
     newer: Option<(usize, Value)>,
 }
 
@@ -75,6 +76,12 @@ impl Hasher {
 
     pub(super) fn key_text(&self) -> &[u8] {
         &self.key_text
+    }
+
+    /// Makes the mark `source_rows` gives each row whether its column `i` (0 or 1, past
+    /// the hashed ones) is 1.
+    pub(super) fn mark_by(&mut self, i: usize) {
+        self.newer = Some((i, Value::Integer(0)));
     }
 }
 
@@ -363,7 +370,7 @@ fn name_differences(
     if !in_source.is_empty() {
         let mut hasher = Hasher::new(&keys, t, Some(key));
         source_rows(
-            only_keys(plan, &keys)?,
+            only_keys(plan, &keys, None)?,
             plan.zero_dates,
             &mut hasher,
             |h, _| {
@@ -393,17 +400,21 @@ fn name_differences(
     Ok(())
 }
 
-/// The source's query reading only these (key) columns.
+/// The source's query reading only these (key) columns, and with `unread` (a merge's
+/// filter) a last column, 1 for a row the merge did not read, else 0.
 pub(super) fn only_keys(
     plan: &Plan,
     keys: &[SourceColumn],
+    unread: Option<&Filter>,
 ) -> Result<Box<dyn Source>, VerifyError> {
+    const ALIAS: &str = "dbsync_keys";
     let source = super::open_source(plan, &plan.query)?;
     let (query, dialect) = source.full_query();
     let list: Vec<String> = keys
         .iter()
         .map(|c| transform::quote_mysql(&c.name))
+        .chain(unread.map(|f| super::sql::unread(f, ALIAS)))
         .collect();
-    let only_keys = query::wrap(query, dialect, &list.join(", "), "dbsync_keys", "");
+    let only_keys = query::wrap(query, dialect, &list.join(", "), ALIAS, "");
     Ok(Box::new(super::open_source(plan, &only_keys)?))
 }

@@ -20,6 +20,7 @@ mod tally;
 pub use tally::{Tally, Verdict};
 
 use crate::connect::ConnectError;
+use crate::incremental::Filter;
 use crate::plan::Plan;
 use crate::source::mysql::MySqlSource;
 use crate::source::{Source, SourceError};
@@ -57,6 +58,9 @@ pub struct Vanished {
     pub chunks: u64,
     pub differing_chunks: u64,
     pub seconds: f64,
+    /// Source rows the merge did not read (outside its filter) whose key the target lacks:
+    /// no incremental run will bring them.
+    pub unread_lacking: u64,
 }
 
 /// Keys one DELETE of a merge's deletes names.
@@ -87,13 +91,18 @@ fn open_source(plan: &Plan, query: &str) -> Result<MySqlSource, VerifyError> {
 }
 
 /// Finds the target's rows whose `key` the source no longer has (a merge's deletes),
-/// reading the source's keys now; changes nothing.
-pub fn vanished(plan: &Plan, key: &[String]) -> Result<Vanished, VerifyError> {
+/// reading the source's keys now, and counts the source's rows outside `read` (the merge's
+/// filter) whose key the target lacks; changes nothing.
+pub fn vanished(
+    plan: &Plan,
+    key: &[String],
+    read: Option<&Filter>,
+) -> Result<Vanished, VerifyError> {
     let t0 = Instant::now();
     let source = open_source(plan, &plan.query)?;
     let mut gone = match &plan.target {
-        Target::MySql(t) => server::vanished(plan, t, &source, key)?,
-        Target::Sqlite(t) => gone::vanished(plan, t, &source, key)?,
+        Target::MySql(t) => server::vanished(plan, t, &source, key, read)?,
+        Target::Sqlite(t) => gone::vanished(plan, t, &source, key, read)?,
     };
     gone.seconds = t0.elapsed().as_secs_f64();
     Ok(gone)

@@ -4,6 +4,7 @@
 //! Any other key by checksums of the keys alone, reading only the chunks whose sums differ.
 
 use super::{both, chunked, chunking, extent, int_key, servers, text, Server};
+use crate::incremental::Filter;
 use crate::plan::Plan;
 use crate::source::mysql::MySqlSource;
 use crate::source::Source;
@@ -32,12 +33,17 @@ pub(in crate::verify) fn vanished(
     target: &MySqlTarget,
     source: &MySqlSource,
     key: &[String],
+    read: Option<&Filter>,
 ) -> Result<Vanished, VerifyError> {
     let keys: Vec<SourceColumn> = key
         .iter()
         .filter_map(|k| source.columns().iter().find(|c| &c.name == k).cloned())
         .collect();
     let (mut src, mut tgt) = servers(plan, target, source)?;
+    // The source's rows the merge did not read are flagged (the target's never are).
+    if let Some(f) = read {
+        src.flag = sql::unread(f, sql::SOURCE_ALIAS);
+    }
     let Some(k) = int_key(&keys, Some(key)) else {
         // Hash buckets are read by a scan of the table, one per statement: large chunks.
         let chunking = chunking(&mut tgt, &keys, Some(key), CHUNK_ROWS)?;
@@ -54,21 +60,67 @@ pub(in crate::verify) fn vanished(
     by_sums(&mut src, &mut tgt, &chunking, &keys)
 }
 
-/// Per group of 64 values of an integer key (NULL for a NULL key): rows, values held.
-type Groups = HashMap<Option<u64>, (u64, u64)>;
+/// Per group of 64 values of an integer key (NULL for a NULL key or one outside the
+/// target's extent).
+#[derive(Debug, Default, Clone, Copy)]
+struct Group {
+    rows: u64,
+    /// The values held, as bits.
+    held: u64,
+    /// The values of the rows flagged unread, as bits, and how many such rows.
+    unread: u64,
+    unread_rows: u64,
+}
+
+type Groups = HashMap<Option<u64>, Group>;
 
 impl Server {
-    /// The answer of `sql::key_bits`.
-    fn groups(&mut self, sql: &str) -> Result<Groups, VerifyError> {
-        self.run(sql, |rows| {
+    /// The answer of `sql::key_bits` (flagged with this side's `flag`, if any).
+    fn groups(&mut self, column: &str, extent: (i128, i128)) -> Result<Groups, VerifyError> {
+        let flag = Some(self.flag.as_str()).filter(|f| *f != "0");
+        let sql = sql::key_bits(column, &self.side, extent, flag);
+        self.run(&sql, |rows| {
             let mut out = Groups::new();
             for row in rows {
                 let row = row?;
                 let number = |i| text(&row, i).and_then(|v| v.parse::<u64>().ok());
-                let group = number(0);
-                out.insert(group, (number(1).unwrap_or(0), number(2).unwrap_or(0)));
+                let group = Group {
+                    rows: number(1).unwrap_or(0),
+                    held: number(2).unwrap_or(0),
+                    unread: number(3).unwrap_or(0),
+                    unread_rows: number(4).unwrap_or(0),
+                };
+                out.insert(number(0), group);
             }
             Ok(out)
+        })
+    }
+
+    /// A single integer key's values of `chunks`: all of them, and those of the rows
+    /// flagged, each sorted.
+    fn key_values(
+        &mut self,
+        chunking: &Chunking,
+        chunks: &[i128],
+    ) -> Result<(Vec<i128>, Vec<i128>), VerifyError> {
+        let sql = chunking
+            .key_values(&self.side, chunks, &self.flag)
+            .unwrap_or_default();
+        self.run(&sql, |rows| {
+            let (mut all, mut flagged) = (Vec::new(), Vec::new());
+            for row in rows {
+                let row = row?;
+                let Some(v) = text(&row, 0).and_then(|v| v.parse::<i128>().ok()) else {
+                    continue;
+                };
+                all.push(v);
+                if text(&row, 1) == Some("1") {
+                    flagged.push(v);
+                }
+            }
+            all.sort_unstable();
+            flagged.sort_unstable();
+            Ok((all, flagged))
         })
     }
 }
@@ -81,14 +133,12 @@ fn by_bits(
     k: &SourceColumn,
     extent: (i128, i128),
 ) -> Result<Vanished, VerifyError> {
-    let (s, t) = both(src, tgt, |side| {
-        side.groups(&sql::key_bits(&k.name, &side.side, extent))
-    })?;
+    let (s, t) = both(src, tgt, |side| side.groups(&k.name, extent))?;
     let signed = !matches!(k.ty, SqlType::Int { unsigned: true, .. });
     let (mut gone, mut differing) = (Vec::new(), 0);
-    for (group, (_, held)) in &t {
+    for (group, g) in &t {
         let Some(group) = group else { continue };
-        let lost = held & !s.get(&Some(*group)).map_or(0, |g| g.1);
+        let lost = g.held & !s.get(&Some(*group)).map_or(0, |g| g.held);
         differing += u64::from(lost != 0);
         for bit in (0..64).filter(|b| lost >> b & 1 == 1) {
             // The value's 64 bits, as the server's `>>` and `&` saw them.
@@ -103,13 +153,28 @@ fn by_bits(
     Ok(Vanished {
         rows: gone.len() as u64,
         conditions: in_lists(&quote_mysql(&k.name), &gone),
-        source_rows: s.values().map(|g| g.0).sum(),
-        target_rows: t.values().map(|g| g.0).sum(),
+        source_rows: s.values().map(|g| g.rows).sum(),
+        target_rows: t.values().map(|g| g.rows).sum(),
         how: "bits of the key's values",
         chunks: t.len() as u64,
         differing_chunks: differing,
         seconds: 0.0,
+        unread_lacking: unread_lacking(&s, &t),
     })
+}
+
+/// The source's rows flagged unread whose value the target lacks: within the target's
+/// extent by their bits, outside it all of them.
+fn unread_lacking(s: &Groups, t: &Groups) -> u64 {
+    s.iter()
+        .map(|(group, g)| match group {
+            None => g.unread_rows,
+            Some(_) => {
+                let held = t.get(group).map_or(0, |t| t.held);
+                u64::from((g.unread & !held).count_ones())
+            }
+        })
+        .sum()
 }
 
 /// The target's keys the source no longer has, found by checksums of the keys alone: only
@@ -121,42 +186,56 @@ fn by_sums(
     keys: &[SourceColumn],
 ) -> Result<Vanished, VerifyError> {
     let (source_rows, target_rows, chunks, differing) = super::differing(src, tgt, chunking, keys)?;
-    let (mut rows, mut conditions) = (0, Vec::new());
+    let mut found = Found::default();
     for part in differing.chunks(super::CHUNKS_PER_READ) {
-        let (n, found) = match chunking {
-            Chunking::Range { column, .. } => gone_numbers(src, tgt, chunking, column, part)?,
-            _ => gone_hashed(src, tgt, chunking, keys, part)?,
+        match chunking {
+            Chunking::Range { column, .. } => {
+                gone_numbers(src, tgt, chunking, column, part, &mut found)?
+            }
+            _ => gone_hashed(src, tgt, chunking, keys, part, &mut found)?,
         };
-        rows += n;
-        conditions.extend(found);
     }
     Ok(Vanished {
-        rows: rows as u64,
-        conditions,
+        rows: found.rows,
+        conditions: found.conditions,
         source_rows,
         target_rows,
         how: "checksums of the keys",
         chunks,
         differing_chunks: differing.len() as u64,
         seconds: 0.0,
+        unread_lacking: found.unread_lacking,
     })
 }
 
+/// What the differing chunks' keys tell, added up.
+#[derive(Default)]
+struct Found {
+    /// The target's rows the source lacks, and the DELETE conditions naming them.
+    rows: u64,
+    conditions: Vec<String>,
+    /// The source's rows flagged unread whose key the target lacks.
+    unread_lacking: u64,
+}
+
 /// The target's integer keys in `chunks` that the source lacks: their values, sorted on
-/// both sides (16 bytes each); how many, and the DELETE conditions naming them.
+/// both sides (16 bytes each).
 fn gone_numbers(
     src: &mut Server,
     tgt: &mut Server,
     chunking: &Chunking,
     column: &str,
     chunks: &[i128],
-) -> Result<(usize, Vec<String>), VerifyError> {
-    let (s, t) = both(src, tgt, |side| {
-        let sql = chunking.key_values(&side.side, chunks).unwrap_or_default();
-        side.numbers(&sql)
-    })?;
+    found: &mut Found,
+) -> Result<(), VerifyError> {
+    let ((s, unread), (t, _)) = both(src, tgt, |side| side.key_values(chunking, chunks))?;
     let gone = crate::verify::sorted::absent(&s, &t);
-    Ok((gone.len(), in_lists(&quote_mysql(column), &gone)))
+    found.rows += gone.len() as u64;
+    found
+        .conditions
+        .extend(in_lists(&quote_mysql(column), &gone));
+    found.unread_lacking += crate::verify::sorted::absent(&t, &unread).len() as u64;
+    Ok(())
 }
 
 /// As `gone_numbers`, for any other key: by its canonical text.
@@ -166,12 +245,18 @@ fn gone_hashed(
     chunking: &Chunking,
     keys: &[SourceColumn],
     chunks: &[i128],
-) -> Result<(usize, Vec<String>), VerifyError> {
+    found: &mut Found,
+) -> Result<(), VerifyError> {
     let (s, t) = both(src, tgt, |side| side.keyed(chunking, keys, chunks))?;
+    let unread = s
+        .iter()
+        .filter(|(k, (_, flagged))| *flagged && !t.contains_key(*k));
+    found.unread_lacking += unread.count() as u64;
     let gone: Vec<Vec<u8>> = t.into_keys().filter(|k| !s.contains_key(k)).collect();
-    let conditions = gone
-        .chunks(crate::verify::DELETE_KEYS)
-        .map(|part| chunking.key_in(keys, &tgt.side, part))
-        .collect();
-    Ok((gone.len(), conditions))
+    found.rows += gone.len() as u64;
+    found.conditions.extend(
+        gone.chunks(crate::verify::DELETE_KEYS)
+            .map(|part| chunking.key_in(keys, &tgt.side, part)),
+    );
+    Ok(())
 }

@@ -32,7 +32,8 @@ struct Server {
     name: &'static str,
     timeout: Duration,
     /// What `rows` selects beside each row: whether it is newer than the load (the
-    /// source's side, for an incremental table; `0` otherwise).
+    /// source's side, for an incremental table), or (a merge's deletes) not read by the
+    /// merge; `0` otherwise.
     flag: String,
 }
 
@@ -103,19 +104,6 @@ impl Server {
         self.run(sql, |mut r| {
             let row = r.next().transpose()?;
             Ok(row.as_ref().and_then(|r| text(r, 0)).map(str::to_string))
-        })
-    }
-
-    /// The integer values a statement returns, sorted.
-    fn numbers(&mut self, sql: &str) -> Result<Vec<i128>, VerifyError> {
-        self.run(sql, |rows| {
-            let mut out = Vec::new();
-            for row in rows {
-                let row = row?;
-                out.extend(text(&row, 0).and_then(|v| v.parse::<i128>().ok()));
-            }
-            out.sort_unstable();
-            Ok(out)
         })
     }
 

@@ -7,8 +7,13 @@ mod time;
 
 pub use time::is_time;
 
+use crate::incremental::Filter;
+use crate::source::mysql::filter::condition;
 use crate::source::mysql::query::{self, Dialect};
 use crate::transform::{quote_mysql, SourceColumn, SqlType, ZeroDates};
+
+/// The name the source's query goes by in verification statements.
+pub const SOURCE_ALIAS: &str = "dbsync_verify";
 
 /// Rows a chunk aims at: small enough that a differing chunk's keys are read quickly,
 /// large enough that the chunk sums of 1M rows are a few hundred lines.
@@ -146,13 +151,26 @@ pub fn row_hash(columns: &[SourceColumn], side: &Side) -> String {
 /// of one unsigned integer (`BIT_OR`). Exact, where a sum of hashes is a checksum, and
 /// cheaper: no hash (0.45 s against 1.2 s for 1M keys on MariaDB 10.11 here). Keys
 /// outside `lo..=hi` (the target's extent: on the source, new rows) and NULL keys are
-/// only counted, as group NULL.
-pub fn key_bits(column: &str, side: &Side, (lo, hi): (i128, i128)) -> String {
-    let inner = side.select(&format!("{} AS k", quote_mysql(column)), None);
+/// only counted, as group NULL. With `unread` (a 0 or 1 expression of the side's rows,
+/// see `unread`), also the values of the rows it marks, and how many.
+pub fn key_bits(column: &str, side: &Side, (lo, hi): (i128, i128), unread: Option<&str>) -> String {
+    let mut list = format!("{} AS k", quote_mysql(column));
+    let mut marked = String::new();
+    if let Some(u) = unread {
+        list.push_str(&format!(", {u} AS u"));
+        marked = ", BIT_OR(y.u << (y.k & 63)), SUM(y.u)".into();
+    }
+    let inner = side.select(&list, None);
     format!(
         "SELECT IF(y.k BETWEEN {lo} AND {hi}, y.k >> 6, NULL) AS c, COUNT(*), \
-         BIT_OR(1 << (y.k & 63)) FROM ({inner}) AS y GROUP BY c"
+         BIT_OR(1 << (y.k & 63)){marked} FROM ({inner}) AS y GROUP BY c"
     )
+}
+
+/// 1 for a source row a merge did not read (outside `filter`), else 0, evaluated on the
+/// rows of `Side::Source`'s select, or those of a query wrapped as `alias`.
+pub fn unread(filter: &Filter, alias: &str) -> String {
+    format!("IF({}, 0, 1)", condition(filter, alias))
 }
 
 impl Side {
@@ -161,7 +179,7 @@ impl Side {
         let tail = cond.map(|c| format!(" WHERE {c}")).unwrap_or_default();
         match self {
             Side::Source { query, dialect, .. } => {
-                query::wrap(query, *dialect, list, "dbsync_verify", &tail)
+                query::wrap(query, *dialect, list, SOURCE_ALIAS, &tail)
             }
             Side::Target { table } => format!("SELECT {list} FROM {}{tail}", quote_mysql(table)),
         }
@@ -286,13 +304,14 @@ impl Chunking {
         format!("CONCAT({}) IN ({})", pieces.join(", "), hex.join(", "))
     }
 
-    /// The values of a single integer key (range chunks only) in `chunks`.
-    pub fn key_values(&self, side: &Side, chunks: &[i128]) -> Option<String> {
+    /// The values of a single integer key (range chunks only) in `chunks`, each with `flag`.
+    pub fn key_values(&self, side: &Side, chunks: &[i128], flag: &str) -> Option<String> {
         let Chunking::Range { column, width } = self else {
             return None;
         };
         let q = quote_mysql(column);
-        Some(side.select(&q, Some(&chunks_cond(&q, chunks, *width))))
+        let list = format!("{q}, {flag}");
+        Some(side.select(&list, Some(&chunks_cond(&q, chunks, *width))))
     }
 
     /// A chunk as the log shows it.
