@@ -13,7 +13,7 @@ use crate::source::Source;
 use crate::target::SqliteTable;
 use crate::transform::{quote_sqlite, Cell, ColumnView, SourceColumn, SqlType};
 use rusqlite::types::ValueRef;
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 /// The target's rows whose key the source no longer has: the source's key columns
 /// streamed, the file's keys read with their rowids.
@@ -67,7 +67,8 @@ fn gone_hashed(
     if read.is_some() {
         hasher.mark_by(keys.len());
     }
-    let (mut present, mut unread) = (HashSet::new(), Vec::new());
+    // Each source key: whether an unread row has it, and whether the file does.
+    let mut present: HashMap<u64, (bool, bool)> = HashMap::new();
     // The file's keys are read on a thread of their own while the source's stream.
     let (read, held) = std::thread::scope(|scope| {
         let held = scope.spawn(|| {
@@ -83,29 +84,25 @@ fn gone_hashed(
             only_keys(plan, keys, read)?,
             plan.zero_dates,
             &mut hasher,
-            |h, marked| {
-                let k = h.key_hash();
-                present.insert(k);
-                if marked {
-                    unread.push(k);
-                }
-            },
+            |h, marked| present.entry(h.key_hash()).or_default().0 |= marked,
         );
         Ok::<_, VerifyError>((read, held.join().expect("the file's read does not panic")))
     })?;
     read?;
     let held = held?;
-    let gone = held
-        .iter()
-        .filter(|(_, k)| !present.contains(k))
-        .map(|(id, _)| *id)
-        .collect();
-    let file: HashSet<u64> = held.iter().map(|(_, k)| *k).collect();
+    let mut gone = Vec::new();
+    for (id, k) in &held {
+        match present.get_mut(k) {
+            Some(p) => p.1 = true,
+            None => gone.push(*id),
+        }
+    }
+    let unread_lacking = present.values().filter(|(u, file)| *u && !file).count();
     Ok(Found {
         gone,
         target_rows: held.len() as u64,
         source_rows: present.len() as u64,
-        unread_lacking: unread.iter().filter(|k| !file.contains(k)).count() as u64,
+        unread_lacking: unread_lacking as u64,
     })
 }
 
@@ -120,7 +117,8 @@ fn number(cell: Cell<'_>) -> Option<i128> {
 }
 
 /// As `gone_hashed`, for one integer key: the values themselves, sorted on both sides and
-/// merged (no hashing, 16 bytes a key).
+/// merged (no hashing, 16 bytes a key: the source's `k` as `2k + 1` when its row is
+/// unread, else `2k`, so the mark costs no memory and the order is the keys').
 fn gone_numbers(
     plan: &Plan,
     t: &SqliteTable,
@@ -128,7 +126,7 @@ fn gone_numbers(
     rowid: &str,
     read: Option<&Filter>,
 ) -> Result<Found, VerifyError> {
-    let (mut present, mut unread): (Vec<i128>, Vec<i128>) = (Vec::new(), Vec::new());
+    let mut present: Vec<i128> = Vec::new();
     let mut failed = None;
     let source = only_keys(plan, std::slice::from_ref(key), read)?;
     // The file's keys are read on a thread of their own while the source's stream.
@@ -141,10 +139,8 @@ fn gone_numbers(
                         let Some(k) = number(keys.cell(r)) else {
                             continue;
                         };
-                        present.push(k);
-                        if marks.as_ref().is_some_and(|m| number(m.cell(r)) == Some(1)) {
-                            unread.push(k);
-                        }
+                        let unread = marks.as_ref().is_some_and(|m| number(m.cell(r)) == Some(1));
+                        present.push(2 * k + i128::from(unread));
                     }
                     true
                 }
@@ -166,28 +162,38 @@ fn gone_numbers(
     }
     let mut held = held?;
     present.sort_unstable();
-    unread.sort_unstable();
     held.sort_unstable();
-    let keys: Vec<i128> = held.iter().map(|h| h.0).collect();
-    let gone = super::sorted::absent(&present, &keys);
-    let unread_lacking = super::sorted::absent(&keys, &unread).len() as u64;
-    // Rowids of the absent keys (a key held twice is deleted twice).
-    let mut ids = Vec::with_capacity(gone.len());
-    let mut j = 0;
-    for (k, id) in &held {
-        while j < gone.len() && gone[j] < *k {
-            j += 1;
-        }
-        if gone.get(j) == Some(k) {
-            ids.push(*id);
-        }
-    }
+    let (gone, unread_lacking) = merged(&present, &held);
     Ok(Found {
-        gone: ids,
+        gone,
         target_rows: held.len() as u64,
         source_rows: present.len() as u64,
         unread_lacking,
     })
+}
+
+/// From the source's marked keys (`2k + unread`) and the file's (key, rowid), both sorted:
+/// the rowids of the file's keys the source lacks (a key held twice is deleted twice),
+/// and how many unread source rows have a key the file lacks.
+fn merged(present: &[i128], held: &[(i128, i64)]) -> (Vec<i64>, u64) {
+    let mut gone = Vec::new();
+    let mut i = 0;
+    for &(k, id) in held {
+        while i < present.len() && present[i] >> 1 < k {
+            i += 1;
+        }
+        if present.get(i).map(|p| p >> 1) != Some(k) {
+            gone.push(id);
+        }
+    }
+    let (mut lacking, mut j) = (0, 0);
+    for p in present.iter().filter(|p| *p & 1 == 1) {
+        while j < held.len() && held[j].0 < p >> 1 {
+            j += 1;
+        }
+        lacking += u64::from(held.get(j).map(|h| h.0) != Some(p >> 1));
+    }
+    (gone, lacking)
 }
 
 /// A batch of `only_keys` with one key: the key's column, and the marks' if read.
@@ -225,4 +231,32 @@ fn file_keys(t: &SqliteTable, key: &str, rowid: &str) -> Result<Vec<(i128, i64)>
         out.push((k, row.get(1).map_err(|e| sqlite_err(t, e))?));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merged;
+
+    #[test]
+    fn merging_marked_keys_finds_the_gone_and_the_unread_lacking() {
+        let mark = |k: i128, unread: bool| 2 * k + i128::from(unread);
+        // The source: -3 (unread), 0, 5 (unread), 5, 9 (unread); the file: -3, 2, 2, 9.
+        let mut present = vec![
+            mark(5, true),
+            mark(-3, true),
+            mark(0, false),
+            mark(5, false),
+        ];
+        present.push(mark(9, true));
+        present.sort_unstable();
+        let held = [(-3, 10), (2, 11), (2, 12), (9, 13)];
+        // 2 is gone (twice); 5's unread row and 0's read one are lacking: one unread.
+        assert_eq!(merged(&present, &held), (vec![11, 12], 1));
+        // The largest unsigned key and the smallest signed one keep their order.
+        let edges = [
+            mark(i128::from(i64::MIN), true),
+            mark(i128::from(u64::MAX), true),
+        ];
+        assert_eq!(merged(&edges, &[(i128::from(u64::MAX), 1)]), (vec![], 1));
+    }
 }
