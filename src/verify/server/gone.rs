@@ -67,8 +67,7 @@ struct Group {
     rows: u64,
     /// The values held, as bits.
     held: u64,
-    /// The values of the rows flagged unread, as bits, and how many such rows.
-    unread: u64,
+    /// Group NULL: its rows flagged unread.
     unread_rows: u64,
 }
 
@@ -87,8 +86,7 @@ impl Server {
                 let group = Group {
                     rows: number(1).unwrap_or(0),
                     held: number(2).unwrap_or(0),
-                    unread: number(3).unwrap_or(0),
-                    unread_rows: number(4).unwrap_or(0),
+                    unread_rows: number(3).unwrap_or(0),
                 };
                 out.insert(number(0), group);
             }
@@ -135,21 +133,17 @@ fn by_bits(
 ) -> Result<Vanished, VerifyError> {
     let (s, t) = both(src, tgt, |side| side.groups(&k.name, extent))?;
     let signed = !matches!(k.ty, SqlType::Int { unsigned: true, .. });
-    let (mut gone, mut differing) = (Vec::new(), 0);
-    for (group, g) in &t {
-        let Some(group) = group else { continue };
-        let lost = g.held & !s.get(&Some(*group)).map_or(0, |g| g.held);
-        differing += u64::from(lost != 0);
-        for bit in (0..64).filter(|b| lost >> b & 1 == 1) {
-            // The value's 64 bits, as the server's `>>` and `&` saw them.
-            let value = group << 6 | bit;
-            gone.push(match signed {
-                true => i128::from(value as i64),
-                false => i128::from(value),
-            });
+    let (gone, differing) = only_in(&t, &s, signed);
+    // The source's values the target lacks within its extent are rows this run read
+    // (few: new rows fall above it) or rows it did not: asked of the source by value.
+    let (lacking, _) = only_in(&s, &t, signed);
+    let mut unread_lacking = s.get(&None).map_or(0, |g| g.unread_rows);
+    if src.flag != "0" {
+        for sql in sql::unread_among(&k.name, &src.side, &lacking, &src.flag) {
+            let n = src.first(&sql)?.and_then(|n| n.parse::<u64>().ok());
+            unread_lacking += n.unwrap_or(0);
         }
     }
-    gone.sort_unstable();
     Ok(Vanished {
         rows: gone.len() as u64,
         conditions: in_lists(&quote_mysql(&k.name), &gone),
@@ -159,22 +153,28 @@ fn by_bits(
         chunks: t.len() as u64,
         differing_chunks: differing,
         seconds: 0.0,
-        unread_lacking: unread_lacking(&s, &t),
+        unread_lacking,
     })
 }
 
-/// The source's rows flagged unread whose value the target lacks: within the target's
-/// extent by their bits, outside it all of them.
-fn unread_lacking(s: &Groups, t: &Groups) -> u64 {
-    s.iter()
-        .map(|(group, g)| match group {
-            None => g.unread_rows,
-            Some(_) => {
-                let held = t.get(group).map_or(0, |t| t.held);
-                u64::from((g.unread & !held).count_ones())
-            }
-        })
-        .sum()
+/// The values `a`'s groups hold that `b`'s lack (sorted), and the groups that have any.
+fn only_in(a: &Groups, b: &Groups, signed: bool) -> (Vec<i128>, u64) {
+    let (mut values, mut groups) = (Vec::new(), 0);
+    for (group, g) in a {
+        let Some(group) = group else { continue };
+        let only = g.held & !b.get(&Some(*group)).map_or(0, |g| g.held);
+        groups += u64::from(only != 0);
+        for bit in (0..64).filter(|b| only >> b & 1 == 1) {
+            // The value's 64 bits, as the server's `>>` and `&` saw them.
+            let value = group << 6 | bit;
+            values.push(match signed {
+                true => i128::from(value as i64),
+                false => i128::from(value),
+            });
+        }
+    }
+    values.sort_unstable();
+    (values, groups)
 }
 
 /// The target's keys the source no longer has, found by checksums of the keys alone: only
