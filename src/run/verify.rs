@@ -214,14 +214,15 @@ fn find_deletion(
     })
 }
 
-/// Why a merge is refused whose source holds `n` rows below its read's start (`f`) under
-/// keys the target lacks: no incremental run would ever read them.
+/// Why a merge is refused whose source holds `n` keys the target lacks only on rows below
+/// its read's start (`f`): no incremental run would ever read them.
 fn unread_lacking(f: &Filter, n: u64, target_rows: u64) -> String {
     format!(
-        "{n} of the source's rows have a key the target's {target_rows} rows lack and `{}` \
-         below {}, where this merge does not read, nor will any later one: rows committed \
-         late with an older `{0}` (widen incremental_lookback), or keys renumbered at the \
-         source; load it whole once with --full-refresh",
+        "the source has {n} keys that the target's {target_rows} rows lack, on rows whose `{}` \
+         is below {}, which this merge does not read, nor will any later one: rows committed \
+         late with an older `{0}` (widen incremental_lookback), rows that came into the \
+         query's result without a newer one, or keys renumbered at the source; load it whole \
+         once with --full-refresh",
         f.column,
         f.bound.text()
     )

@@ -67,8 +67,8 @@ fn gone_hashed(
     if read.is_some() {
         hasher.mark_by(keys.len());
     }
-    // Each source key: whether an unread row has it, and whether the file does.
-    let mut present: HashMap<u64, (bool, bool)> = HashMap::new();
+    // Each source key: whether a read row has it, an unread row, the file.
+    let mut present: HashMap<u64, u8> = HashMap::new();
     // The file's keys are read on a thread of their own while the source's stream.
     let (read, held) = std::thread::scope(|scope| {
         let held = scope.spawn(|| {
@@ -84,7 +84,10 @@ fn gone_hashed(
             only_keys(plan, keys, read)?,
             plan.zero_dates,
             &mut hasher,
-            |h, marked| present.entry(h.key_hash()).or_default().0 |= marked,
+            |h, marked| {
+                let seen = if marked { UNREAD } else { READ };
+                *present.entry(h.key_hash()).or_default() |= seen;
+            },
         );
         Ok::<_, VerifyError>((read, held.join().expect("the file's read does not panic")))
     })?;
@@ -93,11 +96,11 @@ fn gone_hashed(
     let mut gone = Vec::new();
     for (id, k) in &held {
         match present.get_mut(k) {
-            Some(p) => p.1 = true,
+            Some(p) => *p |= IN_FILE,
             None => gone.push(*id),
         }
     }
-    let unread_lacking = present.values().filter(|(u, file)| *u && !file).count();
+    let unread_lacking = present.values().filter(|p| **p == UNREAD).count();
     Ok(Found {
         gone,
         target_rows: held.len() as u64,
@@ -105,6 +108,11 @@ fn gone_hashed(
         unread_lacking: unread_lacking as u64,
     })
 }
+
+/// What `gone_hashed` saw of a key: a row the merge read, one it did not, the file's.
+const READ: u8 = 1;
+const UNREAD: u8 = 2;
+const IN_FILE: u8 = 4;
 
 /// An integer key as a number, whatever form it arrived or is stored in.
 fn number(cell: Cell<'_>) -> Option<i128> {
@@ -174,7 +182,8 @@ fn gone_numbers(
 
 /// From the source's marked keys (`2k + unread`) and the file's (key, rowid), both sorted:
 /// the rowids of the file's keys the source lacks (a key held twice is deleted twice),
-/// and how many unread source rows have a key the file lacks.
+/// and how many keys the file lacks only unread rows have (a read row's key is in the
+/// target after the merge).
 fn merged(present: &[i128], held: &[(i128, i64)]) -> (Vec<i64>, u64) {
     let mut gone = Vec::new();
     let mut i = 0;
@@ -187,7 +196,12 @@ fn merged(present: &[i128], held: &[(i128, i64)]) -> (Vec<i64>, u64) {
         }
     }
     let (mut lacking, mut j) = (0, 0);
-    for p in present.iter().filter(|p| *p & 1 == 1) {
+    for (i, p) in present.iter().enumerate() {
+        // A key's rows sort read first: the first of them tells.
+        let first = i == 0 || present[i - 1] >> 1 != p >> 1;
+        if p & 1 == 0 || !first {
+            continue;
+        }
         while j < held.len() && held[j].0 < p >> 1 {
             j += 1;
         }
@@ -240,17 +254,19 @@ mod tests {
     #[test]
     fn merging_marked_keys_finds_the_gone_and_the_unread_lacking() {
         let mark = |k: i128, unread: bool| 2 * k + i128::from(unread);
-        // The source: -3 (unread), 0, 5 (unread), 5, 9 (unread); the file: -3, 2, 2, 9.
+        // The source: -3 (unread), 0, 5 (read and unread), 7 (unread twice), 9 (unread);
+        // the file: -3, 2, 2, 9.
         let mut present = vec![
             mark(5, true),
             mark(-3, true),
             mark(0, false),
             mark(5, false),
         ];
-        present.push(mark(9, true));
+        present.extend([mark(9, true), mark(7, true), mark(7, true)]);
         present.sort_unstable();
         let held = [(-3, 10), (2, 11), (2, 12), (9, 13)];
-        // 2 is gone (twice); 5's unread row and 0's read one are lacking: one unread.
+        // 2 is gone (twice); of the keys the file lacks, 0 and 5 have a read row: only 7
+        // (once) is unread.
         assert_eq!(merged(&present, &held), (vec![11, 12], 1));
         // The largest unsigned key and the smallest signed one keep their order.
         let edges = [

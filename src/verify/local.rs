@@ -413,7 +413,8 @@ pub(super) fn only_keys(
     let list: Vec<String> = keys
         .iter()
         .map(|c| transform::quote_mysql(&c.name))
-        .chain(unread.map(|f| super::sql::unread(f, ALIAS)))
+        // Named: a read that casts columns wraps this query again and names each column.
+        .chain(unread.map(|f| format!("{} AS dbsync_unread", super::sql::unread(f, ALIAS))))
         .collect();
     let only_keys = query::wrap(query, dialect, &list.join(", "), ALIAS, "");
     Ok(Box::new(super::open_source(plan, &only_keys)?))

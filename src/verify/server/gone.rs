@@ -77,25 +77,46 @@ impl Server {
     /// The answer of `sql::key_bits` (flagged with this side's `flag`, if any).
     fn groups(&mut self, column: &str, extent: (i128, i128)) -> Result<Groups, VerifyError> {
         let flag = Some(self.flag.as_str()).filter(|f| *f != "0");
-        let sql = sql::key_bits(column, &self.side, extent, flag);
-        self.run(&sql, |rows| {
-            let mut out = Groups::new();
-            for row in rows {
-                let row = row?;
-                let number = |i| text(&row, i).and_then(|v| v.parse::<u64>().ok());
-                let group = Group {
-                    rows: number(1).unwrap_or(0),
-                    held: number(2).unwrap_or(0),
-                    unread_rows: number(3).unwrap_or(0),
-                };
-                out.insert(number(0), group);
-            }
-            Ok(out)
-        })
+        self.groups_of(&sql::key_bits(column, &self.side, extent, flag))
     }
 
-    /// A single integer key's values of `chunks`: all of them, and those of the rows
-    /// flagged, each sorted.
+    /// Groups as `sql::key_bits` and `sql::unread_bits` answer them. A number that does
+    /// not parse is an error: read as 0 it would hide values.
+    fn groups_of(&mut self, sql: &str) -> Result<Groups, VerifyError> {
+        let out = self.run(sql, |rows| {
+            let mut out = Vec::new();
+            for row in rows {
+                let row = row?;
+                let cells: Vec<Option<String>> = (0..row.len())
+                    .map(|i| text(&row, i).map(str::to_string))
+                    .collect();
+                out.push(cells);
+            }
+            Ok(out)
+        })?;
+        let mut groups = Groups::new();
+        for cells in out {
+            let number = |i: usize| -> Result<Option<u64>, VerifyError> {
+                match cells.get(i).cloned().flatten() {
+                    None => Ok(None),
+                    Some(v) => v.parse().map(Some).map_err(|_| VerifyError::Query {
+                        side: self.name,
+                        message: format!("a key group's figure is not a number: {v}"),
+                    }),
+                }
+            };
+            let group = Group {
+                rows: number(1)?.unwrap_or(0),
+                held: number(2)?.unwrap_or(0),
+                unread_rows: number(3)?.unwrap_or(0),
+            };
+            groups.insert(number(0)?, group);
+        }
+        Ok(groups)
+    }
+
+    /// A single integer key's values of `chunks`: all of them, and those whose rows are
+    /// all flagged, each sorted once.
     fn key_values(
         &mut self,
         chunking: &Chunking,
@@ -104,22 +125,27 @@ impl Server {
         let sql = chunking
             .key_values(&self.side, chunks, &self.flag)
             .unwrap_or_default();
-        self.run(&sql, |rows| {
-            let (mut all, mut flagged) = (Vec::new(), Vec::new());
+        let mut rows = self.run(&sql, |rows| {
+            let mut out = Vec::new();
             for row in rows {
                 let row = row?;
-                let Some(v) = text(&row, 0).and_then(|v| v.parse::<i128>().ok()) else {
-                    continue;
-                };
-                all.push(v);
-                if text(&row, 1) == Some("1") {
-                    flagged.push(v);
+                if let Some(v) = text(&row, 0).and_then(|v| v.parse::<i128>().ok()) {
+                    // Unflagged first among a value's rows.
+                    out.push((v, text(&row, 1) == Some("1")));
                 }
             }
-            all.sort_unstable();
-            flagged.sort_unstable();
-            Ok((all, flagged))
-        })
+            Ok(out)
+        })?;
+        rows.sort_unstable();
+        let all: Vec<i128> = rows.iter().map(|r| r.0).collect();
+        let mut flagged: Vec<i128> = Vec::new();
+        for (i, (v, flag)) in rows.iter().enumerate() {
+            let first = i == 0 || rows[i - 1].0 != *v;
+            if *flag && first {
+                flagged.push(*v);
+            }
+        }
+        Ok((all, flagged))
     }
 }
 
@@ -134,16 +160,10 @@ fn by_bits(
     let (s, t) = both(src, tgt, |side| side.groups(&k.name, extent))?;
     let signed = !matches!(k.ty, SqlType::Int { unsigned: true, .. });
     let (gone, differing) = only_in(&t, &s, signed);
-    // The source's values the target lacks within its extent are rows this run read
-    // (few: new rows fall above it) or rows it did not: asked of the source by value.
-    let (lacking, _) = only_in(&s, &t, signed);
-    let mut unread_lacking = s.get(&None).map_or(0, |g| g.unread_rows);
-    if src.flag != "0" {
-        for sql in sql::unread_among(&k.name, &src.side, &lacking, &src.flag) {
-            let n = src.first(&sql)?.and_then(|n| n.parse::<u64>().ok());
-            unread_lacking += n.unwrap_or(0);
-        }
-    }
+    let unread_lacking = match src.flag.as_str() {
+        "0" => 0,
+        _ => unread_lacking(src, &k.name, &s, &t, signed, extent)?,
+    };
     Ok(Vanished {
         rows: gone.len() as u64,
         conditions: in_lists(&quote_mysql(&k.name), &gone),
@@ -156,6 +176,49 @@ fn by_bits(
         unread_lacking,
     })
 }
+
+/// Source values only ever on rows the merge did not read (`src.flag`) that the target
+/// lacks. Those within the target's extent are among the values the source holds there
+/// and the target lacks, few (new rows fall above it): asked of the source by value, or
+/// by a pass over the extent past `UNREAD_BY_VALUE` of them. Those outside are asked of
+/// the source when it counted any unread row there.
+fn unread_lacking(
+    src: &mut Server,
+    column: &str,
+    s: &Groups,
+    t: &Groups,
+    signed: bool,
+    (lo, hi): (i128, i128),
+) -> Result<u64, VerifyError> {
+    let (lacking, _) = only_in(s, t, signed);
+    let outside = s.get(&None).is_some_and(|g| g.unread_rows > 0);
+    let q = quote_mysql(column);
+    let within = match (lacking.len(), outside) {
+        (0, false) => return Ok(0),
+        (0, true) => format!("{q} NOT BETWEEN {lo} AND {hi}"),
+        (1..=UNREAD_BY_VALUE, _) => {
+            let values: Vec<String> = lacking.iter().map(i128::to_string).collect();
+            format!(
+                "({q} NOT BETWEEN {lo} AND {hi} OR {q} IN ({}))",
+                values.join(", ")
+            )
+        }
+        _ => "TRUE".into(),
+    };
+    let sql = sql::unread_bits(column, &src.side, &within, &src.flag);
+    let unread = src.groups_of(&sql)?;
+    Ok(unread
+        .iter()
+        .map(|(group, g)| {
+            let held = t.get(group).map_or(0, |t| t.held);
+            u64::from((g.held & !held).count_ones())
+        })
+        .sum())
+}
+
+/// Source values within the target's extent that the target lacks, asked of the source by
+/// value up to this many (past it, by a pass over the extent).
+const UNREAD_BY_VALUE: usize = 1000;
 
 /// The values `a`'s groups hold that `b`'s lack (sorted), and the groups that have any.
 fn only_in(a: &Groups, b: &Groups, signed: bool) -> (Vec<i128>, u64) {

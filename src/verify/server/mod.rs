@@ -93,7 +93,11 @@ impl Server {
                     push_value(&mut key, bytes(&row, i));
                 }
                 let h = text(&row, n).and_then(|h| h.parse().ok()).unwrap_or(0);
-                out.insert(key, (h, text(&row, n + 1) == Some("1")));
+                // A key of several rows is flagged when all of them are.
+                let flag = text(&row, n + 1) == Some("1");
+                out.entry(key)
+                    .and_modify(|e: &mut (u64, bool)| *e = (h, e.1 && flag))
+                    .or_insert((h, flag));
             }
             Ok(out)
         })
