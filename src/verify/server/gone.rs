@@ -52,7 +52,7 @@ pub(in crate::verify) fn vanished(
     let (rows, lo, hi) = extent(&mut tgt, Some(k), KEY_CHUNK_ROWS)?;
     if let (Some(lo), Some(hi)) = (lo, hi) {
         if hi - lo < i128::from(rows.max(1)) * i128::from(BITS_SPAN_PER_ROW) {
-            return by_bits(&mut src, &mut tgt, k, (lo, hi));
+            return by_bits(&mut src, &mut tgt, k);
         }
     }
     // Small chunks: a range of an integer key is read through its index.
@@ -60,24 +60,20 @@ pub(in crate::verify) fn vanished(
     by_sums(&mut src, &mut tgt, &chunking, &keys)
 }
 
-/// Per group of 64 values of an integer key (NULL for a NULL key or one outside the
-/// target's extent).
+/// Per group of 64 values of an integer key (NULL for a NULL key).
 #[derive(Debug, Default, Clone, Copy)]
 struct Group {
     rows: u64,
     /// The values held, as bits.
     held: u64,
-    /// Group NULL: its rows flagged unread.
-    unread_rows: u64,
 }
 
 type Groups = HashMap<Option<u64>, Group>;
 
 impl Server {
-    /// The answer of `sql::key_bits` (flagged with this side's `flag`, if any).
-    fn groups(&mut self, column: &str, extent: (i128, i128)) -> Result<Groups, VerifyError> {
-        let flag = Some(self.flag.as_str()).filter(|f| *f != "0");
-        self.groups_of(&sql::key_bits(column, &self.side, extent, flag))
+    /// The answer of `sql::key_bits`.
+    fn groups(&mut self, column: &str) -> Result<Groups, VerifyError> {
+        self.groups_of(&sql::key_bits(column, &self.side))
     }
 
     /// Groups as `sql::key_bits` and `sql::unread_bits` answer them. A number that does
@@ -108,7 +104,6 @@ impl Server {
             let group = Group {
                 rows: number(1)?.unwrap_or(0),
                 held: number(2)?.unwrap_or(0),
-                unread_rows: number(3)?.unwrap_or(0),
             };
             groups.insert(number(0)?, group);
         }
@@ -149,20 +144,15 @@ impl Server {
     }
 }
 
-/// The target's values of an integer key that the source lacks, from both sides' bits.
-/// The source's keys outside the target's `extent` are new: only counted.
-fn by_bits(
-    src: &mut Server,
-    tgt: &mut Server,
-    k: &SourceColumn,
-    extent: (i128, i128),
-) -> Result<Vanished, VerifyError> {
-    let (s, t) = both(src, tgt, |side| side.groups(&k.name, extent))?;
+/// The target's values of an integer key that the source lacks, from both sides' bits
+/// (the source's above the target's largest, new rows, are a few lines more).
+fn by_bits(src: &mut Server, tgt: &mut Server, k: &SourceColumn) -> Result<Vanished, VerifyError> {
+    let (s, t) = both(src, tgt, |side| side.groups(&k.name))?;
     let signed = !matches!(k.ty, SqlType::Int { unsigned: true, .. });
     let (gone, differing) = only_in(&t, &s, signed);
     let unread_lacking = match src.flag.as_str() {
         "0" => 0,
-        _ => unread_lacking(src, &k.name, &s, &t, signed, extent)?,
+        _ => unread_lacking(src, &k.name, &s, &t, signed)?,
     };
     Ok(Vanished {
         rows: gone.len() as u64,
@@ -178,32 +168,34 @@ fn by_bits(
 }
 
 /// Source values only ever on rows the merge did not read (`src.flag`) that the target
-/// lacks. Those within the target's extent are among the values the source holds there
-/// and the target lacks, few (new rows fall above it): asked of the source by value, or
-/// by a pass over the extent past `UNREAD_BY_VALUE` of them. Those outside are asked of
-/// the source when it counted any unread row there.
+/// lacks, asked of the source among the values it holds and the target lacks: the rows
+/// this run read above the target's largest key, most nights one run of values, and any
+/// that are not. Past `UNREAD_RUNS` runs of values, by a pass over every row.
 fn unread_lacking(
     src: &mut Server,
     column: &str,
     s: &Groups,
     t: &Groups,
     signed: bool,
-    (lo, hi): (i128, i128),
 ) -> Result<u64, VerifyError> {
     let (lacking, _) = only_in(s, t, signed);
-    let outside = s.get(&None).is_some_and(|g| g.unread_rows > 0);
+    if lacking.is_empty() {
+        return Ok(0);
+    }
     let q = quote_mysql(column);
-    let within = match (lacking.len(), outside) {
-        (0, false) => return Ok(0),
-        (0, true) => format!("{q} NOT BETWEEN {lo} AND {hi}"),
-        (1..=UNREAD_BY_VALUE, _) => {
-            let values: Vec<String> = lacking.iter().map(i128::to_string).collect();
-            format!(
-                "({q} NOT BETWEEN {lo} AND {hi} OR {q} IN ({}))",
-                values.join(", ")
-            )
+    let runs = runs(&lacking);
+    let within = match runs.len() {
+        n if n > UNREAD_RUNS => "TRUE".into(),
+        _ => {
+            let each: Vec<String> = runs
+                .iter()
+                .map(|(a, b)| match a == b {
+                    true => format!("{q} = {a}"),
+                    false => format!("{q} BETWEEN {a} AND {b}"),
+                })
+                .collect();
+            format!("({})", each.join(" OR "))
         }
-        _ => "TRUE".into(),
     };
     let sql = sql::unread_bits(column, &src.side, &within, &src.flag);
     let unread = src.groups_of(&sql)?;
@@ -216,9 +208,20 @@ fn unread_lacking(
         .sum())
 }
 
-/// Source values within the target's extent that the target lacks, asked of the source by
-/// value up to this many (past it, by a pass over the extent).
-const UNREAD_BY_VALUE: usize = 1000;
+/// Runs of consecutive values the source is asked about in one statement, at most.
+const UNREAD_RUNS: usize = 1000;
+
+/// Sorted values as runs of consecutive ones, (first, last).
+fn runs(values: &[i128]) -> Vec<(i128, i128)> {
+    let mut out: Vec<(i128, i128)> = Vec::new();
+    for &v in values {
+        match out.last_mut() {
+            Some(last) if last.1 + 1 == v => last.1 = v,
+            _ => out.push((v, v)),
+        }
+    }
+    out
+}
 
 /// The values `a`'s groups hold that `b`'s lack (sorted), and the groups that have any.
 fn only_in(a: &Groups, b: &Groups, signed: bool) -> (Vec<i128>, u64) {
@@ -322,4 +325,15 @@ fn gone_hashed(
             .map(|part| chunking.key_in(keys, &tgt.side, part)),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs;
+
+    #[test]
+    fn values_make_runs() {
+        assert_eq!(runs(&[]), vec![]);
+        assert_eq!(runs(&[-1, 0, 1, 3, 5, 6]), vec![(-1, 1), (3, 3), (5, 6)]);
+    }
 }
