@@ -43,6 +43,7 @@ pub(in crate::verify) fn vanished(
     // The source's rows the merge did not read are flagged (the target's never are).
     if let Some(f) = read {
         src.flag = sql::unread(f, sql::SOURCE_ALIAS);
+        src.flag_all = true;
     }
     let Some(k) = int_key(&keys, Some(key)) else {
         // Hash buckets are read by a scan of the table, one per statement: large chunks.
@@ -120,17 +121,26 @@ impl Server {
         let sql = chunking
             .key_values(&self.side, chunks, &self.flag)
             .unwrap_or_default();
-        let mut rows = self.run(&sql, |rows| {
+        let texts = self.run(&sql, |rows| {
             let mut out = Vec::new();
             for row in rows {
                 let row = row?;
-                if let Some(v) = text(&row, 0).and_then(|v| v.parse::<i128>().ok()) {
-                    // Unflagged first among a value's rows.
-                    out.push((v, text(&row, 1) == Some("1")));
+                if let Some(v) = text(&row, 0) {
+                    out.push((v.to_string(), text(&row, 1) == Some("1")));
                 }
             }
             Ok(out)
         })?;
+        // Dropped, a source's value would make the target's row look gone.
+        let mut rows = Vec::with_capacity(texts.len());
+        for (v, flag) in texts {
+            let v = v.parse::<i128>().map_err(|_| VerifyError::Query {
+                side: self.name,
+                message: format!("a key's value is not a number: {v}"),
+            })?;
+            // Unflagged first among a value's rows, once sorted.
+            rows.push((v, flag));
+        }
         rows.sort_unstable();
         let all: Vec<i128> = rows.iter().map(|r| r.0).collect();
         let mut flagged: Vec<i128> = Vec::new();
@@ -183,7 +193,8 @@ fn unread_lacking(
         return Ok(0);
     }
     let q = quote_mysql(column);
-    let runs = runs(&lacking);
+    let (held, _) = only_in(t, &Groups::new(), signed);
+    let runs = runs(&lacking, &held);
     let within = match runs.len() {
         n if n > UNREAD_RUNS => "TRUE".into(),
         _ => {
@@ -211,16 +222,25 @@ fn unread_lacking(
 /// Runs of consecutive values the source is asked about in one statement, at most.
 const UNREAD_RUNS: usize = 1000;
 
-/// Sorted values as runs of consecutive ones, (first, last).
-fn runs(values: &[i128]) -> Vec<(i128, i128)> {
+/// Sorted values as runs (first, last) that none of the `held` values (sorted) falls in:
+/// the values between two of them that neither side holds do not break a run (gaps in an
+/// AUTO_INCREMENT, an increment of 2 or more), and those the target holds are told apart
+/// by its bits afterwards anyway.
+fn runs(values: &[i128], held: &[i128]) -> Vec<(i128, i128)> {
     let mut out: Vec<(i128, i128)> = Vec::new();
     for &v in values {
         match out.last_mut() {
-            Some(last) if last.1 + 1 == v => last.1 = v,
+            Some(last) if !holds_between(held, last.1, v) => last.1 = v,
             _ => out.push((v, v)),
         }
     }
     out
+}
+
+/// Whether any of `held` (sorted) lies strictly between `a` and `b`.
+fn holds_between(held: &[i128], a: i128, b: i128) -> bool {
+    let i = held.partition_point(|h| *h <= a);
+    held.get(i).is_some_and(|h| *h < b)
 }
 
 /// The values `a`'s groups hold that `b`'s lack (sorted), and the groups that have any.
@@ -332,8 +352,14 @@ mod tests {
     use super::runs;
 
     #[test]
-    fn values_make_runs() {
-        assert_eq!(runs(&[]), vec![]);
-        assert_eq!(runs(&[-1, 0, 1, 3, 5, 6]), vec![(-1, 1), (3, 3), (5, 6)]);
+    fn values_make_runs_broken_only_by_held_values() {
+        assert_eq!(runs(&[], &[]), vec![]);
+        let values = [-1, 0, 1, 3, 5, 6, 9];
+        assert_eq!(runs(&values, &[]), vec![(-1, 9)]);
+        // 4 and 7 are held: 3..5 and 6..9 are apart; 2 is not held, so 1..3 is one run.
+        assert_eq!(
+            runs(&values, &[-5, 4, 7, 20]),
+            vec![(-1, 3), (5, 6), (9, 9)]
+        );
     }
 }

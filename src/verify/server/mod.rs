@@ -35,6 +35,9 @@ struct Server {
     /// source's side, for an incremental table), or (a merge's deletes) not read by the
     /// merge; `0` otherwise.
     flag: String,
+    /// A key of several rows is flagged when all of them are (a merge's unread rows: one
+    /// read row brings the key), not when any is (a row newer than the load).
+    flag_all: bool,
 }
 
 impl Server {
@@ -83,6 +86,7 @@ impl Server {
         chunks: &[i128],
     ) -> Result<HashMap<Vec<u8>, (u64, bool)>, VerifyError> {
         let sql = chunking.rows(columns, &self.side, chunks, &self.flag);
+        let all = self.flag_all;
         self.run(&sql, |rows| {
             let mut out = HashMap::new();
             for row in rows {
@@ -93,10 +97,11 @@ impl Server {
                     push_value(&mut key, bytes(&row, i));
                 }
                 let h = text(&row, n).and_then(|h| h.parse().ok()).unwrap_or(0);
-                // A key of several rows is flagged when all of them are.
                 let flag = text(&row, n + 1) == Some("1");
                 out.entry(key)
-                    .and_modify(|e: &mut (u64, bool)| *e = (h, e.1 && flag))
+                    .and_modify(|e: &mut (u64, bool)| {
+                        *e = (h, if all { e.1 && flag } else { e.1 || flag })
+                    })
                     .or_insert((h, flag));
             }
             Ok(out)
@@ -251,6 +256,7 @@ fn servers(
         name: "source",
         timeout: plan.statement_timeout,
         flag: "0".into(),
+        flag_all: false,
     };
     let tgt = Server {
         session: target.endpoint.connect(true, None)?.0,
@@ -260,6 +266,7 @@ fn servers(
         name: "target",
         timeout: plan.statement_timeout,
         flag: "0".into(),
+        flag_all: false,
     };
     Ok((src, tgt))
 }
