@@ -5,10 +5,12 @@
 use super::local::{
     key_columns, only_keys, open_read_only, source_rows, sqlite_err, target_rows, Hasher,
 };
+use super::sql::{self, Side};
 use super::{Vanished, VerifyError};
 use crate::connect::Abandon;
 use crate::incremental::Filter;
 use crate::plan::Plan;
+use crate::source::mysql::MySqlSource;
 use crate::source::Source;
 use crate::target::SqliteTable;
 use crate::transform::{quote_sqlite, Cell, ColumnView, SourceColumn, SqlType};
@@ -20,14 +22,16 @@ use std::collections::HashMap;
 pub(super) fn vanished(
     plan: &Plan,
     t: &SqliteTable,
-    source: &crate::source::mysql::MySqlSource,
+    source: &MySqlSource,
     key: &[String],
     read: Option<&Filter>,
 ) -> Result<Vanished, VerifyError> {
     let keys = key_columns(source.columns(), key);
     let rowid = super::local::rowid_alias(source.columns())?;
     let found = match keys.as_slice() {
-        [k] if matches!(k.ty, SqlType::Int { .. }) => gone_numbers(plan, t, k, rowid, read)?,
+        [k] if matches!(k.ty, SqlType::Int { .. }) => {
+            gone_numbers(plan, t, (k, source), rowid, read)?
+        }
         _ => gone_hashed(plan, t, &keys, key, rowid, read)?,
     };
     Ok(Vanished {
@@ -125,53 +129,34 @@ fn number(cell: Cell<'_>) -> Option<i128> {
 }
 
 /// As `gone_hashed`, for one integer key: the values themselves, sorted on both sides and
-/// merged (no hashing, 16 bytes a key: the source's `k` as `2k + 1` when its row is
-/// unread, else `2k`, so the mark costs no memory and the order is the keys').
+/// merged (no hashing, 16 bytes a key). Which of the values the file lacks only unread
+/// rows hold is asked of the source apart, among those values (`unread_among`), not
+/// marked on every row streamed.
 fn gone_numbers(
     plan: &Plan,
     t: &SqliteTable,
-    key: &SourceColumn,
+    (key, source): (&SourceColumn, &MySqlSource),
     rowid: &str,
     read: Option<&Filter>,
 ) -> Result<Found, VerifyError> {
-    let mut present: Vec<i128> = Vec::new();
-    let mut failed = None;
-    let source = only_keys(plan, std::slice::from_ref(key), read)?;
+    let keys = only_keys(plan, std::slice::from_ref(key), None)?;
     // The file's keys are read on a thread of their own while the source's stream.
-    let (read, held) = std::thread::scope(|scope| {
+    let (present, held) = std::thread::scope(|scope| {
         let held = scope.spawn(|| file_keys(t, &key.name, rowid));
-        let read = source.read(
-            &mut |batch| match key_view(&batch) {
-                Ok((keys, marks)) => {
-                    for r in 0..batch.num_rows() {
-                        let Some(k) = number(keys.cell(r)) else {
-                            continue;
-                        };
-                        let unread = marks.as_ref().is_some_and(|m| number(m.cell(r)) == Some(1));
-                        present.push(2 * k + i128::from(unread));
-                    }
-                    true
-                }
-                Err(e) => {
-                    failed = Some(e);
-                    false
-                }
-            },
-            &Abandon::default(),
-        );
-        (read, held.join().expect("the file's read does not panic"))
+        let present = numbers_of(keys);
+        (
+            present,
+            held.join().expect("the file's read does not panic"),
+        )
     });
-    read?;
-    if let Some(message) = failed {
-        return Err(VerifyError::Query {
-            side: "source",
-            message,
-        });
-    }
-    let mut held = held?;
+    let (mut present, mut held) = (present?, held?);
     present.sort_unstable();
     held.sort_unstable();
-    let (gone, unread_lacking) = merged(&present, &held);
+    let (gone, lacking) = compared(&present, &held);
+    let unread_lacking = match read {
+        Some(f) if !lacking.is_empty() => unread_among(plan, source, key, f, &lacking, &held)?,
+        _ => 0,
+    };
     Ok(Found {
         gone,
         target_rows: held.len() as u64,
@@ -180,45 +165,85 @@ fn gone_numbers(
     })
 }
 
-/// From the source's marked keys (`2k + unread`) and the file's (key, rowid), both sorted:
-/// the rowids of the file's keys the source lacks (a key held twice is deleted twice),
-/// and how many keys the file lacks only unread rows have (a read row's key is in the
-/// target after the merge).
-fn merged(present: &[i128], held: &[(i128, i64)]) -> (Vec<i64>, u64) {
+/// Every integer the source's first column gives.
+fn numbers_of(source: Box<dyn Source>) -> Result<Vec<i128>, VerifyError> {
+    let (mut out, mut failed) = (Vec::new(), None);
+    let read = source.read(
+        &mut |batch| match ColumnView::new(batch.column(0)) {
+            Ok(view) => {
+                out.extend((0..batch.num_rows()).filter_map(|r| number(view.cell(r))));
+                true
+            }
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        },
+        &Abandon::default(),
+    );
+    read?;
+    match failed {
+        Some(message) => Err(VerifyError::Query {
+            side: "source",
+            message,
+        }),
+        None => Ok(out),
+    }
+}
+
+/// From the source's keys and the file's (key, rowid), both sorted: the rowids of the
+/// file's keys the source lacks (a key held twice is deleted twice), and the source's
+/// values the file lacks, each once.
+fn compared(present: &[i128], held: &[(i128, i64)]) -> (Vec<i64>, Vec<i128>) {
     let mut gone = Vec::new();
     let mut i = 0;
     for &(k, id) in held {
-        while i < present.len() && present[i] >> 1 < k {
+        while i < present.len() && present[i] < k {
             i += 1;
         }
-        if present.get(i).map(|p| p >> 1) != Some(k) {
+        if present.get(i) != Some(&k) {
             gone.push(id);
         }
     }
-    let (mut lacking, mut j) = (0, 0);
-    for (i, p) in present.iter().enumerate() {
-        // A key's rows sort read first: the first of them tells.
-        let first = i == 0 || present[i - 1] >> 1 != p >> 1;
-        if p & 1 == 0 || !first {
-            continue;
-        }
-        while j < held.len() && held[j].0 < p >> 1 {
+    let mut lacking: Vec<i128> = Vec::new();
+    let mut j = 0;
+    for &k in present {
+        while j < held.len() && held[j].0 < k {
             j += 1;
         }
-        lacking += u64::from(held.get(j).map(|h| h.0) != Some(p >> 1));
+        if held.get(j).map(|h| h.0) != Some(k) && lacking.last() != Some(&k) {
+            lacking.push(k);
+        }
     }
     (gone, lacking)
 }
 
-/// A batch of `only_keys` with one key: the key's column, and the marks' if read.
-fn key_view(
-    batch: &arrow::record_batch::RecordBatch,
-) -> Result<(ColumnView<'_>, Option<ColumnView<'_>>), String> {
-    let marks = match batch.num_columns() {
-        2 => Some(ColumnView::new(batch.column(1))?),
-        _ => None,
+/// How many of `lacking` (values the file lacks, sorted) the source holds only on rows
+/// the merge did not read (outside `f`), asked of the source.
+fn unread_among(
+    plan: &Plan,
+    source: &MySqlSource,
+    key: &SourceColumn,
+    f: &Filter,
+    lacking: &[i128],
+    held: &[(i128, i64)],
+) -> Result<u64, VerifyError> {
+    let between = |a: i128, b: i128| {
+        let i = held.partition_point(|h| h.0 <= a);
+        held.get(i).is_some_and(|h| h.0 < b)
     };
-    Ok((ColumnView::new(batch.column(0))?, marks))
+    let within = sql::among(&key.name, lacking, between);
+    let (query, dialect) = source.full_query();
+    let side = Side::Source {
+        query: query.to_string(),
+        dialect,
+        zero_dates: plan.zero_dates,
+    };
+    let unread = sql::unread(f, sql::SOURCE_ALIAS);
+    let asked = sql::unread_keys(&key.name, &side, &within, &unread);
+    let unread = numbers_of(Box::new(super::open_source(plan, &asked)?))?;
+    let not_held = |v: &&i128| held.binary_search_by(|h| h.0.cmp(v)).is_err();
+    Ok(unread.iter().filter(not_held).count() as u64)
 }
 
 /// The file's (key, rowid) pairs of an integer key.
@@ -249,30 +274,21 @@ fn file_keys(t: &SqliteTable, key: &str, rowid: &str) -> Result<Vec<(i128, i64)>
 
 #[cfg(test)]
 mod tests {
-    use super::merged;
+    use super::compared;
 
     #[test]
-    fn merging_marked_keys_finds_the_gone_and_the_unread_lacking() {
-        let mark = |k: i128, unread: bool| 2 * k + i128::from(unread);
-        // The source: -3 (unread), 0, 5 (read and unread), 7 (unread twice), 9 (unread);
-        // the file: -3, 2, 2, 9.
-        let mut present = vec![
-            mark(5, true),
-            mark(-3, true),
-            mark(0, false),
-            mark(5, false),
-        ];
-        present.extend([mark(9, true), mark(7, true), mark(7, true)]);
-        present.sort_unstable();
+    fn comparing_keys_finds_the_gone_and_the_lacking() {
+        // The source: -3, 0, 5, 5, 7; the file: -3, 2, 2, 9.
+        let present = [-3, 0, 5, 5, 7];
         let held = [(-3, 10), (2, 11), (2, 12), (9, 13)];
-        // 2 is gone (twice); of the keys the file lacks, 0 and 5 have a read row: only 7
-        // (once) is unread.
-        assert_eq!(merged(&present, &held), (vec![11, 12], 1));
+        // 2 is gone (twice), 9 once; 0, 5 (once) and 7 are lacking.
+        assert_eq!(compared(&present, &held), (vec![11, 12, 13], vec![0, 5, 7]));
         // The largest unsigned key and the smallest signed one keep their order.
-        let edges = [
-            mark(i128::from(i64::MIN), true),
-            mark(i128::from(u64::MAX), true),
-        ];
-        assert_eq!(merged(&edges, &[(i128::from(u64::MAX), 1)]), (vec![], 1));
+        let edges = [i128::from(i64::MIN), i128::from(u64::MAX)];
+        let held = [(i128::from(u64::MAX), 1)];
+        assert_eq!(
+            compared(&edges, &held),
+            (vec![], vec![i128::from(i64::MIN)])
+        );
     }
 }

@@ -192,22 +192,8 @@ fn unread_lacking(
     if lacking.is_empty() {
         return Ok(0);
     }
-    let q = quote_mysql(column);
     let (held, _) = only_in(t, &Groups::new(), signed);
-    let runs = runs(&lacking, &held);
-    let within = match runs.len() {
-        n if n > UNREAD_RUNS => "TRUE".into(),
-        _ => {
-            let each: Vec<String> = runs
-                .iter()
-                .map(|(a, b)| match a == b {
-                    true => format!("{q} = {a}"),
-                    false => format!("{q} BETWEEN {a} AND {b}"),
-                })
-                .collect();
-            format!("({})", each.join(" OR "))
-        }
-    };
+    let within = sql::among(column, &lacking, |a, b| holds_between(&held, a, b));
     let sql = sql::unread_bits(column, &src.side, &within, &src.flag);
     let unread = src.groups_of(&sql)?;
     Ok(unread
@@ -219,26 +205,8 @@ fn unread_lacking(
         .sum())
 }
 
-/// Runs of consecutive values the source is asked about in one statement, at most.
-const UNREAD_RUNS: usize = 1000;
-
-/// Sorted values as runs (first, last) that none of the `held` values (sorted) falls in:
-/// the values between two of them that neither side holds do not break a run (gaps in an
-/// AUTO_INCREMENT, an increment of 2 or more), and those the target holds are told apart
-/// by its bits afterwards anyway.
-fn runs(values: &[i128], held: &[i128]) -> Vec<(i128, i128)> {
-    let mut out: Vec<(i128, i128)> = Vec::new();
-    for &v in values {
-        match out.last_mut() {
-            Some(last) if !holds_between(held, last.1, v) => last.1 = v,
-            _ => out.push((v, v)),
-        }
-    }
-    out
-}
-
 /// Whether any of `held` (sorted) lies strictly between `a` and `b`.
-fn holds_between(held: &[i128], a: i128, b: i128) -> bool {
+pub(in crate::verify) fn holds_between(held: &[i128], a: i128, b: i128) -> bool {
     let i = held.partition_point(|h| *h <= a);
     held.get(i).is_some_and(|h| *h < b)
 }
@@ -345,21 +313,4 @@ fn gone_hashed(
             .map(|part| chunking.key_in(keys, &tgt.side, part)),
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::runs;
-
-    #[test]
-    fn values_make_runs_broken_only_by_held_values() {
-        assert_eq!(runs(&[], &[]), vec![]);
-        let values = [-1, 0, 1, 3, 5, 6, 9];
-        assert_eq!(runs(&values, &[]), vec![(-1, 9)]);
-        // 4 and 7 are held: 3..5 and 6..9 are apart; 2 is not held, so 1..3 is one run.
-        assert_eq!(
-            runs(&values, &[-5, 4, 7, 20]),
-            vec![(-1, 3), (5, 6), (9, 9)]
-        );
-    }
 }

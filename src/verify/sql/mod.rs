@@ -4,11 +4,11 @@
 //! chunks and list the rows of the chunks that differ.
 
 mod time;
+mod unread;
 
 pub use time::is_time;
+pub use unread::{among, unread, unread_bits, unread_keys};
 
-use crate::incremental::Filter;
-use crate::source::mysql::filter::condition;
 use crate::source::mysql::query::{self, Dialect};
 use crate::transform::{quote_mysql, SourceColumn, SqlType, ZeroDates};
 
@@ -158,24 +158,6 @@ pub fn key_bits(column: &str, side: &Side) -> String {
     format!(
         "SELECT y.k >> 6 AS c, COUNT(*), BIT_OR(1 << (y.k & 63)) FROM ({inner}) AS y GROUP BY c"
     )
-}
-
-/// The values of a single integer key that `unread` marks on every row that has them
-/// (a value with a row the merge read is in the target after it), among those `within`
-/// selects, as `key_bits` gives them: per group of 64, the values and the bits.
-pub fn unread_bits(column: &str, side: &Side, within: &str, unread: &str) -> String {
-    let q = quote_mysql(column);
-    let keys = side.select(
-        &format!("{q} AS k"),
-        Some(&format!("{within} GROUP BY {q} HAVING MIN({unread}) = 1")),
-    );
-    format!("SELECT y.k >> 6 AS c, COUNT(*), BIT_OR(1 << (y.k & 63)) FROM ({keys}) AS y GROUP BY c")
-}
-
-/// 1 for a source row a merge did not read (outside `filter`), else 0, evaluated on the
-/// rows of `Side::Source`'s select, or those of a query wrapped as `alias`.
-pub fn unread(filter: &Filter, alias: &str) -> String {
-    format!("IF({}, 0, 1)", condition(filter, alias))
 }
 
 impl Side {
