@@ -531,3 +531,21 @@ fn a_key_read_on_one_row_and_not_on_another_is_not_lacking() {
         );
     }
 }
+
+/// A query holding the server's outer-only hints (SQL_NO_CACHE, HIGH_PRIORITY): the
+/// statements that find its deletes and verify it nest it, so without them (the server
+/// refuses them there, ER 1234).
+#[test]
+fn a_query_with_cache_hints_is_merged_and_verified() {
+    for (db, azure) in [("vf_hint_sqlite", false), ("vf_hint_mysql", true)] {
+        source(db);
+        let query = "SELECT SQL_NO_CACHE HIGH_PRIORITY * FROM t";
+        let job = Job::new(&either_config(db, query, azure, MERGE));
+        job.run(&[]).expect(0);
+        churn(db);
+        let s = summary_of(&job.run(&["--summary-json", "-"]).expect(0));
+        assert_eq!(s["deleted"], 20, "{db}: {s}");
+        let v = summary_of(&job.run(&["--verify", "--summary-json", "-"]).expect(0));
+        assert_eq!(v["verify"]["equal"], true, "{db}: {v}");
+    }
+}

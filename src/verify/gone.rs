@@ -171,7 +171,17 @@ fn numbers_of(source: Box<dyn Source>) -> Result<Vec<i128>, VerifyError> {
     let read = source.read(
         &mut |batch| match ColumnView::new(batch.column(0)) {
             Ok(view) => {
-                out.extend((0..batch.num_rows()).filter_map(|r| number(view.cell(r))));
+                for r in 0..batch.num_rows() {
+                    match (view.cell(r), number(view.cell(r))) {
+                        (_, Some(k)) => out.push(k),
+                        (Cell::Null, None) => {}
+                        // Dropped, a source's key would make the file's row look gone.
+                        (other, None) => {
+                            failed = Some(format!("a key that is not an integer: {other:?}"));
+                            return false;
+                        }
+                    }
+                }
                 true
             }
             Err(e) => {

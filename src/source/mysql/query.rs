@@ -372,6 +372,13 @@ pub fn wrap(q: &str, d: Dialect, list: &str, alias: &str, tail: &str) -> String 
     format!("SELECT {mods}{list} FROM ({inner}\n) AS `{alias}`{tail}")
 }
 
+/// As `wrap`, without the outer-only modifiers (cache and priority hints): for a SELECT
+/// that goes inside another one, where the server refuses them (ER 1234).
+pub fn wrap_nested(q: &str, d: Dialect, list: &str, alias: &str, tail: &str) -> String {
+    let (inner, _) = lift(q, d);
+    format!("SELECT {list} FROM ({inner}\n) AS `{alias}`{tail}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -180,7 +180,7 @@ fn by_bits(src: &mut Server, tgt: &mut Server, k: &SourceColumn) -> Result<Vanis
 /// Source values only ever on rows the merge did not read (`src.flag`) that the target
 /// lacks, asked of the source among the values it holds and the target lacks: the rows
 /// this run read above the target's largest key, most nights one run of values, and any
-/// that are not. Past `UNREAD_RUNS` runs of values, by a pass over every row.
+/// that are not (`sql::among`; past its runs of values, by a pass over every row).
 fn unread_lacking(
     src: &mut Server,
     column: &str,
@@ -313,4 +313,20 @@ fn gone_hashed(
             .map(|part| chunking.key_in(keys, &tgt.side, part)),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holds_between;
+
+    #[test]
+    fn a_held_value_between_two_is_found_strictly() {
+        let held = [-5, 2, 2, 7];
+        assert!(holds_between(&held, 1, 3));
+        assert!(!holds_between(&held, 2, 7));
+        assert!(!holds_between(&held, 3, 6));
+        assert!(holds_between(&held, -6, 0));
+        assert!(!holds_between(&held, 7, 100));
+        assert!(!holds_between(&[], 0, 10));
+    }
 }

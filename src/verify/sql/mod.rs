@@ -166,7 +166,8 @@ impl Side {
         let tail = cond.map(|c| format!(" WHERE {c}")).unwrap_or_default();
         match self {
             Side::Source { query, dialect, .. } => {
-                query::wrap(query, *dialect, list, SOURCE_ALIAS, &tail)
+                // Nested in the statements that sum, group or count its rows.
+                query::wrap_nested(query, *dialect, list, SOURCE_ALIAS, &tail)
             }
             Side::Target { table } => format!("SELECT {list} FROM {}{tail}", quote_mysql(table)),
         }

@@ -33,8 +33,10 @@ const RUNS: usize = 1000;
 /// caller anyway. Most nights one run: the new rows. Past `RUNS` runs, `TRUE`.
 pub fn among(column: &str, values: &[i128], holds_between: impl Fn(i128, i128) -> bool) -> String {
     let runs = runs(values, holds_between);
-    if runs.len() > RUNS {
-        return "TRUE".into();
+    match runs.len() {
+        0 => return "FALSE".into(),
+        n if n > RUNS => return "TRUE".into(),
+        _ => {}
     }
     let q = quote_mysql(column);
     let each: Vec<String> = runs
@@ -85,5 +87,6 @@ mod tests {
         let many: Vec<i128> = (0..2002).step_by(2).collect();
         let every_odd = |a: i128, b: i128| b - a > 1;
         assert_eq!(among("id", &many, every_odd), "TRUE");
+        assert_eq!(among("id", &[], every_odd), "FALSE");
     }
 }
