@@ -192,7 +192,7 @@ fn unread_lacking(
     if lacking.is_empty() {
         return Ok(0);
     }
-    let (held, _) = only_in(t, &Groups::new(), signed);
+    let held = by_value(t, signed);
     let within = sql::among(column, &lacking, |a, b| holds_between(&held, a, b));
     let sql = sql::unread_bits(column, &src.side, &within, &src.flag);
     let unread = src.groups_of(&sql)?;
@@ -205,10 +205,40 @@ fn unread_lacking(
         .sum())
 }
 
-/// Whether any of `held` (sorted) lies strictly between `a` and `b`.
-pub(in crate::verify) fn holds_between(held: &[i128], a: i128, b: i128) -> bool {
-    let i = held.partition_point(|h| *h <= a);
-    held.get(i).is_some_and(|h| *h < b)
+/// The groups' first values (as the key's type reads them: a group's 64 values are
+/// consecutive either way) and bits, sorted by value: a few bytes per 64 keys, where the
+/// values themselves would take 16 bytes each.
+fn by_value(groups: &Groups, signed: bool) -> Vec<(i128, u64)> {
+    let mut out: Vec<(i128, u64)> = groups
+        .iter()
+        .filter_map(|(group, g)| {
+            let first = (*group)? << 6;
+            let first = match signed {
+                true => i128::from(first as i64),
+                false => i128::from(first),
+            };
+            Some((first, g.held))
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// Whether any value `held` (see `by_value`) holds lies strictly between `a` and `b`.
+fn holds_between(held: &[(i128, u64)], a: i128, b: i128) -> bool {
+    let mut i = held.partition_point(|(first, _)| first + 63 <= a);
+    // A group has a value (or it would not be there): at most the first two tell.
+    while let Some(&(first, bits)) = held.get(i) {
+        if first >= b {
+            return false;
+        }
+        let (lo, hi) = ((a + 1 - first).max(0), (b - 1 - first).min(63));
+        if lo <= hi && bits & (u64::MAX >> (63 - hi) & u64::MAX << lo) != 0 {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
 /// The values `a`'s groups hold that `b`'s lack (sorted), and the groups that have any.
@@ -317,16 +347,28 @@ fn gone_hashed(
 
 #[cfg(test)]
 mod tests {
-    use super::holds_between;
+    use super::{by_value, holds_between, Group, Groups};
 
     #[test]
     fn a_held_value_between_two_is_found_strictly() {
-        let held = [-5, 2, 2, 7];
+        // Values -5, 2, 7 and 200 (signed): groups -1 (bit 59), 0 (bits 2, 7), 3 (bit 8).
+        let mut groups = Groups::new();
+        let mut add = |group: u64, held: u64| groups.insert(Some(group), Group { rows: 1, held });
+        add(u64::MAX >> 6, 1 << 59);
+        add(0, 1 << 2 | 1 << 7);
+        add(3, 1 << 8);
+        let held = by_value(&groups, true);
         assert!(holds_between(&held, 1, 3));
         assert!(!holds_between(&held, 2, 7));
         assert!(!holds_between(&held, 3, 6));
         assert!(holds_between(&held, -6, 0));
-        assert!(!holds_between(&held, 7, 100));
+        assert!(!holds_between(&held, -5, 2));
+        assert!(holds_between(&held, 7, 201));
+        assert!(!holds_between(&held, 7, 200));
+        assert!(!holds_between(&held, 200, i128::from(u64::MAX)));
+        let held = by_value(&groups, false);
+        // Unsigned, the first group holds 2^64 - 5.
+        assert!(holds_between(&held, 300, i128::from(u64::MAX)));
         assert!(!holds_between(&[], 0, 10));
     }
 }
