@@ -417,11 +417,9 @@ fn unread_rows_refused(db: &str, azure: bool, (ty, key, inc): (&str, &str, &str)
              INSERT INTO t SELECT {key}, 'new', NOW(6) FROM seq_3001_to_3002;"
         ),
     );
-    let out = job.run(&[]).expect(1);
     let why = "the source has 5 keys that the target's 2995 rows lack, on rows whose \
                `updated_at` is below";
-    assert!(out.stderr().contains(why), "{db}: {}", out.stderr());
-    assert!(out.stderr().contains("--full-refresh"), "{}", out.stderr());
+    refused(&job, db, why);
     assert_eq!(
         target_count(&job, db, azure),
         2995,
@@ -431,6 +429,21 @@ fn unread_rows_refused(db: &str, azure: bool, (ty, key, inc): (&str, &str, &str)
     job.run(&[]).expect(0);
     let v = summary_of(&job.run(&["--verify", "--summary-json", "-"]).expect(0));
     assert_eq!(v["verify"]["equal"], true, "{db}: {v}");
+}
+
+/// The source table loaded into a target by a merge with `deletes = apply`.
+fn loaded(db: &str, azure: bool) -> Job {
+    source(db);
+    let job = Job::new(&config(db, azure, MERGE));
+    job.run(&[]).expect(0);
+    job
+}
+
+/// The next run is refused, saying `why` and naming the fix.
+fn refused(job: &Job, db: &str, why: &str) {
+    let out = job.run(&[]).expect(1);
+    assert!(out.stderr().contains(why), "{db}: {}", out.stderr());
+    assert!(out.stderr().contains("--full-refresh"), "{}", out.stderr());
 }
 
 fn target_count(job: &Job, db: &str, azure: bool) -> i64 {
@@ -444,9 +457,7 @@ fn target_count(job: &Job, db: &str, azure: bool) -> i64 {
 #[test]
 fn a_source_renumbered_but_for_a_few_keys_is_refused() {
     for (db, azure) in [("vf_renum_sqlite", false), ("vf_renum_mysql", true)] {
-        source(db);
-        let job = Job::new(&config(db, azure, MERGE));
-        job.run(&[]).expect(0);
+        let job = loaded(db, azure);
         // MariaDB assigns in order: updated_at is set while id is still the old one.
         run_all(
             &mut root(Some(db)),
@@ -454,9 +465,11 @@ fn a_source_renumbered_but_for_a_few_keys_is_refused() {
              WHERE id <= 5000;
              UPDATE t SET v = 'changed', updated_at = NOW(6) WHERE id > 15000 AND id < 1000000;",
         );
-        let out = job.run(&[]).expect(1);
-        let why = "the source has 4900 keys that the target's 20000 rows lack";
-        assert!(out.stderr().contains(why), "{db}: {}", out.stderr());
+        refused(
+            &job,
+            db,
+            "the source has 4900 keys that the target's 20000 rows lack",
+        );
         assert_eq!(target_ids(&job, db, azure).len(), ROWS as usize);
     }
 }
@@ -467,9 +480,7 @@ fn a_source_renumbered_but_for_a_few_keys_is_refused() {
 #[test]
 fn keys_back_all_over_the_range_are_counted_by_a_pass() {
     for (db, azure) in [("vf_back_sqlite", false), ("vf_back_mysql", true)] {
-        source(db);
-        let job = Job::new(&config(db, azure, MERGE));
-        job.run(&[]).expect(0);
+        let job = loaded(db, azure);
         let mut c = root(Some(db));
         c.query_drop("DELETE FROM t WHERE id % 10 = 3").unwrap();
         let s = summary_of(&job.run(&["--summary-json", "-"]).expect(0));
@@ -479,9 +490,11 @@ fn keys_back_all_over_the_range_are_counted_by_a_pass() {
              FROM seq_1_to_20000 WHERE seq % 10 = 3",
         )
         .unwrap();
-        let out = job.run(&[]).expect(1);
-        let why = "the source has 1900 keys that the target's 18000 rows lack";
-        assert!(out.stderr().contains(why), "{db}: {}", out.stderr());
+        refused(
+            &job,
+            db,
+            "the source has 1900 keys that the target's 18000 rows lack",
+        );
     }
 }
 
