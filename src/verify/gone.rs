@@ -172,12 +172,13 @@ fn numbers_of(source: Box<dyn Source>) -> Result<Vec<i128>, VerifyError> {
         &mut |batch| match ColumnView::new(batch.column(0)) {
             Ok(view) => {
                 for r in 0..batch.num_rows() {
-                    match (view.cell(r), number(view.cell(r))) {
-                        (_, Some(k)) => out.push(k),
-                        (Cell::Null, None) => {}
+                    let cell = view.cell(r);
+                    match number(cell) {
+                        Some(k) => out.push(k),
+                        None if cell == Cell::Null => {}
                         // Dropped, a source's key would make the file's row look gone.
-                        (other, None) => {
-                            failed = Some(format!("a key that is not an integer: {other:?}"));
+                        None => {
+                            failed = Some(format!("a key that is not an integer: {cell:?}"));
                             return false;
                         }
                     }

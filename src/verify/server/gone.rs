@@ -211,14 +211,7 @@ fn unread_lacking(
 fn by_value(groups: &Groups, signed: bool) -> Vec<(i128, u64)> {
     let mut out: Vec<(i128, u64)> = groups
         .iter()
-        .filter_map(|(group, g)| {
-            let first = (*group)? << 6;
-            let first = match signed {
-                true => i128::from(first as i64),
-                false => i128::from(first),
-            };
-            Some((first, g.held))
-        })
+        .filter_map(|(group, g)| Some((value((*group)? << 6, signed), g.held)))
         .collect();
     out.sort_unstable();
     out
@@ -249,16 +242,19 @@ fn only_in(a: &Groups, b: &Groups, signed: bool) -> (Vec<i128>, u64) {
         let only = g.held & !b.get(&Some(*group)).map_or(0, |g| g.held);
         groups += u64::from(only != 0);
         for bit in (0..64).filter(|b| only >> b & 1 == 1) {
-            // The value's 64 bits, as the server's `>>` and `&` saw them.
-            let value = group << 6 | bit;
-            values.push(match signed {
-                true => i128::from(value as i64),
-                false => i128::from(value),
-            });
+            values.push(value(group << 6 | bit, signed));
         }
     }
     values.sort_unstable();
     (values, groups)
+}
+
+/// A key's value from its 64 bits, as the server's `>>` and `&` saw them.
+fn value(bits: u64, signed: bool) -> i128 {
+    match signed {
+        true => i128::from(bits as i64),
+        false => i128::from(bits),
+    }
 }
 
 /// The target's keys the source no longer has, found by checksums of the keys alone: only
