@@ -305,6 +305,29 @@ fn a_swap_between_rows_is_found_in_mysql() {
     swap_found("vf_swap_mysql", To::Azure);
 }
 
+/// Bytes moved from one text column to the next, a text made NULL where it was `N`, and
+/// an empty text where it was NULL: each is a changed row (the row's text keeps its
+/// values apart without a length before each text, on MySQL).
+fn boundary_found(db: &str, to: To) {
+    let case = Case::loaded(db, to, TYPES, "SELECT * FROM vt", "");
+    let change = "UPDATE vt SET vc = 'ab', l1 = 'ccafé' WHERE k = 2;
+        UPDATE vt SET vc = NULL WHERE k = 4; UPDATE vt SET tx = '' WHERE k = 3;";
+    case.target(change, change);
+    let v = case.verify(5);
+    assert_eq!(counts(&v), (0, 0, 3), "{v}");
+    assert_eq!(keys(&v, "changed_keys"), vec!["2", "3", "4"]);
+}
+
+#[test]
+fn bytes_moved_between_columns_are_found_in_sqlite() {
+    boundary_found("vf_bound_sqlite", To::Sqlite);
+}
+
+#[test]
+fn bytes_moved_between_columns_are_found_in_mysql() {
+    boundary_found("vf_bound_mysql", To::Azure);
+}
+
 /// Into SQLite the sides' rows are paired off in the order they come, and rows out of
 /// step wait for their twins: a file whose rows lie in the reverse order of the source's
 /// (past the rows that may wait, so the waiting ones are hashed too) is equal, and a

@@ -8,8 +8,8 @@
 //! values, so two values swapped between rows of one chunk change it.
 //!
 //! On MySQL both sides are hashed by the servers with the same SQL (`sql::row_hash`, a
-//! text of the same rules written with `CONCAT_WS`), so FLOAT and DOUBLE are compared as
-//! each server prints `col + 0e0`, alike on both. Into SQLite, dbsync hashes both sides
+//! text of its own, as unambiguous, written with `CONCAT_WS`), so FLOAT and DOUBLE are
+//! compared as each server prints `col + 0e0`, alike on both. Into SQLite, dbsync hashes both sides
 //! itself from the values as SQLite holds them (`Canon`): the source's rows as the SQLite
 //! sink would bind them (FLOAT as shown, 6 digits), SQLite's as read; a DECIMAL that
 //! SQLite keeps as a number (`decimal = real`, or `auto` up to 15 digits) is compared to
