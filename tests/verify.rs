@@ -258,6 +258,48 @@ fn nulled_zero_dates_are_equal_in_mysql() {
     zero_dates_nulled("vf_zero_mysql", To::Azure);
 }
 
+/// NOT NULL date and time columns holding zero dates, read as NULL (`zero_dates = null`)
+/// into columns made nullable: equal on both sides, and a real change still found.
+fn not_null_zero_dates(db: &str, to: To) {
+    fresh_db(
+        db,
+        "SET SESSION sql_mode = '';
+         CREATE TABLE z (k INT PRIMARY KEY, d DATE NOT NULL, t DATETIME(6) NOT NULL,
+           ts TIMESTAMP NOT NULL DEFAULT '2001-01-01 00:00:00', n INT);
+         INSERT INTO z VALUES (1, '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00', 1),
+           (2, '2024-02-29', '2024-01-01 10:00:00.5', '2024-03-01 12:00:00', 2);",
+    );
+    let query = "SELECT * FROM z";
+    let cfg = match to {
+        To::Sqlite => sqlite_config(db, query, "z"),
+        To::Azure => {
+            drop_target_db(db);
+            azure_config(db, query, db, "z", &verified("ca.pem"))
+        }
+    };
+    let job = Job::new(&cfg.replacen("[local_db]", "zero_dates = null\n\n[local_db]", 1));
+    job.run(&[]).expect(0);
+    let out = job.run(&["--verify", "--summary-json", "-"]).expect(0);
+    let s: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
+    assert_eq!(s["verify"]["equal"], true, "{s}");
+    root(Some(db))
+        .query_drop("UPDATE z SET n = 3 WHERE k = 1")
+        .unwrap();
+    let out = job.run(&["--verify", "--summary-json", "-"]).expect(5);
+    let s: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
+    assert_eq!(keys(&s["verify"], "changed_keys"), vec!["1"], "{s}");
+}
+
+#[test]
+fn not_null_zero_dates_are_equal_in_sqlite() {
+    not_null_zero_dates("vf_zero_nn_sqlite", To::Sqlite);
+}
+
+#[test]
+fn not_null_zero_dates_are_equal_in_mysql() {
+    not_null_zero_dates("vf_zero_nn_mysql", To::Azure);
+}
+
 /// `decimal = real` keeps 15 significant digits in SQLite: compared to those, equal after
 /// a load; a change within them is found. `decimal = text`: exact.
 #[test]
@@ -316,6 +358,22 @@ fn boundary_found(db: &str, to: To) {
     let v = case.verify(5);
     assert_eq!(counts(&v), (0, 0, 3), "{v}");
     assert_eq!(keys(&v, "changed_keys"), vec!["2", "3", "4"]);
+    // Bytes moved between binary values, which may hold the separator's byte (their
+    // length keeps them apart), and between texts around a `#`.
+    let case = Case::loaded(
+        &format!("{db}_b"),
+        to,
+        "CREATE TABLE b (k INT PRIMARY KEY, x BLOB, y BLOB, s VARCHAR(9), u VARCHAR(9));
+         INSERT INTO b VALUES (1, X'61FF62', X'63', 'c', 'd'), (2, X'FF', X'', 'a#', 'b');",
+        "SELECT * FROM b",
+        "",
+    );
+    // (The target's table is `vt`, whatever the source's.)
+    let change = "UPDATE vt SET x = X'61', y = X'62FF63' WHERE k = 1;
+        UPDATE vt SET s = 'a', u = '#b' WHERE k = 2;";
+    case.target(change, change);
+    let v = case.verify(5);
+    assert_eq!(keys(&v, "changed_keys"), vec!["1", "2"], "{v}");
 }
 
 #[test]

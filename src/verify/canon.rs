@@ -9,11 +9,11 @@
 //!
 //! On MySQL both sides are hashed by the servers with the same SQL (`sql::row_hash`, a
 //! text of its own, as unambiguous, written with `CONCAT_WS`), so FLOAT and DOUBLE are
-//! compared as each server prints `col + 0e0`, alike on both. Into SQLite, dbsync hashes both sides
-//! itself from the values as SQLite holds them (`Canon`): the source's rows as the SQLite
-//! sink would bind them (FLOAT as shown, 6 digits), SQLite's as read; a DECIMAL that
-//! SQLite keeps as a number (`decimal = real`, or `auto` up to 15 digits) is compared to
-//! 15 significant digits. The servers' text and dbsync's are never compared with each
+//! compared as each server prints `col + 0e0`, alike on both. Into SQLite, dbsync hashes
+//! both sides itself from the values as SQLite holds them (`Canon`): the source's rows as
+//! the SQLite sink would bind them (FLOAT as shown, 6 digits), SQLite's as read; a
+//! DECIMAL that SQLite keeps as a number (`decimal = real`, or `auto` up to 15 digits) is
+//! compared to 15 significant digits. The servers' text and dbsync's are never compared with each
 //! other; into SQLite the source's and the file's texts, both dbsync's, are compared byte
 //! for byte before any hashing (`pair`).
 

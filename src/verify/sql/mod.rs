@@ -140,8 +140,14 @@ pub fn row_hash(columns: &[SourceColumn], side: &Side) -> String {
     let mut tokens = Vec::new();
     for c in columns {
         let v = value(c, side);
-        // A NOT NULL column needs no mark (a zero date nulled by the copy is one).
-        let nullable = c.nullable || v.contains("NULL");
+        // A NOT NULL column needs no mark, but for a date or time: a zero date may be NULL
+        // (on the source as `zero_dates = null` reads it, in the target's column made
+        // nullable for it), and both sides must mark it alike.
+        let temporal = matches!(
+            c.ty,
+            SqlType::Date | SqlType::DateTime { .. } | SqlType::Timestamp { .. }
+        );
+        let nullable = c.nullable || temporal;
         match (form(&c.ty), nullable) {
             (Form::Bytes, true) => tokens.extend([format!("IFNULL(LENGTH({v}), 'N')"), v]),
             (Form::Bytes, false) => tokens.extend([format!("LENGTH({v})"), v]),
