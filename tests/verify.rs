@@ -230,9 +230,10 @@ fn a_source_change_is_found_in_mysql() {
     source_change_found("vf_src_mysql", To::Azure);
 }
 
-/// Zero dates written as NULL (`zero_dates = null`) are no difference.
-fn zero_dates_nulled(db: &str, to: To) {
-    fresh_db(db, TYPES);
+/// The source database `db` made by `sql` (a table `vt`), loaded with
+/// `zero_dates = null`, and found equal right after.
+fn nulled_zero_dates_loaded(db: &str, to: To, sql: &str) -> Job {
+    fresh_db(db, sql);
     let query = "SELECT * FROM vt";
     let cfg = match to {
         To::Sqlite => sqlite_config(db, query, "vt"),
@@ -246,6 +247,12 @@ fn zero_dates_nulled(db: &str, to: To) {
     let out = job.run(&["--verify", "--summary-json", "-"]).expect(0);
     let s: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
     assert_eq!(s["verify"]["equal"], true, "{s}");
+    job
+}
+
+/// Zero dates written as NULL (`zero_dates = null`) are no difference.
+fn zero_dates_nulled(db: &str, to: To) {
+    nulled_zero_dates_loaded(db, to, TYPES);
 }
 
 #[test]
@@ -261,29 +268,14 @@ fn nulled_zero_dates_are_equal_in_mysql() {
 /// NOT NULL date and time columns holding zero dates, read as NULL (`zero_dates = null`)
 /// into columns made nullable: equal on both sides, and a real change still found.
 fn not_null_zero_dates(db: &str, to: To) {
-    fresh_db(
-        db,
-        "SET SESSION sql_mode = '';
-         CREATE TABLE z (k INT PRIMARY KEY, d DATE NOT NULL, t DATETIME(6) NOT NULL,
+    let sql = "SET SESSION sql_mode = '';
+         CREATE TABLE vt (k INT PRIMARY KEY, d DATE NOT NULL, t DATETIME(6) NOT NULL,
            ts TIMESTAMP NOT NULL DEFAULT '2001-01-01 00:00:00', n INT);
-         INSERT INTO z VALUES (1, '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00', 1),
-           (2, '2024-02-29', '2024-01-01 10:00:00.5', '2024-03-01 12:00:00', 2);",
-    );
-    let query = "SELECT * FROM z";
-    let cfg = match to {
-        To::Sqlite => sqlite_config(db, query, "z"),
-        To::Azure => {
-            drop_target_db(db);
-            azure_config(db, query, db, "z", &verified("ca.pem"))
-        }
-    };
-    let job = Job::new(&cfg.replacen("[local_db]", "zero_dates = null\n\n[local_db]", 1));
-    job.run(&[]).expect(0);
-    let out = job.run(&["--verify", "--summary-json", "-"]).expect(0);
-    let s: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
-    assert_eq!(s["verify"]["equal"], true, "{s}");
+         INSERT INTO vt VALUES (1, '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00', 1),
+           (2, '2024-02-29', '2024-01-01 10:00:00.5', '2024-03-01 12:00:00', 2);";
+    let job = nulled_zero_dates_loaded(db, to, sql);
     root(Some(db))
-        .query_drop("UPDATE z SET n = 3 WHERE k = 1")
+        .query_drop("UPDATE vt SET n = 3 WHERE k = 1")
         .unwrap();
     let out = job.run(&["--verify", "--summary-json", "-"]).expect(5);
     let s: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
