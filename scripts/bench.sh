@@ -11,6 +11,8 @@
 #   BIG=0 bash scripts/bench.sh           # skip the 400 rows of 1 MiB
 #   MANY=0 bash scripts/bench.sh          # skip the job of 28 tables (scripts/seed_app.sh)
 #   TRIES=5 bash scripts/bench.sh         # dbsync and LOAD DATA rows: the median of 5 tries
+#   VERIFY=0 bash scripts/bench.sh        # skip --verify and the merge with deletes
+#                                         # (scripts/bench_verify.sh, run last)
 set -euo pipefail
 umask 077   # the configs it writes hold the bench password
 source "$(dirname "$0")/lib.sh"
@@ -22,6 +24,7 @@ BEFORE="${BEFORE:-}"
 BIG="${BIG:-1}"
 MANY="${MANY:-1}"        # 0: skip the job of many tables
 TRIES="${TRIES:-3}"   # dbsync's rows and the LOAD DATA limits: the median of this many tries
+VERIFY="${VERIFY:-1}"    # 0: skip the verification rows
 PEER_TRIES=1          # the peers: one try each (pandas takes a minute)
 OUT="$ROOT/bench-out"
 CERTS="$SERVERS/tls/certs"
@@ -202,3 +205,10 @@ awk -F'\t' -v rows="$ROWS" '
             printf "| %-46s | %8.2f | %10.0f | %6.0f MB | %12.2f |\n", name[i], secs[i], rows / secs[i], kb[i] / 1024, secs[i] / b
         }
     }' "$RESULTS"
+
+# The verification rows: --verify of an equal copy and a merge with deletes = apply, each
+# beside a full replace of the same rows (their own table, see scripts/bench_verify.sh).
+if [ "$VERIFY" = 1 ]; then
+    echo
+    ROWS="$ROWS" TRIES="$TRIES" bash "$ROOT/scripts/bench_verify.sh"
+fi
