@@ -13,9 +13,9 @@
 //! both sides itself from the values as SQLite holds them (`Canon`): the source's rows as
 //! the SQLite sink would bind them (FLOAT as shown, 6 digits), SQLite's as read; a
 //! DECIMAL that SQLite keeps as a number (`decimal = real`, or `auto` up to 15 digits) is
-//! compared to 15 significant digits. The servers' text and dbsync's are never compared with each
-//! other; into SQLite the source's and the file's texts, both dbsync's, are compared byte
-//! for byte before any hashing (`pair`).
+//! compared to 15 significant digits. The servers' text and dbsync's are never compared
+//! with each other; into SQLite the source's and the file's texts, both dbsync's, are
+//! compared byte for byte before any hashing (`pair`).
 
 use crate::transform::Cell;
 use rusqlite::types::ValueRef;

@@ -244,12 +244,7 @@ fn unread_among(
         held.get(i).is_some_and(|h| h.0 < b)
     };
     let within = sql::among(&key.name, lacking, between);
-    let (query, dialect) = source.full_query();
-    let side = Side::Source {
-        query: query.to_string(),
-        dialect,
-        zero_dates: plan.zero_dates,
-    };
+    let side = Side::of_source(source, plan.zero_dates);
     let unread = sql::unread(f, sql::SOURCE_ALIAS);
     let asked = sql::unread_keys(&key.name, &side, &within, &unread);
     let unread = numbers_of(Box::new(super::open_source(plan, &asked)?))?;

@@ -80,35 +80,52 @@ impl Server {
     /// Groups as `sql::key_bits` and `sql::unread_bits` answer them. A number that does
     /// not parse is an error: read as 0 it would hide values.
     fn groups_of(&mut self, sql: &str) -> Result<Groups, VerifyError> {
-        let out = self.run(sql, |rows| {
-            let mut out = Vec::new();
-            for row in rows {
-                let row = row?;
-                let cells: Vec<Option<String>> = (0..row.len())
-                    .map(|i| text(&row, i).map(str::to_string))
-                    .collect();
-                out.push(cells);
-            }
-            Ok(out)
-        })?;
-        let mut groups = Groups::new();
-        for cells in out {
-            let number = |i: usize| -> Result<Option<u64>, VerifyError> {
-                match cells.get(i).cloned().flatten() {
-                    None => Ok(None),
-                    Some(v) => v.parse().map(Some).map_err(|_| VerifyError::Query {
-                        side: self.name,
-                        message: format!("a key group's figure is not a number: {v}"),
-                    }),
-                }
+        let groups = self.parsed(sql, |row| {
+            let number = |i: usize| match text(row, i) {
+                None => Ok(None),
+                Some(v) => v
+                    .parse::<u64>()
+                    .map(Some)
+                    .map_err(|_| format!("a key group's figure is not a number: {v}")),
             };
             let group = Group {
                 rows: number(1)?.unwrap_or(0),
                 held: number(2)?.unwrap_or(0),
             };
-            groups.insert(number(0)?, group);
+            Ok(Some((number(0)?, group)))
+        })?;
+        Ok(groups.into_iter().collect())
+    }
+
+    /// The rows of `sql`, each made a `T` by `each` as it comes (`None`: skipped). A row
+    /// `each` refuses ends the read, an error naming why.
+    fn parsed<T>(
+        &mut self,
+        sql: &str,
+        mut each: impl FnMut(&mysql::Row) -> Result<Option<T>, String>,
+    ) -> Result<Vec<T>, VerifyError> {
+        let mut refused = None;
+        let out = self.run(sql, |rows| {
+            let mut out = Vec::new();
+            for row in rows {
+                match each(&row?) {
+                    Ok(Some(t)) => out.push(t),
+                    Ok(None) => {}
+                    Err(why) => {
+                        refused = Some(why);
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })?;
+        match refused {
+            Some(message) => Err(VerifyError::Query {
+                side: self.name,
+                message,
+            }),
+            None => Ok(out),
         }
-        Ok(groups)
     }
 
     /// A single integer key's values of `chunks`: all of them, and those whose rows are
@@ -121,26 +138,16 @@ impl Server {
         let sql = chunking
             .key_values(&self.side, chunks, &self.flag)
             .unwrap_or_default();
-        let texts = self.run(&sql, |rows| {
-            let mut out = Vec::new();
-            for row in rows {
-                let row = row?;
-                if let Some(v) = text(&row, 0) {
-                    out.push((v.to_string(), text(&row, 1) == Some("1")));
-                }
-            }
-            Ok(out)
+        // A value that does not parse is an error: dropped, a source's value would make the
+        // target's row look gone.
+        let mut rows = self.parsed(&sql, |row| match text(row, 0) {
+            None => Ok(None),
+            Some(v) => match v.parse::<i128>() {
+                Ok(v) => Ok(Some((v, text(row, 1) == Some("1")))),
+                Err(_) => Err(format!("a key's value is not a number: {v}")),
+            },
         })?;
-        // Dropped, a source's value would make the target's row look gone.
-        let mut rows = Vec::with_capacity(texts.len());
-        for (v, flag) in texts {
-            let v = v.parse::<i128>().map_err(|_| VerifyError::Query {
-                side: self.name,
-                message: format!("a key's value is not a number: {v}"),
-            })?;
-            // Unflagged first among a value's rows, once sorted.
-            rows.push((v, flag));
-        }
+        // Unflagged first among a value's rows, once sorted.
         rows.sort_unstable();
         let all: Vec<i128> = rows.iter().map(|r| r.0).collect();
         let mut flagged: Vec<i128> = Vec::new();

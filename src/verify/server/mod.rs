@@ -245,14 +245,9 @@ fn servers(
     target: &MySqlTarget,
     source: &MySqlSource,
 ) -> Result<(Server, Server), VerifyError> {
-    let (query, dialect) = source.full_query();
     let src = Server {
         session: plan.source.connect(true, None)?.0,
-        side: Side::Source {
-            query: query.to_string(),
-            dialect,
-            zero_dates: plan.zero_dates,
-        },
+        side: Side::of_source(source, plan.zero_dates),
         name: "source",
         timeout: plan.statement_timeout,
         flag: "0".into(),

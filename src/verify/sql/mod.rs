@@ -10,6 +10,7 @@ pub use time::is_time;
 pub use unread::{among, unread, unread_bits, unread_keys};
 
 use crate::source::mysql::query::{self, Dialect};
+use crate::source::mysql::MySqlSource;
 use crate::transform::{quote_mysql, SourceColumn, SqlType, ZeroDates};
 
 /// The name the source's query goes by in verification statements.
@@ -174,13 +175,26 @@ const NULL_TEXT: &str = "CAST(X'FE' AS BINARY)";
 /// about 0.03-0.06 s a million rows (measured); which of the values the merge did not
 /// read is asked apart, of the few the target lacks (`unread_bits`).
 pub fn key_bits(column: &str, side: &Side) -> String {
-    let inner = side.select(&format!("{} AS k", quote_mysql(column)), None);
-    format!(
-        "SELECT y.k >> 6 AS c, COUNT(*), BIT_OR(1 << (y.k & 63)) FROM ({inner}) AS y GROUP BY c"
-    )
+    bits_of(&side.select(&format!("{} AS k", quote_mysql(column)), None))
+}
+
+/// Per group of 64 of the values `k` that `keys` selects: the group, its rows, its bits.
+fn bits_of(keys: &str) -> String {
+    format!("SELECT y.k >> 6 AS c, COUNT(*), BIT_OR(1 << (y.k & 63)) FROM ({keys}) AS y GROUP BY c")
 }
 
 impl Side {
+    /// The source's side: its query as the copy runs it, its zero dates as the copy reads
+    /// them.
+    pub fn of_source(source: &MySqlSource, zero_dates: ZeroDates) -> Side {
+        let (query, dialect) = source.full_query();
+        Side::Source {
+            query: query.to_string(),
+            dialect,
+            zero_dates,
+        }
+    }
+
     /// `SELECT list FROM <the side's rows> WHERE cond`.
     fn select(&self, list: &str, cond: Option<&str>) -> String {
         let tail = cond.map(|c| format!(" WHERE {c}")).unwrap_or_default();

@@ -19,8 +19,7 @@ pub fn unread_keys(column: &str, side: &Side, within: &str, unread: &str) -> Str
 
 /// `unread_keys` as `key_bits` gives them: per group of 64, the values and the bits.
 pub fn unread_bits(column: &str, side: &Side, within: &str, unread: &str) -> String {
-    let keys = unread_keys(column, side, within, unread);
-    format!("SELECT y.k >> 6 AS c, COUNT(*), BIT_OR(1 << (y.k & 63)) FROM ({keys}) AS y GROUP BY c")
+    super::bits_of(&unread_keys(column, side, within, unread))
 }
 
 /// Runs of values a statement names, at most; past them, every row is looked at.
